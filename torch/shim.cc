@@ -1,0 +1,315 @@
+// spottrain's libtorch shim: the only C++ of the project. C++17; compiles against libtorch 1.13
+// (Debian, CPU) and 2.x (CUDA). See shim.h for the conventions.
+#include "shim.h"
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+char* dup_message(const char* msg) {
+  size_t n = std::strlen(msg);
+  char* out = static_cast<char*>(std::malloc(n + 1));
+  if (out != nullptr) std::memcpy(out, msg, n + 1);
+  return out;
+}
+
+// SHIM_BEGIN / SHIM_END wrap the body of every fallible function: whatever is thrown becomes the
+// returned message.
+#define SHIM_BEGIN try {
+#define SHIM_END                                            \
+  }                                                         \
+  catch (const c10::Error& e) {                             \
+    return dup_message(e.what_without_backtrace());         \
+  }                                                         \
+  catch (const std::exception& e) {                         \
+    return dup_message(e.what());                           \
+  }                                                         \
+  catch (...) {                                             \
+    return dup_message("unknown C++ exception in libtorch"); \
+  }                                                         \
+  return nullptr;
+
+enum LossKind { LOSS_MSE = 0 };
+
+// Model is what every network of the shim is: a module with a single-tensor forward.
+struct Model : torch::nn::Module {
+  virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+};
+
+// LSTMForecaster maps a window [B, L, F] to the next `horizon` values [B, horizon].
+struct LSTMForecaster : Model {
+  LSTMForecaster(int64_t in, int64_t hidden, int64_t layers, double dropout, int64_t horizon)
+      : lstm(register_module(
+            "lstm", torch::nn::LSTM(torch::nn::LSTMOptions(in, hidden)
+                                        .num_layers(layers)
+                                        .dropout(layers > 1 ? dropout : 0.0)
+                                        .batch_first(true)))),
+        drop(register_module("drop", torch::nn::Dropout(dropout))),
+        head(register_module("head", torch::nn::Linear(hidden, horizon))) {}
+
+  torch::Tensor forward(const torch::Tensor& x) override {
+    TORCH_CHECK(x.dim() == 3, "LSTM input must be [batch, lookback, features], got ", x.sizes());
+    auto out = std::get<0>(lstm->forward(x));  // [B, L, hidden]
+    auto last = out.select(1, out.size(1) - 1);
+    return head->forward(drop->forward(last));
+  }
+
+  torch::nn::LSTM lstm;
+  torch::nn::Dropout drop;
+  torch::nn::Linear head;
+};
+
+struct NetState {
+  std::shared_ptr<Model> model;
+  torch::Device device;
+  LossKind loss;
+  bool training;
+  torch::Tensor loss_sum;  // on device; undefined until the first step after a take
+  int64_t loss_count = 0;
+};
+
+struct OptimState {
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  NetState* net;
+};
+
+NetState* as_net(Net n) { return static_cast<NetState*>(n); }
+OptimState* as_optim(Optim o) { return static_cast<OptimState*>(o); }
+
+torch::Device check_device(const char* name) {
+  torch::Device dev{std::string(name)};
+  if (dev.is_cuda()) {
+    int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+    TORCH_CHECK(count > 0, "device ", name, ": CUDA is not available (no GPU, or a CPU-only libtorch)");
+    TORCH_CHECK(!dev.has_index() || dev.index() < count, "device ", name, ": only ", count,
+                " CUDA device(s)");
+  } else {
+    TORCH_CHECK(dev.is_cpu(), "device ", name, ": only cpu and cuda devices are supported");
+  }
+  return dev;
+}
+
+std::vector<int64_t> shape_of(const int64_t* shape, int ndim) {
+  TORCH_CHECK(ndim > 0 && ndim <= 8, "tensor rank must be 1..8, got ", ndim);
+  std::vector<int64_t> s(shape, shape + ndim);
+  for (int64_t d : s) TORCH_CHECK(d > 0, "tensor dimensions must be positive, got ", s);
+  return s;
+}
+
+// host_tensor wraps caller memory without copying; it is valid for the duration of the call only.
+torch::Tensor host_tensor(const void* data, const int64_t* shape, int ndim, int dtype) {
+  TORCH_CHECK(data != nullptr, "null data pointer");
+  TORCH_CHECK(dtype == DTYPE_FLOAT32 || dtype == DTYPE_INT64, "unknown dtype code ", dtype);
+  auto opts = torch::TensorOptions().dtype(dtype == DTYPE_FLOAT32 ? torch::kFloat32 : torch::kInt64);
+  return torch::from_blob(const_cast<void*>(data), shape_of(shape, ndim), opts);
+}
+
+void set_mode(NetState* net, bool training) {
+  if (net->training != training) {
+    net->model->train(training);
+    net->training = training;
+  }
+}
+
+torch::Tensor compute_loss(NetState* net, const torch::Tensor& out, const torch::Tensor& y) {
+  switch (net->loss) {
+    case LOSS_MSE:
+      TORCH_CHECK(out.sizes() == y.sizes(), "target shape ", y.sizes(), " does not match output shape ",
+                  out.sizes());
+      return torch::mse_loss(out, y.to(out.dtype()));
+  }
+  TORCH_CHECK(false, "unknown loss kind");
+}
+
+// clip_grad_norm scales all gradients so that their global L2 norm is at most max_norm, exactly
+// as torch.nn.utils.clip_grad_norm_ does, but without reading the norm back to the host.
+void clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  std::vector<torch::Tensor> norms;
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : params) {
+    if (p.grad().defined()) {
+      grads.push_back(p.grad());
+      norms.push_back(p.grad().detach().norm(2));
+    }
+  }
+  if (grads.empty()) return;
+  auto total = torch::stack(norms).norm(2);
+  auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
+  for (auto& g : grads) g.detach().mul_(coef);
+}
+
+void train_step(NetState* net, OptimState* opt, const torch::Tensor& x_host,
+                const torch::Tensor& y_host, double lr, double clip) {
+  TORCH_CHECK(opt->net == net, "the optimizer was built for another net");
+  set_mode(net, true);
+  auto x = x_host.to(net->device);
+  auto y = y_host.to(net->device);
+  for (auto& group : opt->optimizer->param_groups()) {
+    group.options().set_lr(lr);
+    for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();  // zero_grad(set_to_none)
+  }
+  auto out = net->model->forward(x);
+  auto loss = compute_loss(net, out, y);
+  loss.backward();
+  if (clip > 0) clip_grad_norm(net->model->parameters(), clip);
+  opt->optimizer->step();
+  auto l = loss.detach();
+  net->loss_sum = net->loss_sum.defined() ? net->loss_sum + l : l;
+  net->loss_count++;
+}
+
+}  // namespace
+
+extern "C" {
+
+char* Torch_Version(char** out) {
+  SHIM_BEGIN
+  *out = dup_message(TORCH_VERSION);
+  SHIM_END
+}
+
+void Torch_SetNumThreads(int n) { at::set_num_threads(n); }
+
+int Torch_GetNumThreads(void) { return at::get_num_threads(); }
+
+void Torch_ManualSeed(uint64_t seed) { torch::manual_seed(seed); }
+
+char* Torch_SetDeterministic(int on) {
+  SHIM_BEGIN
+  at::globalContext().setDeterministicAlgorithms(on != 0, false);
+  at::globalContext().setDeterministicCuDNN(on != 0);
+  if (on) at::globalContext().setBenchmarkCuDNN(false);
+  SHIM_END
+}
+
+int Torch_CudaDeviceCount(void) {
+  try {
+    return static_cast<int>(torch::cuda::device_count());
+  } catch (...) {
+    return 0;
+  }
+}
+
+char* Torch_CheckDevice(const char* name) {
+  SHIM_BEGIN
+  check_device(name);
+  SHIM_END
+}
+
+char* Torch_Synchronize(const char* name) {
+  SHIM_BEGIN
+  auto dev = check_device(name);
+  if (dev.is_cuda()) torch::cuda::synchronize(dev.has_index() ? dev.index() : -1);
+  SHIM_END
+}
+
+char* Net_NewLSTM(int64_t in, int64_t hidden, int64_t layers, double dropout, int64_t horizon,
+                  const char* device, Net* out) {
+  SHIM_BEGIN
+  TORCH_CHECK(in > 0 && hidden > 0 && layers > 0 && horizon > 0,
+              "LSTM sizes must be positive (input ", in, ", hidden ", hidden, ", layers ", layers,
+              ", horizon ", horizon, ")");
+  TORCH_CHECK(dropout >= 0 && dropout < 1, "LSTM dropout must be in [0, 1), got ", dropout);
+  auto dev = check_device(device);
+  auto model = std::make_shared<LSTMForecaster>(in, hidden, layers, dropout, horizon);
+  model->to(dev);
+  model->train(true);
+  *out = new NetState{model, dev, LOSS_MSE, true, torch::Tensor(), 0};
+  SHIM_END
+}
+
+void Net_Free(Net net) { delete as_net(net); }
+
+int64_t Net_NumParams(Net net) {
+  int64_t n = 0;
+  for (const auto& p : as_net(net)->model->parameters()) n += p.numel();
+  return n;
+}
+
+char* Net_Forward(Net n, const float* x, const int64_t* xshape, int xdim, float* out,
+                  int64_t outLen) {
+  SHIM_BEGIN
+  auto net = as_net(n);
+  set_mode(net, false);
+  torch::NoGradGuard no_grad;
+  auto input = host_tensor(x, xshape, xdim, DTYPE_FLOAT32).to(net->device);
+  auto y = net->model->forward(input).to(torch::kCPU, torch::kFloat32).contiguous();
+  TORCH_CHECK(y.numel() == outLen, "output has ", y.numel(), " elements (shape ", y.sizes(),
+              "), buffer holds ", outLen);
+  std::memcpy(out, y.data_ptr<float>(), sizeof(float) * outLen);
+  SHIM_END
+}
+
+char* Net_TrainStep(Net n, Optim o, const float* x, const int64_t* xshape, int xdim, const void* y,
+                    const int64_t* yshape, int ydim, int ydtype, double lr, double clip) {
+  SHIM_BEGIN
+  train_step(as_net(n), as_optim(o), host_tensor(x, xshape, xdim, DTYPE_FLOAT32),
+             host_tensor(y, yshape, ydim, ydtype), lr, clip);
+  SHIM_END
+}
+
+char* Net_TrainSteps(Net n, Optim o, const float* x, const int64_t* xshape, int xdim,
+                     const void* y, const int64_t* yshape, int ydim, int ydtype, double lr,
+                     double clip, int64_t steps) {
+  SHIM_BEGIN
+  auto xt = host_tensor(x, xshape, xdim, DTYPE_FLOAT32);
+  auto yt = host_tensor(y, yshape, ydim, ydtype);
+  for (int64_t i = 0; i < steps; i++) train_step(as_net(n), as_optim(o), xt, yt, lr, clip);
+  SHIM_END
+}
+
+char* Net_TakeLoss(Net n, double* sum, int64_t* count) {
+  SHIM_BEGIN
+  auto net = as_net(n);
+  *sum = net->loss_sum.defined() ? net->loss_sum.item<double>() : 0.0;
+  *count = net->loss_count;
+  net->loss_sum = torch::Tensor();
+  net->loss_count = 0;
+  SHIM_END
+}
+
+char* Optim_New(Net n, int kind, double lr, double weight_decay, double beta1, double beta2,
+                double eps, double momentum, int nesterov, Optim* out) {
+  SHIM_BEGIN
+  auto net = as_net(n);
+  auto params = net->model->parameters();
+  std::unique_ptr<torch::optim::Optimizer> opt;
+  switch (kind) {
+    case OPTIM_ADAM:
+      opt = std::make_unique<torch::optim::Adam>(
+          params, torch::optim::AdamOptions(lr)
+                      .betas(std::make_tuple(beta1, beta2))
+                      .eps(eps)
+                      .weight_decay(weight_decay));
+      break;
+    case OPTIM_ADAMW:
+      opt = std::make_unique<torch::optim::AdamW>(
+          params, torch::optim::AdamWOptions(lr)
+                      .betas(std::make_tuple(beta1, beta2))
+                      .eps(eps)
+                      .weight_decay(weight_decay));
+      break;
+    case OPTIM_SGD:
+      TORCH_CHECK(!nesterov || momentum > 0, "SGD nesterov needs momentum > 0");
+      opt = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(lr)
+                                                            .momentum(momentum)
+                                                            .nesterov(nesterov != 0)
+                                                            .weight_decay(weight_decay));
+      break;
+    default:
+      TORCH_CHECK(false, "unknown optimizer kind ", kind);
+  }
+  *out = new OptimState{std::move(opt), net};
+  SHIM_END
+}
+
+void Optim_Free(Optim o) { delete as_optim(o); }
+
+}  // extern "C"

@@ -1,0 +1,76 @@
+// C interface of spottrain's libtorch shim. Compiled as C by cgo, implemented in C++ (shim.cc).
+//
+// Conventions (see DESIGN.md):
+//   - every function that can fail returns char*: NULL on success, else a malloc'd message that the
+//     caller frees; no C++ exception ever crosses this boundary;
+//   - out-values go through pointers;
+//   - handles are opaque; Type_Verb names;
+//   - caller memory (inputs, outputs, shapes) is read or written only during the call.
+#ifndef SPOTTRAIN_SHIM_H
+#define SPOTTRAIN_SHIM_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void* Net;    // a model, its loss and its running loss sum, on one device
+typedef void* Optim;  // an optimizer over one Net's parameters
+
+// Element types of caller buffers.
+enum { DTYPE_FLOAT32 = 0, DTYPE_INT64 = 1 };
+
+// Optimizer kinds.
+enum { OPTIM_ADAM = 0, OPTIM_ADAMW = 1, OPTIM_SGD = 2 };
+
+// Process-wide settings.
+char* Torch_Version(char** out);  // "1.13.0"; *out is malloc'd
+void Torch_SetNumThreads(int n);
+int Torch_GetNumThreads(void);
+void Torch_ManualSeed(uint64_t seed);  // CPU and every CUDA device
+char* Torch_SetDeterministic(int on);
+int Torch_CudaDeviceCount(void);
+// Torch_CheckDevice validates a concrete device name ("cpu", "cuda", "cuda:N") and that it exists.
+char* Torch_CheckDevice(const char* name);
+char* Torch_Synchronize(const char* device);
+
+// Net_NewLSTM builds the LSTM forecaster: [B, L, in] -> LSTM(layers, hidden, batch_first) ->
+// last step -> dropout -> Linear(hidden, horizon) -> [B, horizon]; loss is MSE.
+char* Net_NewLSTM(int64_t in, int64_t hidden, int64_t layers, double dropout, int64_t horizon,
+                  const char* device, Net* out);
+void Net_Free(Net net);
+int64_t Net_NumParams(Net net);
+
+// Net_Forward runs the model in eval mode without autograd on x (float32, shape xshape[0..xdim))
+// and copies the output (float32) into out, which holds outLen elements.
+char* Net_Forward(Net net, const float* x, const int64_t* xshape, int xdim, float* out,
+                  int64_t outLen);
+
+// Net_TrainStep is one whole training step in train mode: zero grads, forward, loss against y
+// (ydtype, shape yshape[0..ydim)), backward, optional global-norm gradient clipping (clip > 0),
+// optimizer step with learning rate lr. It adds the loss to the net's running sum on the device
+// and never waits for the device.
+char* Net_TrainStep(Net net, Optim opt, const float* x, const int64_t* xshape, int xdim,
+                    const void* y, const int64_t* yshape, int ydim, int ydtype, double lr,
+                    double clip);
+
+// Net_TrainSteps runs Net_TrainStep `steps` times on the same batch inside C++: the pure C++ loop
+// that benchmarks compare the Go loop with.
+char* Net_TrainSteps(Net net, Optim opt, const float* x, const int64_t* xshape, int xdim,
+                     const void* y, const int64_t* yshape, int ydim, int ydtype, double lr,
+                     double clip, int64_t steps);
+
+// Net_TakeLoss waits for the device, returns the sum and count of the losses since the last take,
+// and resets them.
+char* Net_TakeLoss(Net net, double* sum, int64_t* count);
+
+char* Optim_New(Net net, int kind, double lr, double weight_decay, double beta1, double beta2,
+                double eps, double momentum, int nesterov, Optim* out);
+void Optim_Free(Optim opt);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif  // SPOTTRAIN_SHIM_H
