@@ -1,0 +1,332 @@
+package configs_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spottrain/configs"
+)
+
+// writeFile writes doc to dir/name (creating dirs) and returns its path.
+func writeFile(t *testing.T, dir, name, doc string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	require.NoError(t, os.WriteFile(path, []byte(doc), 0o644))
+	return path
+}
+
+func TestDefaultValidates(t *testing.T) {
+	require.NoError(t, configs.Default().Validate())
+}
+
+func TestDemoConfigLoads(t *testing.T) {
+	c, err := configs.LoadBytes("lstm-solar.yaml", configs.DemoLSTM, "", nil)
+	require.NoError(t, err)
+	assert.Equal(t, "lstm-solar", c.Name)
+	assert.Equal(t, "synthetic", c.Data.Source)
+	assert.Equal(t, 365, c.Data.Days)
+	assert.Equal(t, 4, c.Train.Epochs)
+	assert.Equal(t, 2e-3, c.Optimizer.LR)
+}
+
+func TestLoadKeepsDefaultsForUnnamedKeys(t *testing.T) {
+	path := writeFile(t, t.TempDir(), "cfg.yaml", `
+name: small
+model:
+  hidden_size: 32
+data:
+  start: 2024-06-01T12:00:00+02:00
+optimizer:
+  betas: [0.8, 0.9]
+`)
+	got, err := configs.Load(path, nil)
+	require.NoError(t, err)
+
+	want := configs.Default()
+	want.Name = "small"
+	want.RunDir = "runs/small" // follows name when not set
+	want.Model.HiddenSize = 32
+	want.Data.Start = time.Date(2024, 6, 1, 10, 0, 0, 0, time.UTC)
+	want.Optimizer.Betas = [2]float64{0.8, 0.9}
+	assert.Equal(t, want, got)
+}
+
+func TestSetOverrides(t *testing.T) {
+	path := writeFile(t, t.TempDir(), "cfg.yaml", "run_dir: out\ntrain:\n  epochs: 3\n  batch_size: 16\n")
+	tests := []struct {
+		name string
+		sets []string
+		want func(*configs.Config)
+	}{
+		{"None", nil, func(c *configs.Config) {}},
+		{"BeatsFile", []string{"train.epochs=7"}, func(c *configs.Config) { c.Train.Epochs = 7 }},
+		{"LaterSetWins", []string{"train.epochs=7", "train.epochs=8"}, func(c *configs.Config) { c.Train.Epochs = 8 }},
+		{"FlowList", []string{"optimizer.betas=[0.9,0.98]"}, func(c *configs.Config) { c.Optimizer.Betas = [2]float64{0.9, 0.98} }},
+		{"PlainString", []string{"name=foo"}, func(c *configs.Config) { c.Name = "foo" }},
+		{"NumberAsString", []string{"data.power_column=2"}, func(c *configs.Config) { c.Data.PowerColumn = "2" }},
+		{"EmptyString", []string{"data.timestamp_column=", "data.source=synthetic"}, func(c *configs.Config) { c.Data.TimestampColumn = "" }},
+		{"Bool", []string{"deterministic=true"}, func(c *configs.Config) { c.Deterministic = true }},
+		{"FlowMapping", []string{"model={num_layers: 3, dropout: 0}"}, func(c *configs.Config) {
+			c.Model.NumLayers, c.Model.Dropout = 3, 0
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := configs.Load(path, tt.sets)
+			require.NoError(t, err)
+			want := configs.Default()
+			want.RunDir = "out"
+			want.Train.Epochs, want.Train.BatchSize = 3, 16
+			tt.want(&want)
+			assert.Equal(t, want, got)
+		})
+	}
+}
+
+func TestRunDir(t *testing.T) {
+	tests := []struct {
+		name, doc string
+		sets      []string
+		want      string
+	}{
+		{"Default", "seed: 1\n", nil, "runs/lstm-solar"},
+		{"FollowsName", "name: exp1\n", nil, "runs/exp1"},
+		{"FollowsSetName", "seed: 1\n", []string{"name=exp2"}, "runs/exp2"},
+		{"Explicit", "name: exp1\nrun_dir: /tmp/x\n", nil, "/tmp/x"},
+		{"ExplicitRelativeStaysRelative", "run_dir: out/r\n", nil, "out/r"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := configs.LoadBytes("cfg.yaml", []byte(tt.doc), "/somewhere", tt.sets)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, c.RunDir)
+		})
+	}
+}
+
+func TestDataPath(t *testing.T) {
+	dir := t.TempDir()
+	abs := filepath.Join(dir, "abs.csv")
+	tests := []struct {
+		name, path string
+		sets       []string
+		want       string
+	}{
+		{"RelativeToConfigFile", "pv/site.csv", nil, filepath.Join(dir, "conf", "pv", "site.csv")},
+		{"ParentOfConfigDir", "../site.csv", nil, filepath.Join(dir, "site.csv")},
+		{"Absolute", abs, nil, abs},
+		{"SetIsRelativeToCurrentDir", "pv/site.csv", []string{"data.path=other.csv"}, "other.csv"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, dir, "conf/cfg.yaml", "data:\n  source: csv\n  path: "+tt.path+"\n  capacity_kw: 0\n")
+			c, err := configs.Load(path, tt.sets)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, c.Data.Path)
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		sets []string
+		file string // "" means "cfg.yaml"
+		line int
+		key  string
+		msg  string // the exact Msg
+	}{
+		// document level
+		{name: "Empty", doc: "", msg: "no settings (the document is empty)"},
+		{name: "OnlyComments", doc: "# nothing\n", msg: "no settings (the document is empty)"},
+		{name: "Syntax", doc: "train:\n  epochs: [1,\n", line: 2, msg: "invalid YAML: did not find expected node content"},
+		{name: "Tab", doc: "train:\n\tepochs: 1\n", line: 2, msg: "invalid YAML: found character that cannot start any token"},
+		{name: "TopLevelList", doc: "- name\n- seed\n", line: 1, msg: "top level must be a mapping of settings (got a list of 2)"},
+		{name: "TopLevelScalar", doc: "\nlstm\n", line: 2, msg: `top level must be a mapping of settings (got "lstm")`},
+		{name: "TwoDocuments", doc: "name: a\n---\nname: b\n", line: 2, msg: "more than one YAML document"},
+		{name: "DuplicateKey", doc: "train:\n  epochs: 1\n  epochs: 2\n", line: 3, key: "train.epochs", msg: "duplicate key (first on line 2)"},
+		{name: "Alias", doc: "model:\n  hidden_size: &h 8\n  num_layers: *h\n", line: 3, key: "model.num_layers", msg: "YAML aliases are not supported"},
+
+		// unknown keys
+		{name: "UnknownTop", doc: "seed: 1\nnmae: x\n", line: 2, key: "nmae", msg: "unknown key; did you mean name?"},
+		{name: "UnknownNested", doc: "model:\n  hiden_size: 3\n", line: 2, key: "model.hiden_size", msg: "unknown key; did you mean hidden_size?"},
+		{name: "UnknownFar", doc: "schedule:\n  kind: step\n", line: 2, key: "schedule.kind",
+			msg: "unknown key; known keys: name, warmup_steps, step_size, gamma, min_lr"},
+
+		// wrong types
+		{name: "WordForInt", doc: "train:\n  epochs: ten\n", line: 2, key: "train.epochs", msg: `must be an integer (got "ten")`},
+		{name: "FloatForInt", doc: "train:\n  epochs: 3.5\n", line: 2, key: "train.epochs", msg: `must be an integer (got "3.5")`},
+		{name: "QuotedNumber", doc: "optimizer:\n  lr: \"0.1\"\n", line: 2, key: "optimizer.lr", msg: `must be a finite number (got "0.1")`},
+		{name: "NaN", doc: "optimizer:\n  lr: .nan\n", line: 2, key: "optimizer.lr", msg: `must be a finite number (got ".nan")`},
+		{name: "NegativeSeed", doc: "seed: -1\n", line: 1, key: "seed", msg: `must be a non-negative integer (got "-1")`},
+		{name: "YesForBool", doc: "deterministic: yes\n", line: 1, key: "deterministic", msg: `must be true or false (got "yes")`},
+		{name: "Null", doc: "train:\n  epochs:\n", line: 2, key: "train.epochs", msg: "must be an integer (got null)"},
+		{name: "MappingForString", doc: "name: {a: 1}\n", line: 1, key: "name", msg: "must be a string (got a mapping)"},
+		{name: "ScalarForSection", doc: "\nmodel: lstm\n", line: 2, key: "model", msg: `must be a mapping (got "lstm")`},
+		{name: "BetasLength", doc: "optimizer:\n  betas: [0.9]\n", line: 2, key: "optimizer.betas", msg: "must be a list of 2 numbers (got a list of 1)"},
+		{name: "BetasElement", doc: "optimizer:\n  betas:\n    - 0.9\n    - x\n", line: 4, key: "optimizer.betas[1]", msg: `must be a finite number (got "x")`},
+		{name: "BadDate", doc: "data:\n  start: 2023-02-30\n", line: 2, key: "data.start",
+			msg: `must be a date (YYYY-MM-DD) or an RFC 3339 time (got "2023-02-30")`},
+
+		// ranges and enums
+		{name: "EpochsZero", doc: "train:\n  epochs: 0\n", line: 2, key: "train.epochs", msg: "must be >= 1 (got 0)"},
+		{name: "HiddenTooBig", doc: "model:\n  hidden_size: 5000\n", line: 2, key: "model.hidden_size", msg: "must be in [1, 4096] (got 5000)"},
+		{name: "DropoutOne", doc: "model:\n  dropout: 1\n", line: 2, key: "model.dropout", msg: "must be in [0, 1) (got 1)"},
+		{name: "Latitude", doc: "data:\n  latitude: -91\n", line: 2, key: "data.latitude", msg: "must be in [-90, 90] (got -91)"},
+		{name: "Horizon", doc: "data:\n  horizon_hours: 25\n", line: 2, key: "data.horizon_hours", msg: "must be in [1, 24] (got 25)"},
+		{name: "Beta", doc: "optimizer:\n  betas: [0.9, 1.0]\n", line: 2, key: "optimizer.betas[1]", msg: "must be in [0, 1) (got 1)"},
+		{name: "SyntheticCapacity", doc: "data:\n  capacity_kw: 0\n", line: 2, key: "data.capacity_kw", msg: "must be > 0 for synthetic data (got 0)"},
+		{name: "Gamma", doc: "schedule:\n  gamma: 0\n", line: 2, key: "schedule.gamma", msg: "must be in (0, 1] (got 0)"},
+		{name: "EnumOptimizer", doc: "optimizer:\n  name: adma\n", line: 2, key: "optimizer.name", msg: `must be one of adam, adamw, sgd (got "adma")`},
+		{name: "EnumModel", doc: "model:\n  kind: resnet\n", line: 2, key: "model.kind", msg: `must be one of lstm (got "resnet")`},
+		{name: "EnumSchedule", doc: "schedule:\n  name: linear\n", line: 2, key: "schedule.name", msg: `must be one of constant, step, cosine (got "linear")`},
+		{name: "Device", doc: "device: cuda:x\n", line: 1, key: "device", msg: `must be auto, cpu, cuda or cuda:N (got "cuda:x")`},
+		{name: "EmptyName", doc: "name: \"\"\n", line: 1, key: "name",
+			msg: `must be letters, digits, '.', '_' or '-', starting with a letter or digit (got "")`},
+
+		// cross-field rules: the error points at the key a layer set
+		{name: "NesterovWithoutMomentum", doc: "optimizer:\n  name: sgd\n  momentum: 0\n  nesterov: true\n", line: 4,
+			key: "optimizer.nesterov", msg: "requires optimizer.momentum > 0 (got 0)"},
+		{name: "SplitsTooBig", doc: "data:\n  train_frac: 0.8\n  val_frac: 0.2\n", line: 3, key: "data.val_frac",
+			msg: "data.train_frac + data.val_frac must be < 1, leaving a test split (got 0.8 + 0.2)"},
+		{name: "SplitsTooBigTrainOnly", doc: "data:\n  train_frac: 0.9\n", line: 2, key: "data.val_frac",
+			msg: "data.train_frac + data.val_frac must be < 1, leaving a test split (got 0.9 + 0.15)"},
+		{name: "CSVWithoutPath", doc: "seed: 1\ndata:\n  source: csv\n", line: 3, key: "data.path", msg: "required when data.source is csv"},
+		{name: "PVGISWithoutPath", doc: "data:\n  source: pvgis\n  path: \"\"\n", line: 3, key: "data.path", msg: "required when data.source is pvgis"},
+		{name: "MinLRNotBelowLR", doc: "optimizer:\n  lr: 0.01\nschedule:\n  min_lr: 0.01\n", line: 4, key: "schedule.min_lr",
+			msg: "must be < optimizer.lr (got 0.01, lr 0.01)"},
+		{name: "MinLRFromSet", doc: "optimizer:\n  lr: 0.001\n", sets: []string{"schedule.min_lr=0.002"},
+			file: "--set schedule.min_lr=0.002", key: "schedule.min_lr", msg: "must be < optimizer.lr (got 0.002, lr 0.001)"},
+
+		// --set
+		{name: "SetNoEquals", doc: "seed: 1\n", sets: []string{"train.epochs"}, file: "--set train.epochs", msg: "want dotted.key=value"},
+		{name: "SetEmptyKey", doc: "seed: 1\n", sets: []string{"=3"}, file: "--set =3", msg: "malformed key: want dotted.key=value"},
+		{name: "SetEmptySegment", doc: "seed: 1\n", sets: []string{"train..epochs=3"}, file: "--set train..epochs=3",
+			key: "train..epochs", msg: "malformed key: want dotted.key=value"},
+		{name: "SetUnknownKey", doc: "seed: 1\n", sets: []string{"train.epoch=3"}, file: "--set train.epoch=3",
+			key: "train.epoch", msg: "unknown key; did you mean epochs?"},
+		{name: "SetWrongType", doc: "seed: 1\n", sets: []string{"train.epochs=ten"}, file: "--set train.epochs=ten",
+			key: "train.epochs", msg: `must be an integer (got "ten")`},
+		{name: "SetOutOfRange", doc: "train:\n  epochs: 3\n", sets: []string{"train.epochs=0"}, file: "--set train.epochs=0",
+			key: "train.epochs", msg: "must be >= 1 (got 0)"},
+		{name: "SetBadYAML", doc: "seed: 1\n", sets: []string{"optimizer.betas=[0.9,"}, file: "--set optimizer.betas=[0.9,",
+			key: "optimizer.betas", msg: "invalid YAML: did not find expected node content"},
+		{name: "SetReplacesSection", doc: "seed: 1\n", sets: []string{"model=lstm"}, file: "--set model=lstm",
+			key: "model", msg: `must be a mapping (got "lstm")`},
+		{name: "SetSecondOfTwo", doc: "seed: 1\n", sets: []string{"seed=2", "seed=x"}, file: "--set seed=x",
+			key: "seed", msg: `must be a non-negative integer (got "x")`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := configs.LoadBytes("cfg.yaml", []byte(tt.doc), "", tt.sets)
+			var cerr *configs.Error
+			require.ErrorAs(t, err, &cerr)
+			file := tt.file
+			if file == "" {
+				file = "cfg.yaml"
+			}
+			assert.Equal(t, configs.Error{File: file, Line: tt.line, Key: tt.key, Msg: tt.msg}, *cerr)
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nope.yaml")
+	_, err := configs.Load(path, nil)
+	var cerr *configs.Error
+	require.ErrorAs(t, err, &cerr)
+	assert.Equal(t, path+": cannot read: no such file or directory", err.Error())
+}
+
+func TestLoadNamesFile(t *testing.T) {
+	path := writeFile(t, t.TempDir(), "cfg.yaml", "name: x\ntrain:\n  epochs: 0\n")
+	_, err := configs.Load(path, nil)
+	require.Error(t, err)
+	assert.Equal(t, path+":3: train.epochs: must be >= 1 (got 0)", err.Error())
+}
+
+func TestErrorString(t *testing.T) {
+	tests := []struct {
+		err  configs.Error
+		want string
+	}{
+		{configs.Error{File: "cfg.yaml", Line: 12, Key: "train.epochs", Msg: "must be >= 1 (got 0)"}, "cfg.yaml:12: train.epochs: must be >= 1 (got 0)"},
+		{configs.Error{File: "--set train.epochs=0", Key: "train.epochs", Msg: "must be >= 1 (got 0)"}, "--set train.epochs=0: train.epochs: must be >= 1 (got 0)"},
+		{configs.Error{File: "cfg.yaml", Msg: "no settings (the document is empty)"}, "cfg.yaml: no settings (the document is empty)"},
+		{configs.Error{Key: "seed", Msg: "bad"}, "seed: bad"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, tt.err.Error())
+	}
+	var err error = &configs.Error{Msg: "x"}
+	var cerr *configs.Error
+	assert.True(t, errors.As(err, &cerr))
+}
+
+func TestValidateReportsKey(t *testing.T) {
+	c := configs.Default()
+	c.Train.BatchSize = 0
+	assert.Equal(t, &configs.Error{Key: "train.batch_size", Msg: "must be >= 1 (got 0)"}, c.Validate())
+}
+
+func TestHash(t *testing.T) {
+	dir := t.TempDir()
+	// Non-default values everywhere it matters, written unusually.
+	path := writeFile(t, dir, "cfg.yaml", `
+schedule: {name: step, step_size: 10, gamma: 0.25}
+optimizer:
+  name: sgd
+  lr: 1e-2
+  nesterov: true
+data:
+  source: csv
+  path: pv.csv
+  start: 2024-03-01T00:00:00.5-01:00
+  power_unit: W
+seed: 18446744073709551615
+`)
+	c, err := configs.Load(path, []string{"optimizer.betas=[0, 0.5]", "device=cuda:1"})
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(dir, "pv.csv"), c.Data.Path)
+
+	doc, err := c.YAML()
+	require.NoError(t, err)
+	saved := writeFile(t, t.TempDir(), "config.yaml", string(doc))
+	back, err := configs.Load(saved, nil)
+	require.NoError(t, err)
+	assert.Equal(t, c, back)
+	assert.Equal(t, c.Hash(), back.Hash())
+	assert.Len(t, c.Hash(), 64)
+
+	t.Run("SpellingDoesNotMatter", func(t *testing.T) {
+		a, err := configs.LoadBytes("a.yaml", []byte("optimizer:\n  lr: 0.001\ntrain: {epochs: 10}\n"), "", nil)
+		require.NoError(t, err)
+		b, err := configs.LoadBytes("b.yaml", []byte("train:\n  epochs: 10\noptimizer: {lr: 1.0e-3}\n"), "", nil)
+		require.NoError(t, err)
+		assert.Equal(t, a.Hash(), b.Hash())
+		assert.Equal(t, configs.Default().Hash(), a.Hash())
+	})
+	t.Run("ChangesWithValue", func(t *testing.T) {
+		changed := c
+		changed.Optimizer.Betas[1] = 0.51
+		assert.NotEqual(t, c.Hash(), changed.Hash())
+		changed = c
+		changed.Deterministic = true
+		assert.NotEqual(t, c.Hash(), changed.Hash())
+	})
+	t.Run("DefaultRoundTrip", func(t *testing.T) {
+		doc, err := configs.Default().YAML()
+		require.NoError(t, err)
+		d, err := configs.LoadBytes("config.yaml", doc, "", nil)
+		require.NoError(t, err)
+		assert.Equal(t, configs.Default(), d)
+	})
+}
