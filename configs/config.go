@@ -42,7 +42,7 @@ type Config struct {
 	Name          string          `yaml:"name"`
 	Seed          uint64          `yaml:"seed"`          // model init, data order, dropout
 	Device        string          `yaml:"device"`        // auto, cpu, cuda or cuda:N
-	Threads       int             `yaml:"threads"`       // intra-op threads; 0 = libtorch default
+	Threads       int             `yaml:"threads"`       // intra-op threads; 0 = one per CPU core
 	Deterministic bool            `yaml:"deterministic"` // deterministic kernels
 	RunDir        string          `yaml:"run_dir"`       // relative to the current directory
 	Model         ModelConfig     `yaml:"model"`

@@ -31,9 +31,6 @@ func TestDemoConfigLoads(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "lstm-solar", c.Name)
 	assert.Equal(t, "synthetic", c.Data.Source)
-	assert.Equal(t, 365, c.Data.Days)
-	assert.Equal(t, 4, c.Train.Epochs)
-	assert.Equal(t, 2e-3, c.Optimizer.LR)
 }
 
 func TestLoadKeepsDefaultsForUnnamedKeys(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -12,9 +13,21 @@ import (
 	"spottrain/torch"
 )
 
+// testDevice is where the tests train: SPOTTRAIN_TEST_DEVICE (e.g. "cuda" on a GPU machine), or the CPU.
+func testDevice(t *testing.T) torch.Device {
+	t.Helper()
+	name := os.Getenv("SPOTTRAIN_TEST_DEVICE")
+	if name == "" {
+		return torch.CPU
+	}
+	dev, err := torch.ParseDevice(name)
+	require.NoError(t, err)
+	return dev
+}
+
 func newLSTM(t *testing.T, cfg torch.LSTMConfig) *torch.Net {
 	t.Helper()
-	net, err := torch.NewLSTM(cfg, torch.CPU)
+	net, err := torch.NewLSTM(cfg, testDevice(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { net.Close() })
 	return net
@@ -129,7 +142,7 @@ func TestOptimizerErrors(t *testing.T) {
 }
 
 func TestCloseTwiceAndUseAfterClose(t *testing.T) {
-	net, err := torch.NewLSTM(torch.LSTMConfig{Inputs: 3, Hidden: 8, Layers: 1, Horizon: 2}, torch.CPU)
+	net, err := torch.NewLSTM(torch.LSTMConfig{Inputs: 3, Hidden: 8, Layers: 1, Horizon: 2}, testDevice(t))
 	require.NoError(t, err)
 	opt, err := torch.NewOptimizer(net, torch.OptimizerConfig{Name: "sgd", LR: 0.1})
 	require.NoError(t, err)

@@ -1,0 +1,57 @@
+package train
+
+import (
+	"fmt"
+	"math"
+)
+
+// Schedule gives the learning rate of every optimizer step. It is a pure function of the step, so
+// a resumed run gets exactly the rates an uninterrupted one would.
+type Schedule struct {
+	Name     string  // "constant", "step" or "cosine"
+	BaseLR   float64 // the rate after warmup
+	Warmup   int     // steps of linear warmup from BaseLR/Warmup up to BaseLR
+	StepSize int     // "step": multiply by Gamma every StepSize steps after warmup
+	Gamma    float64
+	MinLR    float64 // "cosine": the floor reached at the last step
+	Total    int     // "cosine": the number of steps of the whole run
+}
+
+// Validate reports a schedule that LR cannot evaluate.
+func (s Schedule) Validate() error {
+	switch s.Name {
+	case "constant":
+	case "step":
+		if s.StepSize < 1 {
+			return fmt.Errorf("step schedule: step size must be >= 1, got %d", s.StepSize)
+		}
+	case "cosine":
+		if s.Total < 1 {
+			return fmt.Errorf("cosine schedule: total steps must be >= 1, got %d", s.Total)
+		}
+	default:
+		return fmt.Errorf("unknown schedule %q (want constant, step or cosine)", s.Name)
+	}
+	return nil
+}
+
+// LR returns the learning rate of step (0-based: the first optimizer step is step 0).
+func (s Schedule) LR(step int) float64 {
+	if step < s.Warmup {
+		return s.BaseLR * float64(step+1) / float64(s.Warmup)
+	}
+	after := step - s.Warmup
+	switch s.Name {
+	case "step":
+		return s.BaseLR * math.Pow(s.Gamma, float64(after/s.StepSize))
+	case "cosine":
+		span := s.Total - s.Warmup
+		p := 1.0
+		if span > 1 {
+			p = math.Min(1, float64(after)/float64(span-1))
+		}
+		return s.MinLR + (s.BaseLR-s.MinLR)*0.5*(1+math.Cos(math.Pi*p))
+	default:
+		return s.BaseLR
+	}
+}

@@ -1,0 +1,77 @@
+package train
+
+import (
+	"fmt"
+	"math"
+
+	"spottrain/data/solar"
+	"spottrain/torch"
+)
+
+// SolarTask is the solar forecasting workload: windows of past weather, time and power in, the
+// next hours of power out, scored in kW against the day-ahead persistence forecast.
+type SolarTask struct {
+	Data      *solar.Dataset
+	EvalBatch int
+	x, y      []float32 // batch buffers, reused
+}
+
+// TrainSize implements Task.
+func (t *SolarTask) TrainSize() int { return t.Data.Train.N }
+
+// Batch implements Task: it copies the windows idx into reused buffers.
+func (t *SolarTask) Batch(idx []int) (x, y torch.Host) {
+	w := t.Data.Train
+	xs, ys := w.Lookback*w.Features, w.Horizon
+	if need := len(idx) * xs; cap(t.x) < need {
+		t.x, t.y = make([]float32, need), make([]float32, len(idx)*ys)
+	}
+	t.x, t.y = t.x[:len(idx)*xs], t.y[:len(idx)*ys]
+	for i, j := range idx {
+		copy(t.x[i*xs:(i+1)*xs], w.X[j*xs:(j+1)*xs])
+		copy(t.y[i*ys:(i+1)*ys], w.Y[j*ys:(j+1)*ys])
+	}
+	b := int64(len(idx))
+	return torch.Float32s(t.x, b, int64(w.Lookback), int64(w.Features)), torch.Float32s(t.y, b, int64(w.Horizon))
+}
+
+// Evaluate implements Task on the validation split.
+func (t *SolarTask) Evaluate(net *torch.Net) (Metrics, error) { return t.Score(net, t.Data.Val) }
+
+// Score forecasts every window of w and returns, in kW: the model's MAE and RMSE, the persistence
+// forecast's MAE and RMSE, and the skill score 1 - RMSE/RMSE_persistence (above 0: better than
+// persistence).
+func (t *SolarTask) Score(net *torch.Net, w *solar.Windows) (Metrics, error) {
+	xs, h := w.Lookback*w.Features, w.Horizon
+	out := make([]float32, t.EvalBatch*h)
+	var absErr, sqErr, pAbsErr, pSqErr float64
+	for start := 0; start < w.N; start += t.EvalBatch {
+		end := min(start+t.EvalBatch, w.N)
+		b := end - start
+		x := torch.Float32s(w.X[start*xs:end*xs], int64(b), int64(w.Lookback), int64(w.Features))
+		if err := net.Forward(x, out[:b*h]); err != nil {
+			return nil, err
+		}
+		for i := 0; i < b*h; i++ {
+			truth := t.Data.Norm.PowerKW(w.Y[start*h+i])
+			pred := math.Max(0, t.Data.Norm.PowerKW(out[i])) // power is never negative
+			pers := t.Data.Norm.PowerKW(w.Persistence[start*h+i])
+			absErr += math.Abs(pred - truth)
+			sqErr += (pred - truth) * (pred - truth)
+			pAbsErr += math.Abs(pers - truth)
+			pSqErr += (pers - truth) * (pers - truth)
+		}
+	}
+	n := float64(w.N * h)
+	if n == 0 {
+		return nil, fmt.Errorf("no windows to score")
+	}
+	m := Metrics{
+		"mae_kw":              absErr / n,
+		"rmse_kw":             math.Sqrt(sqErr / n),
+		"persistence_mae_kw":  pAbsErr / n,
+		"persistence_rmse_kw": math.Sqrt(pSqErr / n),
+	}
+	m["skill"] = 1 - m["rmse_kw"]/m["persistence_rmse_kw"]
+	return m, nil
+}
