@@ -1,0 +1,30 @@
+package solar
+
+import "fmt"
+
+// ParseError reports a problem in an input file. Its message is one line,
+// "file:line: msg" (or "file: msg" when Line is 0), so a command can print it
+// as is and map it to a usage exit code with errors.As.
+type ParseError struct {
+	File string // path as given to the reader
+	Line int    // 1-based line number; 0 when the problem concerns the whole file
+	Msg  string // one line, without the file and line
+}
+
+func (e *ParseError) Error() string {
+	if e.Line <= 0 {
+		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+}
+
+// ConfigError reports an invalid field of a configuration struct
+// (SynthConfig, WindowConfig or CSVOptions).
+type ConfigError struct {
+	Field string // qualified field name, e.g. "SynthConfig.Days"
+	Msg   string // what is wrong, one line
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("invalid %s: %s", e.Field, e.Msg)
+}
