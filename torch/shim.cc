@@ -165,6 +165,53 @@ void train_step(NetState* net, OptimState* opt, const torch::Tensor& x_host,
   net->loss_count++;
 }
 
+// named_state lists the parameters and buffers as a Python state_dict names them.
+std::vector<std::pair<std::string, torch::Tensor>> named_state(NetState* net) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& p : net->model->named_parameters()) out.emplace_back(p.key(), p.value());
+  for (const auto& b : net->model->named_buffers()) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+// to_buffer serializes an archive into a malloc'd buffer.
+void to_buffer(torch::serialize::OutputArchive& archive, void** data, int64_t* len) {
+  std::string bytes;
+  archive.save_to([&bytes](const void* buf, size_t n) -> size_t {
+    bytes.append(static_cast<const char*>(buf), n);
+    return n;
+  });
+  void* out = std::malloc(bytes.empty() ? 1 : bytes.size());
+  TORCH_CHECK(out != nullptr, "out of memory copying ", bytes.size(), " bytes of state");
+  std::memcpy(out, bytes.data(), bytes.size());
+  *data = out;
+  *len = static_cast<int64_t>(bytes.size());
+}
+
+void from_buffer(torch::serialize::InputArchive& archive, const void* data, int64_t len,
+                 c10::optional<torch::Device> device) {
+  TORCH_CHECK(data != nullptr && len > 0, "empty state");
+  archive.load_from(static_cast<const char*>(data), static_cast<size_t>(len), device);
+}
+
+int dtype_code(c10::ScalarType t) {
+  switch (t) {
+    case torch::kFloat32: return DTYPE_FLOAT32;
+    case torch::kInt64: return DTYPE_INT64;
+    case torch::kFloat64: return DTYPE_FLOAT64;
+    case torch::kFloat16: return DTYPE_FLOAT16;
+    case torch::kBFloat16: return DTYPE_BFLOAT16;
+    default: TORCH_CHECK(false, "unsupported dtype ", t);
+  }
+}
+
+std::vector<at::Generator> generators() {
+  std::vector<at::Generator> gens{at::globalContext().defaultGenerator(torch::kCPU)};
+  int n = Torch_CudaDeviceCount();
+  for (int i = 0; i < n; i++)
+    gens.push_back(at::globalContext().defaultGenerator(torch::Device(torch::kCUDA, i)));
+  return gens;
+}
+
 }  // namespace
 
 extern "C" {
@@ -272,6 +319,111 @@ char* Net_TakeLoss(Net n, double* sum, int64_t* count) {
   *count = net->loss_count;
   net->loss_sum = torch::Tensor();
   net->loss_count = 0;
+  SHIM_END
+}
+
+char* Net_SaveState(Net n, void** data, int64_t* len) {
+  SHIM_BEGIN
+  torch::serialize::OutputArchive archive;
+  for (const auto& kv : named_state(as_net(n))) archive.write(kv.first, kv.second.detach());
+  to_buffer(archive, data, len);
+  SHIM_END
+}
+
+char* Net_LoadState(Net n, const void* data, int64_t len) {
+  SHIM_BEGIN
+  auto net = as_net(n);
+  torch::serialize::InputArchive archive;
+  from_buffer(archive, data, len, net->device);
+  auto state = named_state(net);
+  auto keys = archive.keys();
+  TORCH_CHECK(keys.size() == state.size(), "state has ", keys.size(), " tensors, the model ",
+              state.size());
+  torch::NoGradGuard no_grad;
+  for (auto& kv : state) {
+    torch::Tensor t;
+    TORCH_CHECK(archive.try_read(kv.first, t), "state lacks ", kv.first);
+    TORCH_CHECK(t.sizes() == kv.second.sizes(), kv.first, ": state has shape ", t.sizes(),
+                ", the model ", kv.second.sizes());
+    kv.second.copy_(t);
+  }
+  SHIM_END
+}
+
+char* Optim_SaveState(Optim o, void** data, int64_t* len) {
+  SHIM_BEGIN
+  torch::serialize::OutputArchive archive;
+  as_optim(o)->optimizer->save(archive);
+  to_buffer(archive, data, len);
+  SHIM_END
+}
+
+char* Optim_LoadState(Optim o, const void* data, int64_t len) {
+  SHIM_BEGIN
+  auto opt = as_optim(o);
+  torch::serialize::InputArchive archive;
+  from_buffer(archive, data, len, opt->net->device);
+  opt->optimizer->load(archive);
+  SHIM_END
+}
+
+char* Torch_SaveRNG(void** data, int64_t* len) {
+  SHIM_BEGIN
+  torch::serialize::OutputArchive archive;
+  auto gens = generators();
+  for (size_t i = 0; i < gens.size(); i++) {
+    std::lock_guard<std::mutex> lock(gens[i].mutex());
+    archive.write(i == 0 ? "cpu" : "cuda" + std::to_string(i - 1), gens[i].get_state());
+  }
+  to_buffer(archive, data, len);
+  SHIM_END
+}
+
+char* Torch_LoadRNG(const void* data, int64_t len) {
+  SHIM_BEGIN
+  torch::serialize::InputArchive archive;
+  from_buffer(archive, data, len, torch::Device(torch::kCPU));
+  auto gens = generators();
+  for (size_t i = 0; i < gens.size(); i++) {
+    torch::Tensor state;
+    // A state saved on a machine with fewer GPUs leaves the other generators as they are.
+    if (!archive.try_read(i == 0 ? "cpu" : "cuda" + std::to_string(i - 1), state)) {
+      TORCH_CHECK(i > 0, "RNG state lacks the CPU generator");
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(gens[i].mutex());
+    gens[i].set_state(state);
+  }
+  SHIM_END
+}
+
+char* Net_StateCount(Net n, int64_t* count) {
+  SHIM_BEGIN
+  *count = static_cast<int64_t>(named_state(as_net(n)).size());
+  SHIM_END
+}
+
+char* Net_StateInfo(Net n, int64_t i, char** name, int* dtype, int64_t* shape, int* ndim) {
+  SHIM_BEGIN
+  auto state = named_state(as_net(n));
+  TORCH_CHECK(i >= 0 && i < static_cast<int64_t>(state.size()), "state index ", i, " out of range");
+  const auto& t = state[i].second;
+  TORCH_CHECK(t.dim() <= 8, state[i].first, " has ", t.dim(), " dimensions, more than 8");
+  *dtype = dtype_code(t.scalar_type());
+  *ndim = static_cast<int>(t.dim());
+  for (int64_t d = 0; d < t.dim(); d++) shape[d] = t.size(d);
+  *name = dup_message(state[i].first.c_str());
+  SHIM_END
+}
+
+char* Net_StateCopy(Net n, int64_t i, void* out, int64_t nbytes) {
+  SHIM_BEGIN
+  auto state = named_state(as_net(n));
+  TORCH_CHECK(i >= 0 && i < static_cast<int64_t>(state.size()), "state index ", i, " out of range");
+  auto t = state[i].second.detach().to(torch::kCPU).contiguous();
+  int64_t size = static_cast<int64_t>(t.numel() * t.element_size());
+  TORCH_CHECK(size == nbytes, state[i].first, " has ", size, " bytes, buffer ", nbytes);
+  if (size > 0) std::memcpy(out, t.data_ptr(), size);
   SHIM_END
 }
 

@@ -19,7 +19,7 @@ typedef void* Net;    // a model, its loss and its running loss sum, on one devi
 typedef void* Optim;  // an optimizer over one Net's parameters
 
 // Element types of caller buffers.
-enum { DTYPE_FLOAT32 = 0, DTYPE_INT64 = 1 };
+enum { DTYPE_FLOAT32 = 0, DTYPE_INT64 = 1, DTYPE_FLOAT64 = 2, DTYPE_FLOAT16 = 3, DTYPE_BFLOAT16 = 4 };
 
 // Optimizer kinds.
 enum { OPTIM_ADAM = 0, OPTIM_ADAMW = 1, OPTIM_SGD = 2 };
@@ -64,6 +64,25 @@ char* Net_TrainSteps(Net net, Optim opt, const float* x, const int64_t* xshape, 
 // Net_TakeLoss waits for the device, returns the sum and count of the losses since the last take,
 // and resets them.
 char* Net_TakeLoss(Net net, double* sum, int64_t* count);
+
+// State, serialized with torch::serialize (the zip format of torch.save) into a malloc'd buffer
+// that the caller frees. Loading is strict: every parameter and buffer must be present with its
+// shape; tensors are moved to the net's device, so state saved on one device loads on another.
+char* Net_SaveState(Net net, void** data, int64_t* len);
+char* Net_LoadState(Net net, const void* data, int64_t len);
+char* Optim_SaveState(Optim opt, void** data, int64_t* len);
+char* Optim_LoadState(Optim opt, const void* data, int64_t len);
+// The generators' states: the CPU's and every CUDA device's.
+char* Torch_SaveRNG(void** data, int64_t* len);
+char* Torch_LoadRNG(const void* data, int64_t len);
+
+// The net's parameters and buffers in state_dict order and naming, for export: Net_StateCount
+// gives their number; Net_StateInfo the name (malloc'd), dtype (DTYPE_*, plus DTYPE_FLOAT64,
+// DTYPE_FLOAT16, DTYPE_BFLOAT16) and shape (up to 8 dims) of entry i; Net_StateCopy copies its
+// data (on the host, little-endian, row-major) into out, which holds exactly nbytes.
+char* Net_StateCount(Net net, int64_t* n);
+char* Net_StateInfo(Net net, int64_t i, char** name, int* dtype, int64_t* shape, int* ndim);
+char* Net_StateCopy(Net net, int64_t i, void* out, int64_t nbytes);
 
 char* Optim_New(Net net, int kind, double lr, double weight_decay, double beta1, double beta2,
                 double eps, double momentum, int nesterov, Optim* out);

@@ -1,0 +1,161 @@
+package torch
+
+// #include <stdlib.h>
+// #include "shim.h"
+import "C"
+
+import (
+	"encoding/binary"
+	"math"
+	"unsafe"
+)
+
+// takeBuffer copies a malloc'd shim buffer into Go memory and frees it.
+func takeBuffer(data unsafe.Pointer, n C.int64_t) []byte {
+	defer C.free(data)
+	return C.GoBytes(data, C.int(n))
+}
+
+// pass returns a pointer to b's first byte for a shim call (nil for an empty slice).
+func pass(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
+
+// SaveState serializes the model's parameters and buffers (torch serialization). The bytes are a
+// copy: training may go on while they are written out.
+func (n *Net) SaveState() ([]byte, error) {
+	const op = "save model state"
+	if err := n.live(op); err != nil {
+		return nil, err
+	}
+	var data unsafe.Pointer
+	var size C.int64_t
+	if err := check(op, C.Net_SaveState(n.p, &data, &size)); err != nil {
+		return nil, err
+	}
+	return takeBuffer(data, size), nil
+}
+
+// LoadState restores parameters and buffers saved by SaveState, on whatever device they were saved.
+// Every tensor of the model must be in state with its shape.
+func (n *Net) LoadState(state []byte) error {
+	const op = "load model state"
+	if err := n.live(op); err != nil {
+		return err
+	}
+	return check(op, C.Net_LoadState(n.p, pass(state), C.int64_t(len(state))))
+}
+
+// SaveState serializes the optimizer's state (moments, momentum buffers, step counts).
+func (o *Optimizer) SaveState() ([]byte, error) {
+	const op = "save optimizer state"
+	if o.p == nil {
+		return nil, errorf(op, "optimizer is closed")
+	}
+	var data unsafe.Pointer
+	var size C.int64_t
+	if err := check(op, C.Optim_SaveState(o.p, &data, &size)); err != nil {
+		return nil, err
+	}
+	return takeBuffer(data, size), nil
+}
+
+// LoadState restores state saved by SaveState onto the optimizer's device.
+func (o *Optimizer) LoadState(state []byte) error {
+	const op = "load optimizer state"
+	if o.p == nil {
+		return errorf(op, "optimizer is closed")
+	}
+	return check(op, C.Optim_LoadState(o.p, pass(state), C.int64_t(len(state))))
+}
+
+// SaveRNG serializes the states of libtorch's generators: the CPU's and every CUDA device's.
+func SaveRNG() ([]byte, error) {
+	var data unsafe.Pointer
+	var size C.int64_t
+	if err := check("save RNG state", C.Torch_SaveRNG(&data, &size)); err != nil {
+		return nil, err
+	}
+	return takeBuffer(data, size), nil
+}
+
+// LoadRNG restores generator states saved by SaveRNG. CUDA states that this machine has no device
+// for are ignored.
+func LoadRNG(state []byte) error {
+	return check("load RNG state", C.Torch_LoadRNG(pass(state), C.int64_t(len(state))))
+}
+
+// DType names an element type as safetensors does.
+type DType string
+
+// Element types of exported tensors.
+const (
+	F32  DType = "F32"
+	F64  DType = "F64"
+	F16  DType = "F16"
+	BF16 DType = "BF16"
+	I64  DType = "I64"
+)
+
+var dtypes = map[C.int]DType{C.DTYPE_FLOAT32: F32, C.DTYPE_INT64: I64, C.DTYPE_FLOAT64: F64, C.DTYPE_FLOAT16: F16, C.DTYPE_BFLOAT16: BF16}
+
+// Tensor is a copy of one named tensor of a model's state, on the host.
+type Tensor struct {
+	Name  string  // as in a PyTorch state_dict, e.g. "lstm.weight_ih_l0"
+	DType DType   // element type
+	Shape []int64 // dimensions
+	Data  []byte  // little-endian, row-major
+}
+
+// StateTensors copies every parameter and buffer of the model to the host, in state_dict order.
+func (n *Net) StateTensors() ([]Tensor, error) {
+	const op = "state tensors"
+	if err := n.live(op); err != nil {
+		return nil, err
+	}
+	var count C.int64_t
+	if err := check(op, C.Net_StateCount(n.p, &count)); err != nil {
+		return nil, err
+	}
+	out := make([]Tensor, count)
+	for i := range out {
+		var name *C.char
+		var dtype, ndim C.int
+		var shape [8]C.int64_t
+		if err := check(op, C.Net_StateInfo(n.p, C.int64_t(i), &name, &dtype, &shape[0], &ndim)); err != nil {
+			return nil, err
+		}
+		t := Tensor{Name: C.GoString(name), DType: dtypes[dtype]}
+		C.free(unsafe.Pointer(name))
+		size := int64(t.DType.Size())
+		for d := 0; d < int(ndim); d++ {
+			t.Shape = append(t.Shape, int64(shape[d]))
+			size *= int64(shape[d])
+		}
+		t.Data = make([]byte, size)
+		if err := check(op, C.Net_StateCopy(n.p, C.int64_t(i), pass(t.Data), C.int64_t(size))); err != nil {
+			return nil, err
+		}
+		out[i] = t
+	}
+	return out, nil
+}
+
+// Size returns the bytes of one element.
+func (d DType) Size() int {
+	switch d {
+	case F32:
+		return 4
+	case F16, BF16:
+		return 2
+	default:
+		return 8
+	}
+}
+
+// Float32s decodes an F32 tensor's data.
+func (t Tensor) Float32s() []float32 {
+	out := make([]float32, len(t.Data)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
+	}
+	return out
+}
