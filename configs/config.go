@@ -39,17 +39,18 @@ import (
 
 // Config is one training job, fully resolved.
 type Config struct {
-	Name          string          `yaml:"name"`
-	Seed          uint64          `yaml:"seed"`          // model init, data order, dropout
-	Device        string          `yaml:"device"`        // auto, cpu, cuda or cuda:N
-	Threads       int             `yaml:"threads"`       // intra-op threads; 0 = one per CPU core
-	Deterministic bool            `yaml:"deterministic"` // deterministic kernels
-	RunDir        string          `yaml:"run_dir"`       // relative to the current directory
-	Model         ModelConfig     `yaml:"model"`
-	Data          DataConfig      `yaml:"data"`
-	Train         TrainConfig     `yaml:"train"`
-	Optimizer     OptimizerConfig `yaml:"optimizer"`
-	Schedule      ScheduleConfig  `yaml:"schedule"`
+	Name          string           `yaml:"name"`
+	Seed          uint64           `yaml:"seed"`          // model init, data order, dropout
+	Device        string           `yaml:"device"`        // auto, cpu, cuda or cuda:N
+	Threads       int              `yaml:"threads"`       // intra-op threads; 0 = one per CPU core
+	Deterministic bool             `yaml:"deterministic"` // deterministic kernels
+	RunDir        string           `yaml:"run_dir"`       // relative to the current directory
+	Model         ModelConfig      `yaml:"model"`
+	Data          DataConfig       `yaml:"data"`
+	Train         TrainConfig      `yaml:"train"`
+	Optimizer     OptimizerConfig  `yaml:"optimizer"`
+	Schedule      ScheduleConfig   `yaml:"schedule"`
+	Checkpoint    CheckpointConfig `yaml:"checkpoint"`
 }
 
 // ModelConfig selects and sizes the network.
@@ -102,6 +103,14 @@ type OptimizerConfig struct {
 	Nesterov    bool       `yaml:"nesterov"`   // sgd
 }
 
+// CheckpointConfig sets when periodic checkpoints are taken (besides the emergency checkpoint on
+// SIGTERM / SIGINT and the final one) and how many are kept.
+type CheckpointConfig struct {
+	EverySteps   int     `yaml:"every_steps"`   // every N optimizer steps; 0 = off
+	EverySeconds float64 `yaml:"every_seconds"` // every T seconds of training; 0 = off
+	Keep         int     `yaml:"keep"`          // newest checkpoints kept, >= 1
+}
+
 // ScheduleConfig shapes the learning rate over optimizer steps.
 type ScheduleConfig struct {
 	Name        string  `yaml:"name"`         // constant, step or cosine
@@ -146,7 +155,8 @@ func Default() Config {
 			Eps:      1e-8,
 			Momentum: 0.9,
 		},
-		Schedule: ScheduleConfig{Name: "cosine", WarmupSteps: 100, StepSize: 1000, Gamma: 0.5},
+		Schedule:   ScheduleConfig{Name: "cosine", WarmupSteps: 100, StepSize: 1000, Gamma: 0.5},
+		Checkpoint: CheckpointConfig{EverySteps: 0, EverySeconds: 60, Keep: 3},
 	}
 }
 

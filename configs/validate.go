@@ -133,5 +133,10 @@ func (c Config) problem() *problem {
 	ch.want(s.MinLR >= 0, "schedule.min_lr", "must be >= 0 (got %v)", s.MinLR)
 	ch.cross(s.MinLR < o.LR, []string{"schedule.min_lr", "optimizer.lr"},
 		"must be < optimizer.lr (got %v, lr %v)", s.MinLR, o.LR)
+
+	k := c.Checkpoint
+	ch.atLeast("checkpoint.every_steps", k.EverySteps, 0)
+	ch.want(k.EverySeconds >= 0 && !math.IsInf(k.EverySeconds, 0), "checkpoint.every_seconds", "must be >= 0 (got %v)", k.EverySeconds)
+	ch.atLeast("checkpoint.keep", k.Keep, 1)
 	return ch.first
 }

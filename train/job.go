@@ -88,11 +88,19 @@ func Run(ctx context.Context, cfg configs.Config, log io.Writer, terminal bool) 
 		return nil, err
 	}
 
+	// config.yaml holds data.path absolute: loaded back, a relative one would resolve against the
+	// run dir (a config file's directory), not against the directory it was relative to.
+	saved := cfg
+	if saved.Data.Path != "" {
+		if saved.Data.Path, err = filepath.Abs(saved.Data.Path); err != nil {
+			return nil, err
+		}
+	}
 	sum := &Summary{
 		Name: cfg.Name, Device: dev, Threads: torch.NumThreads(), Params: net.NumParams(),
-		Samples: [3]int{ds.Train.N, ds.Val.N, ds.Test.N}, RunDir: cfg.RunDir, ConfigSHA: cfg.Hash(),
+		Samples: [3]int{ds.Train.N, ds.Val.N, ds.Test.N}, RunDir: cfg.RunDir, ConfigSHA: saved.Hash(),
 	}
-	if err := writeConfig(cfg); err != nil {
+	if err := writeConfig(saved); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(log, "%s: %s on %s (%d threads), libtorch %s | LSTM %d params | windows train %d, val %d, test %d | %d steps\n",

@@ -1,0 +1,21 @@
+package main
+
+import (
+	"context"
+	"io"
+
+	"spottrain/configs"
+)
+
+func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("demo", "demo [--set key=value]...", stdout)
+	sets := fs.StringArray("set", nil, "override a value of the demo config, e.g. --set train.epochs=1 (repeatable)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := configs.LoadBytes("demo:lstm-solar.yaml", configs.DemoLSTM, ".", *sets)
+	if err != nil {
+		return err
+	}
+	return trainAndReport(ctx, cfg, stdout)
+}

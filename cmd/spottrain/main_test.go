@@ -1,0 +1,604 @@
+package main
+
+// End-to-end tests of the CLI as a user runs it: TestMain builds the real binary once, and every
+// test runs it as a subprocess in a temporary directory and checks its exit status, stdout, stderr
+// and the files it leaves. Training runs are tiny (a 30-day series, an 8-unit LSTM, one thread).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spottrain/configs"
+)
+
+var (
+	bin       string // the spottrain binary TestMain builds
+	cudaBuild bool   // it was built with -tags cuda
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "spottrain-cli-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bin = filepath.Join(dir, "spottrain")
+
+	// The go command reads GOFLAGS (and CGO_*) from the environment, which the child inherits; the
+	// tags this test binary was built with (go test -tags cuda) are passed on as well.
+	args := []string{"build", "-o", bin}
+	tags := buildTags()
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	args = append(args, "spottrain/cmd/spottrain")
+	cudaBuild = strings.Contains(tags, "cuda") || strings.Contains(os.Getenv("GOFLAGS"), "cuda")
+	build := exec.Command("go", args...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "go %s: %v\n", strings.Join(args, " "), err)
+		return 1
+	}
+	return m.Run()
+}
+
+// buildTags returns the -tags this test binary was built with, or "".
+func buildTags() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-tags" {
+				return s.Value
+			}
+		}
+	}
+	return ""
+}
+
+// result is what one run of the binary did.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// spottrain runs the binary with args in dir and returns its exit status and output.
+func spottrain(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) || ctx.Err() != nil {
+		t.Fatalf("spottrain %s: %v (ctx: %v)\nstderr: %s", strings.Join(args, " "), err, ctx.Err(), stderr.String())
+	}
+	return result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// errorLine checks that stderr is exactly one line "spottrain: MSG" and returns MSG.
+func errorLine(t *testing.T, stderr string) string {
+	t.Helper()
+	msg, ok := strings.CutPrefix(stderr, "spottrain: ")
+	if !ok || !strings.HasSuffix(msg, "\n") || strings.Count(msg, "\n") != 1 {
+		t.Fatalf("stderr is not one line starting with \"spottrain: \":\n%s", stderr)
+	}
+	return strings.TrimSuffix(msg, "\n")
+}
+
+// tiny returns --set flags that make a training run take well under a second on one core.
+func tiny(runDir string) []string {
+	var args []string
+	for _, kv := range []string{
+		"data.days=30", "data.lookback_hours=24", "data.horizon_hours=6", "train.epochs=1",
+		"model.hidden_size=8", "model.num_layers=1", "train.log_every=5", "device=cpu", "threads=1",
+		"run_dir=" + runDir,
+	} {
+		args = append(args, "--set", kv)
+	}
+	return args
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+}
+
+func TestUsage(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name       string
+		args       []string
+		code       int
+		stdout     []string // substrings of stdout
+		stderr     []string // substrings of stderr
+		lastStderr string   // the last line of stderr, when code is 2
+	}{
+		{name: "NoArgs", args: nil, code: 2, stderr: []string{"Usage:", "train", "demo"}, lastStderr: "spottrain: no command given"},
+		{name: "UnknownCommand", args: []string{"fly"}, code: 2, stderr: []string{"Usage:"}, lastStderr: `spottrain: unknown command "fly"`},
+		{name: "Help", args: []string{"--help"}, code: 0, stdout: []string{"Usage:", "\n  train ", "\n  demo "}},
+		{name: "HelpCommand", args: []string{"help"}, code: 0, stdout: []string{"Usage:", "\n  train ", "\n  demo "}},
+		{name: "HelpShort", args: []string{"-h"}, code: 0, stdout: []string{"Usage:", "\n  train ", "\n  demo "}},
+		{name: "TrainHelp", args: []string{"train", "--help"}, code: 0, stdout: []string{"Usage: spottrain train", "--config", "--set"}},
+		{name: "DemoHelp", args: []string{"demo", "-h"}, code: 0, stdout: []string{"Usage: spottrain demo", "--set"}},
+		{name: "TrainWithoutConfig", args: []string{"train"}, code: 2, lastStderr: "spottrain: train: --config FILE is required"},
+		{name: "TrainConfigWithoutValue", args: []string{"train", "--config"}, code: 2, lastStderr: "spottrain: train: flag needs an argument: --config"},
+		{name: "TrainUnknownFlag", args: []string{"train", "--epochs", "3"}, code: 2, lastStderr: "spottrain: train: unknown flag: --epochs"},
+		{name: "DemoUnknownFlag", args: []string{"demo", "--config", "x.yaml"}, code: 2, lastStderr: "spottrain: demo: unknown flag: --config"},
+		{name: "TrainStrayArg", args: []string{"train", "--config", "x.yaml", "extra"}, code: 2, lastStderr: `spottrain: train: unexpected argument "extra"`},
+		{name: "DemoStrayArg", args: []string{"demo", "now"}, code: 2, lastStderr: `spottrain: demo: unexpected argument "now"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			r := spottrain(t, dir, tt.args...)
+			assert.Equal(t, tt.code, r.code, "stderr: %s", r.stderr)
+			for _, s := range tt.stdout {
+				assert.Contains(t, r.stdout, s)
+			}
+			for _, s := range tt.stderr {
+				assert.Contains(t, r.stderr, s)
+			}
+			if tt.code == 0 {
+				assert.Empty(t, r.stderr, "help goes to stdout")
+			} else {
+				assert.Empty(t, r.stdout)
+				lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+				assert.Equal(t, tt.lastStderr, lines[len(lines)-1])
+				if len(tt.stderr) == 0 {
+					assert.Len(t, lines, 1, "one line: %s", r.stderr)
+				}
+			}
+			entries, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			assert.Empty(t, entries, "nothing written to the working directory")
+		})
+	}
+}
+
+// TestBadInput runs commands whose config, flags or data are wrong: each exits with status 2 and
+// one line on stderr that starts with want, and trains nothing.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	const good = "name: t\ndata:\n  days: 30\n  lookback_hours: 24\n  horizon_hours: 6\n" +
+		"model:\n  hidden_size: 8\n  num_layers: 1\ndevice: cpu\nthreads: 1\ntrain:\n  epochs: 1\n"
+	csvJob := func(path string) string {
+		return "name: t\ndata:\n  source: csv\n  path: " + path + "\n  lookback_hours: 24\n  horizon_hours: 6\n" +
+			"model:\n  hidden_size: 8\n  num_layers: 1\ndevice: cpu\nthreads: 1\n"
+	}
+	const header = "timestamp,power_kw\n"
+	for _, tt := range []struct {
+		name  string
+		files map[string]string // relative path -> content, written into the working directory
+		args  []string
+		want  string   // prefix of the message after "spottrain: "
+		also  []string // other substrings of it
+	}{
+		// Config files: file:line: key: message.
+		{name: "UnknownKey", files: map[string]string{"job.yaml": "name: t\ntrain:\n  epochs: 1\n  bogus: 3\n"},
+			args: []string{"train", "--config", "job.yaml"}, want: "job.yaml:4: train.bogus: unknown key"},
+		{name: "UnknownKeySuggestion", files: map[string]string{"job.yaml": "train:\n  epoch: 2\n"},
+			args: []string{"train", "--config", "job.yaml"}, want: "job.yaml:2: train.epoch: unknown key; did you mean epochs?"},
+		{name: "WrongType", files: map[string]string{"job.yaml": "name: t\ntrain:\n  epochs: \"3\"\n"},
+			args: []string{"train", "--config", "job.yaml"}, want: `job.yaml:3: train.epochs: must be an integer (got "3")`},
+		{name: "WrongTypeMapping", files: map[string]string{"job.yaml": "model: lstm\n"},
+			args: []string{"train", "--config", "job.yaml"}, want: "job.yaml:1: model: must be a mapping"},
+		{name: "OutOfRange", files: map[string]string{"job.yaml": "name: t\n\ntrain:\n  epochs: 0\n"},
+			args: []string{"train", "--config", "job.yaml"}, want: "job.yaml:4: train.epochs: must be >= 1 (got 0)"},
+		{name: "OutOfRangeListElement", files: map[string]string{"job.yaml": "optimizer:\n  betas: [0.9, 1.5]\n"},
+			args: []string{"train", "--config", "job.yaml"}, want: "job.yaml:2: optimizer.betas[1]: must be in [0, 1) (got 1.5)"},
+		{name: "BadDeviceName", files: map[string]string{"job.yaml": "seed: 1\ndevice: gpu\n"},
+			args: []string{"train", "--config", "job.yaml"}, want: "job.yaml:2: device: must be auto, cpu, cuda or cuda:N"},
+		{name: "CSVWithoutPath", files: map[string]string{"job.yaml": "data:\n  source: csv\n"},
+			args: []string{"train", "--config", "job.yaml"}, want: "job.yaml:2: data.path: required when data.source is csv"},
+		{name: "InvalidYAML", files: map[string]string{"job.yaml": "name: t\ntrain: [\n"},
+			args: []string{"train", "--config", "job.yaml"}, want: "job.yaml:", also: []string{"invalid YAML"}},
+		{name: "EmptyConfig", files: map[string]string{"job.yaml": ""},
+			args: []string{"train", "--config", "job.yaml"}, want: "job.yaml: no settings"},
+		{name: "MissingConfig", args: []string{"train", "--config", "conf/nothere.yaml"},
+			want: "conf/nothere.yaml: cannot read: no such file or directory"},
+
+		// --set flags: named as the flag.
+		{name: "SetWithoutEquals", args: []string{"demo", "--set", "train.epochs"},
+			want: "--set train.epochs: want dotted.key=value"},
+		{name: "SetMalformedKey", args: []string{"demo", "--set", "train..epochs=1"},
+			want: "--set train..epochs=1: train..epochs: malformed key"},
+		{name: "SetUnknownKey", args: []string{"demo", "--set", "train.epoch=2"},
+			want: "--set train.epoch=2: train.epoch: unknown key; did you mean epochs?"},
+		{name: "SetWrongType", files: map[string]string{"job.yaml": good},
+			args: []string{"train", "--config", "job.yaml", "--set", "train.epochs=many"},
+			want: `--set train.epochs=many: train.epochs: must be an integer (got "many")`},
+		{name: "SetOutOfRange", files: map[string]string{"job.yaml": good},
+			args: []string{"train", "--config", "job.yaml", "--set", "model.hidden_size=0"},
+			want: "--set model.hidden_size=0: model.hidden_size: must be in [1, 4096] (got 0)"},
+		{name: "SetLastWins", files: map[string]string{"job.yaml": good},
+			args: []string{"train", "--config", "job.yaml", "--set", "train.epochs=0", "--set", "train.epochs=-2"},
+			want: "--set train.epochs=-2: train.epochs: must be >= 1 (got -2)"},
+
+		// Data files, read relative to the config file: file:line: message.
+		{name: "CSVDuplicateTimestamp", files: map[string]string{
+			"site/job.yaml": csvJob("pv.csv"),
+			"site/pv.csv":   header + "2021-06-01 00:00,0\n2021-06-01 01:00,0.1\n2021-06-01 01:00,0.2\n2021-06-01 02:00,0.3\n",
+		}, args: []string{"train", "--config", "site/job.yaml"}, want: "site/pv.csv:4: duplicate timestamp", also: []string{"line 3"}},
+		{name: "CSVNotANumber", files: map[string]string{
+			"site/job.yaml": csvJob("pv.csv"),
+			"site/pv.csv":   header + "2021-06-01 00:00,0\n2021-06-01 01:00,lots\n",
+		}, args: []string{"train", "--config", "site/job.yaml"}, want: "site/pv.csv:3: column power_kw: cannot parse \"lots\" as a number"},
+		{name: "CSVUnsorted", files: map[string]string{
+			"site/job.yaml": csvJob("pv.csv"),
+			"site/pv.csv":   header + "2021-06-01 00:00,0\n2021-06-01 02:00,0.1\n2021-06-01 01:00,0.2\n",
+		}, args: []string{"train", "--config", "site/job.yaml"}, want: "site/pv.csv:4: timestamp 2021-06-01", also: []string{"chronological"}},
+		{name: "CSVNoPowerColumn", files: map[string]string{
+			"site/job.yaml": csvJob("pv.csv"),
+			"site/pv.csv":   "timestamp,watts\n2021-06-01 00:00,0\n",
+		}, args: []string{"train", "--config", "site/job.yaml"}, want: `site/pv.csv:1: no power column "power_kw"`},
+		{name: "CSVTooShort", files: map[string]string{
+			"site/job.yaml": csvJob("pv.csv"),
+			"site/pv.csv":   header + "2021-06-01 00:00,0\n2021-06-01 01:00,0.1\n",
+		}, args: []string{"train", "--config", "site/job.yaml"}, want: "site/pv.csv", also: []string{"2 hours"}},
+		{name: "CSVMissing", files: map[string]string{"site/job.yaml": csvJob("pv.csv")},
+			args: []string{"train", "--config", "site/job.yaml"}, want: "", also: []string{"site/pv.csv", "no such file"}},
+		{name: "SyntheticTooShort", args: append(append([]string{"demo"}, tiny("run")...), "--set", "data.days=8"),
+			want: "", also: []string{"192 hours", "200"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			for name, content := range tt.files {
+				write(t, filepath.Join(dir, name), content)
+			}
+			r := spottrain(t, dir, tt.args...)
+			assert.Equal(t, 2, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+			msg := errorLine(t, r.stderr)
+			assert.True(t, strings.HasPrefix(msg, tt.want), "message %q does not start with %q", msg, tt.want)
+			for _, s := range tt.also {
+				assert.Contains(t, msg, s)
+			}
+			assert.NotContains(t, r.stdout, "step ", "it trained")
+			// Nothing written: no run dir next to the files of the case.
+			want := map[string]bool{}
+			for name := range tt.files {
+				want[strings.Split(name, "/")[0]] = true
+			}
+			entries, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			for _, e := range entries {
+				assert.True(t, want[e.Name()], "%s written", e.Name())
+			}
+		})
+	}
+}
+
+func TestDeviceCUDAWithoutCUDA(t *testing.T) {
+	if cudaBuild {
+		t.Skip("built with -tags cuda: device cuda may well exist")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	for _, dev := range []string{"cuda", "cuda:1"} {
+		r := spottrain(t, dir, append([]string{"demo"}, append(tiny("run"), "--set", "device="+dev)...)...)
+		assert.Equal(t, 2, r.code, "stderr: %s", r.stderr)
+		msg := errorLine(t, r.stderr)
+		assert.Contains(t, msg, "cuda")
+		assert.Contains(t, msg, "CUDA is not available")
+		assert.Empty(t, r.stdout)
+	}
+	assert.NoDirExists(t, filepath.Join(dir, "run"))
+}
+
+// metrics is what a run writes to metrics.json.
+type metrics struct {
+	Name      string             `json:"name"`
+	Device    string             `json:"device"`
+	Params    int                `json:"params"`
+	Steps     int                `json:"steps"`
+	ConfigSHA string             `json:"config_sha256"`
+	Epochs    []epochMetrics     `json:"epochs"`
+	Test      map[string]float64 `json:"test"`
+}
+
+type epochMetrics struct {
+	Epoch     int                `json:"epoch"`
+	TrainLoss float64            `json:"train_loss"`
+	Val       map[string]float64 `json:"val"`
+}
+
+var (
+	stepLineRE = regexp.MustCompile(`^step (\d+)/(\d+) \| epoch (\d+) \| loss [0-9.]+ \|`)
+	headerRE   = regexp.MustCompile(`\| LSTM (\d+) params \| .* \| (\d+) steps$`)
+	lstmRowRE  = regexp.MustCompile(`(?m)^\s*LSTM\s+([0-9.]+)\s+([0-9.]+)$`)
+	persRowRE  = regexp.MustCompile(`(?m)^\s*persistence \(24 h\)\s+([0-9.]+)\s+([0-9.]+)$`)
+)
+
+// checkRun checks the output and the run directory of a successful run (in working directory
+// dir) of the job name, which trained epochs epochs into runDir, and returns its metrics.json.
+func checkRun(t *testing.T, r result, dir, name, runDir string, epochs int) metrics {
+	t.Helper()
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Empty(t, r.stderr)
+	assert.NotContains(t, r.stdout, "\r", "not a terminal: plain log lines, no progress bar")
+
+	// The header line, then one line every log_every steps and at the end of each epoch.
+	lines := strings.Split(r.stdout, "\n")
+	var header []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, name+": ") {
+			header = headerRE.FindStringSubmatch(l)
+			break
+		}
+	}
+	require.NotNil(t, header, "no header line %q...: %s", name+": ", r.stdout)
+	totalSteps, _ := strconv.Atoi(header[2])
+	lastStep := 0
+	for _, l := range lines {
+		if m := stepLineRE.FindStringSubmatch(l); m != nil {
+			step, _ := strconv.Atoi(m[1])
+			assert.Greater(t, step, lastStep, "steps increase: %s", l)
+			assert.Equal(t, header[2], m[2], "total steps: %s", l)
+			lastStep = step
+		} else {
+			assert.False(t, strings.HasPrefix(l, "step "), "malformed step line %q", l)
+		}
+	}
+	assert.Positive(t, totalSteps)
+	assert.Equal(t, totalSteps, lastStep, "the last step is logged")
+	for e := 1; e <= epochs; e++ {
+		assert.Contains(t, r.stdout, fmt.Sprintf("\nepoch %d done in ", e))
+	}
+	assert.NotContains(t, r.stdout, fmt.Sprintf("epoch %d done", epochs+1))
+
+	// The final table.
+	lstm := lstmRowRE.FindStringSubmatch(r.stdout)
+	pers := persRowRE.FindStringSubmatch(r.stdout)
+	require.NotNil(t, lstm, "no LSTM row: %s", r.stdout)
+	require.NotNil(t, pers, "no persistence row: %s", r.stdout)
+	assert.Contains(t, r.stdout, "\nskill vs persistence: ")
+	assert.True(t, strings.HasSuffix(r.stdout, "\nrun dir: "+runDir+"\n"), "ends with the run dir: %s", r.stdout)
+
+	if !filepath.IsAbs(runDir) {
+		runDir = filepath.Join(dir, runDir)
+	}
+	doc, err := os.ReadFile(filepath.Join(runDir, "metrics.json"))
+	require.NoError(t, err)
+	var m metrics
+	require.NoError(t, json.Unmarshal(doc, &m), "%s", doc)
+	assert.Equal(t, name, m.Name)
+	assert.Equal(t, "cpu", m.Device)
+	assert.Equal(t, totalSteps, m.Steps)
+	assert.Equal(t, header[1], strconv.Itoa(m.Params))
+	require.Len(t, m.Epochs, epochs)
+	for i, e := range m.Epochs {
+		assert.Equal(t, i+1, e.Epoch)
+		assert.Positive(t, e.TrainLoss)
+		assert.Positive(t, e.Val["mae_kw"])
+	}
+	for _, k := range []string{"mae_kw", "rmse_kw", "persistence_mae_kw", "persistence_rmse_kw"} {
+		v := m.Test[k]
+		assert.True(t, v > 0 && !math.IsInf(v, 0), "test %s = %v", k, v)
+	}
+	assert.GreaterOrEqual(t, m.Test["rmse_kw"], m.Test["mae_kw"])
+	// The table shows the scores of metrics.json.
+	assert.Equal(t, fmt.Sprintf("%.4f", m.Test["mae_kw"]), lstm[1])
+	assert.Equal(t, fmt.Sprintf("%.4f", m.Test["rmse_kw"]), lstm[2])
+	assert.Equal(t, fmt.Sprintf("%.4f", m.Test["persistence_mae_kw"]), pers[1])
+	assert.Equal(t, fmt.Sprintf("%.4f", m.Test["persistence_rmse_kw"]), pers[2])
+
+	// config.yaml is the merged config: metrics.json names its hash, and it loads back to itself.
+	path := filepath.Join(runDir, "config.yaml")
+	saved, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Contains(t, string(saved), "name: "+name+"\n")
+	sum := sha256.Sum256(saved)
+	assert.Equal(t, hex.EncodeToString(sum[:]), m.ConfigSHA, "config_sha256 is the SHA-256 of config.yaml")
+	cfg, err := configs.Load(path, nil)
+	require.NoError(t, err, "config.yaml loads back")
+	assert.Equal(t, name, cfg.Name)
+	assert.Equal(t, 8, cfg.Model.HiddenSize)
+	return m
+}
+
+func TestTrainSynthetic(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// No run_dir: it defaults to runs/<name> under the working directory.
+	write(t, filepath.Join(dir, "job.yaml"), `# a tiny job
+name: cli-test
+device: cpu
+threads: 1
+model:
+  hidden_size: 8
+  num_layers: 1
+data:
+  days: 30
+  lookback_hours: 24
+  horizon_hours: 6
+train:
+  epochs: 2
+  log_every: 5
+`)
+	r := spottrain(t, dir, "train", "--config", "job.yaml", "--set", "seed=7", "--set", "optimizer.lr=5e-3")
+	checkRun(t, r, dir, "cli-test", filepath.Join("runs", "cli-test"), 2)
+	assert.Contains(t, r.stdout, "cli-test: synthetic on cpu (1 threads)")
+
+	cfg, err := configs.Load(filepath.Join(dir, "runs", "cli-test", "config.yaml"), nil)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(7), cfg.Seed, "--set seed=7 is in config.yaml")
+	assert.Equal(t, 5e-3, cfg.Optimizer.LR)
+	assert.Equal(t, 2, cfg.Train.Epochs)
+}
+
+// writePVCSV writes days of plausible hourly PV history (a daily bell of power under
+// day-to-day clouds, irradiance and temperature) to path, leaving out the row skip (0: none).
+func writePVCSV(t *testing.T, path string, days, skip int) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("timestamp,power_kw,ghi,temp_air\n")
+	start := time.Date(2021, 6, 1, 0, 0, 0, 0, time.UTC)
+	for h := range days * 24 {
+		if h+1 == skip {
+			continue
+		}
+		hour, day := h%24, h/24
+		sun := max(0, math.Sin(math.Pi*float64(hour-5)/15)) // daylight from 05:00 to 20:00
+		clouds := 0.55 + 0.45*float64((day*37+11)%10)/9     // 0.55..1, varying by day
+		ghi := 950 * sun * clouds
+		temp := 14 + 9*sun*clouds + 0.1*float64(day%7)
+		fmt.Fprintf(&b, "%s,%.3f,%.1f,%.1f\n", start.Add(time.Duration(h)*time.Hour).Format("2006-01-02 15:04"),
+			4.2*sun*clouds*(1-0.004*(temp-25)), ghi, temp)
+	}
+	write(t, path, b.String())
+}
+
+func TestTrainCSV(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writePVCSV(t, filepath.Join(dir, "site", "pv.csv"), 40, 24*10+13) // row 24*10+13: 2021-06-11 12:00
+	write(t, filepath.Join(dir, "site", "pv.yaml"), `name: my-roof
+device: cpu
+threads: 1
+data:
+  source: csv
+  path: pv.csv           # relative to this file
+  capacity_kw: 0
+  latitude: 52.5
+  longitude: 13.4
+  lookback_hours: 24
+  horizon_hours: 6
+model:
+  hidden_size: 8
+  num_layers: 1
+train:
+  epochs: 1
+  log_every: 5
+`)
+	runDir := filepath.Join(dir, "out", "roof")
+	r := spottrain(t, dir, "train", "--config", "site/pv.yaml", "--set", "run_dir="+runDir)
+	checkRun(t, r, dir, "my-roof", runDir, 1)
+	assert.Contains(t, r.stdout, "my-roof: "+filepath.Join("site", "pv.csv")+" on cpu")
+	assert.Regexp(t, `(?m)^data: repaired site/pv.csv:\d+: filled 1 missing hour 2021-06-11T12:00:00Z `, r.stdout)
+
+	// The saved config, loaded back from the run dir, still points at the data file.
+	cfg, err := configs.Load(filepath.Join(runDir, "config.yaml"), nil)
+	require.NoError(t, err)
+	path := cfg.Data.Path
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path) // relative to the working directory
+	}
+	assert.FileExists(t, path, "data.path of config.yaml loaded back: %q", cfg.Data.Path)
+}
+
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := spottrain(t, dir, append([]string{"demo"}, tiny("demo-run")...)...)
+	checkRun(t, r, dir, "lstm-solar", "demo-run", 1)
+	assert.Contains(t, r.stdout, "lstm-solar: synthetic on cpu (1 threads)")
+}
+
+// TestInterrupt sends SIGINT to a long training once it has logged a step: the command finishes
+// the step in progress, reports how far it got and exits with status 130.
+func TestInterrupt(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	args := append([]string{"demo"}, tiny("run")...)
+	args = append(args, "--set", "train.epochs=100000", "--set", "train.log_every=1")
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+
+	lines, done := make(chan string), make(chan struct{})
+	defer close(done)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-done:
+				return
+			}
+		}
+	}()
+	// read appends the lines of stdout to out until one satisfies until (true), stdout ends
+	// (false) or timeout passes (false, after killing the process).
+	var out []string
+	eof := false
+	read := func(until func(string) bool, timeout time.Duration) bool {
+		deadline := time.After(timeout)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					eof = true
+					return false
+				}
+				out = append(out, l)
+				if until(l) {
+					return true
+				}
+			case <-deadline:
+				cmd.Process.Kill()
+				return false
+			}
+		}
+	}
+	if !read(func(l string) bool { return strings.HasPrefix(l, "step ") }, time.Minute) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("no step logged:\n%s\nstderr: %s", strings.Join(out, "\n"), stderr.String())
+	}
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	sent := time.Now()
+	read(func(string) bool { return false }, 30*time.Second) // up to the end of stdout
+	err = cmd.Wait()
+	took := time.Since(sent)
+	require.True(t, eof, "still running 30 s after SIGINT; stdout ends:\n%s", strings.Join(out[max(0, len(out)-5):], "\n"))
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 130, ee.ExitCode(), "stderr: %s", stderr.String())
+	t.Logf("exited %v after SIGINT", took.Round(time.Millisecond))
+
+	// The last line says how many steps were taken: with log_every 1, the last step logged.
+	require.NotEmpty(t, out)
+	var lastStep string
+	for _, l := range out {
+		if m := stepLineRE.FindStringSubmatch(l); m != nil {
+			lastStep = m[1]
+		}
+	}
+	assert.Equal(t, "stopped after "+lastStep+" steps", out[len(out)-1], "stdout:\n%s", strings.Join(out, "\n"))
+	assert.NotContains(t, strings.Join(out, "\n"), "skill vs persistence", "no final table")
+	errorLine(t, stderr.String())
+}
