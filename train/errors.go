@@ -1,9 +1,56 @@
 package train
 
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"spottrain/configs"
+	"spottrain/data/solar"
+)
+
+// Exit statuses of a training process.
+const (
+	ExitDone      = 0
+	ExitFailure   = 1
+	ExitBadInput  = 2
+	ExitPreempted = 75 // EX_TEMPFAIL: stopped by a notice after an emergency checkpoint; start me again
+)
+
 // InputError marks an error caused by what the user gave (a device this machine lacks, a data file
-// that is missing, malformed or too short), as opposed to a failure while running: the command
-// exits with status 2 for it. Its message is the wrapped error's.
+// that is missing, malformed or too short, a run dir made with another config), as opposed to a
+// failure while running. Its message is the wrapped error's.
 type InputError struct{ Err error }
 
 func (e *InputError) Error() string { return e.Err.Error() }
 func (e *InputError) Unwrap() error { return e.Err }
+
+// PreemptedError reports a run stopped by a notice, after its emergency checkpoint.
+type PreemptedError struct {
+	Notice Notice
+	Step   int // steps done, all saved
+}
+
+func (e *PreemptedError) Error() string {
+	return fmt.Sprintf("stopped by %s at step %d after an emergency checkpoint (%s after the notice); start again to resume",
+		e.Notice.Signal, e.Step, time.Since(e.Notice.At).Round(time.Millisecond))
+}
+
+// ExitCode maps the error of Run to the process's exit status: 0 done, 75 preempted (start again),
+// 2 bad input (a config, data file or device problem), 1 anything else.
+func ExitCode(err error) int {
+	var pe *PreemptedError
+	var ie *InputError
+	var ce *configs.Error
+	var se *solar.ParseError
+	switch {
+	case err == nil:
+		return ExitDone
+	case errors.As(err, &pe):
+		return ExitPreempted
+	case errors.As(err, &ie), errors.As(err, &ce), errors.As(err, &se):
+		return ExitBadInput
+	default:
+		return ExitFailure
+	}
+}

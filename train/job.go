@@ -3,37 +3,59 @@ package train
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"time"
 
+	"spottrain/checkpoint"
 	"spottrain/configs"
 	"spottrain/data/solar"
+	"spottrain/events"
 	"spottrain/torch"
 )
 
 // Summary is what a finished (or stopped) job reports.
 type Summary struct {
-	Name      string
-	Device    torch.Device
-	Threads   int
-	Params    int64
-	Samples   [3]int // train, val, test windows
-	Result    *Result
-	Test      Metrics // scores on the test split, after training
-	Wall      time.Duration
-	RunDir    string
-	ConfigSHA string
+	Name    string
+	Device  torch.Device
+	Threads int
+	Params  int64
+	Samples [3]int    // train, val, test windows
+	Resumed *Position // where this process took the run up, nil for a fresh start
+	Result  *Result
+	Test    Metrics       // scores on the test split, after training
+	Wall    time.Duration // of this process
+	// ComputeSeconds is the training time of the whole run, all incarnations together.
+	ComputeSeconds float64
+	RunDir         string
+	ConfigSHA      string
 }
 
-// Run trains the job that cfg describes: it prepares libtorch (seed, threads, determinism,
-// device), loads the data, builds the model and the optimizer, runs the loop, scores the test
-// split, and writes config.yaml and metrics.json into cfg.RunDir.
-func Run(ctx context.Context, cfg configs.Config, log io.Writer, terminal bool) (*Summary, error) {
+// Options are a job's settings that are not part of its config.
+type Options struct {
+	Log      io.Writer     // log lines and progress
+	Terminal bool          // Log is a terminal
+	Stop     <-chan Notice // preemption notices (signals, cloud metadata); nil: none
+	Force    bool          // resume a run dir whose checkpoints were made with another config
+	// FS is the file system checkpoints are written through; nil: the operating system's.
+	FS checkpoint.FS
+}
+
+// Run trains the job that cfg describes in its run dir, resuming from the newest valid checkpoint
+// there if any: it locks the run dir, prepares libtorch (seed, threads, determinism, device),
+// loads the data, builds the model and the optimizer, restores their state and the RNG's, runs
+// the loop with periodic checkpoints, and at the end writes a final checkpoint, scores the test
+// split and writes metrics.json. Every step of that goes to the run's events.jsonl. On a notice
+// from opt.Stop it returns a *PreemptedError after an emergency checkpoint; ExitCode maps its
+// errors to exit statuses.
+func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, err error) {
 	start := time.Now()
+	log := opt.Log
 	dev, err := torch.ParseDevice(cfg.Device)
 	if err != nil {
 		return nil, &InputError{err}
@@ -57,23 +79,24 @@ func Run(ctx context.Context, cfg configs.Config, log io.Writer, terminal bool) 
 	}
 	task := &SolarTask{Data: ds.Dataset, EvalBatch: cfg.Train.EvalBatchSize}
 
-	net, err := torch.NewLSTM(torch.LSTMConfig{
-		Inputs: ds.Train.Features, Hidden: cfg.Model.HiddenSize, Layers: cfg.Model.NumLayers,
+	spec := ModelSpec{
+		Kind: cfg.Model.Kind, Inputs: ds.Train.Features, Hidden: cfg.Model.HiddenSize, Layers: cfg.Model.NumLayers,
 		Dropout: cfg.Model.Dropout, Horizon: ds.Train.Horizon,
-	}, dev)
+	}
+	net, err := spec.Build(dev)
 	if err != nil {
 		return nil, err
 	}
 	defer net.Close()
 	oc := cfg.Optimizer
-	opt, err := torch.NewOptimizer(net, torch.OptimizerConfig{
+	optim, err := torch.NewOptimizer(net, torch.OptimizerConfig{
 		Name: oc.Name, LR: oc.LR, WeightDecay: oc.WeightDecay, Beta1: oc.Betas[0], Beta2: oc.Betas[1],
 		Eps: oc.Eps, Momentum: oc.Momentum, Nesterov: oc.Nesterov,
 	})
 	if err != nil {
 		return nil, err
 	}
-	defer opt.Close()
+	defer optim.Close()
 
 	lc := Config{
 		Epochs: cfg.Train.Epochs, BatchSize: cfg.Train.BatchSize, MaxSteps: cfg.Train.MaxSteps,
@@ -88,30 +111,102 @@ func Run(ctx context.Context, cfg configs.Config, log io.Writer, terminal bool) 
 		return nil, err
 	}
 
-	// config.yaml holds data.path absolute: loaded back, a relative one would resolve against the
-	// run dir (a config file's directory), not against the directory it was relative to.
+	// Inputs are checked above; only now is the run dir created (or locked, if it exists).
+	store, err := checkpoint.Open(cfg.RunDir, checkpoint.Options{Keep: cfg.Checkpoint.Keep, FS: opt.FS})
+	if err != nil {
+		return sum, err
+	}
+	defer store.Close()
+	ev, err := events.Open(cfg.RunDir)
+	if err != nil {
+		return sum, err
+	}
+	defer ev.Close()
+	defer func() {
+		fields := map[string]any{"code": ExitCode(err), "reason": "done"}
+		if err != nil {
+			fields["reason"] = err.Error()
+		}
+		if sum != nil && sum.Result != nil {
+			fields["step"] = sum.Result.Steps
+		}
+		var pe *PreemptedError
+		if errors.As(err, &pe) {
+			fields["signal"] = pe.Notice.Signal.String()
+			fields["signal_to_exit_ms"] = time.Since(pe.Notice.At).Milliseconds()
+		}
+		ev.Emit(events.Exit, fields)
+	}()
+
+	// The saved config names the data file by its absolute path, so it loads again from anywhere.
 	saved := cfg
 	if saved.Data.Path != "" {
 		if saved.Data.Path, err = filepath.Abs(saved.Data.Path); err != nil {
 			return nil, err
 		}
 	}
-	sum := &Summary{
+	sum = &Summary{
 		Name: cfg.Name, Device: dev, Threads: torch.NumThreads(), Params: net.NumParams(),
 		Samples: [3]int{ds.Train.N, ds.Val.N, ds.Test.N}, RunDir: cfg.RunDir, ConfigSHA: saved.Hash(),
 	}
+	ev.Emit(events.RunStart, map[string]any{"config_hash": sum.ConfigSHA, "device": string(dev), "pid": os.Getpid(), "libtorch": torch.Version()})
+
+	// Resume from the newest valid checkpoint, if there is one.
+	ck := &checkpointer{
+		store: store, events: ev, net: net, opt: optim, spec: spec, everySteps: cfg.Checkpoint.EverySteps,
+		every: time.Duration(cfg.Checkpoint.EverySeconds * float64(time.Second)), log: log,
+		manifest: checkpoint.Manifest{
+			ConfigHash: sum.ConfigSHA, DataSeed: cfg.Seed, Libtorch: torch.Version(), Device: string(dev),
+		},
+	}
+	var from Position
+	latest, invalid, err := store.Latest()
+	for _, inv := range invalid {
+		fmt.Fprintf(log, "warning: skipped invalid checkpoint %s: %s\n", inv.Dir, inv.Reason)
+		ev.Emit(events.CheckpointInvalid, map[string]any{"dir": inv.Dir, "reason": inv.Reason})
+	}
+	switch {
+	case errors.Is(err, checkpoint.ErrNoCheckpoint):
+		ck.manifest.RunID = newRunID()
+	case err != nil:
+		return sum, err
+	default:
+		m := latest.Manifest
+		if m.ConfigHash != sum.ConfigSHA && !opt.Force {
+			return sum, &InputError{fmt.Errorf("run dir %s holds checkpoints of another config (config hash %.12s, now %.12s): use another run_dir, or --force to resume anyway",
+				cfg.RunDir, m.ConfigHash, sum.ConfigSHA)}
+		}
+		if err := restore(latest, net, optim); err != nil {
+			return sum, err
+		}
+		from = Position{Epoch: m.Epoch, Batch: m.Batch, Step: int(m.Step), LossSum: m.Loss * float64(m.Batch)}
+		ck.manifest.RunID, ck.computeBefore, ck.lastStep = m.RunID, m.ComputeSeconds, int(m.Step)
+		sum.Resumed = &from
+		fmt.Fprintf(log, "resumed from step %d, epoch %d, batch %d (%s)\n", from.Step, from.Epoch+1, from.Batch, latest.Dir)
+		ev.Emit(events.Resume, map[string]any{"step": from.Step, "epoch": from.Epoch, "batch": from.Batch, "dir": latest.Dir})
+	}
 	if err := writeConfig(saved); err != nil {
-		return nil, err
+		return sum, err
 	}
 	fmt.Fprintf(log, "%s: %s on %s (%d threads), libtorch %s | LSTM %d params | windows train %d, val %d, test %d | %d steps\n",
 		cfg.Name, ds.Source, dev, sum.Threads, torch.Version(), sum.Params, ds.Train.N, ds.Val.N, ds.Test.N, lc.Schedule.Total)
 
-	loop := &Loop{Net: net, Opt: opt, Task: task, Config: lc, Log: log, Terminal: terminal}
+	ck.started = time.Now()
+	loop := &Loop{Net: net, Opt: optim, Task: task, Config: lc, Start: from, Checkpoints: ck, Events: ev, Stop: opt.Stop, Log: log, Terminal: opt.Terminal}
 	sum.Result, err = loop.Run(ctx)
+	ck.wait()
 	sum.Wall = time.Since(start)
 	if err != nil {
 		return sum, err
 	}
+	if ck.lastStep != sum.Result.Steps {
+		end := Position{Epoch: (sum.Result.Steps - 1) / BatchesPerEpoch(task.TrainSize(), lc.BatchSize), Step: sum.Result.Steps}
+		end.Batch = sum.Result.Steps - end.Epoch*BatchesPerEpoch(task.TrainSize(), lc.BatchSize)
+		if err := ck.Save(end, checkpoint.ReasonFinal, sum.Result.lastMetrics()); err != nil {
+			return sum, err
+		}
+	}
+	sum.ComputeSeconds = ck.computeSeconds()
 	if sum.Test, err = task.Score(net, ds.Test); err != nil {
 		return sum, fmt.Errorf("score test split: %w", err)
 	}
@@ -163,9 +258,6 @@ func LoadSolar(dc configs.DataConfig, seed uint64) (*SolarData, error) {
 }
 
 func writeConfig(cfg configs.Config) error {
-	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
-		return fmt.Errorf("create run dir: %w", err)
-	}
 	doc, err := cfg.YAML()
 	if err != nil {
 		return err
@@ -173,29 +265,59 @@ func writeConfig(cfg configs.Config) error {
 	return os.WriteFile(filepath.Join(cfg.RunDir, "config.yaml"), doc, 0o644)
 }
 
+// writeMetrics writes metrics.json: the job's test scores, and the validation scores of every epoch
+// as the run's events recorded them, across incarnations (an epoch evaluated twice, after a kill
+// without notice, counts once: its last evaluation).
 func writeMetrics(dir string, s *Summary) error {
 	type epoch struct {
 		Epoch     int     `json:"epoch"`
+		Step      int     `json:"step"`
 		TrainLoss float64 `json:"train_loss"`
 		Val       Metrics `json:"val"`
-		Seconds   float64 `json:"seconds"`
 	}
 	out := struct {
-		Name      string  `json:"name"`
-		Device    string  `json:"device"`
-		Params    int64   `json:"params"`
-		Steps     int     `json:"steps"`
-		Seconds   float64 `json:"seconds"`
-		ConfigSHA string  `json:"config_sha256"`
-		Epochs    []epoch `json:"epochs"`
-		Test      Metrics `json:"test"`
-	}{Name: s.Name, Device: string(s.Device), Params: s.Params, Steps: s.Result.Steps, Seconds: s.Wall.Seconds(), ConfigSHA: s.ConfigSHA, Test: s.Test}
-	for _, e := range s.Result.Epochs {
-		out.Epochs = append(out.Epochs, epoch{e.Epoch + 1, e.TrainLoss, e.Val, e.Duration.Seconds()})
+		Name           string  `json:"name"`
+		Device         string  `json:"device"`
+		Params         int64   `json:"params"`
+		Steps          int     `json:"steps"`
+		ComputeSeconds float64 `json:"compute_seconds"`
+		ConfigSHA      string  `json:"config_sha256"`
+		Epochs         []epoch `json:"epochs"`
+		Test           Metrics `json:"test"`
+	}{Name: s.Name, Device: string(s.Device), Params: s.Params, Steps: s.Result.Steps, ComputeSeconds: s.ComputeSeconds, ConfigSHA: s.ConfigSHA, Test: s.Test}
+	evs, err := events.Read(filepath.Join(dir, events.FileName))
+	if err != nil {
+		return err
+	}
+	for _, e := range evs {
+		if e.Type != events.EpochEnd {
+			continue
+		}
+		ep := epoch{Val: Metrics{}}
+		ep.Epoch = int(number(e.Fields["epoch"])) + 1
+		ep.Step = int(number(e.Fields["step"]))
+		ep.TrainLoss = number(e.Fields["train_loss"])
+		if m, ok := e.Fields["metrics"].(map[string]any); ok {
+			for k, v := range m {
+				ep.Val[k] = number(v)
+			}
+		}
+		for n := len(out.Epochs); n > 0 && out.Epochs[n-1].Epoch >= ep.Epoch; n-- {
+			out.Epochs = out.Epochs[:n-1] // a redone epoch replaces the earlier evaluations
+		}
+		out.Epochs = append(out.Epochs, ep)
 	}
 	doc, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "metrics.json"), append(doc, '\n'), 0o644)
+}
+
+// number reads a number of a decoded event (JSON numbers decode as float64; NaN is a string).
+func number(v any) float64 {
+	if f, ok := v.(float64); ok {
+		return f
+	}
+	return math.NaN()
 }

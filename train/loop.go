@@ -1,20 +1,26 @@
 // Package train owns the training loop: epochs, batches in an order derived from (seed, epoch),
-// one cgo call per optimizer step, an evaluation after every epoch, and the log.
+// one cgo call per optimizer step, periodic and emergency checkpoints, an evaluation after every
+// epoch, and the log.
 //
 // Guarantees: the order of samples in epoch e depends only on (seed, e), and the learning rate of a
-// step only on the step's number, so a run can be taken up again at any (epoch, batch) position and
-// see exactly the batches and rates an uninterrupted run would.
+// step only on the step's number, so a run taken up again at a checkpoint's (epoch, batch) position
+// with the model, optimizer and RNG state restored performs exactly the steps an uninterrupted run
+// would: on the CPU with a fixed thread count, the final weights are bitwise identical.
 package train
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
+	"os"
 	"sort"
 	"strings"
 	"time"
 
+	"spottrain/checkpoint"
+	"spottrain/events"
 	"spottrain/torch"
 )
 
@@ -56,28 +62,57 @@ type Config struct {
 	Schedule  Schedule
 }
 
+// Position is where a run stands: Step optimizer steps done, the next batch is Batch of Epoch.
+// LossSum is the sum of the training losses of the Batch steps done in Epoch.
+type Position struct {
+	Epoch, Batch, Step int
+	LossSum            float64
+}
+
 // EpochResult is what one epoch produced.
 type EpochResult struct {
 	Epoch     int
+	Step      int     // optimizer steps done at the epoch's end
 	TrainLoss float64 // mean training loss over the epoch's steps
 	Val       Metrics
-	Duration  time.Duration
+	Duration  time.Duration // of this process's part of the epoch
 }
 
 // Result is the outcome of a run.
 type Result struct {
-	Steps  int // optimizer steps taken
+	Steps  int // optimizer steps done, counting those of earlier incarnations
 	Epochs []EpochResult
+}
+
+// Notice tells the loop to stop: a signal (SIGTERM, SIGINT) or a cloud's preemption notice, and
+// when it came.
+type Notice struct {
+	Signal os.Signal
+	At     time.Time
+}
+
+// Checkpointer takes the loop's checkpoints.
+type Checkpointer interface {
+	// Due reports whether a periodic checkpoint is due after step.
+	Due(step int) bool
+	// Save checkpoints the state at pos, with the newest validation metrics (nil before the first
+	// evaluation). The snapshot blocks; a "periodic" save persists in the background, others
+	// before Save returns.
+	Save(pos Position, reason string, metrics Metrics) error
 }
 
 // Loop trains Net with Opt on Task.
 type Loop struct {
-	Net      *torch.Net
-	Opt      *torch.Optimizer
-	Task     Task
-	Config   Config
-	Log      io.Writer // log lines and progress
-	Terminal bool      // Log is a terminal: draw a progress bar instead of periodic lines
+	Net         *torch.Net
+	Opt         *torch.Optimizer
+	Task        Task
+	Config      Config
+	Start       Position      // where to begin: the zero Position, or a checkpoint's
+	Checkpoints Checkpointer  // nil: no checkpoints
+	Events      *events.Log   // signal_received and epoch_end go here; nil: nowhere
+	Stop        <-chan Notice // a notice ends the run after the step in progress; nil: none
+	Log         io.Writer     // log lines and progress
+	Terminal    bool          // Log is a terminal: draw a progress bar instead of periodic lines
 }
 
 // BatchesPerEpoch returns how many batches an epoch of n samples has (the last may be partial).
@@ -108,56 +143,118 @@ func Order(seed uint64, epoch, n int) []int {
 	return perm
 }
 
-// Run trains until the configured epochs or steps are done, or ctx is cancelled: then it finishes
-// the step in progress and returns what was done with ctx's error.
+// Run trains from l.Start until the configured epochs or steps are done. On a notice it finishes
+// the step in progress, writes an emergency checkpoint and returns an error that wraps
+// ErrPreempted; when ctx is cancelled it stops after the step in progress and returns ctx's error.
 func (l *Loop) Run(ctx context.Context) (*Result, error) {
 	c := l.Config
 	n := l.Task.TrainSize()
 	perEpoch := BatchesPerEpoch(n, c.BatchSize)
 	total := TotalSteps(n, c)
-	res := &Result{}
-	prog := newProgress(l.Log, l.Terminal, total)
+	res := &Result{Steps: l.Start.Step}
+	prog := newProgress(l.Log, l.Terminal, total, l.Start.Step)
+	defer prog.done()
 
-	for epoch := 0; epoch < c.Epochs && res.Steps < total; epoch++ {
+	for epoch := l.Start.Epoch; epoch < c.Epochs && res.Steps < total; epoch++ {
 		start := time.Now()
 		order := Order(c.Seed, epoch, n)
-		var epochLoss float64
-		var epochSteps int64
-		for b := 0; b < perEpoch && res.Steps < total; b++ {
+		pos := Position{Epoch: epoch, Step: res.Steps}
+		if epoch == l.Start.Epoch {
+			pos = l.Start
+		}
+		for pos.Batch < perEpoch && res.Steps < total {
 			// One optimizer step: gather the batch in Go, then a single call into libtorch.
-			idx := order[b*c.BatchSize : min((b+1)*c.BatchSize, n)]
-			x, y := l.Task.Batch(idx)
+			b := pos.Batch
+			x, y := l.Task.Batch(order[b*c.BatchSize : min((b+1)*c.BatchSize, n)])
 			lr := c.Schedule.LR(res.Steps)
 			if err := l.Net.TrainStep(l.Opt, x, y, lr, c.GradClip); err != nil {
 				return res, fmt.Errorf("epoch %d batch %d: %w", epoch, b, err)
 			}
 			res.Steps++
+			pos.Batch, pos.Step = b+1, res.Steps
 
-			last := b == perEpoch-1 || res.Steps == total
-			if res.Steps%c.LogEvery == 0 || last {
-				loss, k, err := l.Net.TakeLoss() // waits for the device: only every LogEvery steps
+			// The loss is read back (a device sync) only for a log line or a checkpoint.
+			due := l.Checkpoints != nil && l.Checkpoints.Due(res.Steps)
+			notice := l.notice()
+			if res.Steps%c.LogEvery == 0 || pos.Batch == perEpoch || res.Steps == total || due || notice != nil {
+				loss, k, err := l.Net.TakeLoss()
 				if err != nil {
 					return res, err
 				}
-				epochLoss += loss * float64(k)
-				epochSteps += k
+				if math.IsNaN(loss) || math.IsInf(loss, 0) {
+					return res, fmt.Errorf("training diverged: loss is %v at step %d (try a lower optimizer.lr or train.grad_clip)", loss, res.Steps)
+				}
+				pos.LossSum += loss * float64(k)
 				prog.step(res.Steps, epoch, loss, lr)
 			}
-			if err := ctx.Err(); err != nil {
+
+			// Checkpoints: the periodic one persists in the background; on a notice, the
+			// emergency one is durable before we return.
+			if notice != nil {
 				prog.done()
+				fmt.Fprintf(l.Log, "%s received: checkpointing at step %d\n", notice.Signal, res.Steps)
+				l.emit(events.SignalReceived, map[string]any{"signal": notice.Signal.String(), "step": res.Steps,
+					"wait_ms": time.Since(notice.At).Seconds() * 1000})
+				if l.Checkpoints != nil {
+					if err := l.Checkpoints.Save(pos, checkpoint.ReasonEmergency, res.lastMetrics()); err != nil {
+						return res, fmt.Errorf("emergency checkpoint: %w", err)
+					}
+				}
+				return res, &PreemptedError{Notice: *notice, Step: res.Steps}
+			}
+			if due {
+				if err := l.Checkpoints.Save(pos, checkpoint.ReasonPeriodic, res.lastMetrics()); err != nil {
+					return res, err
+				}
+			}
+			if err := ctx.Err(); err != nil {
 				return res, err
 			}
 		}
 
-		// Evaluation at the end of every epoch.
-		val, err := l.Task.Evaluate(l.Net)
+		// Evaluation at the end of every epoch (also of one cut short by max_steps).
+		er, err := l.evaluate(pos, start)
 		if err != nil {
-			return res, fmt.Errorf("evaluate epoch %d: %w", epoch, err)
+			return res, err
 		}
-		er := EpochResult{Epoch: epoch, TrainLoss: epochLoss / float64(max(epochSteps, 1)), Val: val, Duration: time.Since(start)}
 		res.Epochs = append(res.Epochs, er)
 		prog.epoch(er)
 	}
-	prog.done()
 	return res, nil
+}
+
+func (l *Loop) evaluate(pos Position, start time.Time) (EpochResult, error) {
+	val, err := l.Task.Evaluate(l.Net)
+	if err != nil {
+		return EpochResult{}, fmt.Errorf("evaluate epoch %d: %w", pos.Epoch+1, err)
+	}
+	er := EpochResult{Epoch: pos.Epoch, Step: pos.Step, TrainLoss: pos.LossSum / float64(max(pos.Batch, 1)), Val: val, Duration: time.Since(start)}
+	l.emit(events.EpochEnd, map[string]any{"epoch": er.Epoch, "step": er.Step, "train_loss": er.TrainLoss, "metrics": map[string]float64(er.Val)})
+	return er, nil
+}
+
+func (l *Loop) emit(typ string, fields map[string]any) {
+	if l.Events != nil {
+		l.Events.Emit(typ, fields)
+	}
+}
+
+// lastMetrics returns the newest validation metrics, nil before the first evaluation.
+func (r *Result) lastMetrics() Metrics {
+	if len(r.Epochs) == 0 {
+		return nil
+	}
+	return r.Epochs[len(r.Epochs)-1].Val
+}
+
+// notice returns a pending stop notice, without waiting.
+func (l *Loop) notice() *Notice {
+	select {
+	case n, ok := <-l.Stop:
+		if ok {
+			return &n
+		}
+	default:
+	}
+	return nil
 }

@@ -13,17 +13,18 @@ type progress struct {
 	w        io.Writer
 	terminal bool
 	total    int
+	first    int // the step this process started from
 	start    time.Time
 	drawn    bool // a bar is on the current line
 }
 
-func newProgress(w io.Writer, terminal bool, total int) *progress {
-	return &progress{w: w, terminal: terminal, total: total, start: time.Now()}
+func newProgress(w io.Writer, terminal bool, total, first int) *progress {
+	return &progress{w: w, terminal: terminal, total: total, first: first, start: time.Now()}
 }
 
 func (p *progress) step(step, epoch int, loss, lr float64) {
 	elapsed := time.Since(p.start)
-	rate := float64(step) / elapsed.Seconds()
+	rate := float64(step-p.first) / elapsed.Seconds()
 	eta := time.Duration(float64(p.total-step) / rate * float64(time.Second)).Round(time.Second)
 	if !p.terminal {
 		fmt.Fprintf(p.w, "step %d/%d | epoch %d | loss %.5f | lr %.3e | %.1f steps/s | eta %s\n",

@@ -5,9 +5,10 @@ import (
 	"io"
 
 	"spottrain/configs"
+	"spottrain/train"
 )
 
-func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
+func runDemo(ctx context.Context, args []string, stdout io.Writer, stop <-chan train.Notice) error {
 	fs := newFlagSet("demo", "demo [--set key=value]...", stdout)
 	sets := fs.StringArray("set", nil, "override a value of the demo config, e.g. --set train.epochs=1 (repeatable)")
 	if err := parseFlags(fs, args); err != nil {
@@ -17,5 +18,5 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return trainAndReport(ctx, cfg, stdout)
+	return trainAndReport(ctx, cfg, stdout, train.Options{Stop: stop})
 }

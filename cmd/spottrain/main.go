@@ -1,6 +1,7 @@
 // Command spottrain trains PyTorch models from Go on machines that can be taken away at any moment.
 //
-// Exit codes: 0 done, 1 failure, 2 bad input or usage, 130 stopped by a signal.
+// Exit codes: 0 done, 1 failure, 2 bad input or usage, 75 stopped by SIGTERM or SIGINT after an
+// emergency checkpoint (start it again to resume).
 package main
 
 import (
@@ -11,11 +12,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
-	"spottrain/configs"
-	"spottrain/data/solar"
 	"spottrain/train"
 )
 
@@ -27,6 +27,7 @@ Usage:
 Commands:
   train   train the job a config file describes
   demo    train the LSTM solar forecaster on synthetic data (a few minutes on 2 cores)
+  ckpt    list, verify and export the checkpoints of a run dir
 
 Run 'spottrain <command> --help' for a command's flags.
 `
@@ -37,26 +38,44 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
-	stop()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	stop := make(chan train.Notice, 1)
+	go forwardNotices(sigs, stop)
+	err := run(context.Background(), os.Args[1:], os.Stdout, stop)
 	if err != nil && !errors.Is(err, pflag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "spottrain:", err)
 	}
 	os.Exit(exitCode(err))
 }
 
+// forwardNotices turns the first signal into a stop notice for the training loop. Later signals
+// are reported and otherwise ignored: they never abort an emergency checkpoint in progress.
+func forwardNotices(sigs <-chan os.Signal, stop chan<- train.Notice) {
+	first := true
+	for s := range sigs {
+		if first {
+			stop <- train.Notice{Signal: s, At: time.Now()}
+			first = false
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "spottrain: %s received again: finishing the emergency checkpoint first\n", s)
+	}
+}
+
 // run dispatches to a subcommand.
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, stdout io.Writer, stop <-chan train.Notice) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, usage)
 		return usageError{"no command given"}
 	}
 	switch args[0] {
 	case "train":
-		return runTrain(ctx, args[1:], stdout)
+		return runTrain(ctx, args[1:], stdout, stop)
 	case "demo":
-		return runDemo(ctx, args[1:], stdout)
+		return runDemo(ctx, args[1:], stdout, stop)
+	case "ckpt":
+		return runCkpt(args[1:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -66,21 +85,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 }
 
-// exitCode maps an error to the process's exit status, in one place.
+// exitCode maps an error to the process's exit status, in one place: usage errors here, the
+// rest as train.ExitCode says.
 func exitCode(err error) int {
 	var ue usageError
-	var ce *configs.Error
-	var pe *solar.ParseError
-	var ie *train.InputError
 	switch {
-	case err == nil, errors.Is(err, pflag.ErrHelp):
+	case errors.Is(err, pflag.ErrHelp):
 		return 0
-	case errors.As(err, &ue), errors.As(err, &ce), errors.As(err, &pe), errors.As(err, &ie):
+	case errors.As(err, &ue):
 		return 2
-	case errors.Is(err, context.Canceled):
-		return 130
 	default:
-		return 1
+		return train.ExitCode(err)
 	}
 }
 

@@ -2,18 +2,23 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
+	"time"
 
+	"spottrain/checkpoint"
 	"spottrain/configs"
 	"spottrain/train"
 )
 
-func runTrain(ctx context.Context, args []string, stdout io.Writer) error {
+func runTrain(ctx context.Context, args []string, stdout io.Writer, stop <-chan train.Notice) error {
 	fs := newFlagSet("train", "train --config FILE [--set key=value]...", stdout)
 	path := fs.String("config", "", "YAML config `file` of the job (required)")
 	sets := fs.StringArray("set", nil, "override a config value, e.g. --set train.epochs=3 (repeatable)")
+	force := fs.Bool("force", false, "resume the run dir's checkpoints even though the config changed")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -24,16 +29,26 @@ func runTrain(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return trainAndReport(ctx, cfg, stdout)
+	return trainAndReport(ctx, cfg, stdout, train.Options{Stop: stop, Force: *force})
 }
 
 // trainAndReport runs the job and prints its test scores against persistence.
-func trainAndReport(ctx context.Context, cfg configs.Config, stdout io.Writer) error {
-	sum, err := train.Run(ctx, cfg, stdout, isTerminal(stdout))
-	if err != nil {
-		if sum != nil && sum.Result != nil {
-			fmt.Fprintf(stdout, "stopped after %d steps\n", sum.Result.Steps)
+func trainAndReport(ctx context.Context, cfg configs.Config, stdout io.Writer, opt train.Options) error {
+	opt.Log, opt.Terminal = stdout, isTerminal(stdout)
+	// A testing knob: crash tests slow checkpoint writes down so that their kills land inside them.
+	if v := os.Getenv("SPOTTRAIN_TEST_CKPT_WRITE_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return usageError{fmt.Sprintf("SPOTTRAIN_TEST_CKPT_WRITE_DELAY: %v", err)}
 		}
+		opt.FS = checkpoint.SlowFS(checkpoint.OSFS{}, d)
+	}
+	sum, err := train.Run(ctx, cfg, opt)
+	var pe *train.PreemptedError
+	if err != nil && !errors.As(err, &pe) && sum != nil && sum.Result != nil {
+		fmt.Fprintf(stdout, "stopped after %d steps\n", sum.Result.Steps)
+	}
+	if err != nil {
 		return err
 	}
 	t := sum.Test

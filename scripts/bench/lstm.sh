@@ -12,12 +12,20 @@ best() { sort -g | tail -1; }
 # Debian's OpenBLAS starts its own threads inside each libtorch thread: 2 x 2 threads on 2 cores make
 # PyTorch ~5x slower here. One BLAS thread per libtorch thread for every contender.
 export OPENBLAS_NUM_THREADS=1
-go_out=$(SPOTTRAIN_BENCH_THREADS=$THREADS $GO test ${GOFLAGS_TAGS:-} -run '^$' -bench 'BenchmarkLSTMStep' -benchtime 3s -count "$ROUNDS" ./torch/)
-echo "$go_out" | grep -E '^Benchmark' >&2
-go_rate=$(echo "$go_out" | awk '/LSTMStep\/go/ {for (i=1;i<=NF;i++) if ($i=="steps/s") print $(i-1)}' | best)
-cpp_rate=$(echo "$go_out" | awk '/LSTMStep\/cpp/ {for (i=1;i<=NF;i++) if ($i=="steps/s") print $(i-1)}' | best)
-py_rate=$(for _ in $(seq "$ROUNDS"); do OMP_NUM_THREADS=$THREADS $PYTHON scripts/bench/lstm_step.py --threads "$THREADS"; done \
-	| awk '{print $2}' | best)
+# Rounds interleave the contenders so that drift in machine load hits all of them alike.
+go_rates=() cpp_rates=() py_rates=()
+for _ in $(seq "$ROUNDS"); do
+	out=$(SPOTTRAIN_BENCH_THREADS=$THREADS $GO test ${GOFLAGS_TAGS:-} -run '^$' -bench 'BenchmarkLSTMStep' -benchtime 3s -count 1 ./torch/)
+	echo "$out" | grep -E '^Benchmark' >&2
+	go_rates+=("$(echo "$out" | awk '/LSTMStep\/go/ {for (i=1;i<=NF;i++) if ($i=="steps/s") print $(i-1)}')")
+	cpp_rates+=("$(echo "$out" | awk '/LSTMStep\/cpp/ {for (i=1;i<=NF;i++) if ($i=="steps/s") print $(i-1)}')")
+	py=$(OMP_NUM_THREADS=$THREADS $PYTHON scripts/bench/lstm_step.py --threads "$THREADS")
+	echo "$py" >&2
+	py_rates+=("$(echo "$py" | awk '{print $2}')")
+done
+go_rate=$(printf '%s\n' "${go_rates[@]}" | best)
+cpp_rate=$(printf '%s\n' "${cpp_rates[@]}" | best)
+py_rate=$(printf '%s\n' "${py_rates[@]}" | best)
 awk -v g="$go_rate" -v c="$cpp_rate" -v p="$py_rate" -v t="$THREADS" 'BEGIN {
 	printf "LSTM train step (batch 64, lookback 48, 8 features, hidden 64, 2 layers, horizon 24, Adam, clip 1.0), %d threads, best of rounds\n", t
 	printf "%-26s %10.1f steps/s\n", "Go loop (spottrain)", g

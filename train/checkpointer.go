@@ -1,0 +1,175 @@
+package train
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"spottrain/checkpoint"
+	"spottrain/events"
+	"spottrain/torch"
+)
+
+// Payload files of a checkpoint.
+const (
+	ModelFile = "model.pt"   // parameters and buffers (torch serialization)
+	OptimFile = "optim.pt"   // optimizer state (torch serialization)
+	RNGFile   = "rng.pt"     // generator states (torch serialization)
+	SpecFile  = "model.json" // the ModelSpec, JSON
+)
+
+// checkpointer takes checkpoints in two phases: a snapshot of model, optimizer and RNG state into
+// memory (the only part that blocks training), then a persist into the store, in a background
+// goroutine for periodic checkpoints. At most one persist is in flight: the next checkpoint, an
+// emergency one included, waits for it first.
+type checkpointer struct {
+	store      *checkpoint.Store
+	events     *events.Log
+	net        *torch.Net
+	opt        *torch.Optimizer
+	spec       ModelSpec
+	log        io.Writer
+	everySteps int                 // 0: off
+	every      time.Duration       // 0: off
+	manifest   checkpoint.Manifest // the fields that do not change during a run
+
+	computeBefore float64   // training seconds of earlier incarnations
+	started       time.Time // when this incarnation's training began
+	lastStep      int       // step of the newest checkpoint (saved or being saved)
+	lastTime      time.Time
+	persisting    chan error // the persist in flight, nil when none
+}
+
+// Due implements Checkpointer.
+func (c *checkpointer) Due(step int) bool {
+	if step == c.lastStep {
+		return false
+	}
+	if c.everySteps > 0 && step%c.everySteps == 0 {
+		return true
+	}
+	last := c.lastTime
+	if last.IsZero() {
+		last = c.started
+	}
+	return c.every > 0 && time.Since(last) >= c.every
+}
+
+// Save implements Checkpointer.
+func (c *checkpointer) Save(pos Position, reason string, metrics Metrics) error {
+	c.wait()
+	begin := time.Now()
+	model, err := c.net.SaveState()
+	if err != nil {
+		return err
+	}
+	optim, err := c.opt.SaveState()
+	if err != nil {
+		return err
+	}
+	rng, err := torch.SaveRNG()
+	if err != nil {
+		return err
+	}
+	spec, err := json.Marshal(c.spec)
+	if err != nil {
+		return err
+	}
+	blocking := time.Since(begin)
+
+	m := c.manifest
+	m.Epoch, m.Step, m.Batch = pos.Epoch, int64(pos.Step), pos.Batch
+	m.Loss = pos.LossSum / float64(max(pos.Batch, 1))
+	m.Metrics = metrics
+	m.ComputeSeconds = c.computeSeconds()
+	m.Reason = reason
+	m.Time = time.Now().UTC()
+	c.lastStep, c.lastTime = pos.Step, time.Now()
+	c.events.Emit(events.CheckpointBegin, map[string]any{"step": pos.Step, "reason": reason})
+
+	persist := func() error {
+		start := time.Now()
+		p, err := c.store.Begin(m.Step)
+		if err != nil {
+			return err
+		}
+		defer p.Cleanup()
+		for _, f := range []struct {
+			name string
+			data []byte
+		}{{ModelFile, model}, {OptimFile, optim}, {RNGFile, rng}, {SpecFile, spec}} {
+			if err := p.Write(f.name, f.data); err != nil {
+				return err
+			}
+		}
+		ck, err := p.Commit(m)
+		if errors.Is(err, checkpoint.ErrRetention) {
+			// The checkpoint is durable; only removing older ones failed.
+			fmt.Fprintf(c.log, "warning: %v\n", err)
+		} else if err != nil {
+			return err
+		}
+		fields := map[string]any{
+			"step": pos.Step, "reason": reason, "dir": ck.Dir, "bytes": len(model) + len(optim) + len(rng),
+			"blocking_ms": blocking.Seconds() * 1000, "persist_ms": time.Since(start).Seconds() * 1000,
+		}
+		if reason == checkpoint.ReasonEmergency {
+			c.events.Emit(events.EmergencyCheckpoint, fields)
+		}
+		return c.events.Emit(events.CheckpointCommit, fields)
+	}
+	if reason != checkpoint.ReasonPeriodic {
+		return persist()
+	}
+	done := make(chan error, 1)
+	c.persisting = done
+	go func() { done <- persist() }()
+	return nil
+}
+
+// computeSeconds returns the training time of the run so far, all incarnations together.
+func (c *checkpointer) computeSeconds() float64 {
+	return c.computeBefore + time.Since(c.started).Seconds()
+}
+
+// wait joins the persist in flight, if any. Its failure does not stop training: the previous
+// checkpoint is intact, and it is reported here.
+func (c *checkpointer) wait() {
+	if c.persisting == nil {
+		return
+	}
+	err := <-c.persisting
+	c.persisting = nil
+	if err != nil {
+		fmt.Fprintf(c.log, "warning: periodic checkpoint failed, training goes on from the previous one: %v\n", err)
+		c.events.Emit(events.CheckpointFailed, map[string]any{"error": err.Error()})
+	}
+}
+
+// restore loads a checkpoint's model, optimizer and RNG state.
+func restore(ck *checkpoint.Checkpoint, net *torch.Net, opt *torch.Optimizer) error {
+	for _, f := range []struct {
+		name string
+		load func([]byte) error
+	}{{ModelFile, net.LoadState}, {OptimFile, opt.LoadState}, {RNGFile, torch.LoadRNG}} {
+		data, err := ck.ReadFile(f.name)
+		if err == nil {
+			err = f.load(data)
+		}
+		if err != nil {
+			return fmt.Errorf("resume from %s: %s: %w", ck.Dir, f.name, err)
+		}
+	}
+	return nil
+}
+
+// newRunID returns a random identifier for a new run.
+func newRunID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
