@@ -78,10 +78,18 @@ struct NetState {
 struct OptimState {
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   NetState* net;
+  int kind;  // OPTIM_*
+};
+
+struct SnapshotState {
+  std::vector<std::pair<std::string, torch::Tensor>> model;  // host copies
+  std::unique_ptr<torch::optim::Optimizer> optim;  // the optimizer's groups, with host copies of its state
+  std::string rng;                                 // serialized already: it is small
 };
 
 NetState* as_net(Net n) { return static_cast<NetState*>(n); }
 OptimState* as_optim(Optim o) { return static_cast<OptimState*>(o); }
+SnapshotState* as_snapshot(Snapshot s) { return static_cast<SnapshotState*>(s); }
 
 torch::Device check_device(const char* name) {
   torch::Device dev{std::string(name)};
@@ -173,13 +181,17 @@ std::vector<std::pair<std::string, torch::Tensor>> named_state(NetState* net) {
   return out;
 }
 
-// to_buffer serializes an archive into a malloc'd buffer.
-void to_buffer(torch::serialize::OutputArchive& archive, void** data, int64_t* len) {
+std::string to_string(torch::serialize::OutputArchive& archive) {
   std::string bytes;
   archive.save_to([&bytes](const void* buf, size_t n) -> size_t {
     bytes.append(static_cast<const char*>(buf), n);
     return n;
   });
+  return bytes;
+}
+
+// to_buffer copies bytes into a malloc'd buffer.
+void to_buffer(const std::string& bytes, void** data, int64_t* len) {
   void* out = std::malloc(bytes.empty() ? 1 : bytes.size());
   TORCH_CHECK(out != nullptr, "out of memory copying ", bytes.size(), " bytes of state");
   std::memcpy(out, bytes.data(), bytes.size());
@@ -202,6 +214,52 @@ int dtype_code(c10::ScalarType t) {
     case torch::kBFloat16: return DTYPE_BFLOAT16;
     default: TORCH_CHECK(false, "unsupported dtype ", t);
   }
+}
+
+// host_copy returns a copy of t in host memory (a copy even when t is there already).
+torch::Tensor host_copy(const torch::Tensor& t) {
+  if (!t.defined()) return t;
+  return t.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true);
+}
+
+// copy_state returns a copy of one parameter's optimizer state with its tensors in host memory.
+std::unique_ptr<torch::optim::OptimizerParamState> copy_state(
+    const torch::optim::OptimizerParamState& st) {
+  using namespace torch::optim;
+  if (auto* a = dynamic_cast<const AdamParamState*>(&st)) {
+    auto c = std::make_unique<AdamParamState>(*a);
+    c->exp_avg(host_copy(a->exp_avg())).exp_avg_sq(host_copy(a->exp_avg_sq()));
+    c->max_exp_avg_sq(host_copy(a->max_exp_avg_sq()));
+    return c;
+  }
+  if (auto* a = dynamic_cast<const AdamWParamState*>(&st)) {
+    auto c = std::make_unique<AdamWParamState>(*a);
+    c->exp_avg(host_copy(a->exp_avg())).exp_avg_sq(host_copy(a->exp_avg_sq()));
+    c->max_exp_avg_sq(host_copy(a->max_exp_avg_sq()));
+    return c;
+  }
+  if (auto* g = dynamic_cast<const SGDParamState*>(&st)) {
+    auto c = std::make_unique<SGDParamState>(*g);
+    c->momentum_buffer(host_copy(g->momentum_buffer()));
+    return c;
+  }
+  TORCH_CHECK(false, "cannot snapshot this optimizer's state");
+}
+
+// new_optimizer builds an optimizer of kind over params.
+std::unique_ptr<torch::optim::Optimizer> new_optimizer(
+    int kind, std::vector<torch::optim::OptimizerParamGroup> groups,
+    const torch::optim::OptimizerOptions& defaults) {
+  using namespace torch::optim;
+  switch (kind) {
+    case OPTIM_ADAM:
+      return std::make_unique<Adam>(std::move(groups), static_cast<const AdamOptions&>(defaults));
+    case OPTIM_ADAMW:
+      return std::make_unique<AdamW>(std::move(groups), static_cast<const AdamWOptions&>(defaults));
+    case OPTIM_SGD:
+      return std::make_unique<SGD>(std::move(groups), static_cast<const SGDOptions&>(defaults));
+  }
+  TORCH_CHECK(false, "unknown optimizer kind ", kind);
 }
 
 std::vector<at::Generator> generators() {
@@ -322,13 +380,57 @@ char* Net_TakeLoss(Net n, double* sum, int64_t* count) {
   SHIM_END
 }
 
-char* Net_SaveState(Net n, void** data, int64_t* len) {
+char* Snapshot_New(Net n, Optim o, Snapshot* out) {
   SHIM_BEGIN
-  torch::serialize::OutputArchive archive;
-  for (const auto& kv : named_state(as_net(n))) archive.write(kv.first, kv.second.detach());
-  to_buffer(archive, data, len);
+  auto net = as_net(n);
+  auto opt = as_optim(o);
+  TORCH_CHECK(opt->net == net, "the optimizer was built for another net");
+  auto snap = std::make_unique<SnapshotState>();
+  for (const auto& kv : named_state(net)) snap->model.emplace_back(kv.first, host_copy(kv.second));
+
+  // The copy optimizer has the live one's groups (it serializes their parameters' keys, never
+  // their values) and host copies of its state, under the same keys.
+  const auto& live = *opt->optimizer;
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  for (const auto& g : live.param_groups())
+    groups.emplace_back(g.params(), g.options().clone());
+  snap->optim = new_optimizer(opt->kind, std::move(groups), live.defaults());
+  for (const auto& kv : live.state()) snap->optim->state()[kv.first] = copy_state(*kv.second);
+
+  torch::serialize::OutputArchive rng;
+  auto gens = generators();
+  for (size_t i = 0; i < gens.size(); i++) {
+    std::lock_guard<std::mutex> lock(gens[i].mutex());
+    rng.write(i == 0 ? "cpu" : "cuda" + std::to_string(i - 1), gens[i].get_state());
+  }
+  snap->rng = to_string(rng);
+  *out = snap.release();
   SHIM_END
 }
+
+char* Snapshot_Serialize(Snapshot s, int which, void** data, int64_t* len) {
+  SHIM_BEGIN
+  auto snap = as_snapshot(s);
+  torch::serialize::OutputArchive archive;
+  switch (which) {
+    case SNAPSHOT_MODEL:
+      for (const auto& kv : snap->model) archive.write(kv.first, kv.second);
+      to_buffer(to_string(archive), data, len);
+      break;
+    case SNAPSHOT_OPTIM:
+      snap->optim->save(archive);
+      to_buffer(to_string(archive), data, len);
+      break;
+    case SNAPSHOT_RNG:
+      to_buffer(snap->rng, data, len);
+      break;
+    default:
+      TORCH_CHECK(false, "unknown snapshot part ", which);
+  }
+  SHIM_END
+}
+
+void Snapshot_Free(Snapshot s) { delete as_snapshot(s); }
 
 char* Net_LoadState(Net n, const void* data, int64_t len) {
   SHIM_BEGIN
@@ -350,32 +452,12 @@ char* Net_LoadState(Net n, const void* data, int64_t len) {
   SHIM_END
 }
 
-char* Optim_SaveState(Optim o, void** data, int64_t* len) {
-  SHIM_BEGIN
-  torch::serialize::OutputArchive archive;
-  as_optim(o)->optimizer->save(archive);
-  to_buffer(archive, data, len);
-  SHIM_END
-}
-
 char* Optim_LoadState(Optim o, const void* data, int64_t len) {
   SHIM_BEGIN
   auto opt = as_optim(o);
   torch::serialize::InputArchive archive;
   from_buffer(archive, data, len, opt->net->device);
   opt->optimizer->load(archive);
-  SHIM_END
-}
-
-char* Torch_SaveRNG(void** data, int64_t* len) {
-  SHIM_BEGIN
-  torch::serialize::OutputArchive archive;
-  auto gens = generators();
-  for (size_t i = 0; i < gens.size(); i++) {
-    std::lock_guard<std::mutex> lock(gens[i].mutex());
-    archive.write(i == 0 ? "cpu" : "cuda" + std::to_string(i - 1), gens[i].get_state());
-  }
-  to_buffer(archive, data, len);
   SHIM_END
 }
 
@@ -458,7 +540,7 @@ char* Optim_New(Net n, int kind, double lr, double weight_decay, double beta1, d
     default:
       TORCH_CHECK(false, "unknown optimizer kind ", kind);
   }
-  *out = new OptimState{std::move(opt), net};
+  *out = new OptimState{std::move(opt), net, kind};
   SHIM_END
 }
 

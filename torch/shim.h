@@ -65,15 +65,23 @@ char* Net_TrainSteps(Net net, Optim opt, const float* x, const int64_t* xshape, 
 // and resets them.
 char* Net_TakeLoss(Net net, double* sum, int64_t* count);
 
-// State, serialized with torch::serialize (the zip format of torch.save) into a malloc'd buffer
-// that the caller frees. Loading is strict: every parameter and buffer must be present with its
-// shape; tensors are moved to the net's device, so state saved on one device loads on another.
-char* Net_SaveState(Net net, void** data, int64_t* len);
+typedef void* Snapshot;  // a frozen copy of what a checkpoint saves, in host memory
+
+// Snapshot_New copies the net's parameters and buffers and the optimizer's state into host memory,
+// and serializes the generators' states (the CPU's and every CUDA device's): the blocking part of
+// a checkpoint. Training may go on while Snapshot_Serialize runs on another thread.
+char* Snapshot_New(Net net, Optim opt, Snapshot* out);
+// Snapshot_Serialize writes part `which` (SNAPSHOT_MODEL, _OPTIM or _RNG) with torch::serialize
+// (the zip format of torch.save) into a malloc'd buffer that the caller frees.
+char* Snapshot_Serialize(Snapshot snap, int which, void** data, int64_t* len);
+void Snapshot_Free(Snapshot snap);
+enum { SNAPSHOT_MODEL = 0, SNAPSHOT_OPTIM = 1, SNAPSHOT_RNG = 2 };
+
+// Loading is strict: every parameter and buffer must be present with its shape; tensors move to
+// the net's device, so state saved on one device loads on another.
 char* Net_LoadState(Net net, const void* data, int64_t len);
-char* Optim_SaveState(Optim opt, void** data, int64_t* len);
 char* Optim_LoadState(Optim opt, const void* data, int64_t len);
-// The generators' states: the CPU's and every CUDA device's.
-char* Torch_SaveRNG(void** data, int64_t* len);
+// Torch_LoadRNG restores generator states; CUDA states this machine has no device for are ignored.
 char* Torch_LoadRNG(const void* data, int64_t len);
 
 // The net's parameters and buffers in state_dict order and naming, for export: Net_StateCount

@@ -7,6 +7,7 @@ import "C"
 import (
 	"encoding/binary"
 	"math"
+	"runtime"
 	"unsafe"
 )
 
@@ -19,22 +20,67 @@ func takeBuffer(data unsafe.Pointer, n C.int64_t) []byte {
 // pass returns a pointer to b's first byte for a shim call (nil for an empty slice).
 func pass(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
 
-// SaveState serializes the model's parameters and buffers (torch serialization). The bytes are a
-// copy: training may go on while they are written out.
-func (n *Net) SaveState() ([]byte, error) {
-	const op = "save model state"
-	if err := n.live(op); err != nil {
+// Snapshot is a frozen copy, in host memory, of what a checkpoint saves: a net's parameters and
+// buffers, its optimizer's state and libtorch's generator states. Taking it is the only part of a
+// checkpoint that blocks training; serializing it (Model, Optimizer, RNG) may run in another
+// goroutine while training goes on. Close releases it.
+type Snapshot struct {
+	p       C.Snapshot
+	cleanup runtime.Cleanup
+}
+
+// TakeSnapshot copies the state of net, opt and the generators.
+func TakeSnapshot(net *Net, opt *Optimizer) (*Snapshot, error) {
+	const op = "snapshot"
+	if err := net.live(op); err != nil {
 		return nil, err
+	}
+	if opt == nil || opt.p == nil {
+		return nil, errorf(op, "optimizer is nil or closed")
+	}
+	var p C.Snapshot
+	if err := check(op, C.Snapshot_New(net.p, opt.p, &p)); err != nil {
+		return nil, err
+	}
+	s := &Snapshot{p: p}
+	s.cleanup = runtime.AddCleanup(s, func(p C.Snapshot) { C.Snapshot_Free(p) }, p)
+	return s, nil
+}
+
+// Model serializes the parameters and buffers (torch serialization), for Net.LoadState.
+func (s *Snapshot) Model() ([]byte, error) { return s.serialize("model", C.SNAPSHOT_MODEL) }
+
+// Optimizer serializes the optimizer state, for Optimizer.LoadState.
+func (s *Snapshot) Optimizer() ([]byte, error) { return s.serialize("optimizer", C.SNAPSHOT_OPTIM) }
+
+// RNG serializes the generator states, for LoadRNG.
+func (s *Snapshot) RNG() ([]byte, error) { return s.serialize("RNG", C.SNAPSHOT_RNG) }
+
+func (s *Snapshot) serialize(what string, which C.int) ([]byte, error) {
+	op := "serialize " + what + " state"
+	if s.p == nil {
+		return nil, errorf(op, "snapshot is closed")
 	}
 	var data unsafe.Pointer
 	var size C.int64_t
-	if err := check(op, C.Net_SaveState(n.p, &data, &size)); err != nil {
+	if err := check(op, C.Snapshot_Serialize(s.p, which, &data, &size)); err != nil {
 		return nil, err
 	}
 	return takeBuffer(data, size), nil
 }
 
-// LoadState restores parameters and buffers saved by SaveState, on whatever device they were saved.
+// Close releases the snapshot. It is safe to call more than once.
+func (s *Snapshot) Close() error {
+	if s.p != nil {
+		s.cleanup.Stop()
+		C.Snapshot_Free(s.p)
+		s.p = nil
+	}
+	return nil
+}
+
+// LoadState restores parameters and buffers serialized by Snapshot.Model, on whatever device
+// they were saved.
 // Every tensor of the model must be in state with its shape.
 func (n *Net) LoadState(state []byte) error {
 	const op = "load model state"
@@ -44,21 +90,7 @@ func (n *Net) LoadState(state []byte) error {
 	return check(op, C.Net_LoadState(n.p, pass(state), C.int64_t(len(state))))
 }
 
-// SaveState serializes the optimizer's state (moments, momentum buffers, step counts).
-func (o *Optimizer) SaveState() ([]byte, error) {
-	const op = "save optimizer state"
-	if o.p == nil {
-		return nil, errorf(op, "optimizer is closed")
-	}
-	var data unsafe.Pointer
-	var size C.int64_t
-	if err := check(op, C.Optim_SaveState(o.p, &data, &size)); err != nil {
-		return nil, err
-	}
-	return takeBuffer(data, size), nil
-}
-
-// LoadState restores state saved by SaveState onto the optimizer's device.
+// LoadState restores state serialized by Snapshot.Optimizer onto the optimizer's device.
 func (o *Optimizer) LoadState(state []byte) error {
 	const op = "load optimizer state"
 	if o.p == nil {
@@ -67,17 +99,7 @@ func (o *Optimizer) LoadState(state []byte) error {
 	return check(op, C.Optim_LoadState(o.p, pass(state), C.int64_t(len(state))))
 }
 
-// SaveRNG serializes the states of libtorch's generators: the CPU's and every CUDA device's.
-func SaveRNG() ([]byte, error) {
-	var data unsafe.Pointer
-	var size C.int64_t
-	if err := check("save RNG state", C.Torch_SaveRNG(&data, &size)); err != nil {
-		return nil, err
-	}
-	return takeBuffer(data, size), nil
-}
-
-// LoadRNG restores generator states saved by SaveRNG. CUDA states that this machine has no device
+// LoadRNG restores generator states serialized by Snapshot.RNG. CUDA states that this machine has no device
 // for are ignored.
 func LoadRNG(state []byte) error {
 	return check("load RNG state", C.Torch_LoadRNG(pass(state), C.int64_t(len(state))))

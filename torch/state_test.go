@@ -43,13 +43,16 @@ func TestStateRoundTripResumesExactly(t *testing.T) {
 	a := newLSTM(t, cfg)
 	optA := newAdam(t, a, 1e-2)
 	step(a, optA, 3)
-	model, err := a.SaveState()
+	snap, err := torch.TakeSnapshot(a, optA)
 	require.NoError(t, err)
-	optim, err := optA.SaveState()
+	defer snap.Close()
+	step(a, optA, 4) // training goes on; the snapshot does not move with it
+	model, err := snap.Model()
 	require.NoError(t, err)
-	rng, err := torch.SaveRNG()
+	optim, err := snap.Optimizer()
 	require.NoError(t, err)
-	step(a, optA, 4)
+	rng, err := snap.RNG()
+	require.NoError(t, err)
 	want := weightsDigest(t, a)
 
 	torch.ManualSeed(99) // a different init and generator state, all overwritten by the load
@@ -63,14 +66,22 @@ func TestStateRoundTripResumesExactly(t *testing.T) {
 	assert.Equal(t, want, weightsDigest(t, b), "resumed run ends with the same weights")
 }
 
+func modelState(t *testing.T, net *torch.Net, opt *torch.Optimizer) []byte {
+	t.Helper()
+	snap, err := torch.TakeSnapshot(net, opt)
+	require.NoError(t, err)
+	defer snap.Close()
+	b, err := snap.Model()
+	require.NoError(t, err)
+	return b
+}
+
 func TestLoadStateRejectsBadState(t *testing.T) {
 	net := newLSTM(t, torch.LSTMConfig{Inputs: 3, Hidden: 8, Layers: 1, Horizon: 2})
 	opt := newAdam(t, net, 1e-3)
 	other := newLSTM(t, torch.LSTMConfig{Inputs: 3, Hidden: 16, Layers: 1, Horizon: 2})
-	otherState, err := other.SaveState()
-	require.NoError(t, err)
-	good, err := net.SaveState()
-	require.NoError(t, err)
+	otherState := modelState(t, other, newAdam(t, other, 1e-3))
+	good := modelState(t, net, opt)
 	before := weightsDigest(t, net)
 
 	truncated := good[:len(good)/2]

@@ -22,9 +22,9 @@ const (
 	SpecFile  = "model.json" // the ModelSpec, JSON
 )
 
-// checkpointer takes checkpoints in two phases: a snapshot of model, optimizer and RNG state into
-// memory (the only part that blocks training), then a persist into the store, in a background
-// goroutine for periodic checkpoints. At most one persist is in flight: the next checkpoint, an
+// checkpointer takes checkpoints in two phases: a snapshot, a copy of model, optimizer and RNG
+// state into host memory (the only part that blocks training), then a persist that serializes it
+// and commits it to the store, in a background goroutine for periodic checkpoints. At most one persist is in flight: the next checkpoint, an
 // emergency one included, waits for it first.
 type checkpointer struct {
 	store      *checkpoint.Store
@@ -63,19 +63,7 @@ func (c *checkpointer) Due(step int) bool {
 func (c *checkpointer) Save(pos Position, reason string, metrics Metrics) error {
 	c.wait()
 	begin := time.Now()
-	model, err := c.net.SaveState()
-	if err != nil {
-		return err
-	}
-	optim, err := c.opt.SaveState()
-	if err != nil {
-		return err
-	}
-	rng, err := torch.SaveRNG()
-	if err != nil {
-		return err
-	}
-	spec, err := json.Marshal(c.spec)
+	snap, err := torch.TakeSnapshot(c.net, c.opt)
 	if err != nil {
 		return err
 	}
@@ -92,7 +80,24 @@ func (c *checkpointer) Save(pos Position, reason string, metrics Metrics) error 
 	c.events.Emit(events.CheckpointBegin, map[string]any{"step": pos.Step, "reason": reason})
 
 	persist := func() error {
+		defer snap.Close()
 		start := time.Now()
+		spec, err := json.Marshal(c.spec)
+		if err != nil {
+			return err
+		}
+		model, err := snap.Model()
+		if err != nil {
+			return err
+		}
+		optim, err := snap.Optimizer()
+		if err != nil {
+			return err
+		}
+		rng, err := snap.RNG()
+		if err != nil {
+			return err
+		}
 		p, err := c.store.Begin(m.Step)
 		if err != nil {
 			return err

@@ -200,9 +200,7 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		return sum, err
 	}
 	if ck.lastStep != sum.Result.Steps {
-		end := Position{Epoch: (sum.Result.Steps - 1) / BatchesPerEpoch(task.TrainSize(), lc.BatchSize), Step: sum.Result.Steps}
-		end.Batch = sum.Result.Steps - end.Epoch*BatchesPerEpoch(task.TrainSize(), lc.BatchSize)
-		if err := ck.Save(end, checkpoint.ReasonFinal, sum.Result.lastMetrics()); err != nil {
+		if err := ck.Save(sum.Result.End, checkpoint.ReasonFinal, sum.Result.lastMetrics()); err != nil {
 			return sum, err
 		}
 	}

@@ -80,7 +80,8 @@ type EpochResult struct {
 
 // Result is the outcome of a run.
 type Result struct {
-	Steps  int // optimizer steps done, counting those of earlier incarnations
+	Steps  int      // optimizer steps done, counting those of earlier incarnations
+	End    Position // where the run stands
 	Epochs []EpochResult
 }
 
@@ -151,7 +152,7 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 	n := l.Task.TrainSize()
 	perEpoch := BatchesPerEpoch(n, c.BatchSize)
 	total := TotalSteps(n, c)
-	res := &Result{Steps: l.Start.Step}
+	res := &Result{Steps: l.Start.Step, End: l.Start}
 	prog := newProgress(l.Log, l.Terminal, total, l.Start.Step)
 	defer prog.done()
 
@@ -172,6 +173,7 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 			}
 			res.Steps++
 			pos.Batch, pos.Step = b+1, res.Steps
+			res.End = pos
 
 			// The loss is read back (a device sync) only for a log line or a checkpoint.
 			due := l.Checkpoints != nil && l.Checkpoints.Due(res.Steps)
@@ -185,6 +187,7 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 					return res, fmt.Errorf("training diverged: loss is %v at step %d (try a lower optimizer.lr or train.grad_clip)", loss, res.Steps)
 				}
 				pos.LossSum += loss * float64(k)
+				res.End = pos
 				prog.step(res.Steps, epoch, loss, lr)
 			}
 
