@@ -28,8 +28,10 @@ GOFLAGS_TAGS := $(if $(TAGS),-tags $(TAGS))
 .PHONY: setup build demo test bench clean
 
 # setup installs the system packages that are missing (idempotent: nothing to do the second time).
+# PKGS adds more: the tests and the benchmark compare with PyTorch (Debian's python3-torch, the
+# same libtorch 1.13).
 setup:
-	@missing=$$(for p in $(SYSTEM_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(SYSTEM_PKGS) $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "setup: installing" $$missing; \
 		$(SUDO) apt-get update -qq && $(SUDO) $(APT) $$missing; \
@@ -41,14 +43,15 @@ build: setup
 demo: build
 	$(BIN) demo
 
+test: PKGS = python3-torch
 test: setup
 	$(GO) vet $(GOFLAGS_TAGS) ./...
 	$(GO) test $(GOFLAGS_TAGS) ./...
 
 # bench compares the LSTM training step of the Go loop with a pure C++ loop and with PyTorch
 # (Debian's python3-torch: the same libtorch) at the same sizes and thread count.
+bench: PKGS = python3-torch
 bench: setup
-	@dpkg -s python3-torch >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) $(APT) python3-torch; }
 	GO="$(GO)" GOFLAGS_TAGS="$(GOFLAGS_TAGS)" bash scripts/bench/lstm.sh
 
 clean:
