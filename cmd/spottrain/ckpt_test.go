@@ -351,7 +351,10 @@ func TestCkptExport(t *testing.T) {
 // outputs must be those of the checkpoint loaded by spottrain's own code, to 1e-5.
 func TestCkptExportPyTorch(t *testing.T) {
 	t.Parallel()
-	const python = "/usr/bin/python3"
+	python := "/usr/bin/python3" // SPOTTRAIN_TEST_PYTHON names another (a GPU machine's PyTorch)
+	if p := os.Getenv("SPOTTRAIN_TEST_PYTHON"); p != "" {
+		python = p
+	}
 	if out, err := exec.Command(python, "-c", "import torch").CombinedOutput(); err != nil {
 		t.Fatalf("%s cannot import torch (%v: %s): install Debian's python3-torch (apt-get install python3-torch)",
 			python, err, strings.TrimSpace(string(out)))
