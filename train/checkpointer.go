@@ -86,12 +86,17 @@ func (c *checkpointer) Save(pos Position, reason string, metrics Metrics) error 
 		if err != nil {
 			return err
 		}
-		model, err := snap.Model()
-		if err != nil {
-			return err
-		}
-		optim, err := snap.Optimizer()
-		if err != nil {
+		// The model and the optimizer state serialize in parallel: each is about half the bytes.
+		var model, optim []byte
+		var modelErr error
+		serialized := make(chan struct{})
+		go func() {
+			defer close(serialized)
+			model, modelErr = snap.Model()
+		}()
+		optim, err = snap.Optimizer()
+		<-serialized
+		if err = errors.Join(modelErr, err); err != nil {
 			return err
 		}
 		rng, err := snap.RNG()

@@ -123,7 +123,9 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 	}
 	defer ev.Close()
 	defer func() {
-		fields := map[string]any{"code": ExitCode(err), "reason": "done"}
+		// step is required: a process that stops before the loop (a refused config, a failed
+		// restore) has done no step.
+		fields := map[string]any{"code": ExitCode(err), "reason": "done", "step": 0}
 		if err != nil {
 			fields["reason"] = err.Error()
 		}

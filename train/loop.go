@@ -156,7 +156,9 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 	prog := newProgress(l.Log, l.Terminal, total, l.Start.Step)
 	defer prog.done()
 
-	for epoch := l.Start.Epoch; epoch < c.Epochs && res.Steps < total; epoch++ {
+	// The epoch of a start position inside it is evaluated even if no step is left: a checkpoint of
+	// the run's last step (an emergency one) is taken before its epoch's evaluation.
+	for epoch := l.Start.Epoch; epoch < c.Epochs && (res.Steps < total || epoch == l.Start.Epoch && l.Start.Batch > 0); epoch++ {
 		start := time.Now()
 		order := Order(c.Seed, epoch, n)
 		pos := Position{Epoch: epoch, Step: res.Steps}

@@ -21,6 +21,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -99,6 +100,144 @@ func spottrain(t *testing.T, dir string, args ...string) result {
 		t.Fatalf("spottrain %s: %v (ctx: %v)\nstderr: %s", strings.Join(args, " "), err, ctx.Err(), stderr.String())
 	}
 	return result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// proc is a spottrain process started by startSpottrain, whose stdout the test reads line by line
+// as it comes.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	start  time.Time    // when it was started
+	stderr bytes.Buffer // read it only after wait
+	lines  chan string  // stdout, line by line; closed at its end
+	out    []string     // the lines of stdout read so far
+	first  time.Time    // when the first line of stdout was read; zero before
+	eof    bool         // stdout has ended
+	waited bool
+}
+
+// startSpottrain starts the binary with args in dir, with env (KEY=value) added to the
+// environment. A process still running at the end of the test is killed.
+func startSpottrain(t *testing.T, dir string, env []string, args ...string) *proc {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	p := &proc{t: t, cmd: cmd, lines: make(chan string)}
+	cmd.Stderr = &p.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err != nil {
+		cancel()
+		t.Fatalf("start spottrain %s: %v", strings.Join(args, " "), err)
+	}
+	p.start = time.Now()
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		close(done)
+		cancel() // kills it if it still runs
+		if !p.waited {
+			cmd.Wait()
+		}
+	})
+	go func() {
+		defer close(p.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case p.lines <- sc.Text():
+			case <-done:
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// read appends the lines of stdout to p.out until one satisfies until (it returns true), stdout
+// ends or the deadline passes (false; p.eof tells which).
+func (p *proc) read(until func(string) bool, deadline time.Time) bool {
+	if p.eof {
+		return false
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				p.eof = true
+				return false
+			}
+			if len(p.out) == 0 {
+				p.first = time.Now()
+			}
+			p.out = append(p.out, l)
+			if until(l) {
+				return true
+			}
+		case <-timer.C:
+			return false
+		}
+	}
+}
+
+// readLine reads stdout up to the first line that starts with prefix and returns it; if none
+// comes within timeout, it kills the process and fails the test.
+func (p *proc) readLine(prefix string, timeout time.Duration) string {
+	p.t.Helper()
+	if !p.read(func(l string) bool { return strings.HasPrefix(l, prefix) }, time.Now().Add(timeout)) {
+		p.cmd.Process.Kill()
+		p.wait(time.Minute)
+		p.t.Fatalf("no line %q... on stdout:\n%s\nstderr: %s", prefix, p.tail(20), p.stderr.String())
+	}
+	return p.out[len(p.out)-1]
+}
+
+// wait reads stdout to its end and waits for the process to exit, and returns its exit status, or
+// -1 if a signal killed it. If stdout has not ended within timeout, it kills the process and fails
+// the test.
+func (p *proc) wait(timeout time.Duration) int {
+	p.t.Helper()
+	if p.waited {
+		return p.cmd.ProcessState.ExitCode()
+	}
+	p.read(func(string) bool { return false }, time.Now().Add(timeout))
+	if !p.eof {
+		p.cmd.Process.Kill()
+	}
+	err := p.cmd.Wait()
+	p.waited = true
+	if !p.eof {
+		p.t.Fatalf("still running %v later; stdout ends:\n%s\nstderr: %s", timeout, p.tail(5), p.stderr.String())
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		p.t.Fatalf("wait for spottrain: %v", err)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// killed reports whether the process, waited for, was killed by SIGKILL.
+func (p *proc) killed() bool {
+	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// stdout returns the lines of stdout read so far, each ended by a newline.
+func (p *proc) stdout() string {
+	if len(p.out) == 0 {
+		return ""
+	}
+	return strings.Join(p.out, "\n") + "\n"
+}
+
+// tail returns the last n lines of stdout read so far.
+func (p *proc) tail(n int) string {
+	return strings.Join(p.out[max(0, len(p.out)-n):], "\n")
 }
 
 // errorLine checks that stderr is exactly one line "spottrain: MSG" and returns MSG.
@@ -526,71 +665,19 @@ func TestDemo(t *testing.T) {
 func TestInterrupt(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	args := append([]string{"demo"}, tiny("run")...)
 	args = append(args, "--set", "train.epochs=100000", "--set", "train.log_every=1")
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-
-	lines, done := make(chan string), make(chan struct{})
-	defer close(done)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			case <-done:
-				return
-			}
-		}
-	}()
-	// read appends the lines of stdout to out until one satisfies until (true), stdout ends
-	// (false) or timeout passes (false, after killing the process).
-	var out []string
-	eof := false
-	read := func(until func(string) bool, timeout time.Duration) bool {
-		deadline := time.After(timeout)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					eof = true
-					return false
-				}
-				out = append(out, l)
-				if until(l) {
-					return true
-				}
-			case <-deadline:
-				cmd.Process.Kill()
-				return false
-			}
-		}
-	}
-	if !read(func(l string) bool { return strings.HasPrefix(l, "step ") }, time.Minute) {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("no step logged:\n%s\nstderr: %s", strings.Join(out, "\n"), stderr.String())
-	}
-	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	p := startSpottrain(t, dir, nil, args...)
+	p.readLine("step ", time.Minute)
+	require.NoError(t, p.cmd.Process.Signal(os.Interrupt))
 	sent := time.Now()
-	read(func(string) bool { return false }, 30*time.Second) // up to the end of stdout
-	err = cmd.Wait()
+	code := p.wait(30 * time.Second)
 	took := time.Since(sent)
-	require.True(t, eof, "still running 30 s after SIGINT; stdout ends:\n%s", strings.Join(out[max(0, len(out)-5):], "\n"))
-	var ee *exec.ExitError
-	require.ErrorAs(t, err, &ee)
-	assert.Equal(t, 75, ee.ExitCode(), "stderr: %s", stderr.String())
+	assert.Equal(t, 75, code, "stderr: %s", p.stderr.String())
 	t.Logf("exited %v after SIGINT", took.Round(time.Millisecond))
 
 	// The last line says where the checkpoint was taken: with log_every 1, the last step logged.
+	out := p.out
 	require.NotEmpty(t, out)
 	var lastStep string
 	for _, l := range out {
@@ -600,7 +687,7 @@ func TestInterrupt(t *testing.T) {
 	}
 	assert.Equal(t, "interrupt received: checkpointing at step "+lastStep, out[len(out)-1], "stdout:\n%s", strings.Join(out, "\n"))
 	assert.NotContains(t, strings.Join(out, "\n"), "skill vs persistence", "no final table")
-	assert.Contains(t, errorLine(t, stderr.String()), "emergency checkpoint")
+	assert.Contains(t, errorLine(t, p.stderr.String()), "emergency checkpoint")
 	step, err := strconv.Atoi(lastStep)
 	require.NoError(t, err)
 	assert.FileExists(t, filepath.Join(dir, "run", fmt.Sprintf("step-%08d", step), "manifest.json"))
