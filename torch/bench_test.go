@@ -3,6 +3,7 @@ package torch_test
 import (
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 
@@ -47,6 +48,8 @@ func BenchmarkLSTMStep(b *testing.B) {
 
 	for _, loop := range []string{"go", "cpp"} {
 		b.Run(loop, func(b *testing.B) {
+			runtime.LockOSThread() // as the training loop does: one OpenMP thread team, see Loop.Run
+			defer runtime.UnlockOSThread()
 			torch.ManualSeed(0)
 			net, err := torch.NewLSTM(torch.LSTMConfig{Inputs: benchFeatures, Hidden: benchHidden, Layers: benchLayers, Dropout: 0.1, Horizon: benchHorizon}, dev)
 			if err != nil {

@@ -5,6 +5,8 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <dlfcn.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -280,7 +282,18 @@ char* Torch_Version(char** out) {
   SHIM_END
 }
 
-void Torch_SetNumThreads(int n) { at::set_num_threads(n); }
+void Torch_SetNumThreads(int n) {
+  at::set_num_threads(n);
+  // Debian's libtorch calls OpenBLAS, which starts threads of its own inside each of libtorch's:
+  // n x n threads on n cores made an LSTM step several times slower. BLAS runs single-threaded
+  // inside libtorch's threads, unless OPENBLAS_NUM_THREADS says otherwise. (Other BLAS builds,
+  // such as MKL in PyTorch's wheels, do not export this symbol: nothing to do.)
+  using set_threads_fn = void (*)(int);
+  auto set_blas_threads =
+      reinterpret_cast<set_threads_fn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (set_blas_threads != nullptr && std::getenv("OPENBLAS_NUM_THREADS") == nullptr)
+    set_blas_threads(1);
+}
 
 int Torch_GetNumThreads(void) { return at::get_num_threads(); }
 

@@ -67,7 +67,9 @@ func Version() string {
 	return C.GoString(out)
 }
 
-// SetNumThreads sets libtorch's intra-op thread count; n <= 0 leaves libtorch's default.
+// SetNumThreads sets libtorch's intra-op thread count; n <= 0 leaves libtorch's default. With
+// OpenBLAS (Debian's libtorch) it also makes BLAS single-threaded inside libtorch's threads, unless
+// OPENBLAS_NUM_THREADS is set.
 func SetNumThreads(n int) {
 	if n > 0 {
 		C.Torch_SetNumThreads(C.int(n))

@@ -54,6 +54,8 @@ type Options struct {
 // from opt.Stop it returns a *PreemptedError after an emergency checkpoint; ExitCode maps its
 // errors to exit statuses.
 func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, err error) {
+	runtime.LockOSThread() // all libtorch calls from one thread: see Loop.Run
+	defer runtime.UnlockOSThread()
 	start := time.Now()
 	log := opt.Log
 	dev, err := torch.ParseDevice(cfg.Device)

@@ -15,6 +15,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -147,7 +148,13 @@ func Order(seed uint64, epoch, n int) []int {
 // Run trains from l.Start until the configured epochs or steps are done. On a notice it finishes
 // the step in progress, writes an emergency checkpoint and returns an error that wraps
 // ErrPreempted; when ctx is cancelled it stops after the step in progress and returns ctx's error.
+//
+// Run keeps its goroutine on one OS thread: libtorch's OpenMP keeps a team of worker threads per
+// calling thread, and a goroutine that wandered between threads would leave idle teams spinning
+// on the same cores (slower and more variable steps: see docs/benchmarks.md).
 func (l *Loop) Run(ctx context.Context) (*Result, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	c := l.Config
 	n := l.Task.TrainSize()
 	perEpoch := BatchesPerEpoch(n, c.BatchSize)
