@@ -25,8 +25,7 @@ type Summary struct {
 	Device  torch.Device
 	Threads int
 	Params  int64
-	Samples [3]int    // train, val, test windows
-	Resumed *Position // where this process took the run up, nil for a fresh start
+	Samples [3]int // train, val, test windows
 	Result  *Result
 	Test    Metrics       // scores on the test split, after training
 	Wall    time.Duration // of this process
@@ -185,7 +184,6 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		}
 		from = Position{Epoch: m.Epoch, Batch: m.Batch, Step: int(m.Step), LossSum: m.Loss * float64(m.Batch)}
 		ck.manifest.RunID, ck.computeBefore, ck.lastStep = m.RunID, m.ComputeSeconds, int(m.Step)
-		sum.Resumed = &from
 		fmt.Fprintf(log, "resumed from step %d, epoch %d, batch %d (%s)\n", from.Step, from.Epoch+1, from.Batch, latest.Dir)
 		ev.Emit(events.Resume, map[string]any{"step": from.Step, "epoch": from.Epoch, "batch": from.Batch, "dir": latest.Dir})
 	}
