@@ -36,13 +36,9 @@ func NewOptimizer(net *Net, cfg OptimizerConfig) (*Optimizer, error) {
 	if !ok {
 		return nil, errorf(op, "unknown optimizer %q (want adam, adamw or sgd)", cfg.Name)
 	}
-	nesterov := C.int(0)
-	if cfg.Nesterov {
-		nesterov = 1
-	}
 	var p C.Optim
 	err := check(op, C.Optim_New(net.p, kind, C.double(cfg.LR), C.double(cfg.WeightDecay), C.double(cfg.Beta1),
-		C.double(cfg.Beta2), C.double(cfg.Eps), C.double(cfg.Momentum), nesterov, &p))
+		C.double(cfg.Beta2), C.double(cfg.Eps), C.double(cfg.Momentum), cbool(cfg.Nesterov), &p))
 	if err != nil {
 		return nil, err
 	}

@@ -4,9 +4,12 @@
 
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <ATen/autocast_mode.h>
 
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -38,7 +41,7 @@ char* dup_message(const char* msg) {
   }                                                         \
   return nullptr;
 
-enum LossKind { LOSS_MSE = 0 };
+enum LossKind { LOSS_MSE = 0, LOSS_CROSS_ENTROPY = 1 };
 
 // Model is what every network of the shim is: a module with a single-tensor forward.
 struct Model : torch::nn::Module {
@@ -68,6 +71,133 @@ struct LSTMForecaster : Model {
   torch::nn::Linear head;
 };
 
+
+torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
+  return torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
+}
+
+// BasicBlock and Bottleneck are torchvision's (v1.5: the stride sits on the 3x3 convolution), with
+// its state_dict names.
+struct BasicBlock : torch::nn::Module {
+  static constexpr int64_t expansion = 1;
+  BasicBlock(int64_t in, int64_t planes, int64_t stride, bool zero_init)
+      : conv1(register_module("conv1", conv(in, planes, 3, stride))),
+        bn1(register_module("bn1", torch::nn::BatchNorm2d(planes))),
+        conv2(register_module("conv2", conv(planes, planes, 3, 1))),
+        bn2(register_module("bn2", torch::nn::BatchNorm2d(planes))) {
+    if (stride != 1 || in != planes) {
+      downsample = register_module(
+          "downsample", torch::nn::Sequential(conv(in, planes, 1, stride), torch::nn::BatchNorm2d(planes)));
+    }
+    if (zero_init) torch::nn::init::zeros_(bn2->weight);
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    auto identity = downsample ? downsample->forward(x) : x;
+    auto out = torch::relu(bn1->forward(conv1->forward(x)));
+    out = bn2->forward(conv2->forward(out));
+    return torch::relu(out + identity);
+  }
+  torch::nn::Conv2d conv1;
+  torch::nn::BatchNorm2d bn1;
+  torch::nn::Conv2d conv2;
+  torch::nn::BatchNorm2d bn2;
+  torch::nn::Sequential downsample{nullptr};
+};
+
+struct Bottleneck : torch::nn::Module {
+  static constexpr int64_t expansion = 4;
+  Bottleneck(int64_t in, int64_t planes, int64_t stride, bool zero_init)
+      : conv1(register_module("conv1", conv(in, planes, 1, 1))),
+        bn1(register_module("bn1", torch::nn::BatchNorm2d(planes))),
+        conv2(register_module("conv2", conv(planes, planes, 3, stride))),
+        bn2(register_module("bn2", torch::nn::BatchNorm2d(planes))),
+        conv3(register_module("conv3", conv(planes, planes * expansion, 1, 1))),
+        bn3(register_module("bn3", torch::nn::BatchNorm2d(planes * expansion))) {
+    if (stride != 1 || in != planes * expansion) {
+      downsample = register_module(
+          "downsample", torch::nn::Sequential(conv(in, planes * expansion, 1, stride),
+                                              torch::nn::BatchNorm2d(planes * expansion)));
+    }
+    if (zero_init) torch::nn::init::zeros_(bn3->weight);
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    auto identity = downsample ? downsample->forward(x) : x;
+    auto out = torch::relu(bn1->forward(conv1->forward(x)));
+    out = torch::relu(bn2->forward(conv2->forward(out)));
+    out = bn3->forward(conv3->forward(out));
+    return torch::relu(out + identity);
+  }
+  torch::nn::Conv2d conv1;
+  torch::nn::BatchNorm2d bn1;
+  torch::nn::Conv2d conv2;
+  torch::nn::BatchNorm2d bn2;
+  torch::nn::Conv2d conv3;
+  torch::nn::BatchNorm2d bn3;
+  torch::nn::Sequential downsample{nullptr};
+};
+
+// ResNet is torchvision's ResNet with two stems: "imagenet" (7x7 stride-2 convolution, max-pool)
+// and "cifar" (3x3 stride-1 convolution, no max-pool), and a width multiplier on every layer's
+// channels (1 = the standard network).
+struct ResNet : Model {
+  ResNet(int64_t depth, int64_t classes, bool cifar_stem, bool zero_init, double width)
+      : cifar(cifar_stem) {
+    std::vector<int64_t> blocks;
+    bool bottleneck = depth >= 50;
+    switch (depth) {
+      case 18: blocks = {2, 2, 2, 2}; break;
+      case 34: blocks = {3, 4, 6, 3}; break;
+      case 50: blocks = {3, 4, 6, 3}; break;
+      case 101: blocks = {3, 4, 23, 3}; break;
+      default: TORCH_CHECK(false, "ResNet depth must be 18, 34, 50 or 101, got ", depth);
+    }
+    TORCH_CHECK(classes > 0, "ResNet needs at least one class, got ", classes);
+    TORCH_CHECK(width > 0 && width <= 16, "ResNet width multiplier must be in (0, 16], got ", width);
+    auto channels = [width](int64_t c) { return std::max<int64_t>(1, std::llround(c * width)); };
+    int64_t in = channels(64);
+    conv1 = register_module("conv1", cifar ? conv(3, in, 3, 1) : conv(3, in, 7, 2));
+    bn1 = register_module("bn1", torch::nn::BatchNorm2d(in));
+    const int64_t planes[] = {64, 128, 256, 512};
+    for (int i = 0; i < 4; i++) {
+      torch::nn::Sequential layer;
+      for (int64_t b = 0; b < blocks[i]; b++) {
+        int64_t stride = (i > 0 && b == 0) ? 2 : 1;
+        int64_t p = channels(planes[i]);
+        if (bottleneck) {
+          layer->push_back(std::make_shared<Bottleneck>(in, p, stride, zero_init));
+          in = p * Bottleneck::expansion;
+        } else {
+          layer->push_back(std::make_shared<BasicBlock>(in, p, stride, zero_init));
+          in = p * BasicBlock::expansion;
+        }
+      }
+      layers.push_back(register_module("layer" + std::to_string(i + 1), layer));
+    }
+    fc = register_module("fc", torch::nn::Linear(in, classes));
+    for (auto& m : modules(/*include_self=*/false)) {
+      if (auto* c = m->as<torch::nn::Conv2d>())
+        torch::nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
+    }
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) override {
+    TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "ResNet input must be [batch, 3, height, width], got ",
+                x.sizes());
+    auto out = torch::relu(bn1->forward(conv1->forward(x)));
+    if (!cifar) out = torch::max_pool2d(out, 3, 2, 1);
+    for (auto& layer : layers) out = layer->forward(out);
+    out = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
+    return fc->forward(out);
+  }
+
+  bool cifar;
+  torch::nn::Conv2d conv1{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr};
+  std::vector<torch::nn::Sequential> layers;
+  torch::nn::Linear fc{nullptr};
+};
+
 struct NetState {
   std::shared_ptr<Model> model;
   torch::Device device;
@@ -75,6 +205,9 @@ struct NetState {
   bool training;
   torch::Tensor loss_sum;  // on device; undefined until the first step after a take
   int64_t loss_count = 0;
+  double label_smoothing = 0;  // cross-entropy
+  bool bf16 = false;           // autocast to bfloat16 (CUDA)
+  bool channels_last = false;  // images and convolution weights in NHWC
 };
 
 struct OptimState {
@@ -121,6 +254,48 @@ torch::Tensor host_tensor(const void* data, const int64_t* shape, int ndim, int 
   return torch::from_blob(const_cast<void*>(data), shape_of(shape, ndim), opts);
 }
 
+// Autocast enables bfloat16 autocast on CUDA for its lifetime when on, as torch.autocast does.
+class Autocast {
+ public:
+  explicit Autocast(bool on) : on_(on) {
+    if (!on_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+#else
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(true);
+#endif
+  }
+  ~Autocast() {
+    if (!on_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+#else
+    at::autocast::set_enabled(false);
+#endif
+    at::autocast::clear_cache();
+  }
+  Autocast(const Autocast&) = delete;
+  Autocast& operator=(const Autocast&) = delete;
+
+ private:
+  bool on_;
+};
+
+// to_device moves a host batch to the net's device: on CUDA through pinned memory and an
+// asynchronous copy (the caching host allocator keeps the pinned block until the copy is done).
+torch::Tensor to_device(NetState* net, const torch::Tensor& host) {
+  torch::Tensor t = host;
+  if (net->device.is_cuda()) {
+    auto pinned = torch::empty(host.sizes(), host.options().pinned_memory(true));
+    pinned.copy_(host);
+    t = pinned.to(net->device, /*non_blocking=*/true);
+  }
+  if (net->channels_last && t.dim() == 4) t = t.contiguous(at::MemoryFormat::ChannelsLast);
+  return t;
+}
+
 void set_mode(NetState* net, bool training) {
   if (net->training != training) {
     net->model->train(training);
@@ -134,6 +309,12 @@ torch::Tensor compute_loss(NetState* net, const torch::Tensor& out, const torch:
       TORCH_CHECK(out.sizes() == y.sizes(), "target shape ", y.sizes(), " does not match output shape ",
                   out.sizes());
       return torch::mse_loss(out, y.to(out.dtype()));
+    case LOSS_CROSS_ENTROPY:
+      TORCH_CHECK(y.dim() == 1 && y.size(0) == out.size(0) && y.scalar_type() == torch::kInt64,
+                  "targets must be int64 class indices [", out.size(0), "], got ", y.sizes(), " ",
+                  y.scalar_type());
+      return at::cross_entropy_loss(out.to(torch::kFloat32), y, {}, at::Reduction::Mean, -100,
+                                    net->label_smoothing);
   }
   TORCH_CHECK(false, "unknown loss kind");
 }
@@ -159,14 +340,17 @@ void train_step(NetState* net, OptimState* opt, const torch::Tensor& x_host,
                 const torch::Tensor& y_host, double lr, double clip) {
   TORCH_CHECK(opt->net == net, "the optimizer was built for another net");
   set_mode(net, true);
-  auto x = x_host.to(net->device);
-  auto y = y_host.to(net->device);
+  auto x = to_device(net, x_host);
+  auto y = to_device(net, y_host);
   for (auto& group : opt->optimizer->param_groups()) {
     group.options().set_lr(lr);
     for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();  // zero_grad(set_to_none)
   }
-  auto out = net->model->forward(x);
-  auto loss = compute_loss(net, out, y);
+  torch::Tensor loss;
+  {
+    Autocast autocast(net->bf16);
+    loss = compute_loss(net, net->model->forward(x), y);
+  }
   loss.backward();
   if (clip > 0) clip_grad_norm(net->model->parameters(), clip);
   opt->optimizer->step();
@@ -343,6 +527,35 @@ char* Net_NewLSTM(int64_t in, int64_t hidden, int64_t layers, double dropout, in
   SHIM_END
 }
 
+char* Net_NewResNet(int64_t depth, int64_t classes, int cifar_stem, int zero_init, double width,
+                    const char* device, Net* out) {
+  SHIM_BEGIN
+  auto dev = check_device(device);
+  auto model = std::make_shared<ResNet>(depth, classes, cifar_stem != 0, zero_init != 0, width);
+  model->to(dev);
+  model->train(true);
+  *out = new NetState{model, dev, LOSS_CROSS_ENTROPY, true, torch::Tensor(), 0};
+  SHIM_END
+}
+
+char* Net_SetOptions(Net n, double label_smoothing, int bf16, int channels_last) {
+  SHIM_BEGIN
+  auto net = as_net(n);
+  TORCH_CHECK(label_smoothing >= 0 && label_smoothing < 1, "label smoothing must be in [0, 1), got ",
+              label_smoothing);
+  TORCH_CHECK(!bf16 || net->device.is_cuda(), "bf16 autocast needs a CUDA device, not ", net->device);
+  net->label_smoothing = label_smoothing;
+  net->bf16 = bf16 != 0;
+  net->channels_last = channels_last != 0;
+  torch::NoGradGuard no_grad;
+  auto format = net->channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  for (auto& p : net->model->parameters())
+    if (p.dim() == 4) p.set_data(p.contiguous(format));
+  SHIM_END
+}
+
+void Torch_SetCudnnBenchmark(int on) { at::globalContext().setBenchmarkCuDNN(on != 0); }
+
 void Net_Free(Net net) { delete as_net(net); }
 
 int64_t Net_NumParams(Net net) {
@@ -357,8 +570,13 @@ char* Net_Forward(Net n, const float* x, const int64_t* xshape, int xdim, float*
   auto net = as_net(n);
   set_mode(net, false);
   torch::NoGradGuard no_grad;
-  auto input = host_tensor(x, xshape, xdim, DTYPE_FLOAT32).to(net->device);
-  auto y = net->model->forward(input).to(torch::kCPU, torch::kFloat32).contiguous();
+  auto input = to_device(net, host_tensor(x, xshape, xdim, DTYPE_FLOAT32));
+  torch::Tensor y;
+  {
+    Autocast autocast(net->bf16);
+    y = net->model->forward(input);
+  }
+  y = y.to(torch::kCPU, torch::kFloat32).contiguous();
   TORCH_CHECK(y.numel() == outLen, "output has ", y.numel(), " elements (shape ", y.sizes(),
               "), buffer holds ", outLen);
   std::memcpy(out, y.data_ptr<float>(), sizeof(float) * outLen);

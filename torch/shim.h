@@ -39,6 +39,16 @@ char* Torch_Synchronize(const char* device);
 // last step -> dropout -> Linear(hidden, horizon) -> [B, horizon]; loss is MSE.
 char* Net_NewLSTM(int64_t in, int64_t hidden, int64_t layers, double dropout, int64_t horizon,
                   const char* device, Net* out);
+// Net_NewResNet builds a ResNet (depth 18, 34, 50 or 101) for `classes` classes: the CIFAR stem
+// (3x3 stride-1 convolution, no max-pool) or the ImageNet one, optionally the last BatchNorm of
+// each block zero-initialised, channels scaled by width. [B, 3, H, W] -> [B, classes] logits;
+// loss is cross-entropy against int64 class indices.
+char* Net_NewResNet(int64_t depth, int64_t classes, int cifar_stem, int zero_init, double width,
+                    const char* device, Net* out);
+// Net_SetOptions sets the cross-entropy label smoothing, bfloat16 autocast (CUDA only) and the
+// channels_last memory format of 4-D inputs and weights.
+char* Net_SetOptions(Net net, double label_smoothing, int bf16, int channels_last);
+void Torch_SetCudnnBenchmark(int on);
 void Net_Free(Net net);
 int64_t Net_NumParams(Net net);
 

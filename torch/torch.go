@@ -86,9 +86,5 @@ func ManualSeed(seed uint64) { C.Torch_ManualSeed(C.uint64_t(seed)) }
 // SetDeterministic makes libtorch use deterministic algorithms only (and cuDNN deterministic, with
 // its benchmark mode off) when on is true.
 func SetDeterministic(on bool) error {
-	v := C.int(0)
-	if on {
-		v = 1
-	}
-	return check("set deterministic", C.Torch_SetDeterministic(v))
+	return check("set deterministic", C.Torch_SetDeterministic(cbool(on)))
 }
