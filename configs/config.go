@@ -55,16 +55,21 @@ type Config struct {
 
 // ModelConfig selects and sizes the network.
 type ModelConfig struct {
-	Kind       string  `yaml:"kind"` // lstm
+	Kind       string  `yaml:"kind"` // lstm or resnet
 	HiddenSize int     `yaml:"hidden_size"`
 	NumLayers  int     `yaml:"num_layers"`
 	Dropout    float64 `yaml:"dropout"`
+	// resnet
+	Depth            int     `yaml:"depth"`              // 18, 34, 50 or 101
+	Width            float64 `yaml:"width"`              // channel multiplier; 1 = the standard network
+	Stem             string  `yaml:"stem"`               // cifar (3x3, no max-pool) or imagenet
+	ZeroInitResidual bool    `yaml:"zero_init_residual"` // zero the last BatchNorm of each block
 }
 
 // DataConfig describes the PV power series and how it is windowed and split.
 type DataConfig struct {
-	Source           string    `yaml:"source"`           // synthetic, csv or pvgis
-	Path             string    `yaml:"path"`             // csv, pvgis; resolved (see package doc)
+	Source           string    `yaml:"source"`           // synthetic, csv or pvgis (solar); cifar100, cifar10 or synthetic-cifar (images)
+	Path             string    `yaml:"path"`             // csv, pvgis: the file; cifar*: the .tar.gz or its folder; resolved (see package doc)
 	TimestampColumn  string    `yaml:"timestamp_column"` // csv
 	PowerColumn      string    `yaml:"power_column"`     // csv
 	PowerUnit        string    `yaml:"power_unit"`       // csv: kW or W
@@ -80,6 +85,11 @@ type DataConfig struct {
 	HorizonHours     int       `yaml:"horizon_hours"`
 	TrainFrac        float64   `yaml:"train_frac"`
 	ValFrac          float64   `yaml:"val_frac"`
+	// images
+	Augment          bool `yaml:"augment"`           // random crop (4-pixel padding) and horizontal flip
+	Workers          int  `yaml:"workers"`           // goroutines preparing batches; 0 = one per CPU core
+	SyntheticSamples int  `yaml:"synthetic_samples"` // synthetic-cifar: training images (test: a fifth)
+	Classes          int  `yaml:"classes"`           // synthetic-cifar: classes
 }
 
 // TrainConfig drives the loop.
@@ -90,6 +100,11 @@ type TrainConfig struct {
 	LogEvery      int     `yaml:"log_every"` // steps between log lines
 	GradClip      float64 `yaml:"grad_clip"` // max global L2 norm; 0 = off
 	EvalBatchSize int     `yaml:"eval_batch_size"`
+	// images
+	LabelSmoothing float64 `yaml:"label_smoothing"` // cross-entropy, [0, 1)
+	Precision      string  `yaml:"precision"`       // fp32, or bf16 (autocast, CUDA only)
+	ChannelsLast   bool    `yaml:"channels_last"`   // NHWC memory format
+	CudnnBenchmark bool    `yaml:"cudnn_benchmark"` // let cuDNN pick the fastest algorithms
 }
 
 // OptimizerConfig selects the optimizer; fields that do not apply to it are ignored.
@@ -128,7 +143,8 @@ func Default() Config {
 		Device:  "auto",
 		Threads: 0,
 		RunDir:  "runs/lstm-solar",
-		Model:   ModelConfig{Kind: "lstm", HiddenSize: 64, NumLayers: 2, Dropout: 0.1},
+		Model: ModelConfig{Kind: "lstm", HiddenSize: 64, NumLayers: 2, Dropout: 0.1,
+			Depth: 50, Width: 1, Stem: "cifar"},
 		Data: DataConfig{
 			Source:           "synthetic",
 			TimestampColumn:  "timestamp",
@@ -146,8 +162,12 @@ func Default() Config {
 			HorizonHours:     24,
 			TrainFrac:        0.7,
 			ValFrac:          0.15,
+			Augment:          true,
+			SyntheticSamples: 5000,
+			Classes:          10,
 		},
-		Train: TrainConfig{Epochs: 10, BatchSize: 64, LogEvery: 50, GradClip: 1.0, EvalBatchSize: 512},
+		Train: TrainConfig{Epochs: 10, BatchSize: 64, LogEvery: 50, GradClip: 1.0, EvalBatchSize: 512,
+			Precision: "fp32"},
 		Optimizer: OptimizerConfig{
 			Name:     "adam",
 			LR:       0.001,

@@ -10,11 +10,17 @@ import (
 
 // Allowed values of the enum fields; extend here (and in the code that switches on them).
 var (
-	modelKinds  = []string{"lstm"}
-	dataSources = []string{"synthetic", "csv", "pvgis"}
-	powerUnits  = []string{"kW", "W"}
-	optimizers  = []string{"adam", "adamw", "sgd"}
-	schedules   = []string{"constant", "step", "cosine"}
+	modelKinds  = []string{"lstm", "resnet"}
+	dataSources = []string{"synthetic", "csv", "pvgis", "cifar100", "cifar10", "synthetic-cifar"}
+	// The sources each model kind trains on.
+	solarSources = []string{"synthetic", "csv", "pvgis"}
+	imageSources = []string{"cifar100", "cifar10", "synthetic-cifar"}
+	resnetDepths = []int{18, 34, 50, 101}
+	stems        = []string{"cifar", "imagenet"}
+	precisions   = []string{"fp32", "bf16"}
+	powerUnits   = []string{"kW", "W"}
+	optimizers   = []string{"adam", "adamw", "sgd"}
+	schedules    = []string{"constant", "step", "cosine", "onecycle"}
 
 	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	deviceRE = regexp.MustCompile(`^(auto|cpu|cuda(:[0-9]+)?)$`)
@@ -78,10 +84,23 @@ func (c Config) problem() *problem {
 	ch.between("model.hidden_size", m.HiddenSize, 1, 4096)
 	ch.between("model.num_layers", m.NumLayers, 1, 16)
 	ch.want(m.Dropout >= 0 && m.Dropout < 1, "model.dropout", "must be in [0, 1) (got %v)", m.Dropout)
+	ch.want(slices.Contains(resnetDepths, m.Depth), "model.depth", "must be 18, 34, 50 or 101 (got %d)", m.Depth)
+	ch.want(m.Width > 0 && m.Width <= 16, "model.width", "must be in (0, 16] (got %v)", m.Width)
+	ch.oneOf("model.stem", m.Stem, stems)
 
 	d := c.Data
 	ch.oneOf("data.source", d.Source, dataSources)
-	ch.cross(d.Source == "synthetic" || d.Path != "", []string{"data.path", "data.source"}, "required when data.source is %s", d.Source)
+	if m.Kind == "resnet" {
+		ch.cross(slices.Contains(imageSources, d.Source), []string{"data.source", "model.kind"},
+			"model.kind resnet trains on %s (got %q)", strings.Join(imageSources, ", "), d.Source)
+	} else {
+		ch.cross(slices.Contains(solarSources, d.Source), []string{"data.source", "model.kind"},
+			"model.kind %s trains on %s (got %q)", m.Kind, strings.Join(solarSources, ", "), d.Source)
+	}
+	ch.cross(strings.HasPrefix(d.Source, "synthetic") || d.Path != "", []string{"data.path", "data.source"}, "required when data.source is %s", d.Source)
+	ch.atLeast("data.workers", d.Workers, 0)
+	ch.between("data.synthetic_samples", d.SyntheticSamples, 10, 10_000_000)
+	ch.between("data.classes", d.Classes, 2, 1000)
 	if d.Source == "csv" {
 		ch.want(d.TimestampColumn != "", "data.timestamp_column", "must not be empty for csv")
 		ch.want(d.PowerColumn != "", "data.power_column", "must not be empty for csv")
@@ -112,6 +131,9 @@ func (c Config) problem() *problem {
 	ch.atLeast("train.log_every", t.LogEvery, 1)
 	ch.want(t.GradClip >= 0, "train.grad_clip", "must be >= 0 (got %v)", t.GradClip)
 	ch.atLeast("train.eval_batch_size", t.EvalBatchSize, 1)
+	ch.want(t.LabelSmoothing >= 0 && t.LabelSmoothing < 1, "train.label_smoothing", "must be in [0, 1) (got %v)", t.LabelSmoothing)
+	ch.oneOf("train.precision", t.Precision, precisions)
+	ch.cross(t.Precision == "fp32" || c.Device != "cpu", []string{"train.precision", "device"}, "bf16 needs a CUDA device (device is cpu)")
 
 	o := c.Optimizer
 	ch.oneOf("optimizer.name", o.Name, optimizers)

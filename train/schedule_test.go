@@ -27,6 +27,10 @@ func TestScheduleLR(t *testing.T) {
 		{"cosine last step", train.Schedule{Name: "cosine", BaseLR: 1, MinLR: 0.1, Total: 101}, 100, 0.1},
 		{"cosine past the end", train.Schedule{Name: "cosine", BaseLR: 1, MinLR: 0.1, Total: 101}, 500, 0.1},
 		{"cosine after warmup", train.Schedule{Name: "cosine", BaseLR: 1, Warmup: 10, Total: 111}, 10, 1},
+		{"onecycle start", train.Schedule{Name: "onecycle", BaseLR: 1, Warmup: 10, Total: 111}, 0, 0.04},
+		{"onecycle mid-warmup", train.Schedule{Name: "onecycle", BaseLR: 1, Warmup: 10, Total: 111}, 5, 0.52},
+		{"onecycle peak", train.Schedule{Name: "onecycle", BaseLR: 1, Warmup: 10, Total: 111}, 10, 1},
+		{"onecycle end", train.Schedule{Name: "onecycle", BaseLR: 1, MinLR: 0.01, Warmup: 10, Total: 111}, 110, 0.01},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
