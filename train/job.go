@@ -14,7 +14,6 @@ import (
 
 	"spottrain/checkpoint"
 	"spottrain/configs"
-	"spottrain/data/solar"
 	"spottrain/events"
 	"spottrain/torch"
 )
@@ -71,24 +70,22 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 	}
 	torch.ManualSeed(cfg.Seed)
 
-	ds, err := LoadSolar(cfg.Data, cfg.Seed)
+	work, err := newWorkload(cfg, log)
 	if err != nil {
 		return nil, &InputError{err}
 	}
-	for _, r := range ds.Repairs {
-		fmt.Fprintf(log, "data: repaired %s\n", r)
-	}
-	task := &SolarTask{Data: ds.Dataset, EvalBatch: cfg.Train.EvalBatchSize}
-
-	spec := ModelSpec{
-		Kind: cfg.Model.Kind, Inputs: ds.Train.Features, Hidden: cfg.Model.HiddenSize, Layers: cfg.Model.NumLayers,
-		Dropout: cfg.Model.Dropout, Horizon: ds.Train.Horizon,
-	}
+	defer work.Close()
+	spec := work.Spec()
 	net, err := spec.Build(dev)
 	if err != nil {
 		return nil, err
 	}
 	defer net.Close()
+	tc := cfg.Train
+	if err := net.SetOptions(torch.NetOptions{LabelSmoothing: tc.LabelSmoothing, BF16: tc.Precision == "bf16", ChannelsLast: tc.ChannelsLast}); err != nil {
+		return nil, &InputError{err}
+	}
+	torch.SetCudnnBenchmark(tc.CudnnBenchmark)
 	oc := cfg.Optimizer
 	optim, err := torch.NewOptimizer(net, torch.OptimizerConfig{
 		Name: oc.Name, LR: oc.LR, WeightDecay: oc.WeightDecay, Beta1: oc.Betas[0], Beta2: oc.Betas[1],
@@ -106,7 +103,7 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 	sc := cfg.Schedule
 	lc.Schedule = Schedule{
 		Name: sc.Name, BaseLR: oc.LR, Warmup: sc.WarmupSteps, StepSize: sc.StepSize, Gamma: sc.Gamma,
-		MinLR: sc.MinLR, Total: TotalSteps(task.TrainSize(), lc),
+		MinLR: sc.MinLR, Total: TotalSteps(work.TrainSize(), lc),
 	}
 	if err := lc.Schedule.Validate(); err != nil {
 		return nil, err
@@ -150,7 +147,7 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 	}
 	sum = &Summary{
 		Name: cfg.Name, Device: dev, Threads: torch.NumThreads(), Params: net.NumParams(),
-		Samples: [3]int{ds.Train.N, ds.Val.N, ds.Test.N}, RunDir: cfg.RunDir, ConfigSHA: saved.Hash(),
+		Samples: work.Samples(), RunDir: cfg.RunDir, ConfigSHA: saved.Hash(),
 	}
 	ev.Emit(events.RunStart, map[string]any{"config_hash": sum.ConfigSHA, "device": string(dev), "pid": os.Getpid(), "libtorch": torch.Version()})
 
@@ -190,11 +187,11 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 	if err := writeConfig(saved); err != nil {
 		return sum, err
 	}
-	fmt.Fprintf(log, "%s: %s on %s (%d threads), libtorch %s | LSTM %d params | windows train %d, val %d, test %d | %d steps\n",
-		cfg.Name, ds.Source, dev, sum.Threads, torch.Version(), sum.Params, ds.Train.N, ds.Val.N, ds.Test.N, lc.Schedule.Total)
+	fmt.Fprintf(log, "%s: %s on %s (%d threads), libtorch %s | %s %d params | %s | %d steps\n",
+		cfg.Name, work.Describe(), dev, sum.Threads, torch.Version(), spec.Name(), sum.Params, work.Sizes(), lc.Schedule.Total)
 
 	ck.started = time.Now()
-	loop := &Loop{Net: net, Opt: optim, Task: task, Config: lc, Start: from, Checkpoints: ck, Events: ev, Stop: opt.Stop, Log: log, Terminal: opt.Terminal}
+	loop := &Loop{Net: net, Opt: optim, Task: work, Config: lc, Start: from, Checkpoints: ck, Events: ev, Stop: opt.Stop, Log: log, Terminal: opt.Terminal}
 	sum.Result, err = loop.Run(ctx)
 	ck.wait()
 	sum.Wall = time.Since(start)
@@ -207,54 +204,10 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		}
 	}
 	sum.ComputeSeconds = ck.computeSeconds()
-	if sum.Test, err = task.Score(net, ds.Test); err != nil {
+	if sum.Test, err = work.Test(net); err != nil {
 		return sum, fmt.Errorf("score test split: %w", err)
 	}
 	return sum, writeMetrics(cfg.RunDir, sum)
-}
-
-// SolarData is a solar dataset with where it came from.
-type SolarData struct {
-	*solar.Dataset
-	Source  string         // "synthetic" or the file read
-	Repairs []solar.Repair // repairs made while reading the file
-}
-
-// LoadSolar generates or reads the PV series that dc names and cuts it into windows.
-func LoadSolar(dc configs.DataConfig, seed uint64) (*SolarData, error) {
-	var s *solar.Series
-	var err error
-	switch dc.Source {
-	case "synthetic":
-		s, err = solar.Generate(solar.SynthConfig{
-			Latitude: dc.Latitude, Longitude: dc.Longitude, Start: dc.Start, Days: dc.Days,
-			CapacityKW: dc.CapacityKW, CloudPersistence: dc.CloudPersistence, Noise: dc.Noise, Seed: seed,
-		})
-	case "csv":
-		gapFill := dc.MaxGapFillHours
-		if gapFill == 0 {
-			gapFill = -1 // the config's 0 means "fill nothing"; the reader's 0 means its default
-		}
-		s, err = solar.ReadCSV(dc.Path, solar.CSVOptions{
-			TimeColumn: dc.TimestampColumn, PowerColumn: dc.PowerColumn, PowerInWatts: dc.PowerUnit == "W",
-			CapacityKW: dc.CapacityKW, Site: &solar.Site{Latitude: dc.Latitude, Longitude: dc.Longitude},
-			MaxGapFillHours: gapFill,
-		})
-	case "pvgis":
-		s, err = solar.ReadPVGIS(dc.Path)
-	default:
-		err = fmt.Errorf("unknown data source %q", dc.Source)
-	}
-	if err != nil {
-		return nil, err
-	}
-	ds, err := solar.MakeDataset(s, solar.WindowConfig{
-		Lookback: dc.LookbackHours, Horizon: dc.HorizonHours, TrainFrac: dc.TrainFrac, ValFrac: dc.ValFrac,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Source, err)
-	}
-	return &SolarData{Dataset: ds, Source: s.Source, Repairs: s.Repairs}, nil
 }
 
 func writeConfig(cfg configs.Config) error {

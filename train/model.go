@@ -10,12 +10,19 @@ import (
 // ModelSpec is a network's architecture: all it takes to build it again, for instance to export a
 // checkpoint's weights without the run's config and data. Every checkpoint holds one (model.json).
 type ModelSpec struct {
-	Kind    string  `json:"kind"` // "lstm"
-	Inputs  int     `json:"inputs"`
-	Hidden  int     `json:"hidden"`
-	Layers  int     `json:"layers"`
-	Dropout float64 `json:"dropout"`
-	Horizon int     `json:"horizon"`
+	Kind string `json:"kind"` // "lstm" or "resnet"
+	// lstm
+	Inputs  int     `json:"inputs,omitempty"`
+	Hidden  int     `json:"hidden,omitempty"`
+	Layers  int     `json:"layers,omitempty"`
+	Dropout float64 `json:"dropout,omitempty"`
+	Horizon int     `json:"horizon,omitempty"`
+	// resnet
+	Depth     int     `json:"depth,omitempty"`
+	Classes   int     `json:"classes,omitempty"`
+	CIFARStem bool    `json:"cifar_stem,omitempty"`
+	ZeroInit  bool    `json:"zero_init,omitempty"`
+	Width     float64 `json:"width,omitempty"`
 }
 
 // Build makes the network on dev, initialised from libtorch's generator.
@@ -23,6 +30,8 @@ func (s ModelSpec) Build(dev torch.Device) (*torch.Net, error) {
 	switch s.Kind {
 	case "lstm":
 		return torch.NewLSTM(torch.LSTMConfig{Inputs: s.Inputs, Hidden: s.Hidden, Layers: s.Layers, Dropout: s.Dropout, Horizon: s.Horizon}, dev)
+	case "resnet":
+		return torch.NewResNet(torch.ResNetConfig{Depth: s.Depth, Classes: s.Classes, CIFARStem: s.CIFARStem, ZeroInit: s.ZeroInit, Width: s.Width}, dev)
 	default:
 		return nil, fmt.Errorf("unknown model kind %q", s.Kind)
 	}
@@ -35,4 +44,12 @@ func ParseModelSpec(data []byte) (ModelSpec, error) {
 		return s, fmt.Errorf("model spec: %w", err)
 	}
 	return s, nil
+}
+
+// Name names the network for people, e.g. "LSTM" or "ResNet-50".
+func (s ModelSpec) Name() string {
+	if s.Kind == "resnet" {
+		return fmt.Sprintf("ResNet-%d", s.Depth)
+	}
+	return "LSTM"
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"spottrain/configs"
 	"spottrain/data/solar"
 	"spottrain/torch"
 )
@@ -37,6 +38,9 @@ func (t *SolarTask) Batch(idx []int) (x, y torch.Host) {
 
 // Evaluate implements Task on the validation split.
 func (t *SolarTask) Evaluate(net *torch.Net) (Metrics, error) { return t.Score(net, t.Data.Val) }
+
+// Test scores net on the test split.
+func (t *SolarTask) Test(net *torch.Net) (Metrics, error) { return t.Score(net, t.Data.Test) }
 
 // Score forecasts every window of w and returns, in kW: the model's MAE and RMSE, the persistence
 // forecast's MAE and RMSE, and the skill score 1 - RMSE/RMSE_persistence (above 0: better than
@@ -74,4 +78,48 @@ func (t *SolarTask) Score(net *torch.Net, w *solar.Windows) (Metrics, error) {
 	}
 	m["skill"] = 1 - m["rmse_kw"]/m["persistence_rmse_kw"]
 	return m, nil
+}
+
+// SolarData is a solar dataset with where it came from.
+type SolarData struct {
+	*solar.Dataset
+	Source  string         // "synthetic" or the file read
+	Repairs []solar.Repair // repairs made while reading the file
+}
+
+// LoadSolar generates or reads the PV series that dc names and cuts it into windows.
+func LoadSolar(dc configs.DataConfig, seed uint64) (*SolarData, error) {
+	var s *solar.Series
+	var err error
+	switch dc.Source {
+	case "synthetic":
+		s, err = solar.Generate(solar.SynthConfig{
+			Latitude: dc.Latitude, Longitude: dc.Longitude, Start: dc.Start, Days: dc.Days,
+			CapacityKW: dc.CapacityKW, CloudPersistence: dc.CloudPersistence, Noise: dc.Noise, Seed: seed,
+		})
+	case "csv":
+		gapFill := dc.MaxGapFillHours
+		if gapFill == 0 {
+			gapFill = -1 // the config's 0 means "fill nothing"; the reader's 0 means its default
+		}
+		s, err = solar.ReadCSV(dc.Path, solar.CSVOptions{
+			TimeColumn: dc.TimestampColumn, PowerColumn: dc.PowerColumn, PowerInWatts: dc.PowerUnit == "W",
+			CapacityKW: dc.CapacityKW, Site: &solar.Site{Latitude: dc.Latitude, Longitude: dc.Longitude},
+			MaxGapFillHours: gapFill,
+		})
+	case "pvgis":
+		s, err = solar.ReadPVGIS(dc.Path)
+	default:
+		err = fmt.Errorf("unknown data source %q", dc.Source)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ds, err := solar.MakeDataset(s, solar.WindowConfig{
+		Lookback: dc.LookbackHours, Horizon: dc.HorizonHours, TrainFrac: dc.TrainFrac, ValFrac: dc.ValFrac,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Source, err)
+	}
+	return &SolarData{Dataset: ds, Source: s.Source, Repairs: s.Repairs}, nil
 }

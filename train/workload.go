@@ -1,0 +1,66 @@
+package train
+
+import (
+	"fmt"
+	"io"
+
+	"spottrain/configs"
+	"spottrain/torch"
+)
+
+// workload is a Task with what a job needs around the loop: the network to build, the final test
+// scoring, and words for the log.
+type workload interface {
+	Task
+	// Spec returns the network the workload trains.
+	Spec() ModelSpec
+	// Test scores net on the held-out test split.
+	Test(net *torch.Net) (Metrics, error)
+	// Samples returns the sizes of the train, validation and test splits (0: none).
+	Samples() [3]int
+	// Describe names the data, e.g. "synthetic" or a file.
+	Describe() string
+	// Sizes describes the splits for the log.
+	Sizes() string
+	// Close stops background work (prefetching).
+	Close()
+}
+
+// newWorkload loads the data cfg names and makes its workload.
+func newWorkload(cfg configs.Config, log io.Writer) (workload, error) {
+	switch cfg.Model.Kind {
+	case "lstm":
+		ds, err := LoadSolar(cfg.Data, cfg.Seed)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range ds.Repairs {
+			fmt.Fprintf(log, "data: repaired %s\n", r)
+		}
+		m := cfg.Model
+		return &solarWorkload{
+			SolarTask: SolarTask{Data: ds.Dataset, EvalBatch: cfg.Train.EvalBatchSize},
+			source:    ds.Source,
+			spec: ModelSpec{Kind: "lstm", Inputs: ds.Train.Features, Hidden: m.HiddenSize, Layers: m.NumLayers,
+				Dropout: m.Dropout, Horizon: ds.Train.Horizon},
+		}, nil
+	default:
+		return nil, fmt.Errorf("unknown model kind %q", cfg.Model.Kind)
+	}
+}
+
+type solarWorkload struct {
+	SolarTask
+	source string
+	spec   ModelSpec
+}
+
+func (w *solarWorkload) Spec() ModelSpec  { return w.spec }
+func (w *solarWorkload) Describe() string { return w.source }
+func (w *solarWorkload) Close()           {}
+func (w *solarWorkload) Samples() [3]int {
+	return [3]int{w.Data.Train.N, w.Data.Val.N, w.Data.Test.N}
+}
+func (w *solarWorkload) Sizes() string {
+	return fmt.Sprintf("windows train %d, val %d, test %d", w.Data.Train.N, w.Data.Val.N, w.Data.Test.N)
+}
