@@ -35,6 +35,13 @@ type Task interface {
 	Evaluate(net *torch.Net) (Metrics, error)
 }
 
+// EpochStarter is a Task that prepares an epoch's batches ahead of the steps (in background
+// goroutines) once it knows their order: the loop calls StartEpoch before the first Batch of every
+// epoch, with the epoch's order and the batch it starts from.
+type EpochStarter interface {
+	StartEpoch(epoch int, order []int, from int)
+}
+
 // Metrics are named scores of an evaluation, e.g. "mae_kw".
 type Metrics map[string]float64
 
@@ -171,6 +178,9 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 		pos := Position{Epoch: epoch, Step: res.Steps}
 		if epoch == l.Start.Epoch {
 			pos = l.Start
+		}
+		if es, ok := l.Task.(EpochStarter); ok {
+			es.StartEpoch(epoch, order, pos.Batch)
 		}
 		for pos.Batch < perEpoch && res.Steps < total {
 			// One optimizer step: gather the batch in Go, then a single call into libtorch.

@@ -44,6 +44,8 @@ func newWorkload(cfg configs.Config, log io.Writer) (workload, error) {
 			spec: ModelSpec{Kind: "lstm", Inputs: ds.Train.Features, Hidden: m.HiddenSize, Layers: m.NumLayers,
 				Dropout: m.Dropout, Horizon: ds.Train.Horizon},
 		}, nil
+	case "resnet":
+		return newImageWorkload(cfg)
 	default:
 		return nil, fmt.Errorf("unknown model kind %q", cfg.Model.Kind)
 	}

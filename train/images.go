@@ -1,0 +1,139 @@
+package train
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+
+	"spottrain/configs"
+	"spottrain/data/cifar"
+	"spottrain/torch"
+)
+
+// ImageTask is image classification on CIFAR-shaped data: training batches are assembled (and
+// augmented) by background goroutines ahead of the step that needs them, and evaluation scores
+// top-1 and top-5 accuracy on the test set.
+type ImageTask struct {
+	TrainSet, TestSet *cifar.Set
+	Loader            cifar.LoaderConfig // batch size, normalization, augmentation, seed, workers
+	EvalBatch         int
+	loader            *cifar.Loader // the epoch being trained
+}
+
+// TrainSize implements Task.
+func (t *ImageTask) TrainSize() int { return t.TrainSet.Len() }
+
+// StartEpoch implements EpochStarter: it starts assembling the epoch's batches from batch `from`.
+func (t *ImageTask) StartEpoch(epoch int, order []int, from int) {
+	t.Close()
+	t.loader = cifar.NewLoader(t.TrainSet, t.Loader, epoch, order, from)
+}
+
+// Batch implements Task with the loader's next batch, which must hold the samples idx: the loop
+// asks for batches in the order StartEpoch was given.
+func (t *ImageTask) Batch(idx []int) (x, y torch.Host) {
+	b, ok := t.loader.Next()
+	if !ok || !slices.Equal(b.Idx, idx) {
+		panic(fmt.Sprintf("image task: batch of samples %v asked, the loader has %v", idx[:min(4, len(idx))], b.Idx[:min(4, len(b.Idx))]))
+	}
+	n := int64(len(b.Idx))
+	return torch.Float32s(b.X, n, cifar.Channels, cifar.Side, cifar.Side), torch.Int64s(b.Y, n)
+}
+
+// Evaluate implements Task on the test set (CIFAR has no separate validation split).
+func (t *ImageTask) Evaluate(net *torch.Net) (Metrics, error) { return t.Test(net) }
+
+// Test returns the top-1 and top-5 accuracy (in [0, 1]) of net on the test set.
+func (t *ImageTask) Test(net *torch.Net) (Metrics, error) {
+	set := t.TestSet
+	order := make([]int, set.Len())
+	for i := range order {
+		order[i] = i
+	}
+	cfg := t.Loader
+	cfg.BatchSize, cfg.Augment = t.EvalBatch, nil
+	l := cifar.NewLoader(set, cfg, 0, order, 0)
+	defer l.Close()
+	k := min(5, set.Classes)
+	logits := make([]float32, t.EvalBatch*set.Classes)
+	var top1, topk int
+	for b, ok := l.Next(); ok; b, ok = l.Next() {
+		n := len(b.Idx)
+		x := torch.Float32s(b.X, int64(n), cifar.Channels, cifar.Side, cifar.Side)
+		if err := net.Forward(x, logits[:n*set.Classes]); err != nil {
+			return nil, err
+		}
+		for i, label := range b.Y {
+			row := logits[i*set.Classes : (i+1)*set.Classes]
+			// The label's rank: how many classes score higher than it.
+			rank := 0
+			for _, v := range row {
+				if v > row[label] {
+					rank++
+				}
+			}
+			if rank == 0 {
+				top1++
+			}
+			if rank < k {
+				topk++
+			}
+		}
+	}
+	n := float64(set.Len())
+	return Metrics{"top1": float64(top1) / n, fmt.Sprintf("top%d", k): float64(topk) / n}, nil
+}
+
+// Close stops the training loader's goroutines.
+func (t *ImageTask) Close() {
+	if t.loader != nil {
+		t.loader.Close()
+		t.loader = nil
+	}
+}
+
+type imageWorkload struct {
+	ImageTask
+	source string
+	spec   ModelSpec
+}
+
+func newImageWorkload(cfg configs.Config) (*imageWorkload, error) {
+	d := cfg.Data
+	w := &imageWorkload{source: d.Source}
+	var norm cifar.Norm
+	switch d.Source {
+	case "synthetic-cifar":
+		w.TrainSet, w.TestSet = cifar.Synthetic(d.SyntheticSamples, max(d.SyntheticSamples/5, 1), d.Classes, cfg.Seed)
+		norm = w.TrainSet.Norm()
+	default:
+		spec, err := cifar.Official(cifar.Kind(d.Source))
+		if err != nil {
+			return nil, err
+		}
+		if w.TrainSet, w.TestSet, err = spec.Load(d.Path); err != nil {
+			return nil, err
+		}
+		norm, w.source = spec.Norm, spec.Title+" "+d.Path
+	}
+	workers := d.Workers
+	if workers == 0 {
+		workers = runtime.NumCPU()
+	}
+	w.Loader = cifar.LoaderConfig{BatchSize: cfg.Train.BatchSize, Norm: norm, Seed: cfg.Seed, Workers: workers, Prefetch: 4}
+	if d.Augment {
+		w.Loader.Augment = &cifar.Augment{Pad: 4, Flip: true}
+	}
+	w.EvalBatch = cfg.Train.EvalBatchSize
+	m := cfg.Model
+	w.spec = ModelSpec{Kind: "resnet", Depth: m.Depth, Classes: w.TrainSet.Classes, CIFARStem: m.Stem == "cifar",
+		ZeroInit: m.ZeroInitResidual, Width: m.Width}
+	return w, nil
+}
+
+func (w *imageWorkload) Spec() ModelSpec  { return w.spec }
+func (w *imageWorkload) Describe() string { return w.source }
+func (w *imageWorkload) Samples() [3]int  { return [3]int{w.TrainSet.Len(), 0, w.TestSet.Len()} }
+func (w *imageWorkload) Sizes() string {
+	return fmt.Sprintf("images train %d, test %d, %d classes", w.TrainSet.Len(), w.TestSet.Len(), w.TrainSet.Classes)
+}

@@ -1,0 +1,106 @@
+package train_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spottrain/checkpoint"
+	"spottrain/configs"
+	"spottrain/data/cifar"
+	"spottrain/torch"
+	"spottrain/train"
+)
+
+// tinyResNet is a width-reduced ResNet-18 on synthetic CIFAR-shaped images.
+func tinyResNet(t *testing.T) configs.Config {
+	t.Helper()
+	c := configs.Default()
+	c.Name, c.Device, c.Threads, c.RunDir = "tiny-resnet", "cpu", 2, filepath.Join(t.TempDir(), "run")
+	c.Model = configs.ModelConfig{Kind: "resnet", Depth: 18, Width: 0.125, Stem: "cifar", ZeroInitResidual: true,
+		HiddenSize: 1, NumLayers: 1}
+	c.Data.Source, c.Data.SyntheticSamples, c.Data.Classes, c.Data.Workers = "synthetic-cifar", 320, 10, 2
+	c.Train = configs.TrainConfig{Epochs: 2, BatchSize: 32, LogEvery: 5, EvalBatchSize: 64, LabelSmoothing: 0.1,
+		Precision: "fp32", ChannelsLast: true}
+	c.Optimizer = configs.OptimizerConfig{Name: "sgd", LR: 0.05, Momentum: 0.9, Nesterov: true, WeightDecay: 5e-4,
+		Betas: [2]float64{0.9, 0.999}, Eps: 1e-8}
+	c.Schedule = configs.ScheduleConfig{Name: "onecycle", WarmupSteps: 4, StepSize: 1, Gamma: 1}
+	c.Checkpoint = configs.CheckpointConfig{EverySteps: 3, Keep: 2}
+	require.NoError(t, c.Validate())
+	return c
+}
+
+// finalWeights hashes the weights of the newest checkpoint in dir.
+func finalWeights(t *testing.T, dir string) [32]byte {
+	t.Helper()
+	cks, invalid, err := checkpoint.List(dir)
+	require.NoError(t, err)
+	require.Empty(t, invalid)
+	require.NotEmpty(t, cks)
+	ck := cks[len(cks)-1]
+	doc, err := ck.ReadFile(train.SpecFile)
+	require.NoError(t, err)
+	spec, err := train.ParseModelSpec(doc)
+	require.NoError(t, err)
+	net, err := spec.Build(torch.CPU)
+	require.NoError(t, err)
+	defer net.Close()
+	state, err := ck.ReadFile(train.ModelFile)
+	require.NoError(t, err)
+	require.NoError(t, net.LoadState(state))
+	return digest(t, net)
+}
+
+// A ResNet run preempted mid-epoch resumes at the exact batch (the loader starts there, with the
+// same augmentation) with BatchNorm buffers restored: the final weights are the uninterrupted
+// run's, bit for bit.
+func TestImageRunResumesExactly(t *testing.T) {
+	base := tinyResNet(t)
+	sum, err := train.Run(context.Background(), base, train.Options{Log: io.Discard})
+	require.NoError(t, err)
+	assert.Equal(t, 20, sum.Result.Steps)
+	assert.Greater(t, sum.Test["top1"], 0.3, "well above chance (0.1) after 20 steps")
+	want := finalWeights(t, base.RunDir)
+
+	cfg := tinyResNet(t)
+	stop := make(chan train.Notice, 1)
+	_, err = train.Run(context.Background(), cfg, train.Options{Log: stopAfter(stop, 5), Stop: stop})
+	var pe *train.PreemptedError
+	require.True(t, errors.As(err, &pe), "%v", err)
+	assert.Equal(t, 6, pe.Step, "mid-epoch: batch 6 of 10")
+	sum, err = train.Run(context.Background(), cfg, train.Options{Log: io.Discard})
+	require.NoError(t, err)
+	assert.Equal(t, want, finalWeights(t, cfg.RunDir))
+	assert.Equal(t, 20, sum.Result.Steps)
+}
+
+func TestImageRunMissingDataset(t *testing.T) {
+	cfg := tinyResNet(t)
+	cfg.Data.Source, cfg.Data.Path = "cifar100", filepath.Join(t.TempDir(), "nowhere")
+	_, err := train.Run(context.Background(), cfg, train.Options{Log: io.Discard, Stop: make(chan train.Notice)})
+	require.Error(t, err)
+	assert.Equal(t, train.ExitBadInput, train.ExitCode(err))
+	var de *cifar.DataError
+	assert.True(t, errors.As(err, &de), "%v", err)
+	assert.Contains(t, err.Error(), "cifar-100-binary.tar.gz")
+	assert.NoDirExists(t, cfg.RunDir, "nothing is created for bad input")
+}
+
+// digest hashes the names and bytes of net's parameters and buffers.
+func digest(t *testing.T, net *torch.Net) [32]byte {
+	t.Helper()
+	ts, err := net.StateTensors()
+	require.NoError(t, err)
+	h := sha256.New()
+	for _, x := range ts {
+		h.Write([]byte(x.Name))
+		h.Write(x.Data)
+	}
+	return [32]byte(h.Sum(nil))
+}
