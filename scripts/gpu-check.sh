@@ -54,11 +54,39 @@ resume_demo() {
 }
 stage demo-preempt-resume resume_demo
 
+# ResNet on synthetic CIFAR-shaped data: bf16 + channels_last on CUDA, preempted, resumed on the
+# CPU (--force: the device is part of the config), preempted again, finished on CUDA.
+resnet_resume() {
+	local dir=$OUT/resnet-run
+	rm -rf "$dir"
+	local common=(--config configs/resnet50-cifar100.yaml --set run_dir="$dir" --set data.source=synthetic-cifar
+		--set data.synthetic_samples=4096 --set data.classes=10 --set model.width=0.25 --set train.epochs=2
+		--set train.batch_size=128 --set train.log_every=2 --set schedule.warmup_steps=8)
+	run_until() { # run_until DEVICE STEP PRECISION: SIGTERM after "step STEP/", expect 75
+		bin/spottrain train "${common[@]}" --set device="$1" --set train.precision="$3" --force >"$OUT/resnet-$1-$2.out" 2>&1 &
+		local pid=$!
+		until grep -q "^step $2/" "$OUT/resnet-$1-$2.out" 2>/dev/null; do
+			kill -0 $pid 2>/dev/null || { cat "$OUT/resnet-$1-$2.out"; return 1; }
+			sleep 0.2
+		done
+		kill -TERM $pid
+		local code=0
+		wait $pid || code=$?
+		cat "$OUT/resnet-$1-$2.out"
+		[[ $code == 75 ]] || { echo "exit $code, want 75"; return 1; }
+	}
+	run_until cuda 10 bf16 && run_until cpu 12 fp32 &&
+		bin/spottrain train "${common[@]}" --set device=cuda --set train.precision=bf16 --force &&
+		bin/spottrain ckpt verify "$dir"
+}
+stage resnet-preempt-resume resnet_resume
+stage bench-resnet env PYTHON="$PYTHON" bash scripts/bench/resnet.sh
+
 stage bench-lstm-cuda bash -c "SPOTTRAIN_BENCH_DEVICE=cuda go test -tags cuda -run '^\$' -bench LSTMStep -benchtime 3s -count 3 ./torch/ && for i in 1 2 3; do $PYTHON scripts/bench/lstm_step.py --device cuda; done"
 stage bench-checkpoint go test -tags cuda -run '^$' -bench Checkpoint -benchtime 5x ./train/
 
 echo
 echo "== gpu-check summary =="
 printf '%s\n' "${summary[@]}"
-grep -hE '^Benchmark|python_steps_per_s' "$OUT"/bench-*.log
+grep -hE '^Benchmark|python_steps_per_s|images/s' "$OUT"/bench-*.log
 [[ "${summary[*]}" != *FAIL* ]]
