@@ -3,7 +3,8 @@
 # the Makefile, or from ../shared/gpu/env.sh): builds with -tags cuda, runs the test suite (the torch
 # tests on CUDA), preempts a demo run on CUDA and resumes it there and on the CPU, runs the GPU
 # benchmarks, and prints a summary. Logs go to $OUT (default /tmp/gpu-check).
-# Env: PYTHON (a python3 with the same PyTorch; default python3).
+# Env: PYTHON (a python3 with the same PyTorch; default python3), STAGES (a regular expression: run
+# only the stages it matches; the build always runs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
@@ -12,6 +13,7 @@ mkdir -p "$OUT"
 summary=()
 stage() { # stage NAME CMD...: runs CMD, logs to $OUT/NAME.log, records PASS/FAIL
 	local name=$1; shift
+	[[ $name == build || $name =~ ${STAGES:-.} ]] || return 0
 	local t0=$SECONDS
 	if "$@" >"$OUT/$name.log" 2>&1; then
 		summary+=("PASS $name ($((SECONDS - t0)) s)")
