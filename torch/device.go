@@ -37,10 +37,3 @@ func ParseDevice(name string) (Device, error) {
 	}
 	return Device(name), nil
 }
-
-// Synchronize waits until every queued operation on d has finished; a no-op on the CPU.
-func Synchronize(d Device) error {
-	cs := C.CString(string(d))
-	defer C.free(unsafe.Pointer(cs))
-	return check("synchronize", C.Torch_Synchronize(cs))
-}

@@ -505,13 +505,6 @@ char* Torch_CheckDevice(const char* name) {
   SHIM_END
 }
 
-char* Torch_Synchronize(const char* name) {
-  SHIM_BEGIN
-  auto dev = check_device(name);
-  if (dev.is_cuda()) torch::cuda::synchronize(dev.has_index() ? dev.index() : -1);
-  SHIM_END
-}
-
 char* Net_NewLSTM(int64_t in, int64_t hidden, int64_t layers, double dropout, int64_t horizon,
                   const char* device, Net* out) {
   SHIM_BEGIN

@@ -33,7 +33,6 @@ char* Torch_SetDeterministic(int on);
 int Torch_CudaDeviceCount(void);
 // Torch_CheckDevice validates a concrete device name ("cpu", "cuda", "cuda:N") and that it exists.
 char* Torch_CheckDevice(const char* name);
-char* Torch_Synchronize(const char* device);
 
 // Net_NewLSTM builds the LSTM forecaster: [B, L, in] -> LSTM(layers, hidden, batch_first) ->
 // last step -> dropout -> Linear(hidden, horizon) -> [B, horizon]; loss is MSE.

@@ -5,8 +5,6 @@ package torch
 import "C"
 
 import (
-	"encoding/binary"
-	"math"
 	"runtime"
 	"unsafe"
 )
@@ -171,13 +169,4 @@ func (d DType) Size() int {
 	default:
 		return 8
 	}
-}
-
-// Float32s decodes an F32 tensor's data.
-func (t Tensor) Float32s() []float32 {
-	out := make([]float32, len(t.Data)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
-	}
-	return out
 }

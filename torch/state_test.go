@@ -126,5 +126,5 @@ func TestStateTensorsNamesLikePyTorch(t *testing.T) {
 	// nn.LSTM(3, 4) + nn.Linear(4, 2) as attributes lstm and head: PyTorch's state_dict keys.
 	assert.Equal(t, []string{"lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0", "lstm.bias_hh_l0", "head.weight", "head.bias"}, names)
 	assert.Equal(t, []int64{16, 3}, ts[0].Shape)
-	assert.Len(t, ts[0].Float32s(), 48)
+	assert.Len(t, ts[0].Data, 48*4)
 }
