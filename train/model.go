@@ -1,9 +1,12 @@
 package train
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
+	"spottrain/checkpoint"
 	"spottrain/torch"
 )
 
@@ -52,4 +55,41 @@ func (s ModelSpec) Name() string {
 		return fmt.Sprintf("ResNet-%d", s.Depth)
 	}
 	return "LSTM"
+}
+
+// WeightsDigest loads a checkpoint's weights into the network its model.json describes, on the
+// CPU, and returns the hex SHA-256 of every parameter and buffer (name, shape and bytes, in
+// state_dict order): two checkpoints have the same digest exactly when their weights are bitwise
+// equal, whatever their serialization bytes. It fails if the weights do not load.
+func WeightsDigest(ck *checkpoint.Checkpoint) (string, error) {
+	doc, err := ck.ReadFile(SpecFile)
+	if err != nil {
+		return "", err
+	}
+	spec, err := ParseModelSpec(doc)
+	if err != nil {
+		return "", err
+	}
+	net, err := spec.Build(torch.CPU)
+	if err != nil {
+		return "", err
+	}
+	defer net.Close()
+	state, err := ck.ReadFile(ModelFile)
+	if err != nil {
+		return "", err
+	}
+	if err := net.LoadState(state); err != nil {
+		return "", fmt.Errorf("%s: %s: %w", ck.Dir, ModelFile, err)
+	}
+	tensors, err := net.StateTensors()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, x := range tensors {
+		fmt.Fprintf(h, "%s %v %d\n", x.Name, x.Shape, len(x.Data))
+		h.Write(x.Data)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -7,8 +7,6 @@ package main
 // weights at the end are bitwise those of a run that was never interrupted.
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -30,7 +28,6 @@ import (
 	"spottrain/checkpoint"
 	"spottrain/configs"
 	"spottrain/events"
-	"spottrain/torch"
 	"spottrain/train"
 )
 
@@ -71,25 +68,9 @@ var (
 // the test if the checkpoint cannot be loaded into the network.
 func weightsOf(t *testing.T, ck *checkpoint.Checkpoint) string {
 	t.Helper()
-	doc, err := ck.ReadFile(train.SpecFile)
-	require.NoError(t, err)
-	spec, err := train.ParseModelSpec(doc)
-	require.NoError(t, err)
-	net, err := spec.Build(torch.CPU)
-	require.NoError(t, err)
-	defer net.Close()
-	state, err := ck.ReadFile(train.ModelFile)
-	require.NoError(t, err)
-	require.NoError(t, net.LoadState(state), "%s: %s does not load into the network", ck.Dir, train.ModelFile)
-	tensors, err := net.StateTensors()
-	require.NoError(t, err)
-	require.NotEmpty(t, tensors)
-	h := sha256.New()
-	for _, x := range tensors {
-		fmt.Fprintf(h, "%s %v %d\n", x.Name, x.Shape, len(x.Data))
-		h.Write(x.Data)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	digest, err := train.WeightsDigest(ck)
+	require.NoError(t, err, "%s does not load into its network", ck.Dir)
+	return digest
 }
 
 // newest returns the newest valid checkpoint of runDir, failing the test if there is none.
