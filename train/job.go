@@ -182,6 +182,9 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		from = Position{Epoch: m.Epoch, Batch: m.Batch, Step: int(m.Step), LossSum: m.Loss * float64(m.Batch)}
 		ck.manifest.RunID, ck.computeBefore, ck.lastStep = m.RunID, m.ComputeSeconds, int(m.Step)
 		fmt.Fprintf(log, "resumed from step %d, epoch %d, batch %d (%s)\n", from.Step, from.Epoch+1, from.Batch, latest.Dir)
+		if from.Step >= lc.Schedule.Total {
+			fmt.Fprintf(log, "the run is complete: evaluating its final checkpoint (another run_dir trains anew)\n")
+		}
 		ev.Emit(events.Resume, map[string]any{"step": from.Step, "epoch": from.Epoch, "batch": from.Batch, "dir": latest.Dir})
 	}
 	if err := writeConfig(saved); err != nil {
