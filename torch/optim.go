@@ -15,7 +15,21 @@ type OptimizerConfig struct {
 	Eps          float64 // adam, adamw
 	Momentum     float64 // sgd
 	Nesterov     bool    // sgd; needs Momentum > 0
+	// Foreach chooses how SGD steps: with multi-tensor kernels, a few launches for all parameters
+	// (as PyTorch's default on CUDA), or parameter by parameter (libtorch's torch::optim::SGD).
+	// Both do the same arithmetic and keep the same state. ForeachAuto: multi-tensor on CUDA.
+	Foreach Foreach
 }
+
+// Foreach is the choice of OptimizerConfig.Foreach.
+type Foreach int
+
+// The choices of OptimizerConfig.Foreach.
+const (
+	ForeachAuto Foreach = iota // multi-tensor on CUDA, per parameter on the CPU
+	ForeachOn
+	ForeachOff
+)
 
 // Optimizer updates one Net's parameters.
 type Optimizer struct {
@@ -23,6 +37,8 @@ type Optimizer struct {
 	net     *Net // keeps the net alive as long as its optimizer
 	cleanup runtime.Cleanup
 }
+
+var foreachFlags = map[Foreach]int{ForeachAuto: -1, ForeachOn: 1, ForeachOff: 0}
 
 var optimKinds = map[string]C.int{"adam": C.OPTIM_ADAM, "adamw": C.OPTIM_ADAMW, "sgd": C.OPTIM_SGD}
 
@@ -38,7 +54,7 @@ func NewOptimizer(net *Net, cfg OptimizerConfig) (*Optimizer, error) {
 	}
 	var p C.Optim
 	err := check(op, C.Optim_New(net.p, kind, C.double(cfg.LR), C.double(cfg.WeightDecay), C.double(cfg.Beta1),
-		C.double(cfg.Beta2), C.double(cfg.Eps), C.double(cfg.Momentum), cbool(cfg.Nesterov), &p))
+		C.double(cfg.Beta2), C.double(cfg.Eps), C.double(cfg.Momentum), cbool(cfg.Nesterov), C.int(foreachFlags[cfg.Foreach]), &p))
 	if err != nil {
 		return nil, err
 	}

@@ -215,7 +215,8 @@ struct NetState {
 struct OptimState {
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   NetState* net;
-  int kind;  // OPTIM_*
+  int kind;           // OPTIM_*
+  bool multi_tensor;  // SGD steps with _foreach kernels
 };
 
 struct SnapshotState {
@@ -397,7 +398,7 @@ void sgd_multi_tensor_step(torch::optim::SGD& opt) {
 }
 
 void optimizer_step(NetState* net, OptimState* opt) {
-  if (opt->kind == OPTIM_SGD && net->device.is_cuda()) {
+  if (opt->kind == OPTIM_SGD && opt->multi_tensor) {
     sgd_multi_tensor_step(static_cast<torch::optim::SGD&>(*opt->optimizer));
   } else {
     opt->optimizer->step();
@@ -802,7 +803,7 @@ char* Net_StateCopy(Net n, int64_t i, void* out, int64_t nbytes) {
 }
 
 char* Optim_New(Net n, int kind, double lr, double weight_decay, double beta1, double beta2,
-                double eps, double momentum, int nesterov, Optim* out) {
+                double eps, double momentum, int nesterov, int foreach, Optim* out) {
   SHIM_BEGIN
   auto net = as_net(n);
   auto params = net->model->parameters();
@@ -832,7 +833,8 @@ char* Optim_New(Net n, int kind, double lr, double weight_decay, double beta1, d
     default:
       TORCH_CHECK(false, "unknown optimizer kind ", kind);
   }
-  *out = new OptimState{std::move(opt), net, kind};
+  bool multi_tensor = foreach > 0 || (foreach < 0 && net->device.is_cuda());
+  *out = new OptimState{std::move(opt), net, kind, multi_tensor};
   SHIM_END
 }
 

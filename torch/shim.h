@@ -101,8 +101,9 @@ char* Net_StateCount(Net net, int64_t* n);
 char* Net_StateInfo(Net net, int64_t i, char** name, int* dtype, int64_t* shape, int* ndim);
 char* Net_StateCopy(Net net, int64_t i, void* out, int64_t nbytes);
 
+// foreach: SGD steps with multi-tensor kernels: 1 always, 0 never, -1 on CUDA only.
 char* Optim_New(Net net, int kind, double lr, double weight_decay, double beta1, double beta2,
-                double eps, double momentum, int nesterov, Optim* out);
+                double eps, double momentum, int nesterov, int foreach, Optim* out);
 void Optim_Free(Optim opt);
 
 #ifdef __cplusplus
