@@ -26,10 +26,13 @@ Usage:
 
 Commands:
   train   train the job a config file describes
-  demo    train the LSTM solar forecaster on synthetic data (a few minutes on 2 cores)
+  demo    train the LSTM solar forecaster on synthetic data (about a minute on 2 cores)
   ckpt    list, verify and export the checkpoints of a run dir
 
 Run 'spottrain <command> --help' for a command's flags.
+
+Exit status: 0 done; 75 stopped by SIGTERM or SIGINT after an emergency checkpoint (run the same
+command again to resume); 2 bad input (flags, config, data, device); 1 other failure.
 `
 
 // usageError is a mistake in the command line.
