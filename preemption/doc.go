@@ -1,0 +1,30 @@
+// Package preemption simulates spot-VM interrupts: seeded interrupt patterns, and a Runner that
+// kills and restarts a trainer process on that schedule.
+//
+// Guarantees:
+//
+//   - Determinism. A Schedule built from the same Pattern, seed and no-notice share yields the same
+//     sequence of Interrupts on every machine and Go version that keeps math/rand/v2's PCG stable.
+//     Gaps and notice draws come from two separate PCG streams of the seed, so changing the
+//     no-notice share never moves the interrupt times. Nothing reads the global rand.
+//   - Signals. An interrupt with notice sends SIGTERM and, if the child has not exited after the
+//     grace period (wall time, 30 s by default as on GCP), SIGKILL. An interrupt without notice
+//     sends SIGKILL at once. Gaps count the child's uptime: the next interrupt is armed when a
+//     child starts, Interrupt.At is the sum of the gaps drawn so far, and an interrupt whose child
+//     exits first is dropped (each start draws the next one).
+//   - Time scale. Pattern gaps and the restart delay are spot time; the Runner waits
+//     spot/TimeScale of wall time (TimeScale 3600: an hour of spot time per second). The grace
+//     period is not scaled: the trainer's emergency checkpoint takes real time. A cancelled
+//     context is a real user's Ctrl+C: the Runner forwards SIGTERM and waits the grace period
+//     before SIGKILL.
+//   - Which exits it caused. The Runner records for each child whether it signalled it. Exit 0
+//     ends the run; exit 75 (preempted, whoever gave the notice) and a death by a signal the
+//     Runner sent start the child again after the restart delay; any other code, or a death by a
+//     signal the Runner did not send, ends the run with an *ExitError.
+//   - Reports. Through Runner.OnEvent, in order: interrupt_sent {kind: notice|kill, reason:
+//     schedule|grace|cancel, pid, at_spot_s for scheduled ones}, child_exit {pid, code, signal,
+//     caused: whether the Runner signalled this child}, restart {attempt, delay_s}, and
+//     signal_failed {pid, signal, error} if a signal could not be sent for another reason than
+//     the child having exited. A child that exits on its own just as its signal is sent may be
+//     reported as caused; its exit code still decides what happens next.
+package preemption

@@ -1,0 +1,197 @@
+package preemption_test
+
+import (
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spottrain/preemption"
+)
+
+const draws = 20000
+
+// gaps draws n gaps (hours) from p with seed.
+func gaps(t *testing.T, p preemption.Pattern, seed uint64, n int) []float64 {
+	t.Helper()
+	s, err := preemption.NewSchedule(p, seed, 0)
+	require.NoError(t, err)
+	out := make([]float64, n)
+	var last time.Duration
+	for i := range out {
+		it := s.Next()
+		out[i] = (it.At - last).Hours()
+		last = it.At
+	}
+	return out
+}
+
+func meanCV(xs []float64) (mean, cv float64) {
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	var ss float64
+	for _, x := range xs {
+		ss += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(ss/float64(len(xs)-1)) / mean
+}
+
+func TestRegularGaps(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		jitter float64
+	}{{"Exact", 0}, {"Jitter", 0.2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			every := 90 * time.Minute
+			g := gaps(t, preemption.Regular{Every: every, Jitter: tc.jitter}, 7, 1000)
+			distinct := map[float64]bool{}
+			for _, h := range g {
+				assert.InDelta(t, every.Hours(), h, every.Hours()*tc.jitter+1e-12)
+				distinct[h] = true
+			}
+			if tc.jitter == 0 {
+				assert.Len(t, distinct, 1)
+			} else {
+				assert.Greater(t, len(distinct), 900)
+			}
+		})
+	}
+}
+
+func TestPoissonGaps(t *testing.T) {
+	const rate = 6.0 // per hour
+	mean, cv := meanCV(gaps(t, preemption.Poisson{Rate: rate}, 42, draws))
+	// Exponential gaps: the sample mean's standard error is mean/sqrt(20000) ≈ 0.7%, so 3% is
+	// over 4 standard errors. The CV's standard error is about sqrt((9-1)/(4n)) ≈ 0.01 (kurtosis
+	// 9), so 0.05 is 5 of them.
+	assert.InEpsilon(t, 1/rate, mean, 0.03)
+	assert.InDelta(t, 1, cv, 0.05)
+}
+
+func TestBurstyIsClustered(t *testing.T) {
+	b := preemption.Bursty{QuietRate: 1, StormRate: 30, QuietMean: 10 * time.Hour, StormMean: time.Hour}
+	// Long-run rate: (1*10 + 30*1) / 11 ≈ 3.64 per hour.
+	rate := (b.QuietRate*b.QuietMean.Hours() + b.StormRate*b.StormMean.Hours()) / (b.QuietMean + b.StormMean).Hours()
+	bMean, bCV := meanCV(gaps(t, b, 42, draws))
+	_, pCV := meanCV(gaps(t, preemption.Poisson{Rate: rate}, 42, draws))
+	t.Logf("bursty: mean gap %.3f h (1/rate %.3f h), CV %.2f; Poisson CV %.2f", bMean, 1/rate, bCV, pCV)
+	// 20000 interrupts span ~500 quiet/storm cycles, whose interrupt counts vary a lot (a storm's
+	// count is geometric-like, mean 30), so the mean gap is only good to several percent: 15%.
+	assert.InEpsilon(t, 1/rate, bMean, 0.15)
+	// Poisson's CV is 1 ± 0.05 (see TestPoissonGaps); these bursts give about 2.3.
+	assert.Greater(t, bCV, 1.5)
+	assert.Greater(t, bCV, pCV+0.4)
+}
+
+func TestScheduleDeterministic(t *testing.T) {
+	patterns := map[string]preemption.Pattern{
+		"Regular": preemption.Regular{Every: time.Hour, Jitter: 0.5},
+		"Poisson": preemption.Poisson{Rate: 2},
+		"Bursty":  preemption.Bursty{QuietRate: 0, StormRate: 20, QuietMean: 5 * time.Hour, StormMean: time.Hour},
+	}
+	draw := func(p preemption.Pattern, seed uint64) []preemption.Interrupt {
+		s, err := preemption.NewSchedule(p, seed, 0.5)
+		require.NoError(t, err)
+		out := make([]preemption.Interrupt, 100)
+		for i := range out {
+			out[i] = s.Next()
+		}
+		return out
+	}
+	for name, p := range patterns {
+		t.Run(name, func(t *testing.T) {
+			a := draw(p, 1)
+			assert.Equal(t, a, draw(p, 1))
+			assert.NotEqual(t, a, draw(p, 2))
+			for i := 1; i < len(a); i++ {
+				assert.Greater(t, a[i].At, a[i-1].At)
+			}
+		})
+	}
+}
+
+func TestNoNoticeShare(t *testing.T) {
+	for _, share := range []float64{0, 0.3, 1} {
+		s, err := preemption.NewSchedule(preemption.Poisson{Rate: 1}, 9, share)
+		require.NoError(t, err)
+		without := 0
+		for range draws {
+			if !s.Next().Notice {
+				without++
+			}
+		}
+		// Binomial standard error: sqrt(0.3*0.7/20000) ≈ 0.0032; 0.015 is over 4 of them.
+		assert.InDelta(t, share, float64(without)/draws, 0.015, "share %g", share)
+	}
+}
+
+func TestNoticeDrawsDoNotMoveTimes(t *testing.T) {
+	at := func(share float64) []time.Duration {
+		s, err := preemption.NewSchedule(preemption.Poisson{Rate: 3}, 5, share)
+		require.NoError(t, err)
+		out := make([]time.Duration, 50)
+		for i := range out {
+			out[i] = s.Next().At
+		}
+		return out
+	}
+	assert.Equal(t, at(0), at(0.7))
+}
+
+func TestConfigBad(t *testing.T) {
+	good := preemption.Config{Kind: "poisson", RatePerHour: 1}
+	require.NoError(t, good.Validate())
+	for _, tc := range []struct {
+		name  string
+		edit  func(*preemption.Config)
+		field string
+	}{
+		{"UnknownKind", func(c *preemption.Config) { c.Kind = "weekly" }, "Kind"},
+		{"ZeroRate", func(c *preemption.Config) { c.RatePerHour = 0 }, "RatePerHour"},
+		{"NaNRate", func(c *preemption.Config) { c.RatePerHour = math.NaN() }, "RatePerHour"},
+		{"RegularZeroEvery", func(c *preemption.Config) { c.Kind = "regular" }, "Every"},
+		{"RegularJitter", func(c *preemption.Config) { c.Kind, c.Every, c.Jitter = "regular", time.Hour, 1 }, "Jitter"},
+		{"BurstyNoStorm", func(c *preemption.Config) {
+			c.Kind, c.QuietMean, c.StormMean = "bursty", time.Hour, time.Hour
+		}, "StormRatePerHour"},
+		{"BurstyNegativeQuiet", func(c *preemption.Config) {
+			c.Kind, c.QuietRatePerHour, c.StormRatePerHour, c.QuietMean, c.StormMean = "bursty", -1, 5, time.Hour, time.Hour
+		}, "QuietRatePerHour"},
+		{"BurstyNoQuietMean", func(c *preemption.Config) { c.Kind, c.StormRatePerHour, c.StormMean = "bursty", 5, time.Hour }, "QuietMean"},
+		{"NoNoticeShare", func(c *preemption.Config) { c.NoNoticeShare = 1.5 }, "NoNoticeShare"},
+		{"NegativeGrace", func(c *preemption.Config) { c.Grace = -time.Second }, "Grace"},
+		{"NegativeRestartDelay", func(c *preemption.Config) { c.RestartDelay = -time.Second }, "RestartDelay"},
+		{"NegativeTimeScale", func(c *preemption.Config) { c.TimeScale = -1 }, "TimeScale"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good
+			tc.edit(&c)
+			err := c.Validate()
+			var fe *preemption.FieldError
+			require.True(t, errors.As(err, &fe), "got %v", err)
+			assert.Equal(t, tc.field, fe.Field)
+			assert.Contains(t, err.Error(), tc.field)
+			_, err = c.Schedule()
+			assert.Error(t, err)
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c := preemption.Config{Kind: "regular", Every: time.Hour}.WithDefaults()
+	assert.Equal(t, 30*time.Second, c.Grace)
+	assert.Equal(t, 1.0, c.TimeScale)
+}
+
+// Bursty with QuietRate 0 still makes progress (interrupts only in storms).
+func TestBurstyQuietZero(t *testing.T) {
+	g := gaps(t, preemption.Bursty{StormRate: 10, QuietMean: time.Hour, StormMean: time.Hour}, 3, 100)
+	for _, h := range g {
+		assert.Greater(t, h, 0.0)
+	}
+}

@@ -1,0 +1,184 @@
+package preemption
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// ExitPreempted is the trainer's exit status after an emergency checkpoint: start it again.
+const ExitPreempted = 75
+
+// Runner runs a child command and interrupts it on a Schedule, restarting it until it is done.
+type Runner struct {
+	// Command makes a fresh, unstarted command for each start (an exec.Cmd runs once).
+	Command  func() *exec.Cmd
+	Schedule *Schedule
+	// Grace (SIGTERM to SIGKILL) is wall time: the trainer's emergency checkpoint takes real time
+	// whatever the time scale. RestartDelay (re-provisioning a VM) is spot time, like the
+	// Schedule's gaps.
+	Grace, RestartDelay time.Duration
+	TimeScale           float64 // spot seconds per wall second; 0 means 1
+	// OnEvent, if set, hears what happens, from Run's goroutine (see the package doc).
+	OnEvent func(kind string, fields map[string]any)
+	// After waits wall time; nil means time.After. Tests replace it to control time.
+	After func(time.Duration) <-chan time.Time
+}
+
+// NewRunner returns a Runner for the validated c.
+func NewRunner(c Config, command func() *exec.Cmd) (*Runner, error) {
+	c = c.WithDefaults()
+	s, err := c.Schedule()
+	if err != nil {
+		return nil, err
+	}
+	return &Runner{Command: command, Schedule: s, Grace: c.Grace, RestartDelay: c.RestartDelay, TimeScale: c.TimeScale}, nil
+}
+
+// ExitError is a child exit that ends the run as a failure: a code other than 0 and 75, or a
+// death by a signal the Runner did not send.
+type ExitError struct {
+	Attempt int    // 0 for the first start
+	Code    int    // -1 when killed by a signal
+	Signal  string // the signal's name when killed by one
+}
+
+func (e *ExitError) Error() string {
+	if e.Signal != "" {
+		return fmt.Sprintf("child (attempt %d) killed by signal %s that the runner did not send", e.Attempt, e.Signal)
+	}
+	return fmt.Sprintf("child (attempt %d) failed with exit code %d", e.Attempt, e.Code)
+}
+
+// Run starts the child and applies the schedule until the child exits 0 (nil), fails (an
+// *ExitError or a start error) or ctx is cancelled: then it forwards SIGTERM, waits up to the
+// unscaled Grace, sends SIGKILL if needed, and returns ctx.Err().
+func (r *Runner) Run(ctx context.Context) error {
+	if r.Command == nil || r.Schedule == nil {
+		return errors.New("preemption: Runner needs a Command and a Schedule")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var last time.Duration // spot time of the previous interrupt
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			r.emit("restart", map[string]any{"attempt": attempt, "delay_s": r.RestartDelay.Seconds()})
+			select {
+			case <-r.after(r.wall(r.RestartDelay)):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		cmd := r.Command()
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("start child (attempt %d): %w", attempt, err)
+		}
+		c := &child{cmd: cmd, done: make(chan struct{})}
+		go func() {
+			_ = cmd.Wait() // the exit status is read from cmd.ProcessState
+			close(c.done)
+		}()
+
+		it := r.Schedule.Next()
+		gap := it.At - last
+		last = it.At
+		caused, cancelled := false, false
+		select {
+		case <-c.done:
+		case <-r.after(r.wall(gap)):
+			sched := map[string]any{"at_spot_s": it.At.Seconds()}
+			if it.Notice {
+				caused = r.signal(c, syscall.SIGTERM, "schedule", sched)
+				caused = r.awaitOrKill(c, r.Grace) || caused
+			} else {
+				caused = r.signal(c, syscall.SIGKILL, "schedule", sched)
+			}
+		case <-ctx.Done():
+			cancelled = true
+			caused = r.signal(c, syscall.SIGTERM, "cancel", nil)
+			caused = r.awaitOrKill(c, r.Grace) || caused
+		}
+		<-c.done
+
+		code, sig := exitStatus(cmd.ProcessState)
+		r.emit("child_exit", map[string]any{"pid": cmd.Process.Pid, "code": code, "signal": sig, "caused": caused})
+		switch {
+		case cancelled:
+			return ctx.Err()
+		case code == 0:
+			return nil
+		case code == ExitPreempted, sig != "" && caused:
+			continue
+		default:
+			return &ExitError{Attempt: attempt, Code: code, Signal: sig}
+		}
+	}
+}
+
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the child is reaped
+}
+
+// signal sends sig to c and reports it; false if the child had already exited.
+func (r *Runner) signal(c *child, sig syscall.Signal, reason string, extra map[string]any) bool {
+	if err := c.cmd.Process.Signal(sig); err != nil {
+		if !errors.Is(err, os.ErrProcessDone) {
+			r.emit("signal_failed", map[string]any{"pid": c.cmd.Process.Pid, "signal": sig.String(), "error": err.Error()})
+		}
+		return false
+	}
+	kind := "notice"
+	if sig == syscall.SIGKILL {
+		kind = "kill"
+	}
+	fields := map[string]any{"kind": kind, "reason": reason, "pid": c.cmd.Process.Pid}
+	for k, v := range extra {
+		fields[k] = v
+	}
+	r.emit("interrupt_sent", fields)
+	return true
+}
+
+// awaitOrKill waits up to grace (wall time) for c to exit, then sends SIGKILL; it reports
+// whether it sent one.
+func (r *Runner) awaitOrKill(c *child, grace time.Duration) bool {
+	select {
+	case <-c.done:
+		return false
+	case <-r.after(grace):
+		return r.signal(c, syscall.SIGKILL, "grace", nil)
+	}
+}
+
+func exitStatus(ps *os.ProcessState) (code int, signal string) {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return -1, ws.Signal().String()
+	}
+	return ps.ExitCode(), ""
+}
+
+func (r *Runner) wall(spot time.Duration) time.Duration {
+	if r.TimeScale == 0 {
+		return spot
+	}
+	return time.Duration(float64(spot) / r.TimeScale)
+}
+
+func (r *Runner) after(d time.Duration) <-chan time.Time {
+	if r.After != nil {
+		return r.After(d)
+	}
+	return time.After(d)
+}
+
+func (r *Runner) emit(kind string, fields map[string]any) {
+	if r.OnEvent != nil {
+		r.OnEvent(kind, fields)
+	}
+}

@@ -1,0 +1,248 @@
+package preemption_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spottrain/preemption"
+)
+
+// harness re-executes the test binary as a fake trainer and turns its output lines into
+// channels, so fake timers can fire exactly when the child is ready or has ignored a SIGTERM.
+type harness struct {
+	t        *testing.T
+	dir      string
+	ready    chan struct{}
+	ignoring chan struct{}
+	stop     chan struct{}
+	events   []event
+}
+
+type event struct {
+	kind   string
+	fields map[string]any
+}
+
+func newHarness(t *testing.T) *harness {
+	h := &harness{t: t, dir: t.TempDir(), ready: make(chan struct{}, 16), ignoring: make(chan struct{}, 16), stop: make(chan struct{})}
+	t.Cleanup(func() { close(h.stop) })
+	return h
+}
+
+func (h *harness) command(mode string, target int) func() *exec.Cmd {
+	return func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "PREEMPTION_TEST_CHILD="+mode, "PREEMPTION_TEST_DIR="+h.dir,
+			"PREEMPTION_TEST_TARGET="+strconv.Itoa(target))
+		cmd.Stdout = &lineWriter{h: h}
+		cmd.Stderr = os.Stderr
+		return cmd
+	}
+}
+
+func (h *harness) onEvent(kind string, fields map[string]any) {
+	h.events = append(h.events, event{kind, fields})
+}
+
+// after fires a wait of gap when the child says "ready", one of grace when it says "ignoring",
+// and any other wait (the restart delay) at once.
+func (h *harness) after(gap, grace time.Duration) func(time.Duration) <-chan time.Time {
+	return func(d time.Duration) <-chan time.Time {
+		ch := make(chan time.Time, 1)
+		var on chan struct{}
+		switch d {
+		case gap:
+			on = h.ready
+		case grace:
+			on = h.ignoring
+		default:
+			ch <- time.Time{}
+			return ch
+		}
+		go func() {
+			select {
+			case <-on:
+				ch <- time.Time{}
+			case <-h.stop:
+			}
+		}()
+		return ch
+	}
+}
+
+func (h *harness) file(name string) string {
+	b, err := os.ReadFile(filepath.Join(h.dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return ""
+	}
+	require.NoError(h.t, err)
+	return string(b)
+}
+
+type lineWriter struct {
+	h   *harness
+	buf []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		switch string(w.buf[:i]) {
+		case "ready":
+			w.h.ready <- struct{}{}
+		case "ignoring":
+			w.h.ignoring <- struct{}{}
+		}
+		w.buf = w.buf[i+1:]
+	}
+}
+
+// wall converts spot time as the Runner does.
+func wall(spot time.Duration, scale float64) time.Duration {
+	return time.Duration(float64(spot) / scale)
+}
+
+// withoutPID drops the pid, which differs between runs.
+func withoutPID(evs []event) []event {
+	out := make([]event, len(evs))
+	for i, e := range evs {
+		f := map[string]any{}
+		for k, v := range e.fields {
+			if k != "pid" {
+				f[k] = v
+			}
+		}
+		out[i] = event{e.kind, f}
+	}
+	return out
+}
+
+func TestRunnerInterruptedRunCompletes(t *testing.T) {
+	h := newHarness(t)
+	cfg := preemption.Config{Kind: "regular", Every: time.Hour, NoNoticeShare: 0.5, Seed: 4,
+		RestartDelay: 2 * time.Minute, TimeScale: 3600}
+	const interrupts = 5
+	r, err := preemption.NewRunner(cfg, h.command("trainer", interrupts+1))
+	require.NoError(t, err)
+	r.OnEvent = h.onEvent
+	r.After = h.after(wall(time.Hour, 3600), preemption.DefaultGrace) // grace is wall time
+
+	start := time.Now()
+	require.NoError(t, r.Run(context.Background()))
+	t.Logf("%d interrupts in %s", interrupts, time.Since(start))
+
+	// The same seed gives the same schedule: build the events the run must have reported.
+	twin, err := cfg.Schedule()
+	require.NoError(t, err)
+	var want []event
+	notices := 0
+	for i := range interrupts {
+		it := twin.Next()
+		if it.Notice {
+			notices++
+			want = append(want,
+				event{"interrupt_sent", map[string]any{"kind": "notice", "reason": "schedule", "at_spot_s": it.At.Seconds()}},
+				event{"child_exit", map[string]any{"code": 75, "signal": "", "caused": true}})
+		} else {
+			want = append(want,
+				event{"interrupt_sent", map[string]any{"kind": "kill", "reason": "schedule", "at_spot_s": it.At.Seconds()}},
+				event{"child_exit", map[string]any{"code": -1, "signal": "killed", "caused": true}})
+		}
+		want = append(want, event{"restart", map[string]any{"attempt": i + 1, "delay_s": 120.0}})
+	}
+	want = append(want, event{"child_exit", map[string]any{"code": 0, "signal": "", "caused": false}})
+	require.True(t, notices > 0 && notices < interrupts, "seed 4 should mix both kinds; got %d notices", notices)
+
+	assert.Equal(t, want, withoutPID(h.events))
+	assert.Equal(t, strconv.Itoa(interrupts+1), h.file("progress"))
+	assert.Equal(t, strings.Repeat("term\n", notices), h.file("markers"), "one emergency checkpoint per notice")
+}
+
+func TestRunnerKillsAfterGrace(t *testing.T) {
+	h := newHarness(t)
+	cfg := preemption.Config{Kind: "regular", Every: time.Hour, Grace: time.Minute, TimeScale: 3600}
+	r, err := preemption.NewRunner(cfg, h.command("ignore", 2))
+	require.NoError(t, err)
+	r.OnEvent = h.onEvent
+	r.After = h.after(wall(time.Hour, 3600), time.Minute) // grace is wall time
+
+	require.NoError(t, r.Run(context.Background()))
+	assert.Equal(t, []event{
+		{"interrupt_sent", map[string]any{"kind": "notice", "reason": "schedule", "at_spot_s": 3600.0}},
+		{"interrupt_sent", map[string]any{"kind": "kill", "reason": "grace"}},
+		{"child_exit", map[string]any{"code": -1, "signal": "killed", "caused": true}},
+		{"restart", map[string]any{"attempt": 1, "delay_s": 0.0}},
+		{"child_exit", map[string]any{"code": 0, "signal": "", "caused": false}},
+	}, withoutPID(h.events))
+}
+
+func TestRunnerChildFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name, mode string
+		want       preemption.ExitError
+		msg        string
+	}{
+		{"ExitCode", "fail", preemption.ExitError{Code: 3}, "exit code 3"},
+		{"SignalNotSent", "selfkill", preemption.ExitError{Code: -1, Signal: "killed"}, "did not send"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			r, err := preemption.NewRunner(preemption.Config{Kind: "poisson", RatePerHour: 1}, h.command(tc.mode, 1))
+			require.NoError(t, err)
+			r.OnEvent = h.onEvent
+
+			err = r.Run(context.Background())
+			var ee *preemption.ExitError
+			require.True(t, errors.As(err, &ee), "got %v", err)
+			assert.Equal(t, tc.want, *ee)
+			assert.Contains(t, err.Error(), tc.msg)
+			assert.Equal(t, []event{{"child_exit", map[string]any{"code": tc.want.Code, "signal": tc.want.Signal, "caused": false}}},
+				withoutPID(h.events))
+		})
+	}
+}
+
+func TestRunnerCancelForwardsSIGTERM(t *testing.T) {
+	h := newHarness(t)
+	// Real timers (After unset): the first interrupt is 1000 h away, so only the cancel acts.
+	r, err := preemption.NewRunner(preemption.Config{Kind: "regular", Every: 1000 * time.Hour}, h.command("trainer", 10))
+	require.NoError(t, err)
+	r.OnEvent = h.onEvent
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case <-h.ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("child never became ready")
+	}
+	cancel()
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, "term\n", h.file("markers"))
+	assert.Equal(t, []event{
+		{"interrupt_sent", map[string]any{"kind": "notice", "reason": "cancel"}},
+		{"child_exit", map[string]any{"code": 75, "signal": "", "caused": true}},
+	}, withoutPID(h.events))
+}
