@@ -22,6 +22,7 @@ const (
 	ReasonPeriodic  = "periodic"  // the checkpoint strategy asked for it
 	ReasonEmergency = "emergency" // written on a preemption notice, before exiting
 	ReasonFinal     = "final"     // written at the end of training
+	ReasonMilestone = "milestone" // the validation metric improved (the milestone strategy)
 )
 
 // Manifest describes a checkpoint: the position of the run and every payload file. It is
@@ -40,7 +41,7 @@ type Manifest struct {
 	ComputeSeconds float64            `json:"compute_seconds"` // across incarnations
 	Libtorch       string             `json:"libtorch"`
 	Device         string             `json:"device"`
-	Reason         string             `json:"reason"` // ReasonPeriodic, ReasonEmergency or ReasonFinal
+	Reason         string             `json:"reason"` // ReasonPeriodic, ReasonEmergency, ReasonFinal or ReasonMilestone
 	Time           time.Time          `json:"time"`   // UTC, RFC 3339 with nanoseconds
 	Files          []FileEntry        `json:"files"`  // sorted by name; never nil once parsed
 }

@@ -273,7 +273,7 @@ func (p *Pending) commit(m Manifest) (c *Checkpoint, replaced string, err error)
 	if m.Step != p.step {
 		return nil, "", fmt.Errorf("manifest step %d is not the step of the checkpoint", m.Step)
 	}
-	if m.Reason != ReasonPeriodic && m.Reason != ReasonEmergency && m.Reason != ReasonFinal {
+	if m.Reason != ReasonPeriodic && m.Reason != ReasonEmergency && m.Reason != ReasonFinal && m.Reason != ReasonMilestone {
 		return nil, "", fmt.Errorf("unknown reason %q", m.Reason)
 	}
 	m.FormatVersion = FormatVersion

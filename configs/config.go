@@ -40,6 +40,7 @@ import (
 // Config is one training job, fully resolved.
 type Config struct {
 	Name          string           `yaml:"name"`
+	Layers        LayersConfig     `yaml:"layers"`        // the model and strategy layers beneath this config
 	Seed          uint64           `yaml:"seed"`          // model init, data order, dropout
 	Device        string           `yaml:"device"`        // auto, cpu, cuda or cuda:N
 	Threads       int              `yaml:"threads"`       // intra-op threads; 0 = one per CPU core
@@ -51,6 +52,14 @@ type Config struct {
 	Optimizer     OptimizerConfig  `yaml:"optimizer"`
 	Schedule      ScheduleConfig   `yaml:"schedule"`
 	Checkpoint    CheckpointConfig `yaml:"checkpoint"`
+	Interrupts    InterruptsConfig `yaml:"interrupts"`
+}
+
+// LayersConfig names the layers of a config tree that an experiment (or a --config file) sits
+// on: models/<Model>.yaml, then strategies/<Strategy>.yaml. Empty: no such layer.
+type LayersConfig struct {
+	Model    string `yaml:"model"`
+	Strategy string `yaml:"strategy"`
 }
 
 // ModelConfig selects and sizes the network.
@@ -118,12 +127,46 @@ type OptimizerConfig struct {
 	Nesterov    bool       `yaml:"nesterov"`   // sgd
 }
 
-// CheckpointConfig sets when periodic checkpoints are taken (besides the emergency checkpoint on
-// SIGTERM / SIGINT and the final one) and how many are kept.
+// CheckpointConfig picks the strategy that decides when periodic checkpoints are taken (besides
+// the emergency checkpoint on a preemption notice and the final one) and how many are kept.
 type CheckpointConfig struct {
-	EverySteps   int     `yaml:"every_steps"`   // every N optimizer steps; 0 = off
-	EverySeconds float64 `yaml:"every_seconds"` // every T seconds of training; 0 = off
-	Keep         int     `yaml:"keep"`          // newest checkpoints kept, >= 1
+	Strategy     string  `yaml:"strategy"`      // fixed, adaptive or milestone
+	EverySteps   int     `yaml:"every_steps"`   // fixed: every N optimizer steps; 0 = off
+	EverySeconds float64 `yaml:"every_seconds"` // fixed: every T seconds of training; 0 = off
+	// adaptive: Young/Daly's interval from the measured checkpoint cost and time between
+	// interruptions, within [MinSeconds, MaxSeconds].
+	MinSeconds       float64 `yaml:"min_seconds"`
+	MaxSeconds       float64 `yaml:"max_seconds"`
+	PriorMTBISeconds float64 `yaml:"prior_mtbi_seconds"` // assumed before an interruption is seen
+	EMA              float64 `yaml:"ema"`                // weight of a new measurement, (0, 1]
+	// milestone: a checkpoint on each improvement of Metric; the best one is kept besides the
+	// newest Keep. Empty Metric and Mode: the workload's own (rmse_kw, min; top1, max).
+	Metric string `yaml:"metric"`
+	Mode   string `yaml:"mode"` // min or max
+	Keep   int    `yaml:"keep"` // newest checkpoints kept, >= 1
+}
+
+// InterruptsConfig is the simulated spot market of `spottrain run`: when the trainer is
+// interrupted, with or without notice, and how long a new VM takes. The trainer itself ignores
+// it. Durations are spot time, which passes TimeScale times faster than wall time, except Grace.
+type InterruptsConfig struct {
+	Pattern string `yaml:"pattern"` // none (on demand), regular, poisson or bursty
+	Seed    uint64 `yaml:"seed"`    // of the pattern; a batch adds the run index
+	// regular
+	Every  time.Duration `yaml:"every"`
+	Jitter float64       `yaml:"jitter"` // each gap stretched by a factor in [1-jitter, 1+jitter]
+	// poisson
+	RatePerHour float64 `yaml:"rate_per_hour"`
+	// bursty: quiet and storm phases of exponential lengths, a Poisson rate in each
+	QuietRatePerHour float64       `yaml:"quiet_rate_per_hour"`
+	StormRatePerHour float64       `yaml:"storm_rate_per_hour"`
+	QuietMean        time.Duration `yaml:"quiet_mean"`
+	StormMean        time.Duration `yaml:"storm_mean"`
+
+	NoNoticeShare float64       `yaml:"no_notice_share"` // share of interrupts that are a bare SIGKILL
+	Grace         time.Duration `yaml:"grace"`           // SIGTERM to SIGKILL, wall time
+	RestartDelay  time.Duration `yaml:"restart_delay"`   // re-provisioning a VM
+	TimeScale     float64       `yaml:"time_scale"`      // spot seconds per wall second
 }
 
 // ScheduleConfig shapes the learning rate over optimizer steps.
@@ -175,19 +218,28 @@ func Default() Config {
 			Eps:      1e-8,
 			Momentum: 0.9,
 		},
-		Schedule:   ScheduleConfig{Name: "cosine", WarmupSteps: 100, StepSize: 1000, Gamma: 0.5},
-		Checkpoint: CheckpointConfig{EverySteps: 0, EverySeconds: 60, Keep: 3},
+		Schedule: ScheduleConfig{Name: "cosine", WarmupSteps: 100, StepSize: 1000, Gamma: 0.5},
+		Checkpoint: CheckpointConfig{Strategy: "fixed", EverySteps: 0, EverySeconds: 60,
+			MinSeconds: 10, MaxSeconds: 1800, PriorMTBISeconds: 3600, EMA: 0.3, Keep: 3},
+		Interrupts: InterruptsConfig{
+			Pattern: "none", Seed: 1, Every: time.Hour, RatePerHour: 1,
+			QuietRatePerHour: 0.2, StormRatePerHour: 6, QuietMean: 4 * time.Hour, StormMean: 30 * time.Minute,
+			NoNoticeShare: 0.25, Grace: 30 * time.Second, RestartDelay: 2 * time.Minute, TimeScale: 1,
+		},
 	}
 }
 
 // YAML returns the canonical form of c: every field, in struct order, two-space indent.
 // Paths appear resolved, so reload it with LoadBytes and an empty baseDir (or Load from
 // the current directory) to get c back.
-func (c Config) YAML() ([]byte, error) {
+func (c Config) YAML() ([]byte, error) { return encodeYAML(c) }
+
+// encodeYAML renders v (a value or a *yaml.Node) as YAML with a two-space indent.
+func encodeYAML(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(c); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	if err := enc.Close(); err != nil {

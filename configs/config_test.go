@@ -26,13 +26,6 @@ func TestDefaultValidates(t *testing.T) {
 	require.NoError(t, configs.Default().Validate())
 }
 
-func TestDemoConfigLoads(t *testing.T) {
-	c, err := configs.LoadBytes("lstm-solar.yaml", configs.DemoLSTM, "", nil)
-	require.NoError(t, err)
-	assert.Equal(t, "lstm-solar", c.Name)
-	assert.Equal(t, "synthetic", c.Data.Source)
-}
-
 func TestLoadKeepsDefaultsForUnnamedKeys(t *testing.T) {
 	path := writeFile(t, t.TempDir(), "cfg.yaml", `
 name: small

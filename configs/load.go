@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -26,39 +24,24 @@ type layer struct {
 	root *yaml.Node // a mapping
 }
 
-// Load reads the config file at path, lays it over Default(), applies overrides
-// ("dotted.key=value", e.g. "train.epochs=3" or "optimizer.betas=[0.9,0.98]") in order,
-// decodes strictly and validates. A relative data.path in the file resolves against the
-// file's directory. Every error about the configuration is an *Error.
+// Load reads the config file at path, lays it over Default() and the layers of the built-in tree
+// it names, applies overrides ("dotted.key=value", e.g. "train.epochs=3" or
+// "optimizer.betas=[0.9,0.98]") in order, decodes strictly and validates. A relative data.path
+// in the file resolves against the file's directory. Every error about the configuration is an
+// *Error. Builtin().File is the same; DirTree(dir).File takes the layers from dir.
 func Load(path string, overrides []string) (Config, error) {
-	doc, err := os.ReadFile(path)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err // the path is already in Error.File
-		}
-		return Config{}, &Error{File: path, Msg: "cannot read: " + err.Error()}
-	}
-	return LoadBytes(path, doc, filepath.Dir(path), overrides)
+	return Builtin().File(path, overrides)
 }
 
-// LoadBytes is Load for an in-memory document, e.g. an embedded one: name stands for the
-// file in errors, and a relative data.path in doc resolves against baseDir ("" = the
-// current directory).
+// LoadBytes is Load for an in-memory document: name stands for the file in errors, and a
+// relative data.path in doc resolves against baseDir ("" = the current directory).
 func LoadBytes(name string, doc []byte, baseDir string, overrides []string) (Config, error) {
-	file, err := parseDocument(name, doc, baseDir)
+	top, err := parseDocument(name, doc, baseDir)
 	if err != nil {
 		return Config{}, err
 	}
-	layers := []*layer{file}
-	for _, o := range overrides {
-		l, err := parseSet(o)
-		if err != nil {
-			return Config{}, err
-		}
-		layers = append(layers, l)
-	}
-	return build(layers)
+	c, _, err := Builtin().stack(top, nil, overrides)
+	return c, err
 }
 
 // parseDocument parses doc as the layer of one YAML document whose top level is a mapping.
@@ -130,19 +113,23 @@ func parseSet(arg string) (*layer, error) {
 	return &layer{name: name, flag: true, root: n}, nil
 }
 
-// build merges layers in order over Default(), decodes, resolves and validates.
-func build(layers []*layer) (Config, error) {
-	d := &decoder{origin: map[*yaml.Node]*layer{}, set: map[string]*yaml.Node{}, first: layers[0]}
+// build merges layers in order over Default(), decodes, resolves and validates; the decoder
+// knows where each value came from.
+func build(layers []*layer) (Config, *decoder, error) {
+	d := &decoder{origin: map[*yaml.Node]*layer{}, set: map[string]*yaml.Node{}}
 	var root *yaml.Node
 	for _, l := range layers {
+		if !l.flag {
+			d.first = l // the top file: named by errors that no value locates
+		}
 		if err := d.collect(l, l.root, ""); err != nil {
-			return Config{}, err
+			return Config{}, nil, err
 		}
 		root = merge(root, l.root)
 	}
 	c := Default()
 	if err := d.decode(root, reflect.ValueOf(&c).Elem(), ""); err != nil {
-		return Config{}, err
+		return Config{}, nil, err
 	}
 	if d.set["run_dir"] == nil {
 		c.RunDir = filepath.Join("runs", c.Name)
@@ -151,9 +138,9 @@ func build(layers []*layer) (Config, error) {
 		c.Data.Path = filepath.Join(d.origin[n].dir, c.Data.Path)
 	}
 	if p := c.problem(); p != nil {
-		return Config{}, d.locate(p)
+		return Config{}, nil, d.locate(p)
 	}
-	return c, nil
+	return c, d, nil
 }
 
 // merge lays src over dst: mappings merge key by key (recursively), anything else in src
@@ -188,7 +175,7 @@ func keyIndex(m *yaml.Node, key string) int {
 type decoder struct {
 	origin map[*yaml.Node]*layer // every node of every layer -> its layer
 	set    map[string]*yaml.Node // dotted key -> the value node that set it
-	first  *layer                // named by errors that no node locates
+	first  *layer                // the top file, named by errors that no node locates
 }
 
 // errorf returns an *Error for key located at n (nil: the first layer, no line).
@@ -242,7 +229,10 @@ func (d *decoder) collect(l *layer, n *yaml.Node, key string) error {
 	return nil
 }
 
-var timeType = reflect.TypeFor[time.Time]()
+var (
+	timeType     = reflect.TypeFor[time.Time]()
+	durationType = reflect.TypeFor[time.Duration]()
+)
 
 // decode sets v (a struct or a value) from n; keys n does not name keep their value.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) error {
@@ -289,6 +279,14 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, key string) error {
 			return d.errorf(n, key, "must be a date (YYYY-MM-DD) or an RFC 3339 time (got %s)", describe(n))
 		}
 		v.Set(reflect.ValueOf(t))
+		return nil
+	}
+	if v.Type() == durationType {
+		dur, err := time.ParseDuration(n.Value)
+		if n.Kind != yaml.ScalarNode || tag != "!!str" || err != nil {
+			return d.errorf(n, key, "must be a duration such as 90s, 15m or 2h30m (got %s)", describe(n))
+		}
+		v.SetInt(int64(dur))
 		return nil
 	}
 	var ok bool

@@ -1,11 +1,14 @@
 package configs
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
 	"slices"
 	"strings"
+
+	"spottrain/preemption"
 )
 
 // Allowed values of the enum fields; extend here (and in the code that switches on them).
@@ -21,6 +24,8 @@ var (
 	powerUnits   = []string{"kW", "W"}
 	optimizers   = []string{"adam", "adamw", "sgd"}
 	schedules    = []string{"constant", "step", "cosine", "onecycle"}
+	strategies   = []string{"fixed", "adaptive", "milestone"}
+	patterns     = []string{"none", "regular", "poisson", "bursty"}
 
 	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	deviceRE = regexp.MustCompile(`^(auto|cpu|cuda(:[0-9]+)?)$`)
@@ -157,8 +162,49 @@ func (c Config) problem() *problem {
 		"must be < optimizer.lr (got %v, lr %v)", s.MinLR, o.LR)
 
 	k := c.Checkpoint
+	ch.oneOf("checkpoint.strategy", k.Strategy, strategies)
 	ch.atLeast("checkpoint.every_steps", k.EverySteps, 0)
-	ch.want(k.EverySeconds >= 0 && !math.IsInf(k.EverySeconds, 0), "checkpoint.every_seconds", "must be >= 0 (got %v)", k.EverySeconds)
+	ch.want(k.EverySeconds >= 0, "checkpoint.every_seconds", "must be >= 0 (got %v)", k.EverySeconds)
+	ch.want(k.MinSeconds > 0, "checkpoint.min_seconds", "must be > 0 (got %v)", k.MinSeconds)
+	ch.cross(k.MaxSeconds >= k.MinSeconds, []string{"checkpoint.max_seconds", "checkpoint.min_seconds"},
+		"must be >= checkpoint.min_seconds (got %v < %v)", k.MaxSeconds, k.MinSeconds)
+	ch.want(k.PriorMTBISeconds > 0, "checkpoint.prior_mtbi_seconds", "must be > 0 (got %v)", k.PriorMTBISeconds)
+	ch.want(k.EMA > 0 && k.EMA <= 1, "checkpoint.ema", "must be in (0, 1] (got %v)", k.EMA)
+	ch.want(k.Mode == "" || k.Mode == "min" || k.Mode == "max", "checkpoint.mode", `must be min, max or "" (the metric's own; got %q)`, k.Mode)
+	ch.cross(k.Mode == "" || k.Metric != "", []string{"checkpoint.mode", "checkpoint.metric"}, "needs checkpoint.metric")
 	ch.atLeast("checkpoint.keep", k.Keep, 1)
+
+	i := c.Interrupts
+	ch.oneOf("interrupts.pattern", i.Pattern, patterns)
+	if i.Pattern != "none" {
+		if err := i.Preemption(0).Validate(); err != nil {
+			var fe *preemption.FieldError
+			if !errors.As(err, &fe) || interruptKeys[fe.Field] == "" {
+				panic("configs: unexpected error from preemption: " + err.Error()) // keep interruptKeys complete
+			}
+			key := "interrupts." + interruptKeys[fe.Field]
+			ch.want(false, key, "%s", fe.Msg)
+		}
+	}
+	ch.want(i.Grace > 0, "interrupts.grace", "must be > 0 (got %s)", i.Grace)
+	ch.want(i.RestartDelay >= 0, "interrupts.restart_delay", "must be >= 0 (got %s)", i.RestartDelay)
+	ch.want(i.TimeScale > 0, "interrupts.time_scale", "must be > 0 (got %v)", i.TimeScale)
 	return ch.first
+}
+
+// interruptKeys maps the fields of preemption.Config to the keys of InterruptsConfig.
+var interruptKeys = map[string]string{
+	"Kind": "pattern", "Every": "every", "Jitter": "jitter", "RatePerHour": "rate_per_hour",
+	"QuietRatePerHour": "quiet_rate_per_hour", "StormRatePerHour": "storm_rate_per_hour",
+	"QuietMean": "quiet_mean", "StormMean": "storm_mean", "NoNoticeShare": "no_notice_share",
+	"Grace": "grace", "RestartDelay": "restart_delay", "TimeScale": "time_scale",
+}
+
+// Preemption returns the pattern settings for run index index (added to the seed).
+func (i InterruptsConfig) Preemption(index int) preemption.Config {
+	return preemption.Config{
+		Kind: i.Pattern, Seed: i.Seed + uint64(index), Every: i.Every, Jitter: i.Jitter, RatePerHour: i.RatePerHour,
+		QuietRatePerHour: i.QuietRatePerHour, StormRatePerHour: i.StormRatePerHour, QuietMean: i.QuietMean, StormMean: i.StormMean,
+		NoNoticeShare: i.NoNoticeShare, Grace: i.Grace, RestartDelay: i.RestartDelay, TimeScale: i.TimeScale,
+	}
 }

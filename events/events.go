@@ -6,14 +6,16 @@
 //
 //	time         string  RFC 3339 with nanoseconds, UTC
 //	type         string  one of the types below (others are allowed, with no required fields)
-//	incarnation  int     1 for the first process that wrote the log, +1 for each later one
+//	incarnation  int     1 for the first trainer process that wrote the log, +1 for each later
+//	                     one; 0 for the runner that supervises them (spottrain run, OpenRunner)
 //
 // The types and their required fields (Emit refuses an event of a known type that lacks one;
 // more fields are allowed):
 //
-//	run_start             config_hash (hex string), device (string), pid (int), libtorch (string)
+//	run_start             config_hash (hex string), device (string), pid (int), libtorch (string);
+//	                      also training_hash (configs.Config.TrainingHash), total_steps (int)
 //	resume                step (int), epoch (int), batch (int, next batch to run), dir (string: checkpoint)
-//	checkpoint_begin      step (int), reason ("periodic", "emergency" or "final")
+//	checkpoint_begin      step (int), reason ("periodic", "emergency", "final" or "milestone")
 //	checkpoint_commit     step, reason, blocking_ms (float: the training loop was blocked),
 //	                      persist_ms (float: background write), bytes (int: payload), dir
 //	checkpoint_failed     error (string: a checkpoint could not be saved; training went on)
@@ -21,7 +23,16 @@
 //	signal_received       signal (string, e.g. "terminated")
 //	emergency_checkpoint  step (int)
 //	epoch_end             epoch (int), step (int), train_loss (float), metrics (object of floats)
+//	progress              step (int), epoch (int), loss (float): a log line's worth of training
 //	exit                  code (int: the exit status), reason (string), step (int)
+//
+// The runner's types (incarnation 0):
+//
+//	interrupt_sent        kind ("notice": SIGTERM, or "kill": SIGKILL), reason ("schedule",
+//	                      "grace": the notice's grace period ran out, or "cancel": Ctrl+C), pid
+//	child_exit            pid (int), code (int: -1 when killed by a signal), signal (string, ""
+//	                      if none), caused (bool: the runner signalled this child)
+//	restart               attempt (int: 1 for the first restart), delay_s (float: spot time)
 //
 // Numbers decode as float64 in Event.Fields. A non-finite float (a diverged loss) is written as
 // the string "NaN", "+Inf" or "-Inf", since JSON has no such numbers; that applies to float64
@@ -29,13 +40,15 @@
 //
 // # Guarantees
 //
-// Each event is one write of one whole line on a file opened with O_APPEND, under a mutex. Once
+// Each event is one write of one whole line on a file opened with O_APPEND, under a mutex and an
+// exclusive flock of the file (so a runner and a trainer never interleave a write with a repair). Once
 // Emit returns, the event survives the death of the process; checkpoint_commit,
-// emergency_checkpoint and exit are also fsynced first, so they (and every event before them)
-// survive a power loss. A crash in the middle of a write leaves at most a torn last line: Open
-// cuts it off, Read ignores it; a failed write is cut off by Emit itself. So the log is always
-// whole lines, provided it has one writer at a time: open it only while holding the run directory
-// (checkpoint.Open).
+// emergency_checkpoint, exit and child_exit are also fsynced first, so they (and every event
+// before them) survive a power loss. A crash in the middle of a write leaves at most a torn last
+// line: Open and the runner's Emit cut it off, Read ignores it; a failed write is cut off by Emit
+// itself. So the log is always whole lines, with at most two writers: one trainer (Open it only
+// while holding the run directory, checkpoint.Open) and one runner (OpenRunner), whose lines
+// interleave whole since each is a single append.
 package events
 
 import (
@@ -51,6 +64,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -68,7 +82,12 @@ const (
 	SignalReceived      = "signal_received"
 	EmergencyCheckpoint = "emergency_checkpoint"
 	EpochEnd            = "epoch_end"
+	Progress            = "progress"
 	Exit                = "exit"
+
+	InterruptSent = "interrupt_sent"
+	ChildExit     = "child_exit"
+	Restart       = "restart"
 )
 
 // required lists the fields each known type must have.
@@ -82,15 +101,22 @@ var required = map[string][]string{
 	SignalReceived:      {"signal"},
 	EmergencyCheckpoint: {"step"},
 	EpochEnd:            {"epoch", "step", "train_loss", "metrics"},
+	Progress:            {"step", "epoch", "loss"},
 	Exit:                {"code", "reason", "step"},
+	InterruptSent:       {"kind", "reason", "pid"},
+	ChildExit:           {"pid", "code", "signal", "caused"},
+	Restart:             {"attempt", "delay_s"},
 }
 
 // durable are the types fsynced before Emit returns.
-var durable = map[string]bool{CheckpointCommit: true, EmergencyCheckpoint: true, Exit: true}
+var durable = map[string]bool{CheckpointCommit: true, EmergencyCheckpoint: true, Exit: true, ChildExit: true}
 
 // file is what Log needs of an *os.File (a seam for tests).
 type file interface {
-	io.Writer
+	Fd() uintptr
+	io.ReadWriteSeeker
+	io.ReaderAt
+	Stat() (fs.FileInfo, error)
 	Sync() error
 	Truncate(size int64) error
 	Close() error
@@ -100,10 +126,10 @@ type file interface {
 type Log struct {
 	path        string
 	incarnation int
+	runner      bool // opened by OpenRunner
 
 	mu     sync.Mutex
 	f      file
-	size   int64 // of the file: everything up to the last whole line written
 	closed bool
 }
 
@@ -135,24 +161,13 @@ func open(path string, f *os.File, created bool) (*Log, error) {
 			return nil, err
 		}
 	}
-	data, err := io.ReadAll(f)
+	var whole []byte
+	err := withFlock(f, func() (err error) {
+		whole, err = repair(f)
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	whole := data[:bytes.LastIndexByte(data, '\n')+1]
-	if tail := data[len(whole):]; len(tail) > 0 {
-		if _, err := parse(tail); err == nil {
-			// A whole event that lost only its newline: keep it.
-			if _, err := f.Write([]byte{'\n'}); err != nil {
-				return nil, err
-			}
-			whole = append(data, '\n')
-		} else if err := f.Truncate(int64(len(whole))); err != nil {
-			return nil, err
-		}
-		if err := f.Sync(); err != nil {
-			return nil, err
-		}
 	}
 	last := 0
 	for line := range bytes.Lines(whole) {
@@ -163,7 +178,70 @@ func open(path string, f *os.File, created bool) (*Log, error) {
 			last = max(last, ev.Incarnation)
 		}
 	}
-	return &Log{path: path, incarnation: last + 1, f: f, size: int64(len(whole))}, nil
+	return &Log{path: path, incarnation: last + 1, f: f}, nil
+}
+
+// OpenRunner opens, or creates, runDir/events.jsonl for the runner that supervises the run's
+// trainer processes (spottrain run): its events have incarnation 0. It may write while a trainer
+// writes: each event is one append of a whole line. Before each of its events it repairs a torn
+// last line that a killed trainer left, as Open does.
+func OpenRunner(runDir string) (*Log, error) {
+	path := filepath.Join(runDir, FileName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open event log: %w", err)
+	}
+	if err := syncDir(runDir); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open event log %s: %w", path, err)
+	}
+	return &Log{path: path, incarnation: 0, f: f, runner: true}, nil
+}
+
+// withFlock runs fn holding an exclusive flock on f. Every writer of the log appends and repairs
+// under it, so a torn last line seen under the lock is really torn: its writer died (the kernel
+// releases the lock of a dead process), it is not still writing.
+func withFlock(f file, fn func() error) error {
+	fd := int(f.Fd())
+	for {
+		err := syscall.Flock(fd, syscall.LOCK_EX)
+		if err == nil {
+			break
+		}
+		if err != syscall.EINTR {
+			return fmt.Errorf("lock: %w", err)
+		}
+	}
+	defer syscall.Flock(fd, syscall.LOCK_UN)
+	return fn()
+}
+
+// repair reads f and ends it with a whole line: a torn last line (no newline: a crash in the
+// middle of a write) is cut off, or ended with a newline if it is a whole event. It returns the
+// whole lines.
+func repair(f file) ([]byte, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, err
+	}
+	whole := data[:bytes.LastIndexByte(data, '\n')+1]
+	tail := data[len(whole):]
+	if len(tail) == 0 {
+		return whole, nil
+	}
+	if _, err := parse(tail); err == nil {
+		// A whole event that lost only its newline: keep it.
+		if _, err := f.Write([]byte{'\n'}); err != nil {
+			return nil, err
+		}
+		whole = append(data, '\n')
+	} else if err := f.Truncate(int64(len(whole))); err != nil {
+		return nil, err
+	}
+	return whole, f.Sync()
 }
 
 func syncDir(dir string) error {
@@ -182,7 +260,8 @@ func syncDir(dir string) error {
 func (l *Log) Incarnation() int { return l.incarnation }
 
 // Emit appends an event of type typ with fields (the keys time, type and incarnation are
-// reserved) as one line, and fsyncs the log for checkpoint_commit, emergency_checkpoint and exit.
+// reserved) as one line, and fsyncs the log for checkpoint_commit, emergency_checkpoint, exit and
+// child_exit.
 // An event of a known type must have the required fields of its type. If the write fails, what it
 // wrote is cut off (best effort), so the log stays whole lines.
 func (l *Log) Emit(typ string, fields map[string]any) error {
@@ -195,19 +274,54 @@ func (l *Log) Emit(typ string, fields map[string]any) error {
 	if l.closed {
 		return fmt.Errorf("emit %s event: log %s is closed", typ, l.path)
 	}
-	if _, err := l.f.Write(line); err != nil {
-		if terr := l.f.Truncate(l.size); terr != nil {
-			err = errors.Join(err, fmt.Errorf("cut off the partial line: %w", terr))
+	err = withFlock(l.f, func() error {
+		if l.runner {
+			if _, err := repair(l.f); err != nil {
+				return fmt.Errorf("repair the last line: %w", err)
+			}
 		}
+		n, err := l.f.Write(line)
+		if err != nil {
+			if terr := cutOff(l.f, line[:n]); terr != nil {
+				err = errors.Join(err, fmt.Errorf("cut off the partial line: %w", terr))
+			}
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("emit %s event to %s: %w", typ, l.path, err)
 	}
-	l.size += int64(len(line))
 	if durable[typ] {
 		if err := l.f.Sync(); err != nil {
 			return fmt.Errorf("emit %s event to %s: %w", typ, l.path, err)
 		}
 	}
 	return nil
+}
+
+// cutOff removes partial, the start of a line that a failed write appended, from the end of f. It
+// runs under the flock, so no other writer appended since; it still checks the bytes first and
+// leaves f alone if they are not at the end.
+func cutOff(f file, partial []byte) error {
+	if len(partial) == 0 {
+		return nil
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	at := st.Size() - int64(len(partial))
+	if at < 0 {
+		return nil
+	}
+	tail := make([]byte, len(partial))
+	if _, err := f.ReadAt(tail, at); err != nil {
+		return err
+	}
+	if !bytes.Equal(tail, partial) {
+		return nil
+	}
+	return f.Truncate(at)
 }
 
 // encode is the line of an event, newline included.
@@ -346,7 +460,7 @@ func parse(line []byte) (Event, error) {
 		return Event{}, errors.New("no type")
 	}
 	inc, ok := fields["incarnation"].(float64)
-	if !ok || inc < 1 || inc > math.MaxInt32 || inc != math.Trunc(inc) {
+	if !ok || inc < 0 || inc > math.MaxInt32 || inc != math.Trunc(inc) {
 		return Event{}, errors.New("no incarnation")
 	}
 	delete(fields, "time")

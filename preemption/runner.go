@@ -16,7 +16,9 @@ const ExitPreempted = 75
 // Runner runs a child command and interrupts it on a Schedule, restarting it until it is done.
 type Runner struct {
 	// Command makes a fresh, unstarted command for each start (an exec.Cmd runs once).
-	Command  func() *exec.Cmd
+	Command func() *exec.Cmd
+	// Schedule says when to interrupt the child; nil: never (an on-demand baseline, or a
+	// supervisor that restarts a trainer preempted by someone else).
 	Schedule *Schedule
 	// Grace (SIGTERM to SIGKILL) is wall time: the trainer's emergency checkpoint takes real time
 	// whatever the time scale. RestartDelay (re-provisioning a VM) is spot time, like the
@@ -58,14 +60,14 @@ func (e *ExitError) Error() string {
 // *ExitError or a start error) or ctx is cancelled: then it forwards SIGTERM, waits up to the
 // unscaled Grace, sends SIGKILL if needed, and returns ctx.Err().
 func (r *Runner) Run(ctx context.Context) error {
-	if r.Command == nil || r.Schedule == nil {
-		return errors.New("preemption: Runner needs a Command and a Schedule")
-	}
-	if err := ctx.Err(); err != nil {
-		return err
+	if r.Command == nil {
+		return errors.New("preemption: Runner needs a Command")
 	}
 	var last time.Duration // spot time of the previous interrupt
 	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err // also when the child exited on the same Ctrl+C: no restart
+		}
 		if attempt > 0 {
 			r.emit("restart", map[string]any{"attempt": attempt, "delay_s": r.RestartDelay.Seconds()})
 			select {
@@ -84,13 +86,17 @@ func (r *Runner) Run(ctx context.Context) error {
 			close(c.done)
 		}()
 
-		it := r.Schedule.Next()
-		gap := it.At - last
-		last = it.At
+		var it Interrupt
+		var fire <-chan time.Time // nil: no interrupt
+		if r.Schedule != nil {
+			it = r.Schedule.Next()
+			fire = r.after(r.wall(it.At - last))
+			last = it.At
+		}
 		caused, cancelled := false, false
 		select {
 		case <-c.done:
-		case <-r.after(r.wall(gap)):
+		case <-fire:
 			sched := map[string]any{"at_spot_s": it.At.Seconds()}
 			if it.Notice {
 				caused = r.signal(c, syscall.SIGTERM, "schedule", sched)

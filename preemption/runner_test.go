@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -240,6 +241,156 @@ func TestRunnerCancelForwardsSIGTERM(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 	assert.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, "term\n", h.file("markers"))
+	assert.Equal(t, []event{
+		{"interrupt_sent", map[string]any{"kind": "notice", "reason": "cancel"}},
+		{"child_exit", map[string]any{"code": 75, "signal": "", "caused": true}},
+	}, withoutPID(h.events))
+}
+
+// started wraps command to hand each command it makes to the test, which may signal the child once
+// it says "ready" (Start has set cmd.Process by then).
+func started(command func() *exec.Cmd) (func() *exec.Cmd, <-chan *exec.Cmd) {
+	cmds := make(chan *exec.Cmd, 16)
+	return func() *exec.Cmd {
+		cmd := command()
+		cmds <- cmd
+		return cmd
+	}, cmds
+}
+
+// preemptByOthers waits until the child is ready and sends it a SIGTERM the Runner knows nothing
+// of (a spot VM's own notice, or the terminal's signal on Ctrl+C).
+func (h *harness) preemptByOthers(cmds <-chan *exec.Cmd) {
+	h.t.Helper()
+	var cmd *exec.Cmd
+	select {
+	case cmd = <-cmds:
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("child never started")
+	}
+	select {
+	case <-h.ready:
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("child never became ready")
+	}
+	require.NoError(h.t, cmd.Process.Signal(syscall.SIGTERM))
+}
+
+// waitRun waits for Run's result.
+func waitRun(t *testing.T, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return")
+		return nil
+	}
+}
+
+// TestRunnerNoSchedule: with no Schedule the Runner never interrupts; a child preempted by someone
+// else (exit 75) is started again after the restart delay, and exit 0 ends the run.
+func TestRunnerNoSchedule(t *testing.T) {
+	h := newHarness(t)
+	command, cmds := started(h.command("trainer", 2))
+	var waits []time.Duration
+	r := &preemption.Runner{
+		Command: command, Grace: time.Minute, RestartDelay: 2 * time.Minute, TimeScale: 60,
+		OnEvent: h.onEvent,
+		After: func(d time.Duration) <-chan time.Time {
+			waits = append(waits, d)
+			ch := make(chan time.Time, 1)
+			ch <- time.Time{}
+			return ch
+		},
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	h.preemptByOthers(cmds)
+	require.NoError(t, waitRun(t, done))
+
+	assert.Equal(t, []event{
+		{"child_exit", map[string]any{"code": 75, "signal": "", "caused": false}},
+		{"restart", map[string]any{"attempt": 1, "delay_s": 120.0}},
+		{"child_exit", map[string]any{"code": 0, "signal": "", "caused": false}},
+	}, withoutPID(h.events), "no interrupt_sent")
+	assert.Equal(t, []time.Duration{2 * time.Second}, waits, "only the restart delay, scaled; no interrupt is armed")
+	assert.Len(t, cmds, 1, "two starts") // the first was taken by preemptByOthers
+	assert.Equal(t, "2", h.file("progress"))
+	assert.Equal(t, "term\n", h.file("markers"))
+}
+
+// TestRunnerNoRestartAfterCancel: a child that exits 75 by itself just as ctx is cancelled (the
+// same Ctrl+C reached both) is not started again: Run returns ctx.Err() before the next attempt.
+// ctx is cancelled from the child_exit report, after Run has seen the exit and before it decides.
+func TestRunnerNoRestartAfterCancel(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		schedule bool
+	}{{"NoSchedule", false}, {"Schedule", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			command, cmds := started(h.command("trainer", 10))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			r := &preemption.Runner{
+				Command: command, Grace: time.Minute, RestartDelay: time.Minute,
+				OnEvent: func(kind string, fields map[string]any) {
+					h.onEvent(kind, fields)
+					if kind == "child_exit" {
+						cancel()
+					}
+				},
+				After: func(time.Duration) <-chan time.Time { return make(chan time.Time) }, // never fires
+			}
+			if tc.schedule {
+				s, err := preemption.Config{Kind: "regular", Every: time.Hour}.Schedule()
+				require.NoError(t, err)
+				r.Schedule = s
+			}
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			h.preemptByOthers(cmds)
+			err := waitRun(t, done)
+
+			assert.ErrorIs(t, err, context.Canceled)
+			assert.Equal(t, []event{{"child_exit", map[string]any{"code": 75, "signal": "", "caused": false}}},
+				withoutPID(h.events), "no restart")
+			assert.Empty(t, cmds, "one start")
+			assert.Equal(t, "1", h.file("progress"))
+		})
+	}
+}
+
+// TestRunnerCancelledBeforeStart: Run with a cancelled ctx starts nothing.
+func TestRunnerCancelledBeforeStart(t *testing.T) {
+	h := newHarness(t)
+	command, cmds := started(h.command("trainer", 10))
+	r := &preemption.Runner{Command: command, OnEvent: h.onEvent}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.ErrorIs(t, r.Run(ctx), context.Canceled)
+	assert.Empty(t, cmds)
+	assert.Empty(t, h.events)
+}
+
+// TestRunnerNoScheduleCancel: with no Schedule a Ctrl+C still reaches the child as a SIGTERM.
+func TestRunnerNoScheduleCancel(t *testing.T) {
+	h := newHarness(t)
+	r := &preemption.Runner{Command: h.command("trainer", 10), Grace: time.Minute, OnEvent: h.onEvent,
+		After: func(time.Duration) <-chan time.Time { return make(chan time.Time) }} // the grace never runs out
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case <-h.ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("child never became ready")
+	}
+	cancel()
+	assert.ErrorIs(t, waitRun(t, done), context.Canceled)
 	assert.Equal(t, "term\n", h.file("markers"))
 	assert.Equal(t, []event{
 		{"interrupt_sent", map[string]any{"kind": "notice", "reason": "cancel"}},

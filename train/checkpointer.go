@@ -24,39 +24,35 @@ const (
 
 // checkpointer takes checkpoints in two phases: a snapshot, a copy of model, optimizer and RNG
 // state into host memory (the only part that blocks training), then a persist that serializes it
-// and commits it to the store, in a background goroutine for periodic checkpoints. At most one persist is in flight: the next checkpoint, an
-// emergency one included, waits for it first.
+// and commits it to the store, in a background goroutine for periodic and milestone checkpoints.
+// At most one persist is in flight: the next checkpoint, an emergency one included, waits for it
+// first.
 type checkpointer struct {
-	store      *checkpoint.Store
-	events     *events.Log
-	net        *torch.Net
-	opt        *torch.Optimizer
-	spec       ModelSpec
-	log        io.Writer
-	everySteps int                 // 0: off
-	every      time.Duration       // 0: off
-	manifest   checkpoint.Manifest // the fields that do not change during a run
+	store    *checkpoint.Store
+	events   *events.Log
+	net      *torch.Net
+	opt      *torch.Optimizer
+	spec     ModelSpec
+	log      io.Writer
+	strategy checkpoint.Strategy // when periodic (and milestone) checkpoints are due
+	metric   string              // of the validation metrics, the one the strategy watches
+	manifest checkpoint.Manifest // the fields that do not change during a run
 
-	computeBefore float64   // training seconds of earlier incarnations
-	started       time.Time // when this incarnation's training began
-	lastStep      int       // step of the newest checkpoint (saved or being saved)
-	lastTime      time.Time
+	computeBefore float64    // training seconds of earlier incarnations
+	started       time.Time  // when this incarnation's training began
+	lastStep      int        // step of the newest checkpoint (saved or being saved)
 	persisting    chan error // the persist in flight, nil when none
 }
 
 // Due implements Checkpointer.
 func (c *checkpointer) Due(step int) bool {
-	if step == c.lastStep {
-		return false
-	}
-	if c.everySteps > 0 && step%c.everySteps == 0 {
-		return true
-	}
-	last := c.lastTime
-	if last.IsZero() {
-		last = c.started
-	}
-	return c.every > 0 && time.Since(last) >= c.every
+	return step != c.lastStep && c.strategy.Due(step, time.Now())
+}
+
+// Improved implements Checkpointer.
+func (c *checkpointer) Improved(step int, val Metrics) bool {
+	v, ok := val[c.metric]
+	return ok && c.strategy.Validated(step, v)
 }
 
 // Save implements Checkpointer.
@@ -68,6 +64,7 @@ func (c *checkpointer) Save(pos Position, reason string, metrics Metrics) error 
 		return err
 	}
 	blocking := time.Since(begin)
+	c.strategy.Checkpointed(pos.Step, time.Now(), blocking)
 
 	m := c.manifest
 	m.Epoch, m.Step, m.Batch = pos.Epoch, int64(pos.Step), pos.Batch
@@ -76,7 +73,7 @@ func (c *checkpointer) Save(pos Position, reason string, metrics Metrics) error 
 	m.ComputeSeconds = c.computeSeconds()
 	m.Reason = reason
 	m.Time = time.Now().UTC()
-	c.lastStep, c.lastTime = pos.Step, time.Now()
+	c.lastStep = pos.Step
 	c.events.Emit(events.CheckpointBegin, map[string]any{"step": pos.Step, "reason": reason})
 
 	persist := func() error {
@@ -132,7 +129,7 @@ func (c *checkpointer) Save(pos Position, reason string, metrics Metrics) error 
 		}
 		return c.events.Emit(events.CheckpointCommit, fields)
 	}
-	if reason != checkpoint.ReasonPeriodic {
+	if reason == checkpoint.ReasonEmergency || reason == checkpoint.ReasonFinal {
 		return persist()
 	}
 	done := make(chan error, 1)

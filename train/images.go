@@ -98,6 +98,10 @@ type imageWorkload struct {
 	spec   ModelSpec
 }
 
+func (w *imageWorkload) MetricNames() []string {
+	return []string{"top1", fmt.Sprintf("top%d", min(5, w.TestSet.Classes))}
+}
+
 func newImageWorkload(cfg configs.Config) (*imageWorkload, error) {
 	d := cfg.Data
 	w := &imageWorkload{source: d.Source}

@@ -29,7 +29,7 @@ func tinyResNet(t *testing.T) configs.Config {
 	c.Optimizer = configs.OptimizerConfig{Name: "sgd", LR: 0.05, Momentum: 0.9, Nesterov: true, WeightDecay: 5e-4,
 		Betas: [2]float64{0.9, 0.999}, Eps: 1e-8}
 	c.Schedule = configs.ScheduleConfig{Name: "onecycle", WarmupSteps: 4, StepSize: 1, Gamma: 1}
-	c.Checkpoint = configs.CheckpointConfig{EverySteps: 3, Keep: 2}
+	c.Checkpoint.EverySteps, c.Checkpoint.EverySeconds, c.Checkpoint.Keep = 3, 0, 2
 	require.NoError(t, c.Validate())
 	return c
 }

@@ -109,8 +109,17 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		return nil, err
 	}
 
+	strategy, metric, mode, err := strategyFor(cfg, work.MetricNames())
+	if err != nil {
+		return nil, err
+	}
+	storeOpt := checkpoint.Options{Keep: cfg.Checkpoint.Keep, FS: opt.FS}
+	if strategy.Name() == checkpoint.StrategyMilestone {
+		storeOpt.BestMetric, storeOpt.BestMode = metric, mode // the best checkpoint is kept too
+	}
+
 	// Inputs are checked above; only now is the run dir created (or locked, if it exists).
-	store, err := checkpoint.Open(cfg.RunDir, checkpoint.Options{Keep: cfg.Checkpoint.Keep, FS: opt.FS})
+	store, err := checkpoint.Open(cfg.RunDir, storeOpt)
 	if err != nil {
 		return sum, err
 	}
@@ -149,12 +158,12 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		Name: cfg.Name, Device: dev, Threads: torch.NumThreads(), Params: net.NumParams(),
 		Samples: work.Samples(), RunDir: cfg.RunDir, ConfigSHA: saved.Hash(),
 	}
-	ev.Emit(events.RunStart, map[string]any{"config_hash": sum.ConfigSHA, "device": string(dev), "pid": os.Getpid(), "libtorch": torch.Version()})
+	ev.Emit(events.RunStart, map[string]any{"config_hash": sum.ConfigSHA, "training_hash": saved.TrainingHash(),
+		"device": string(dev), "pid": os.Getpid(), "libtorch": torch.Version(), "total_steps": lc.Schedule.Total})
 
 	// Resume from the newest valid checkpoint, if there is one.
 	ck := &checkpointer{
-		store: store, events: ev, net: net, opt: optim, spec: spec, everySteps: cfg.Checkpoint.EverySteps,
-		every: time.Duration(cfg.Checkpoint.EverySeconds * float64(time.Second)), log: log,
+		store: store, events: ev, net: net, opt: optim, spec: spec, strategy: strategy, metric: metric, log: log,
 		manifest: checkpoint.Manifest{
 			ConfigHash: sum.ConfigSHA, DataSeed: cfg.Seed, Libtorch: torch.Version(), Device: string(dev),
 		},
@@ -172,9 +181,12 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		return sum, err
 	default:
 		m := latest.Manifest
-		if m.ConfigHash != sum.ConfigSHA && !opt.Force {
-			return sum, &InputError{fmt.Errorf("run dir %s holds checkpoints of another config (config hash %.12s, now %.12s): use another run_dir, or --force to resume anyway",
-				cfg.RunDir, m.ConfigHash, sum.ConfigSHA)}
+		changes, err := checkResume(saved, sum.ConfigSHA, m.ConfigHash, filepath.Join(cfg.RunDir, "config.yaml"), opt.Force)
+		if err != nil {
+			return sum, err
+		}
+		for _, c := range changes {
+			fmt.Fprintf(log, "config changed since the checkpoint: %s\n", c)
 		}
 		if err := restore(latest, net, optim); err != nil {
 			return sum, err
@@ -193,7 +205,27 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 	fmt.Fprintf(log, "%s: %s on %s (%d threads), libtorch %s | %s %d params | %s | %d steps\n",
 		cfg.Name, work.Describe(), dev, sum.Threads, torch.Version(), spec.Name(), sum.Params, work.Sizes(), lc.Schedule.Total)
 
+	// The strategy learns the run's history: its interruptions, and the best metric so far.
+	past, err := pastInterruptions(cfg.RunDir, ev.Incarnation())
+	if err != nil {
+		return sum, err
+	}
+	for _, in := range past {
+		strategy.Interrupted(in.uptime, in.notice)
+	}
+	if seeder, ok := strategy.(checkpoint.BestSeeder); ok {
+		all, _, err := checkpoint.List(cfg.RunDir)
+		if err != nil {
+			return sum, err
+		}
+		for _, c := range all {
+			if v, ok := c.Manifest.Metrics[metric]; ok {
+				seeder.SeedBest(v)
+			}
+		}
+	}
 	ck.started = time.Now()
+	strategy.Start(ck.started)
 	loop := &Loop{Net: net, Opt: optim, Task: work, Config: lc, Start: from, Checkpoints: ck, Events: ev, Stop: opt.Stop, Log: log, Terminal: opt.Terminal}
 	sum.Result, err = loop.Run(ctx)
 	ck.wait()

@@ -104,9 +104,11 @@ type Notice struct {
 type Checkpointer interface {
 	// Due reports whether a periodic checkpoint is due after step.
 	Due(step int) bool
+	// Improved reports whether a milestone checkpoint is due after an evaluation that scored val.
+	Improved(step int, val Metrics) bool
 	// Save checkpoints the state at pos, with the newest validation metrics (nil before the first
-	// evaluation). The snapshot blocks; a "periodic" save persists in the background, others
-	// before Save returns.
+	// evaluation). The snapshot blocks; a periodic or milestone save persists in the background,
+	// others before Save returns.
 	Save(pos Position, reason string, metrics Metrics) error
 }
 
@@ -208,6 +210,9 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 				pos.LossSum += loss * float64(k)
 				res.End = pos
 				prog.step(res.Steps, epoch, loss, lr)
+				if res.Steps%c.LogEvery == 0 {
+					l.emit(events.Progress, map[string]any{"step": res.Steps, "epoch": epoch, "loss": loss})
+				}
 			}
 
 			// Checkpoints: the periodic one persists in the background; on a notice, the
@@ -241,6 +246,16 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 		}
 		res.Epochs = append(res.Epochs, er)
 		prog.epoch(er)
+		if l.Checkpoints != nil && l.Checkpoints.Improved(pos.Step, er.Val) {
+			// Taken after the evaluation: a resume from it starts the next epoch.
+			at := pos
+			if at.Batch == perEpoch {
+				at = Position{Epoch: epoch + 1, Step: pos.Step}
+			}
+			if err := l.Checkpoints.Save(at, checkpoint.ReasonMilestone, er.Val); err != nil {
+				return res, err
+			}
+		}
 	}
 	return res, nil
 }

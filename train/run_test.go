@@ -31,7 +31,7 @@ func tinyConfig(t *testing.T) configs.Config {
 	c.Model.HiddenSize, c.Model.NumLayers = 8, 1
 	c.Train.Epochs, c.Train.BatchSize, c.Train.LogEvery = 1, 32, 5
 	c.Schedule.WarmupSteps = 2
-	c.Checkpoint = configs.CheckpointConfig{EverySteps: 2, Keep: 100}
+	c.Checkpoint.EverySteps, c.Checkpoint.EverySeconds, c.Checkpoint.Keep = 2, 0, 100
 	require.NoError(t, c.Validate())
 	return c
 }

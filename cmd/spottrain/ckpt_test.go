@@ -30,7 +30,7 @@ import (
 // returns the checkpoint directories, oldest first (at least 3).
 func trainRun(t *testing.T, dir string) []string {
 	t.Helper()
-	args := append([]string{"demo"}, tiny("run")...)
+	args := append(lstmTrain(), tiny("run")...)
 	args = append(args, "--set", "checkpoint.every_steps=2", "--set", "checkpoint.keep=100")
 	r := spottrain(t, dir, args...)
 	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)

@@ -46,7 +46,7 @@ func writeDelayEnv(d time.Duration) []string {
 // steps (475 training windows, batches of 16), a log line every step, a checkpoint every 3 steps,
 // 3 kept.
 func exactJob(runDir string, epochs int, extra ...string) []string {
-	args := append([]string{"demo"}, tiny(runDir)...)
+	args := append(lstmTrain(), tiny(runDir)...)
 	for _, kv := range append([]string{
 		"train.epochs=" + strconv.Itoa(epochs), "train.batch_size=16", "train.log_every=1", "seed=11",
 		"checkpoint.every_steps=3", "checkpoint.every_seconds=0", "checkpoint.keep=3",
@@ -638,7 +638,7 @@ func TestSecondTrainerOnSameRunDir(t *testing.T) {
 	dir := t.TempDir()
 	runDir := filepath.Join(dir, "run")
 	write(t, filepath.Join(dir, "job.yaml"), "name: twice\n")
-	args := append([]string{"train", "--config", "job.yaml"}, exactJob("run", 100000)[1:]...)
+	args := append([]string{"train", "--config", "job.yaml"}, exactJob("run", 100000)[len(lstmTrain()):]...)
 	first := startSpottrain(t, dir, writeDelayEnv(20*time.Millisecond), args...)
 	first.readLine("step ", time.Minute)
 	config, err := os.ReadFile(filepath.Join(runDir, "config.yaml"))
@@ -669,15 +669,15 @@ func TestSecondTrainerOnSameRunDir(t *testing.T) {
 // commands that train take --force.
 func TestConfigChangeRefused(t *testing.T) {
 	t.Parallel()
-	for _, command := range []string{"train", "demo"} {
-		t.Run(command, func(t *testing.T) {
+	for _, source := range []string{"file", "experiment"} {
+		t.Run(source, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			runDir := filepath.Join(dir, "run")
 			args := exactJob("run", 2)
-			if command == "train" {
+			if source == "file" {
 				write(t, filepath.Join(dir, "job.yaml"), "name: lr-change\n")
-				args = append([]string{"train", "--config", "job.yaml"}, args[1:]...)
+				args = append([]string{"train", "--config", "job.yaml"}, args[len(lstmTrain()):]...)
 			}
 			step := preempt(t, dir, writeDelayEnv(20*time.Millisecond), args, 5, -1)
 			config, err := os.ReadFile(filepath.Join(runDir, "config.yaml"))

@@ -2,22 +2,48 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"time"
 
-	"spottrain/configs"
-	"spottrain/train"
+	"spottrain/analysis"
 )
 
-func runDemo(ctx context.Context, args []string, stdout io.Writer, stop <-chan train.Notice) error {
-	fs := newFlagSet("demo", "demo [--set key=value]...", stdout)
-	sets := fs.StringArray("set", nil, "override a value of the demo config, e.g. --set train.epochs=1 (repeatable)")
-	force := fs.Bool("force", false, "resume the run dir's checkpoints even though the config changed")
+func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("demo", "demo [--experiment NAME] [--set key=value]...", stdout)
+	cf := addConfigFlags(fs, "demo")
+	cf.experiment = "lstm-fixed-poisson"
+	fs.Lookup("experiment").DefValue = cf.experiment
+	runsDir := fs.String("runs-dir", "runs", "where the run dir goes: `DIR`/NAME/rep-0")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := configs.LoadBytes("demo:lstm-solar.yaml", configs.DemoLSTM, ".", *sets)
+	if err := cf.check(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "demo: %s, a simulated spot VM that is interrupted at random, with and without notice;\n"+
+		"the trainer is started again after each interruption and resumes from its newest checkpoint.\n\n", cf.experiment)
+	o, err := runOne(ctx, &runJob{flags: cf, runsDir: *runsDir, out: stdout})
 	if err != nil {
 		return err
 	}
-	return trainAndReport(ctx, cfg, stdout, train.Options{Stop: stop, Force: *force})
+	if o.skipped {
+		fmt.Fprintf(stdout, "%s is complete already (remove it to train again)\n", o.runDir)
+	} else {
+		fmt.Fprintf(stdout, "\n[run] completed in %s wall, %s of spot time: %s\n", o.wall.Round(time.Second/10), o.spot().Round(time.Minute), o.describe())
+	}
+	v, err := analysis.Verify(o.runDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "verify %s: %d trainer starts, %d stops with notice, %d kills, %d steps redone after kills\n",
+		o.runDir, v.Starts, v.Notice, v.Killed, v.Redo)
+	for _, p := range v.Problems {
+		fmt.Fprintf(stdout, "  problem: %s\n", p)
+	}
+	if !v.OK() {
+		return fmt.Errorf("demo: the run is not sound")
+	}
+	fmt.Fprintf(stdout, "sound: every interruption was followed by a resume from the newest committed checkpoint\n")
+	return nil
 }

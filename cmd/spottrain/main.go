@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"spottrain/preemption"
 	"spottrain/train"
 )
 
@@ -25,14 +26,19 @@ Usage:
   spottrain <command> [flags]
 
 Commands:
-  train   train the job a config file describes
-  demo    train the LSTM solar forecaster on synthetic data (about a minute on 2 cores)
-  ckpt    list, verify and export the checkpoints of a run dir
+  train    train an experiment (or the job a config file describes), resuming where it stopped
+  run      train an experiment under its simulated interruptions, restarting it until it completes
+  batch    run experiments (names or globs) several times each; completed runs are skipped
+  verify   check that the runs under a folder completed soundly across their interruptions
+  config   show the merged config of an experiment, list the config tree
+  ckpt     list, verify and export the checkpoints of a run dir
+  demo     run the LSTM solar forecaster under simulated spot interruptions, then verify it
 
 Run 'spottrain <command> --help' for a command's flags.
 
 Exit status: 0 done; 75 stopped by SIGTERM or SIGINT after an emergency checkpoint (run the same
-command again to resume); 2 bad input (flags, config, data, device); 1 other failure.
+command again to resume); 2 bad input (flags, config, data, device); 1 other failure (verify: a
+run is not sound).
 `
 
 // usageError is a mistake in the command line.
@@ -75,8 +81,29 @@ func run(ctx context.Context, args []string, stdout io.Writer, stop <-chan train
 	switch args[0] {
 	case "train":
 		return runTrain(ctx, args[1:], stdout, stop)
-	case "demo":
-		return runDemo(ctx, args[1:], stdout, stop)
+	case "run", "batch", "demo":
+		// A runner stops its child on the first notice: a cancelled context.
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		switch args[0] {
+		case "run":
+			return runRun(ctx, args[1:], stdout)
+		case "batch":
+			return runBatch(ctx, args[1:], stdout)
+		default:
+			return runDemo(ctx, args[1:], stdout)
+		}
+	case "verify":
+		return runVerify(args[1:], stdout)
+	case "config":
+		return runConfig(args[1:], stdout)
 	case "ckpt":
 		return runCkpt(args[1:], stdout)
 	case "-h", "--help", "help":
@@ -92,11 +119,16 @@ func run(ctx context.Context, args []string, stdout io.Writer, stop <-chan train
 // rest as train.ExitCode says.
 func exitCode(err error) int {
 	var ue usageError
+	var ee *preemption.ExitError
 	switch {
 	case errors.Is(err, pflag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
 		return 2
+	case errors.Is(err, errStopped):
+		return train.ExitPreempted
+	case errors.As(err, &ee) && ee.Code == train.ExitBadInput:
+		return train.ExitBadInput // the trainer refused its input
 	default:
 		return train.ExitCode(err)
 	}

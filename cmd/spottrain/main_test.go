@@ -251,12 +251,17 @@ func errorLine(t *testing.T, stderr string) string {
 }
 
 // tiny returns --set flags that make a training run take well under a second on one core.
+// lstmTrain is the command that trains the LSTM of the built-in model layer, named lstm-solar.
+func lstmTrain() []string {
+	return []string{"train", "--experiment", "lstm-ondemand", "--set", "name=lstm-solar"}
+}
+
 func tiny(runDir string) []string {
 	var args []string
 	for _, kv := range []string{
 		"data.days=30", "data.lookback_hours=24", "data.horizon_hours=6", "train.epochs=1",
 		"model.hidden_size=8", "model.num_layers=1", "train.log_every=5", "device=cpu", "threads=1",
-		"run_dir=" + runDir,
+		"run_dir=" + runDir, "interrupts.time_scale=1",
 	} {
 		args = append(args, "--set", kv)
 	}
@@ -286,10 +291,10 @@ func TestUsage(t *testing.T) {
 		{name: "HelpShort", args: []string{"-h"}, code: 0, stdout: []string{"Usage:", "\n  train ", "\n  demo "}},
 		{name: "TrainHelp", args: []string{"train", "--help"}, code: 0, stdout: []string{"Usage: spottrain train", "--config", "--set"}},
 		{name: "DemoHelp", args: []string{"demo", "-h"}, code: 0, stdout: []string{"Usage: spottrain demo", "--set"}},
-		{name: "TrainWithoutConfig", args: []string{"train"}, code: 2, lastStderr: "spottrain: train: --config FILE is required"},
+		{name: "TrainWithoutConfig", args: []string{"train"}, code: 2, lastStderr: "spottrain: train: --experiment NAME or --config FILE is required"},
 		{name: "TrainConfigWithoutValue", args: []string{"train", "--config"}, code: 2, lastStderr: "spottrain: train: flag needs an argument: --config"},
 		{name: "TrainUnknownFlag", args: []string{"train", "--epochs", "3"}, code: 2, lastStderr: "spottrain: train: unknown flag: --epochs"},
-		{name: "DemoUnknownFlag", args: []string{"demo", "--config", "x.yaml"}, code: 2, lastStderr: "spottrain: demo: unknown flag: --config"},
+		{name: "DemoUnknownFlag", args: []string{"demo", "--epochs", "3"}, code: 2, lastStderr: "spottrain: demo: unknown flag: --epochs"},
 		{name: "TrainStrayArg", args: []string{"train", "--config", "x.yaml", "extra"}, code: 2, lastStderr: `spottrain: train: unexpected argument "extra"`},
 		{name: "DemoStrayArg", args: []string{"demo", "now"}, code: 2, lastStderr: `spottrain: demo: unexpected argument "now"`},
 	} {
@@ -403,7 +408,7 @@ func TestBadInput(t *testing.T) {
 		}, args: []string{"train", "--config", "site/job.yaml"}, want: "site/pv.csv", also: []string{"2 hours"}},
 		{name: "CSVMissing", files: map[string]string{"site/job.yaml": csvJob("pv.csv")},
 			args: []string{"train", "--config", "site/job.yaml"}, want: "", also: []string{"site/pv.csv", "no such file"}},
-		{name: "SyntheticTooShort", args: append(append([]string{"demo"}, tiny("run")...), "--set", "data.days=8"),
+		{name: "SyntheticTooShort", args: append(append(lstmTrain(), tiny("run")...), "--set", "data.days=8"),
 			want: "", also: []string{"192 hours", "200"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -441,7 +446,7 @@ func TestDeviceCUDAWithoutCUDA(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	for _, dev := range []string{"cuda", "cuda:1"} {
-		r := spottrain(t, dir, append([]string{"demo"}, append(tiny("run"), "--set", "device="+dev)...)...)
+		r := spottrain(t, dir, append(lstmTrain(), append(tiny("run"), "--set", "device="+dev)...)...)
 		assert.Equal(t, 2, r.code, "stderr: %s", r.stderr)
 		msg := errorLine(t, r.stderr)
 		assert.Contains(t, msg, "cuda")
@@ -652,20 +657,12 @@ train:
 	assert.FileExists(t, path, "data.path of config.yaml loaded back: %q", cfg.Data.Path)
 }
 
-func TestDemo(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	r := spottrain(t, dir, append([]string{"demo"}, tiny("demo-run")...)...)
-	checkRun(t, r, dir, "lstm-solar", "demo-run", 1)
-	assert.Contains(t, r.stdout, "lstm-solar: synthetic on cpu (1 threads)")
-}
-
 // TestInterrupt sends SIGINT to a long training once it has logged a step: the command finishes
 // the step in progress, writes an emergency checkpoint of it and exits with status 75.
 func TestInterrupt(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	args := append([]string{"demo"}, tiny("run")...)
+	args := append(lstmTrain(), tiny("run")...)
 	args = append(args, "--set", "train.epochs=100000", "--set", "train.log_every=1")
 	p := startSpottrain(t, dir, nil, args...)
 	p.readLine("step ", time.Minute)

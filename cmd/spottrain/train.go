@@ -15,17 +15,16 @@ import (
 )
 
 func runTrain(ctx context.Context, args []string, stdout io.Writer, stop <-chan train.Notice) error {
-	fs := newFlagSet("train", "train --config FILE [--set key=value]...", stdout)
-	path := fs.String("config", "", "YAML config `file` of the job (required)")
-	sets := fs.StringArray("set", nil, "override a config value, e.g. --set train.epochs=3 (repeatable)")
-	force := fs.Bool("force", false, "resume the run dir's checkpoints even though the config changed")
+	fs := newFlagSet("train", "train (--experiment NAME | --config FILE) [--set key=value]...", stdout)
+	cf := addConfigFlags(fs, "train")
+	force := fs.Bool("force", false, "resume the run dir's checkpoints even though the config changed in a way that breaks resume")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *path == "" {
-		return usageError{"train: --config FILE is required"}
+	if err := cf.check(); err != nil {
+		return err
 	}
-	cfg, err := configs.Load(*path, *sets)
+	cfg, err := cf.load()
 	if err != nil {
 		return err
 	}

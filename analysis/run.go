@@ -1,0 +1,183 @@
+// Package analysis reads what runs did from their run directories (events.jsonl, metrics.json,
+// config.yaml, checkpoints) and judges them: Verify checks that a run interrupted any number of
+// times is sound.
+//
+// It trusts only what the files say. A run's trainer processes (incarnations 1, 2, ...) and the
+// runner that supervised them (incarnation 0) write one event log; ReadRun splits it into
+// incarnations in the order they ran.
+package analysis
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"spottrain/events"
+)
+
+// MetricsFile is the final metrics a completed run writes in its run directory.
+const MetricsFile = "metrics.json"
+
+// Commit is a checkpoint an incarnation committed (or began to).
+type Commit struct {
+	Step   int
+	Reason string
+	Dir    string
+}
+
+// Incarnation is one trainer process of a run, as its events tell.
+type Incarnation struct {
+	N          int       // 1, 2, ...
+	Start, End time.Time // its first and last event
+	PID        int
+	TotalSteps int // of the whole run, as it computed them
+	// ResumeStep is the step it resumed at (0: it started afresh), from ResumeDir.
+	ResumeStep int
+	ResumeDir  string
+	Resumed    bool
+	LastStep   int // the largest step any of its events names
+	// Exit is its exit status; -1 when it has no exit event (it was killed).
+	Exit       int
+	ExitReason string
+	Emergency  bool     // it wrote an emergency checkpoint
+	Begun      []int    // steps of the checkpoints it began
+	Commits    []Commit // checkpoints it committed, in order
+	Invalid    []string // checkpoints it found invalid ("dir: reason")
+}
+
+// Killed reports whether the incarnation died without exiting (SIGKILL, a crash).
+func (in *Incarnation) Killed() bool { return in.Exit == -1 }
+
+// Run is a run directory's history.
+type Run struct {
+	Dir          string
+	Incarnations []*Incarnation
+	Runner       []events.Event // the runner's events (incarnation 0), in order
+}
+
+// ReadRun reads dir's event log.
+func ReadRun(dir string) (*Run, error) {
+	evs, err := events.Read(filepath.Join(dir, events.FileName))
+	if err != nil {
+		return nil, err
+	}
+	r := &Run{Dir: dir}
+	byN := map[int]*Incarnation{}
+	for _, e := range evs {
+		if e.Incarnation == 0 {
+			r.Runner = append(r.Runner, e)
+			continue
+		}
+		in := byN[e.Incarnation]
+		if in == nil {
+			in = &Incarnation{N: e.Incarnation, Start: e.Time, Exit: -1}
+			byN[e.Incarnation] = in
+			r.Incarnations = append(r.Incarnations, in)
+		}
+		in.End = e.Time
+		if s, ok := intField(e, "step"); ok {
+			in.LastStep = max(in.LastStep, s)
+		}
+		switch e.Type {
+		case events.RunStart:
+			in.PID, _ = intField(e, "pid")
+			in.TotalSteps, _ = intField(e, "total_steps")
+		case events.Resume:
+			in.Resumed = true
+			in.ResumeStep, _ = intField(e, "step")
+			in.ResumeDir, _ = e.Fields["dir"].(string)
+		case events.CheckpointBegin:
+			s, _ := intField(e, "step")
+			in.Begun = append(in.Begun, s)
+		case events.CheckpointCommit:
+			s, _ := intField(e, "step")
+			reason, _ := e.Fields["reason"].(string)
+			d, _ := e.Fields["dir"].(string)
+			in.Commits = append(in.Commits, Commit{Step: s, Reason: reason, Dir: d})
+		case events.CheckpointInvalid:
+			in.Invalid = append(in.Invalid, fmt.Sprintf("%v: %v", e.Fields["dir"], e.Fields["reason"]))
+		case events.EmergencyCheckpoint:
+			in.Emergency = true
+		case events.Exit:
+			in.Exit, _ = intField(e, "code")
+			in.ExitReason, _ = e.Fields["reason"].(string)
+		}
+	}
+	slices.SortFunc(r.Incarnations, func(a, b *Incarnation) int { return cmp.Compare(a.N, b.N) })
+	return r, nil
+}
+
+// intField reads an integer field of an event.
+func intField(e events.Event, key string) (int, bool) {
+	f, ok := e.Fields[key].(float64)
+	return int(f), ok && f == float64(int(f))
+}
+
+// Metrics is a completed run's metrics.json (the fields analysis reads).
+type Metrics struct {
+	Name           string  `json:"name"`
+	Steps          int     `json:"steps"`
+	ComputeSeconds float64 `json:"compute_seconds"`
+	Epochs         []struct {
+		Epoch int                `json:"epoch"`
+		Step  int                `json:"step"`
+		Val   map[string]float64 `json:"val"`
+	} `json:"epochs"`
+	Test map[string]float64 `json:"test"`
+}
+
+// ReadMetrics reads dir's metrics.json; fs.ErrNotExist when the run has not completed.
+func ReadMetrics(dir string) (*Metrics, error) {
+	data, err := os.ReadFile(filepath.Join(dir, MetricsFile))
+	if err != nil {
+		return nil, err
+	}
+	var m Metrics
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, MetricsFile), err)
+	}
+	return &m, nil
+}
+
+// Completed reports whether dir holds a run that finished: its last trainer exited 0 and its
+// metrics.json exists.
+func Completed(dir string) bool {
+	r, err := ReadRun(dir)
+	if err != nil || len(r.Incarnations) == 0 || r.Incarnations[len(r.Incarnations)-1].Exit != 0 {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(dir, MetricsFile))
+	return err == nil
+}
+
+// FindRuns returns the run directories under root (root itself if it is one): the folders that
+// hold an events.jsonl, sorted.
+func FindRuns(root string) ([]string, error) {
+	var dirs []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && d.Name() == events.FileName {
+			dirs = append(dirs, filepath.Dir(path))
+		}
+		if d.IsDir() && path != root && len(d.Name()) > 0 && d.Name()[0] == '.' {
+			return filepath.SkipDir // a checkpoint's temporary directory
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(dirs) == 0 {
+		return nil, errors.New("no run directories (with an " + events.FileName + ") under " + root)
+	}
+	slices.Sort(dirs)
+	return dirs, nil
+}

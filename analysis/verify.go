@@ -1,0 +1,207 @@
+package analysis
+
+import (
+	"fmt"
+	"slices"
+
+	"spottrain/checkpoint"
+	"spottrain/events"
+)
+
+// Verdict is what Verify found of a run.
+type Verdict struct {
+	Dir       string
+	Completed bool
+	Starts    int // trainer processes that got as far as their first event
+	Notice    int // interruptions with notice: the trainer exited 75 after an emergency checkpoint
+	Killed    int // trainer processes killed (no exit event)
+	// Redo is the number of steps done twice: after each kill, from the checkpoint resumed to the
+	// last step the killed process reported (a lower bound: it may have gone a few steps further
+	// after its last event).
+	Redo      int
+	FinalStep int
+	Problems  []string // empty: the run is sound
+}
+
+// OK reports whether the run completed with no problem.
+func (v *Verdict) OK() bool { return v.Completed && len(v.Problems) == 0 }
+
+func (v *Verdict) problem(format string, args ...any) {
+	v.Problems = append(v.Problems, fmt.Sprintf(format, args...))
+}
+
+// Verify checks the run in dir:
+//
+//   - it completed: the last trainer exited 0 at the run's last step, and metrics.json has the
+//     test scores and one validation entry per epoch, the last at the last step;
+//   - every later trainer resumed from the newest checkpoint committed before it started (or
+//     from a newer one it had begun, when a kill took the commit's event with it), and started
+//     afresh only when no checkpoint had been committed; no checkpoint it found was invalid;
+//   - steps have no gap and are repeated only after a kill: a trainer that exited 75 after its
+//     emergency checkpoint is taken up at exactly its last step;
+//   - every child the runner saw fail was one it interrupted (if a runner supervised the run);
+//   - every checkpoint in dir verifies against its manifest.
+//
+// An error means the run could not be read at all.
+func Verify(dir string) (*Verdict, error) {
+	r, err := ReadRun(dir)
+	if err != nil {
+		return nil, err
+	}
+	v := &Verdict{Dir: dir, Starts: len(r.Incarnations)}
+	if len(r.Incarnations) == 0 {
+		v.problem("no trainer ever started")
+		return v, nil
+	}
+	committed := map[int]bool{} // steps committed by earlier incarnations
+	begun := map[int]bool{}
+	newest := -1
+	var prev *Incarnation
+	for _, in := range r.Incarnations {
+		for _, inv := range in.Invalid {
+			v.problem("incarnation %d found an invalid checkpoint: %s", in.N, inv)
+		}
+		if prev != nil {
+			checkTakeover(v, prev, in, newest, committed, begun)
+		}
+		switch {
+		case in.Killed():
+			v.Killed++
+		case in.Exit == 75:
+			v.Notice++
+			if !in.Emergency {
+				v.problem("incarnation %d exited 75 without an emergency checkpoint", in.N)
+			}
+		case in.Exit != 0:
+			v.problem("incarnation %d failed with exit code %d: %s", in.N, in.Exit, in.ExitReason)
+		}
+		for _, c := range in.Commits {
+			committed[c.Step] = true
+			newest = max(newest, c.Step)
+		}
+		for _, s := range in.Begun {
+			begun[s] = true
+		}
+		prev = in
+	}
+
+	last := r.Incarnations[len(r.Incarnations)-1]
+	v.FinalStep = last.LastStep
+	v.Completed = last.Exit == 0
+	switch {
+	case !v.Completed:
+		v.problem("not completed: the last trainer (incarnation %d) %s", last.N, ending(last))
+	case last.TotalSteps > 0 && last.LastStep != last.TotalSteps:
+		v.problem("the last trainer exited 0 at step %d, not at the run's last step %d", last.LastStep, last.TotalSteps)
+	}
+	if v.Completed {
+		checkMetrics(v, dir, last.LastStep)
+	}
+	checkRunner(v, r)
+	checkCheckpoints(v, dir)
+	return v, nil
+}
+
+// checkTakeover checks where in took the run up from prev.
+func checkTakeover(v *Verdict, prev, in *Incarnation, newest int, committed, begun map[int]bool) {
+	from := 0
+	if in.Resumed {
+		from = in.ResumeStep
+	}
+	switch {
+	case newest < 0 && in.Resumed:
+		v.problem("incarnation %d resumed at step %d, but no checkpoint had been committed", in.N, from)
+	case newest >= 0 && !in.Resumed:
+		v.problem("incarnation %d started afresh although the checkpoint of step %d had been committed", in.N, newest)
+	case in.Resumed && from < newest:
+		v.problem("incarnation %d resumed at step %d, not from the newest checkpoint (step %d)", in.N, from, newest)
+	case in.Resumed && from > newest && !begun[from]:
+		v.problem("incarnation %d resumed at step %d, from no checkpoint an earlier trainer wrote", in.N, from)
+	}
+	switch {
+	case from > prev.LastStep:
+		v.problem("steps %d to %d were skipped: incarnation %d stopped at step %d and incarnation %d resumed at %d",
+			prev.LastStep+1, from, prev.N, prev.LastStep, in.N, from)
+	case prev.Exit == 75 && from != prev.LastStep:
+		v.problem("incarnation %d exited after an emergency checkpoint at step %d, but incarnation %d resumed at %d (steps repeated without a kill)",
+			prev.N, prev.LastStep, in.N, from)
+	case prev.Killed():
+		v.Redo += prev.LastStep - from
+	}
+}
+
+// ending describes how an incarnation ended.
+func ending(in *Incarnation) string {
+	switch {
+	case in.Killed():
+		return fmt.Sprintf("was killed at step %d or a little later", in.LastStep)
+	case in.Exit == 75:
+		return fmt.Sprintf("was preempted at step %d (exit 75) and not started again", in.LastStep)
+	default:
+		return fmt.Sprintf("exited %d at step %d: %s", in.Exit, in.LastStep, in.ExitReason)
+	}
+}
+
+// checkMetrics checks the final metrics.json of a completed run that ended at step final.
+func checkMetrics(v *Verdict, dir string, final int) {
+	m, err := ReadMetrics(dir)
+	if err != nil {
+		v.problem("final metrics: %v", err)
+		return
+	}
+	if len(m.Test) == 0 {
+		v.problem("final metrics: no test scores in %s", MetricsFile)
+	}
+	if m.Steps != final {
+		v.problem("final metrics: %s says %d steps, the trainer %d", MetricsFile, m.Steps, final)
+	}
+	for i, e := range m.Epochs {
+		if e.Epoch != i+1 {
+			v.problem("final metrics: epoch %d listed as number %d", e.Epoch, i+1)
+			return
+		}
+	}
+	if n := len(m.Epochs); n == 0 || m.Epochs[n-1].Step != final {
+		v.problem("final metrics: the last validation is not at the last step %d", final)
+	}
+}
+
+// checkRunner checks that the runner started again every child that did not finish, and that
+// every failure it saw was one it caused.
+func checkRunner(v *Verdict, r *Run) {
+	for _, e := range r.Runner {
+		if e.Type != events.ChildExit {
+			continue
+		}
+		code, _ := intField(e, "code")
+		caused, _ := e.Fields["caused"].(bool)
+		if code != 0 && code != 75 && !caused {
+			v.problem("the runner saw a child fail that it had not interrupted: code %d, signal %v", code, e.Fields["signal"])
+		}
+	}
+}
+
+// checkCheckpoints verifies every checkpoint in dir.
+func checkCheckpoints(v *Verdict, dir string) {
+	cks, invalid, err := checkpoint.List(dir)
+	if err != nil {
+		v.problem("checkpoints: %v", err)
+		return
+	}
+	for _, inv := range invalid {
+		v.problem("checkpoint %s does not verify: %s", inv.Dir, inv.Reason)
+	}
+	if v.Completed {
+		if len(cks) == 0 {
+			v.problem("no checkpoint left in a completed run")
+			return
+		}
+		steps := make([]int64, len(cks))
+		for i, c := range cks {
+			steps[i] = c.Manifest.Step
+		}
+		if top := slices.Max(steps); int(top) != v.FinalStep {
+			v.problem("the newest checkpoint is of step %d, not of the last step %d", top, v.FinalStep)
+		}
+	}
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"spottrain/analysis"
+	"spottrain/events"
+	"spottrain/preemption"
+)
+
+// errStopped ends a run or batch that a signal stopped: its trainer wrote an emergency
+// checkpoint, and the same command goes on from there.
+var errStopped = errors.New("stopped by a signal: run the same command again to go on")
+
+func runRun(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("run", "run (--experiment NAME | --config FILE) [--index N] [--runs-dir DIR] [--set key=value]...", stdout)
+	cf := addConfigFlags(fs, "run")
+	index := fs.Int("index", 0, "the run's number among repetitions: the interrupt pattern's seed is interrupts.seed + N")
+	runsDir := fs.String("runs-dir", "runs", "where run dirs go: `DIR`/NAME/rep-N")
+	force := fs.Bool("force", false, "resume the run dir's checkpoints even though the config changed in a way that breaks resume")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := cf.check(); err != nil {
+		return err
+	}
+	if *index < 0 {
+		return usageError{fmt.Sprintf("run: --index must be >= 0 (got %d)", *index)}
+	}
+	o, err := runOne(ctx, &runJob{flags: cf, index: *index, runsDir: *runsDir, force: *force, out: stdout})
+	if o != nil && o.skipped {
+		fmt.Fprintf(stdout, "%s is complete already: nothing to do ('spottrain verify %s' checks it)\n", o.runDir, o.runDir)
+	}
+	if o != nil && !o.skipped && err == nil {
+		fmt.Fprintf(stdout, "[run] %s: completed in %s wall (%s of spot time), %s\n", o.runDir, o.wall.Round(time.Second/10), o.spot().Round(time.Minute), o.describe())
+	}
+	return err
+}
+
+// runJob is one run of an experiment under its interrupt pattern.
+type runJob struct {
+	flags   *configFlags
+	index   int
+	runsDir string
+	force   bool
+	// out gets the trainer's output and the runner's lines; nil: the run dir's run.log.
+	out io.Writer
+}
+
+// runOutcome is what a run did.
+type runOutcome struct {
+	runDir    string
+	skipped   bool // complete already
+	wall      time.Duration
+	timeScale float64
+	starts    int
+	notices   int // SIGTERM sent on schedule
+	kills     int // SIGKILL sent on schedule (without notice) or after the grace period
+}
+
+func (o *runOutcome) spot() time.Duration {
+	return time.Duration(float64(o.wall) * o.timeScale)
+}
+
+func (o *runOutcome) describe() string {
+	return fmt.Sprintf("%d starts, interruptions: %d with notice, %d kills", o.starts, o.notices, o.kills)
+}
+
+// runDirOf returns where run index of the config named name goes.
+func runDirOf(runsDir, name string, index int) string {
+	return filepath.Join(runsDir, name, fmt.Sprintf("rep-%d", index))
+}
+
+// runOne runs the trainer (this binary's train command) as a child process in the run dir, under
+// the config's interrupt pattern seeded with the run index, and starts it again after each
+// interruption until it completes. Its own events go to the run's events.jsonl. A run that
+// completed before is skipped. When ctx ends, the child gets SIGTERM (and SIGKILL after the grace
+// period) and runOne returns errStopped.
+func runOne(ctx context.Context, job *runJob) (*runOutcome, error) {
+	first, err := job.flags.load()
+	if err != nil {
+		return nil, err
+	}
+	runDir := runDirOf(job.runsDir, first.Name, job.index)
+	setDir := "run_dir=" + runDir
+	cfg, err := job.flags.load(setDir)
+	if err != nil {
+		return nil, err
+	}
+	o := &runOutcome{runDir: runDir, timeScale: cfg.Interrupts.TimeScale}
+	if analysis.Completed(runDir) {
+		o.skipped = true
+		return o, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find this program to start the trainer: %w", err)
+	}
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return nil, err
+	}
+	out := job.out
+	if out == nil {
+		f, err := os.OpenFile(filepath.Join(runDir, "run.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		out = f
+	}
+	evlog, err := events.OpenRunner(runDir)
+	if err != nil {
+		return nil, err
+	}
+	defer evlog.Close()
+
+	pc := cfg.Interrupts.Preemption(job.index)
+	childArgs := append([]string{"train"}, job.flags.args(setDir)...)
+	if job.force {
+		childArgs = append(childArgs, "--force")
+	}
+	command := func() *exec.Cmd {
+		cmd := exec.Command(self, childArgs...)
+		cmd.Stdout, cmd.Stderr = out, out
+		return cmd
+	}
+	var runner *preemption.Runner
+	if cfg.Interrupts.Pattern == "none" {
+		pc = pc.WithDefaults()
+		runner = &preemption.Runner{Command: command, Grace: pc.Grace, RestartDelay: pc.RestartDelay, TimeScale: pc.TimeScale}
+	} else if runner, err = preemption.NewRunner(pc, command); err != nil {
+		return nil, err // validated with the config already
+	}
+	var mu sync.Mutex // OnEvent runs on Run's goroutine; the outcome is read after Run returns
+	runner.OnEvent = func(kind string, fields map[string]any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := evlog.Emit(kind, fields); err != nil {
+			fmt.Fprintf(out, "[run] warning: %v\n", err)
+		}
+		switch kind {
+		case events.InterruptSent:
+			if fields["kind"] == "kill" {
+				o.kills++
+			} else if fields["reason"] == "schedule" {
+				o.notices++
+			}
+			at := ""
+			if s, ok := fields["at_spot_s"].(float64); ok {
+				at = fmt.Sprintf(" at %s of spot time", (time.Duration(s) * time.Second).Round(time.Second))
+			}
+			sig := "SIGTERM"
+			if fields["kind"] == "kill" {
+				sig = "SIGKILL"
+			}
+			fmt.Fprintf(out, "[run] interrupt%s: %s to pid %v (%v)\n", at, sig, fields["pid"], fields["reason"])
+		case events.ChildExit:
+			how := fmt.Sprintf("exited %v", fields["code"])
+			if s, _ := fields["signal"].(string); s != "" {
+				how = "killed by " + s
+			}
+			fmt.Fprintf(out, "[run] trainer pid %v %s\n", fields["pid"], how)
+		case events.Restart:
+			o.starts++
+			fmt.Fprintf(out, "[run] restart %v after %.0f s of spot time (a new VM)\n", fields["attempt"], fields["delay_s"])
+		default:
+			fmt.Fprintf(out, "[run] %s %v\n", kind, fields)
+		}
+	}
+	evlog.Emit("runner_start", map[string]any{
+		"name": cfg.Name, "index": job.index, "pattern": cfg.Interrupts.Pattern, "seed": pc.Seed,
+		"time_scale": cfg.Interrupts.TimeScale, "no_notice_share": pc.NoNoticeShare, "pid": os.Getpid(),
+	})
+	fmt.Fprintf(out, "[run] %s: pattern %s (seed %d), %.0f s of spot time per second, run dir %s\n",
+		cfg.Name, cfg.Interrupts.Pattern, pc.Seed, cfg.Interrupts.TimeScale, runDir)
+	start := time.Now()
+	o.starts = 1
+	err = runner.Run(ctx)
+	o.wall = time.Since(start)
+	if ctx.Err() != nil {
+		return o, errStopped
+	}
+	return o, err
+}

@@ -1,0 +1,233 @@
+package main
+
+// End-to-end tests of the experiment side: config show, run (the runner that interrupts and
+// restarts a real trainer process), batch and verify.
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spottrain/configs"
+	"spottrain/events"
+)
+
+// spotJob is a small LSTM run of about 8 seconds of training on one thread (2.5 s with
+// train.epochs=6), in a simulated spot market where one wall second is an hour:
+// lstm-fixed-regular interrupts every 2 s of uptime, alternating notice (SIGTERM) and none
+// (SIGKILL) for pattern seed 1, and the fixed strategy checkpoints every quarter of a second.
+func spotJob(extra ...string) []string {
+	var args []string
+	for _, kv := range append([]string{
+		"device=cpu", "threads=1", "data.days=365", "data.lookback_hours=24", "data.horizon_hours=6",
+		"model.hidden_size=32", "model.num_layers=1", "train.epochs=20", "train.log_every=10",
+		"interrupts.time_scale=3600", "interrupts.every=2h", "interrupts.jitter=0",
+		"interrupts.no_notice_share=0.5", "interrupts.seed=1", "interrupts.restart_delay=1m",
+		"checkpoint.every_seconds=900",
+	}, extra...) {
+		args = append(args, "--set", kv)
+	}
+	return args
+}
+
+// TestRunInterruptedEqualsBaseline is the end-to-end check of the study: a run interrupted at
+// least three times, with and without notice, completes, verify finds it sound, and its final
+// weights equal those of the on-demand baseline bit for bit (CPU, one thread).
+func TestRunInterruptedEqualsBaseline(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := spottrain(t, dir, append([]string{"run", "--experiment", "lstm-fixed-regular", "--runs-dir", "runs"}, spotJob()...)...)
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	runDir := filepath.Join(dir, "runs", "lstm-fixed-regular", "rep-0")
+	assert.Contains(t, r.stdout, "[run] "+filepath.Join("runs", "lstm-fixed-regular", "rep-0")+": completed in ")
+	assert.Regexp(t, `\[run\] interrupt at 2h0m0s of spot time: SIGTERM to pid \d+ \(schedule\)`, r.stdout)
+	assert.Regexp(t, `\[run\] interrupt at 4h0m0s of spot time: SIGKILL to pid \d+ \(schedule\)`, r.stdout)
+
+	evs := readEvents(t, runDir)
+	var notice, kill int
+	for _, e := range ofType(evs, events.InterruptSent) {
+		assert.Equal(t, 0, e.Incarnation, "the runner's event")
+		switch e.Fields["kind"] {
+		case "notice":
+			notice++
+		case "kill":
+			kill++
+		}
+	}
+	assert.GreaterOrEqual(t, notice+kill, 3, "interruptions")
+	assert.GreaterOrEqual(t, notice, 1)
+	assert.GreaterOrEqual(t, kill, 1)
+	exits := ofType(evs, events.ChildExit)
+	require.Len(t, exits, notice+kill+1, "a child_exit for every start")
+	assert.Equal(t, 0, intField(t, exits[len(exits)-1], "code"))
+	assert.Len(t, ofType(evs, events.Restart), notice+kill)
+	assert.Equal(t, 1, len(ofType(evs, "runner_start")))
+
+	// The baseline: the same model and data, no interruptions.
+	r = spottrain(t, dir, append([]string{"run", "--experiment", "lstm-ondemand", "--runs-dir", "runs"}, spotJob()...)...)
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Contains(t, r.stdout, "1 starts, interruptions: 0 with notice, 0 kills")
+
+	r = spottrain(t, dir, "verify", "runs", "--exact")
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Regexp(t, `(?m)^lstm-fixed-regular/rep-0\s+ok\s+\d+\s+[1-9]\d*\s+[1-9]\d*\s+\d+\s+\d+\s+= baseline$`, r.stdout)
+	assert.Regexp(t, `(?m)^lstm-ondemand/rep-0\s+ok\s+1\s+0\s+0\s+0\s+\d+\s+baseline$`, r.stdout)
+	assert.Contains(t, r.stdout, "all 2 runs are sound")
+
+	// Run again: complete already, nothing trains.
+	r = spottrain(t, dir, append([]string{"run", "--experiment", "lstm-fixed-regular", "--runs-dir", "runs"}, spotJob()...)...)
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	assert.Contains(t, r.stdout, "is complete already")
+	assert.Len(t, ofType(readEvents(t, runDir), events.RunStart), len(exits))
+}
+
+// TestVerifyFails: verify exits 1 with a table naming what is wrong with each unsound run.
+func TestVerifyFails(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := spottrain(t, dir, append([]string{"run", "--experiment", "lstm-ondemand", "--runs-dir", "runs"}, spotJob("train.epochs=2")...)...)
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	runDir := filepath.Join(dir, "runs", "lstm-ondemand", "rep-0")
+	r = spottrain(t, dir, "verify", "runs")
+	require.Equal(t, 0, r.code, "stdout: %s", r.stdout)
+
+	// A checkpoint that no longer matches its manifest, and no final metrics.
+	cks, _ := checkAllValid(t, runDir)
+	corrupt(t, filepath.Join(cks[0].Dir, "model.pt"))
+	require.NoError(t, os.Remove(filepath.Join(runDir, "metrics.json")))
+	r = spottrain(t, dir, "verify", "runs")
+	assert.Equal(t, 1, r.code, "stdout: %s", r.stdout)
+	assert.Regexp(t, `(?m)^lstm-ondemand/rep-0\s+FAIL\s`, r.stdout)
+	assert.Contains(t, r.stdout, "1 of 1 runs failed:")
+	assert.Contains(t, r.stdout, "final metrics: open "+filepath.Join("runs", "lstm-ondemand", "rep-0", "metrics.json"))
+	assert.Contains(t, r.stdout, "does not verify")
+	assert.Equal(t, "verify: 1 of 1 runs failed", errorLine(t, r.stderr))
+
+	r = spottrain(t, dir, "verify", "nothing-here")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, errorLine(t, r.stderr), "nothing-here")
+}
+
+// TestRunCtrlC: SIGINT to the runner reaches the trainer, which writes an emergency checkpoint;
+// the runner exits 75 without starting it again, and the same command later completes the run.
+func TestRunCtrlC(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := append([]string{"run", "--experiment", "lstm-ondemand", "--runs-dir", "runs"}, spotJob("train.log_every=1")...)
+	p := startSpottrain(t, dir, nil, args...)
+	p.readLine("step ", time.Minute)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
+	code := p.wait(time.Minute)
+	assert.Equal(t, 75, code, "stdout: %s\nstderr: %s", p.stdout(), p.stderr.String())
+	assert.Contains(t, errorLine(t, p.stderr.String()), "stopped by a signal: run the same command again to go on")
+	runDir := filepath.Join(dir, "runs", "lstm-ondemand", "rep-0")
+	evs := readEvents(t, runDir)
+	assert.Empty(t, ofType(evs, events.Restart))
+	require.Len(t, ofType(evs, events.EmergencyCheckpoint), 1)
+
+	r := spottrain(t, dir, args...)
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Contains(t, r.stdout, "resumed from step ")
+	r = spottrain(t, dir, "verify", "runs")
+	assert.Equal(t, 0, r.code, "stdout: %s", r.stdout)
+}
+
+// TestBatch runs an experiment glob twice over: runs that completed are skipped, so a batch
+// stopped half-way goes on where it stopped.
+func TestBatch(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := append([]string{"batch", "lstm-ondemand", "lstm-*-poisson", "--reps", "2", "--runs-dir", "runs"},
+		spotJob("train.epochs=1", "interrupts.rate_per_hour=0.5")...)
+	r := spottrain(t, dir, args...)
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	for _, want := range []string{
+		"[1/8] lstm-ondemand rep 0: done in ", "[2/8] lstm-ondemand rep 1: done in ",
+		"[3/8] lstm-adaptive-poisson rep 0: done in ", "[8/8] lstm-milestone-poisson rep 1: done in ",
+		"batch: 8 runs done, 0 complete already, 0 failed",
+	} {
+		assert.Contains(t, r.stdout, want)
+	}
+	// The run index seeds the pattern: rep 1 has interrupts.seed + 1.
+	for rep, seed := range []float64{1, 2} {
+		evs := readEvents(t, filepath.Join(dir, "runs", "lstm-fixed-poisson", "rep-"+string(rune('0'+rep))))
+		starts := ofType(evs, "runner_start")
+		require.Len(t, starts, 1)
+		assert.Equal(t, seed, starts[0].Fields["seed"])
+	}
+	r = spottrain(t, dir, args...)
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Contains(t, r.stdout, "batch: 0 runs done, 8 complete already, 0 failed")
+
+	r = spottrain(t, dir, "batch", "gpt-*", "--runs-dir", "runs")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, errorLine(t, r.stderr), `no experiment matches "gpt-*"`)
+	r = spottrain(t, dir, "batch", "lstm-ondemand", "--set", "train.epochs=0")
+	assert.Equal(t, 2, r.code)
+	assert.Equal(t, "--set train.epochs=0: train.epochs: must be >= 1 (got 0)", errorLine(t, r.stderr))
+}
+
+// TestConfigShow prints the merged config of an experiment, which loads back as the same config;
+// with --origins each value names the layer and line that set it.
+func TestConfigShow(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := spottrain(t, dir, "config", "show", "lstm-adaptive-bursty", "--set", "train.epochs=3")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	write(t, filepath.Join(dir, "shown.yaml"), r.stdout)
+	got, err := configs.ReadSaved(filepath.Join(dir, "shown.yaml"))
+	require.NoError(t, err)
+	want, err := configs.Builtin().Experiment("lstm-adaptive-bursty", []string{"train.epochs=3"})
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+
+	r = spottrain(t, dir, "config", "show", "--experiment", "lstm-adaptive-bursty", "--origins", "--set", "train.epochs=3")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	for _, re := range []string{
+		`(?m)^  epochs: 3 # --set train.epochs=3$`,
+		`(?m)^  strategy: adaptive # configs/strategies/adaptive.yaml:\d+$`,
+		`(?m)^  hidden_size: 64 # configs/models/lstm-solar.yaml:\d+$`,
+		`(?m)^  pattern: bursty # configs/experiments/lstm-adaptive-bursty.yaml:\d+$`,
+		`(?m)^  depth: 50 # default$`,
+	} {
+		assert.Regexp(t, regexp.MustCompile(re), r.stdout)
+	}
+
+	r = spottrain(t, dir, "config", "list")
+	require.Equal(t, 0, r.code)
+	assert.Contains(t, r.stdout, "experiments (configs/experiments):\n")
+	assert.Contains(t, r.stdout, "\n  lstm-milestone-bursty\n")
+
+	// Another tree, and its errors.
+	write(t, filepath.Join(dir, "tree", "models", "m.yaml"), "model:\n  hidden_size: 8\n")
+	write(t, filepath.Join(dir, "tree", "experiments", "e.yaml"), "layers:\n  model: m\n  strategy: fixed\n")
+	r = spottrain(t, dir, "config", "show", "e", "--config-dir", "tree")
+	assert.Equal(t, 2, r.code)
+	assert.Equal(t, "tree/experiments/e.yaml:3: layers.strategy: no strategies/fixed.yaml in tree", errorLine(t, r.stderr))
+	r = spottrain(t, dir, "config", "show", "nope")
+	assert.Equal(t, 2, r.code)
+	assert.True(t, strings.HasPrefix(errorLine(t, r.stderr), "no experiments/nope.yaml in configs (have: lstm-adaptive-bursty, "), errorLine(t, r.stderr))
+	r = spottrain(t, dir, "config", "show")
+	assert.Equal(t, 2, r.code)
+	assert.Equal(t, "config show: --experiment NAME or --config FILE is required", errorLine(t, r.stderr))
+	assert.False(t, strings.Contains(r.stdout, "name:"))
+}
+
+// TestDemo runs the demo on a small job: a simulated spot run that it verifies.
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := spottrain(t, dir, append([]string{"demo"}, spotJob("train.epochs=6")...)...)
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Contains(t, r.stdout, "demo: lstm-fixed-poisson, a simulated spot VM")
+	assert.Contains(t, r.stdout, "skill vs persistence")
+	assert.Contains(t, r.stdout, "sound: every interruption was followed by a resume")
+	assert.FileExists(t, filepath.Join(dir, "runs", "lstm-fixed-poisson", "rep-0", "metrics.json"))
+}

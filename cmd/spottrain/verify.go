@@ -1,0 +1,127 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"text/tabwriter"
+
+	"spottrain/analysis"
+	"spottrain/checkpoint"
+	"spottrain/configs"
+	"spottrain/train"
+)
+
+func runVerify(args []string, stdout io.Writer) error {
+	fs := newFlagSet("verify", "verify RUNS_DIR [--exact]", stdout)
+	exact := fs.Bool("exact", false, "fail a run whose final weights differ from its on-demand baseline's (expected equal on the CPU)")
+	root, err := parseRunDir(fs, args)
+	if err != nil {
+		return err
+	}
+	dirs, err := analysis.FindRuns(root)
+	if err != nil {
+		return &train.InputError{Err: err}
+	}
+	type row struct {
+		v       *analysis.Verdict
+		weights string
+	}
+	var rows []row
+	baselines := map[string]string{} // training hash -> the dir of an on-demand run that completed
+	info := map[string]runInfo{}
+	for _, d := range dirs {
+		v, err := analysis.Verify(d)
+		if err != nil {
+			v = &analysis.Verdict{Dir: d, Problems: []string{err.Error()}}
+		}
+		ri := readRunInfo(d, v)
+		info[d] = ri
+		if ri.pattern == "none" && ri.digest != "" && baselines[ri.training] == "" {
+			baselines[ri.training] = d
+		}
+		rows = append(rows, row{v: v})
+	}
+	bad := 0
+	for i := range rows {
+		r := &rows[i]
+		ri := info[r.v.Dir]
+		base := baselines[ri.training]
+		switch {
+		case ri.digest == "":
+			r.weights = "-"
+		case base == r.v.Dir:
+			r.weights = "baseline"
+		case base == "":
+			r.weights = "no baseline"
+		case info[base].digest == ri.digest:
+			r.weights = "= baseline"
+		default:
+			r.weights = "differ"
+			if *exact {
+				r.v.Problems = append(r.v.Problems, "final weights differ from the on-demand baseline's")
+			}
+		}
+		if !r.v.OK() {
+			bad++
+		}
+	}
+
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tSTATUS\tSTARTS\tNOTICE\tKILLED\tREDO\tSTEP\tWEIGHTS")
+	for _, r := range rows {
+		status := "ok"
+		if !r.v.OK() {
+			status = "FAIL"
+		}
+		rel, err := filepath.Rel(root, r.v.Dir)
+		if err != nil || rel == "." {
+			rel = r.v.Dir
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", rel, status, r.v.Starts, r.v.Notice, r.v.Killed, r.v.Redo, r.v.FinalStep, r.weights)
+	}
+	tw.Flush()
+	if bad == 0 {
+		fmt.Fprintf(stdout, "all %d runs are sound\n", len(rows))
+		return nil
+	}
+	fmt.Fprintf(stdout, "\n%d of %d runs failed:\n", bad, len(rows))
+	for _, r := range rows {
+		for _, p := range r.v.Problems {
+			fmt.Fprintf(stdout, "  %s: %s\n", r.v.Dir, p)
+		}
+		if len(r.v.Problems) == 0 && !r.v.OK() {
+			fmt.Fprintf(stdout, "  %s: not completed\n", r.v.Dir)
+		}
+	}
+	return fmt.Errorf("verify: %d of %d runs failed", bad, len(rows))
+}
+
+// runInfo is what verify compares across runs.
+type runInfo struct {
+	training string // configs.Config.TrainingHash
+	pattern  string
+	digest   string // of the final weights; "" if the run did not complete
+}
+
+func readRunInfo(dir string, v *analysis.Verdict) runInfo {
+	cfg, err := configs.ReadSaved(filepath.Join(dir, "config.yaml"))
+	if err != nil {
+		v.Problems = append(v.Problems, err.Error())
+		return runInfo{}
+	}
+	ri := runInfo{training: cfg.TrainingHash(), pattern: cfg.Interrupts.Pattern}
+	if !v.Completed {
+		return ri
+	}
+	cks, _, err := checkpoint.List(dir)
+	if err != nil || len(cks) == 0 {
+		return ri
+	}
+	newest := slices.MaxFunc(cks, func(a, b checkpoint.Checkpoint) int { return int(a.Manifest.Step - b.Manifest.Step) })
+	if ri.digest, err = train.WeightsDigest(&newest); err != nil {
+		v.Problems = append(v.Problems, fmt.Sprintf("final weights: %v", err))
+	}
+	return ri
+}

@@ -1,0 +1,133 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"spottrain/checkpoint"
+	"spottrain/configs"
+	"spottrain/events"
+)
+
+// strategyFor builds the checkpoint strategy cfg names, with the validation metric it watches
+// (one of metrics, the workload's; "" = its first) and whether smaller values are better. The
+// config's times are spot time: divided by interrupts.time_scale, they become the trainer's wall
+// time.
+func strategyFor(cfg configs.Config, metrics []string) (s checkpoint.Strategy, metric, mode string, err error) {
+	k := cfg.Checkpoint
+	metric, mode = k.Metric, k.Mode
+	if metric == "" {
+		metric = metrics[0]
+	}
+	if !slices.Contains(metrics, metric) {
+		return nil, "", "", &InputError{fmt.Errorf("checkpoint.metric: %q is not a validation metric of model.kind %s (have %s)",
+			metric, cfg.Model.Kind, strings.Join(metrics, ", "))}
+	}
+	if mode == "" {
+		mode = "min"
+		if strings.HasPrefix(metric, "top") || metric == "skill" {
+			mode = "max"
+		}
+	}
+	wall := func(spotSeconds float64) time.Duration {
+		return time.Duration(spotSeconds / cfg.Interrupts.TimeScale * float64(time.Second))
+	}
+	s, err = checkpoint.NewStrategy(checkpoint.StrategyConfig{
+		Name: k.Strategy, EverySteps: k.EverySteps, Every: wall(k.EverySeconds), Min: wall(k.MinSeconds),
+		Max: wall(k.MaxSeconds), PriorMTBI: wall(k.PriorMTBISeconds), EMA: k.EMA, Mode: mode,
+	})
+	if err != nil {
+		return nil, "", "", &InputError{err}
+	}
+	return s, metric, mode, nil
+}
+
+// interruption is an earlier incarnation of a run that did not finish: it ran uptime (from its
+// run_start to its last event) and either wrote an emergency checkpoint (notice) or was killed.
+type interruption struct {
+	uptime time.Duration
+	notice bool
+}
+
+// pastInterruptions reads the interrupted incarnations of a run before incarnation current from
+// its event log. An incarnation counts when it was killed (no exit event) or preempted (exit 75);
+// one that stopped on bad input did not train and does not.
+func pastInterruptions(runDir string, current int) ([]interruption, error) {
+	evs, err := events.Read(filepath.Join(runDir, events.FileName))
+	if err != nil {
+		return nil, err
+	}
+	type span struct {
+		start, last time.Time
+		exit        float64 // -1: none
+		emergency   bool
+	}
+	var spans []*span
+	byInc := map[int]*span{}
+	for _, e := range evs {
+		if e.Incarnation == 0 || e.Incarnation >= current {
+			continue // the runner's, or this process's
+		}
+		s := byInc[e.Incarnation]
+		if s == nil {
+			s = &span{start: e.Time, exit: -1}
+			byInc[e.Incarnation] = s
+			spans = append(spans, s)
+		}
+		s.last = e.Time
+		switch e.Type {
+		case events.EmergencyCheckpoint:
+			s.emergency = true
+		case events.Exit:
+			s.exit = number(e.Fields["code"])
+		}
+	}
+	var out []interruption
+	for _, s := range spans {
+		if s.exit == -1 || s.exit == ExitPreempted {
+			out = append(out, interruption{uptime: s.last.Sub(s.start), notice: s.emergency})
+		}
+	}
+	return out, nil
+}
+
+// checkResume refuses to resume checkpoints made under config hash ckHash with cfg (hash
+// cfgHash) when the change breaks resume; savedPath is the run dir's config.yaml, the config of
+// the newest start. It returns the changes that do not break resume, for the log.
+func checkResume(cfg configs.Config, cfgHash, ckHash, savedPath string, force bool) ([]configs.Change, error) {
+	if ckHash == cfgHash {
+		return nil, nil
+	}
+	saved, err := configs.ReadSaved(savedPath)
+	if err == nil && saved.Hash() != ckHash {
+		err = errors.New("it is not the config of the newest checkpoint")
+	}
+	if err != nil {
+		if force {
+			return nil, nil
+		}
+		return nil, &InputError{fmt.Errorf("run dir %s holds checkpoints of another config (hash %.12s, now %.12s), and its config.yaml cannot tell what changed (%v): use another run_dir, or --force to resume anyway",
+			cfg.RunDir, ckHash, cfgHash, err)}
+	}
+	var breaking, other []configs.Change
+	for _, c := range configs.Diff(saved, cfg) {
+		if c.Breaks {
+			breaking = append(breaking, c)
+		} else {
+			other = append(other, c)
+		}
+	}
+	if len(breaking) > 0 && !force {
+		var list []string
+		for _, c := range breaking {
+			list = append(list, c.String())
+		}
+		return nil, &InputError{fmt.Errorf("run dir %s holds checkpoints of another config (%s): resuming would not continue the same training; use another run_dir, or --force to resume anyway",
+			cfg.RunDir, strings.Join(list, ", "))}
+	}
+	return append(breaking, other...), nil
+}
