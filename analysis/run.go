@@ -54,6 +54,12 @@ type Incarnation struct {
 // Killed reports whether the incarnation died without exiting (SIGKILL, a crash).
 func (in *Incarnation) Killed() bool { return in.Exit == -1 }
 
+// idle reports whether the incarnation was killed before it resumed or did any step: it took
+// nothing over, so the next one takes over from the one before it.
+func (in *Incarnation) idle() bool {
+	return in.Killed() && !in.Resumed && in.LastStep == 0 && len(in.Begun) == 0 && len(in.Commits) == 0
+}
+
 // Run is a run directory's history.
 type Run struct {
 	Dir          string

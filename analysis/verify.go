@@ -2,7 +2,9 @@ package analysis
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	"spottrain/checkpoint"
 	"spottrain/events"
@@ -36,7 +38,9 @@ func (v *Verdict) problem(format string, args ...any) {
 //     test scores and one validation entry per epoch, the last at the last step;
 //   - every later trainer resumed from the newest checkpoint committed before it started (or
 //     from a newer one it had begun, when a kill took the commit's event with it), and started
-//     afresh only when no checkpoint had been committed; no checkpoint it found was invalid;
+//     afresh only when no checkpoint had been committed; no checkpoint it found was invalid
+//     (the dot-named leftovers of a write or deletion that a kill cut short do not count); a
+//     trainer killed before it resumed or did a step is passed over;
 //   - steps have no gap and are repeated only after a kill: a trainer that exited 75 after its
 //     emergency checkpoint is taken up at exactly its last step;
 //   - every child the runner saw fail was one it interrupted (if a runner supervised the run);
@@ -59,9 +63,11 @@ func Verify(dir string) (*Verdict, error) {
 	var prev *Incarnation
 	for _, in := range r.Incarnations {
 		for _, inv := range in.Invalid {
-			v.problem("incarnation %d found an invalid checkpoint: %s", in.N, inv)
+			if !leftover(inv) {
+				v.problem("incarnation %d found an invalid checkpoint: %s", in.N, inv)
+			}
 		}
-		if prev != nil {
+		if prev != nil && !in.idle() {
 			checkTakeover(v, prev, in, newest, committed, begun)
 		}
 		switch {
@@ -82,7 +88,9 @@ func Verify(dir string) (*Verdict, error) {
 		for _, s := range in.Begun {
 			begun[s] = true
 		}
-		prev = in
+		if !in.idle() {
+			prev = in
+		}
 	}
 
 	last := r.Incarnations[len(r.Incarnations)-1]
@@ -102,7 +110,15 @@ func Verify(dir string) (*Verdict, error) {
 	return v, nil
 }
 
-// checkTakeover checks where in took the run up from prev.
+// leftover reports whether an invalid checkpoint ("dir: reason") is the leftover of a write or a
+// deletion that a kill interrupted (a directory whose name starts with a dot): the store's
+// protocol leaves those by design and never reads them as checkpoints.
+func leftover(invalid string) bool {
+	dir, _, _ := strings.Cut(invalid, ": ")
+	return strings.HasPrefix(filepath.Base(dir), ".")
+}
+
+// checkTakeover checks where in took the run up from prev, the last incarnation that did work.
 func checkTakeover(v *Verdict, prev, in *Incarnation, newest int, committed, begun map[int]bool) {
 	from := 0
 	if in.Resumed {
@@ -189,7 +205,9 @@ func checkCheckpoints(v *Verdict, dir string) {
 		return
 	}
 	for _, inv := range invalid {
-		v.problem("checkpoint %s does not verify: %s", inv.Dir, inv.Reason)
+		if !strings.HasPrefix(filepath.Base(inv.Dir), ".") {
+			v.problem("checkpoint %s does not verify: %s", inv.Dir, inv.Reason)
+		}
 	}
 	if v.Completed {
 		if len(cks) == 0 {

@@ -12,15 +12,19 @@
 //     errors. Nothing is ignored or silently coerced. Every such error is an *Error naming
 //     the source (file name or the --set flag), the 1-based line where one is known, and
 //     the dotted key.
-//   - Precedence: Default() < the file < --set overrides, in the order given; a later layer
-//     replaces scalars and lists and deep-merges mappings.
-//   - Paths: a relative data.path is resolved against the directory of the file that set
-//     it; one given with --set stays relative to the current directory, as does run_dir.
-//     run_dir defaults to runs/<name> when no layer sets it.
+//   - Precedence: Default() < model layer < strategy layer < the experiment or file < --set
+//     overrides, in the order given; a later layer replaces scalars and lists and deep-merges
+//     mappings. The layers come from a Tree: the built-in one (Builtin, the configs/ folder of
+//     the source, embedded) or a folder (DirTree); an experiment or a file names them in its
+//     layers section, and only those may.
+//   - Paths: a relative data.path is resolved against the directory of the standalone file that
+//     set it; one set in a layer of a tree or with --set stays relative to the current
+//     directory, as does run_dir. run_dir defaults to runs/<name> when no layer sets it.
 //   - Hash: Config.Hash is the SHA-256 of Config.YAML, the canonical form (all fields, in
 //     struct order, resolved paths, start in UTC RFC 3339): equal configs hash alike however
 //     their sources were written, and loading the YAML() output from the current directory
-//     yields the same Config and hash.
+//     yields the same Config and hash. Config.TrainingHash covers only the keys whose change
+//     alters what is trained (see Change.Breaks).
 //
 // Layers are merged as yaml.Node trees that remember, for each node, the source it came
 // from, so an error about a merged value can name the file and line that set it. This

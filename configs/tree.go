@@ -101,7 +101,12 @@ func ReadSaved(file string) (Config, error) {
 	if err != nil {
 		return Config{}, &Error{File: file, Msg: "cannot read: " + pathErr(err)}
 	}
-	top, err := parseDocument(file, doc, "")
+	return ParseSaved(file, doc)
+}
+
+// ParseSaved is ReadSaved for a document in memory; name stands for its file in errors.
+func ParseSaved(name string, doc []byte) (Config, error) {
+	top, err := parseDocument(name, doc, "")
 	if err != nil {
 		return Config{}, err
 	}

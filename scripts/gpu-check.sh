@@ -30,11 +30,11 @@ stage torch-tests-cuda env SPOTTRAIN_TEST_DEVICE=cuda go test -tags cuda -count=
 stage all-tests env SPOTTRAIN_TEST_PYTHON="$(command -v "$PYTHON")" go test -tags cuda -count=1 ./...
 stage build go build -tags cuda -o bin/spottrain ./cmd/spottrain
 
-# A demo run on CUDA, preempted once by SIGTERM, resumed on CUDA, preempted again, resumed on the
-# CPU (a config change: --force), then finished on CUDA.
+# The LSTM on CUDA, preempted once by SIGTERM, resumed on CUDA, preempted again, resumed on the
+# CPU (the device is a change that keeps resume), then finished on CUDA.
 preempt() { # preempt RUN_DIR DEVICE STEP [FLAGS]: start, SIGTERM after "step STEP/", expect 75
 	local dir=$1 dev=$2 step=$3; shift 3
-	bin/spottrain train --config configs/lstm-solar.yaml --set run_dir="$dir" --set device="$dev" \
+	bin/spottrain train --experiment lstm-ondemand --set run_dir="$dir" --set device="$dev" \
 		--set train.log_every=10 "$@" >"$OUT/preempt-$dev-$step.out" 2>&1 &
 	local pid=$!
 	until grep -q "^step $step/" "$OUT/preempt-$dev-$step.out" 2>/dev/null; do
@@ -50,22 +50,22 @@ preempt() { # preempt RUN_DIR DEVICE STEP [FLAGS]: start, SIGTERM after "step ST
 resume_demo() {
 	local dir=$OUT/run
 	rm -rf "$dir"
-	preempt "$dir" cuda 200 && preempt "$dir" cuda 600 && preempt "$dir" cpu 700 --force &&
-		bin/spottrain train --config configs/lstm-solar.yaml --set run_dir="$dir" --set device=cuda --force &&
+	preempt "$dir" cuda 200 && preempt "$dir" cuda 600 && preempt "$dir" cpu 700 &&
+		bin/spottrain train --experiment lstm-ondemand --set run_dir="$dir" --set device=cuda &&
 		bin/spottrain ckpt verify "$dir" && grep -E '"(signal_to_exit_ms|resume)"' "$dir/events.jsonl" | head
 }
 stage demo-preempt-resume resume_demo
 
 # ResNet on synthetic CIFAR-shaped data: bf16 + channels_last on CUDA, preempted, resumed on the
-# CPU (--force: the device is part of the config), preempted again, finished on CUDA.
+# CPU (device and precision are changes that keep resume), preempted again, finished on CUDA.
 resnet_resume() {
 	local dir=$OUT/resnet-run
 	rm -rf "$dir"
-	local common=(--config configs/resnet50-cifar100.yaml --set run_dir="$dir" --set data.source=synthetic-cifar
+	local common=(--experiment resnet50-ondemand --set run_dir="$dir" --set data.source=synthetic-cifar
 		--set data.synthetic_samples=4096 --set data.classes=10 --set model.width=0.25 --set train.epochs=2
 		--set train.batch_size=128 --set train.log_every=2 --set schedule.warmup_steps=8)
 	run_until() { # run_until DEVICE STEP PRECISION: SIGTERM after "step STEP/", expect 75
-		bin/spottrain train "${common[@]}" --set device="$1" --set train.precision="$3" --force >"$OUT/resnet-$1-$2.out" 2>&1 &
+		bin/spottrain train "${common[@]}" --set device="$1" --set train.precision="$3" >"$OUT/resnet-$1-$2.out" 2>&1 &
 		local pid=$!
 		until grep -q "^step $2/" "$OUT/resnet-$1-$2.out" 2>/dev/null; do
 			kill -0 $pid 2>/dev/null || { cat "$OUT/resnet-$1-$2.out"; return 1; }
@@ -78,7 +78,7 @@ resnet_resume() {
 		[[ $code == 75 ]] || { echo "exit $code, want 75"; return 1; }
 	}
 	run_until cuda 10 bf16 && run_until cpu 12 fp32 &&
-		bin/spottrain train "${common[@]}" --set device=cuda --set train.precision=bf16 --force &&
+		bin/spottrain train "${common[@]}" --set device=cuda --set train.precision=bf16 &&
 		bin/spottrain ckpt verify "$dir"
 }
 stage resnet-preempt-resume resnet_resume

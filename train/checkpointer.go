@@ -20,6 +20,9 @@ const (
 	OptimFile = "optim.pt"   // optimizer state (torch serialization)
 	RNGFile   = "rng.pt"     // generator states (torch serialization)
 	SpecFile  = "model.json" // the ModelSpec, JSON
+	// ConfigFile is the config the checkpoint was made under (configs.Config.YAML): a resume
+	// under another config diffs the two.
+	ConfigFile = "config.yaml"
 )
 
 // checkpointer takes checkpoints in two phases: a snapshot, a copy of model, optimizer and RNG
@@ -35,6 +38,7 @@ type checkpointer struct {
 	spec     ModelSpec
 	log      io.Writer
 	strategy checkpoint.Strategy // when periodic (and milestone) checkpoints are due
+	config   []byte              // the run's config as YAML, saved in every checkpoint
 	metric   string              // of the validation metrics, the one the strategy watches
 	manifest checkpoint.Manifest // the fields that do not change during a run
 
@@ -108,7 +112,7 @@ func (c *checkpointer) Save(pos Position, reason string, metrics Metrics) error 
 		for _, f := range []struct {
 			name string
 			data []byte
-		}{{ModelFile, model}, {OptimFile, optim}, {RNGFile, rng}, {SpecFile, spec}} {
+		}{{ModelFile, model}, {OptimFile, optim}, {RNGFile, rng}, {SpecFile, spec}, {ConfigFile, c.config}} {
 			if err := p.Write(f.name, f.data); err != nil {
 				return err
 			}

@@ -162,8 +162,13 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		"device": string(dev), "pid": os.Getpid(), "libtorch": torch.Version(), "total_steps": lc.Schedule.Total})
 
 	// Resume from the newest valid checkpoint, if there is one.
+	configYAML, err := saved.YAML()
+	if err != nil {
+		return sum, err
+	}
 	ck := &checkpointer{
 		store: store, events: ev, net: net, opt: optim, spec: spec, strategy: strategy, metric: metric, log: log,
+		config: configYAML,
 		manifest: checkpoint.Manifest{
 			ConfigHash: sum.ConfigSHA, DataSeed: cfg.Seed, Libtorch: torch.Version(), Device: string(dev),
 		},
@@ -181,7 +186,7 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		return sum, err
 	default:
 		m := latest.Manifest
-		changes, err := checkResume(saved, sum.ConfigSHA, m.ConfigHash, filepath.Join(cfg.RunDir, "config.yaml"), opt.Force)
+		changes, err := checkResume(saved, sum.ConfigSHA, latest, opt.Force)
 		if err != nil {
 			return sum, err
 		}
@@ -199,7 +204,7 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		}
 		ev.Emit(events.Resume, map[string]any{"step": from.Step, "epoch": from.Epoch, "batch": from.Batch, "dir": latest.Dir})
 	}
-	if err := writeConfig(saved); err != nil {
+	if err := os.WriteFile(filepath.Join(cfg.RunDir, ConfigFile), configYAML, 0o644); err != nil {
 		return sum, err
 	}
 	fmt.Fprintf(log, "%s: %s on %s (%d threads), libtorch %s | %s %d params | %s | %d steps\n",
@@ -243,14 +248,6 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		return sum, fmt.Errorf("score test split: %w", err)
 	}
 	return sum, writeMetrics(cfg.RunDir, sum)
-}
-
-func writeConfig(cfg configs.Config) error {
-	doc, err := cfg.YAML()
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(cfg.RunDir, "config.yaml"), doc, 0o644)
 }
 
 // writeMetrics writes metrics.json: the job's test scores, and the validation scores of every epoch

@@ -95,26 +95,30 @@ func pastInterruptions(runDir string, current int) ([]interruption, error) {
 	return out, nil
 }
 
-// checkResume refuses to resume checkpoints made under config hash ckHash with cfg (hash
-// cfgHash) when the change breaks resume; savedPath is the run dir's config.yaml, the config of
-// the newest start. It returns the changes that do not break resume, for the log.
-func checkResume(cfg configs.Config, cfgHash, ckHash, savedPath string, force bool) ([]configs.Change, error) {
-	if ckHash == cfgHash {
+// checkResume refuses to resume the checkpoint ck with cfg (hash cfgHash) when the config ck was
+// made under differs in a way that breaks resume, unless force. It reads that config from the
+// checkpoint itself (ConfigFile). It returns the changes, for the log.
+func checkResume(cfg configs.Config, cfgHash string, ck *checkpoint.Checkpoint, force bool) ([]configs.Change, error) {
+	if ck.Manifest.ConfigHash == cfgHash {
 		return nil, nil
 	}
-	saved, err := configs.ReadSaved(savedPath)
-	if err == nil && saved.Hash() != ckHash {
-		err = errors.New("it is not the config of the newest checkpoint")
+	doc, err := ck.ReadFile(ConfigFile)
+	var old configs.Config
+	if err == nil {
+		old, err = configs.ParseSaved(filepath.Join(ck.Dir, ConfigFile), doc)
+	}
+	if err == nil && old.Hash() != ck.Manifest.ConfigHash {
+		err = errors.New("it is not the config of the checkpoint")
 	}
 	if err != nil {
 		if force {
 			return nil, nil
 		}
-		return nil, &InputError{fmt.Errorf("run dir %s holds checkpoints of another config (hash %.12s, now %.12s), and its config.yaml cannot tell what changed (%v): use another run_dir, or --force to resume anyway",
-			cfg.RunDir, ckHash, cfgHash, err)}
+		return nil, &InputError{fmt.Errorf("run dir %s holds checkpoints of another config (hash %.12s, now %.12s), and cannot tell what changed (%v): use another run_dir, or --force to resume anyway",
+			cfg.RunDir, ck.Manifest.ConfigHash, cfgHash, err)}
 	}
 	var breaking, other []configs.Change
-	for _, c := range configs.Diff(saved, cfg) {
+	for _, c := range configs.Diff(old, cfg) {
 		if c.Breaks {
 			breaking = append(breaking, c)
 		} else {

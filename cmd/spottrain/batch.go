@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
+
+	"spottrain/analysis"
 )
 
 func runBatch(ctx context.Context, args []string, stdout io.Writer) error {
@@ -41,13 +44,16 @@ func runBatch(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	// Every experiment loads before any run starts: a bad one stops the batch at once.
 	var all []*runJob
+	var dirs []string
 	for _, n := range names {
 		cf := &configFlags{experiment: n, dir: *dir, sets: *sets, cmd: "batch"}
-		if _, err := cf.load(); err != nil {
+		cfg, err := cf.load()
+		if err != nil {
 			return err
 		}
 		for i := range *reps {
 			all = append(all, &runJob{flags: cf, index: i, runsDir: *runsDir})
+			dirs = append(dirs, runDirOf(*runsDir, cfg.Name, i))
 		}
 	}
 
@@ -64,9 +70,11 @@ func runBatch(ctx context.Context, args []string, stdout io.Writer) error {
 			for i := range queue {
 				job := all[i]
 				tag := fmt.Sprintf("[%*d/%d] %s rep %d", len(fmt.Sprint(len(all))), i+1, len(all), job.flags.experiment, job.index)
-				mu.Lock()
-				fmt.Fprintf(stdout, "%s: running (log: %s/run.log)\n", tag, runDirOf(job.runsDir, job.flags.experiment, job.index))
-				mu.Unlock()
+				if !analysis.Completed(dirs[i]) {
+					mu.Lock()
+					fmt.Fprintf(stdout, "%s: running (log: %s)\n", tag, filepath.Join(dirs[i], "run.log"))
+					mu.Unlock()
+				}
 				o, err := runOne(ctx, job)
 				mu.Lock()
 				switch {

@@ -140,12 +140,12 @@ func TestRunCtrlC(t *testing.T) {
 }
 
 // TestBatch runs an experiment glob twice over: runs that completed are skipped, so a batch
-// stopped half-way goes on where it stopped.
+// stopped half-way goes on where it stopped. Each strategy's runs end with the baseline's weights.
 func TestBatch(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	args := append([]string{"batch", "lstm-ondemand", "lstm-*-poisson", "--reps", "2", "--runs-dir", "runs"},
-		spotJob("train.epochs=1", "interrupts.rate_per_hour=0.5")...)
+		spotJob("train.epochs=2", "interrupts.rate_per_hour=1")...)
 	r := spottrain(t, dir, args...)
 	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 	for _, want := range []string{
@@ -165,6 +165,9 @@ func TestBatch(t *testing.T) {
 	r = spottrain(t, dir, args...)
 	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 	assert.Contains(t, r.stdout, "batch: 0 runs done, 8 complete already, 0 failed")
+	r = spottrain(t, dir, "verify", "runs", "--exact")
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Equal(t, 7, strings.Count(r.stdout, "= baseline\n"), r.stdout) // the 6 spot runs and the other baseline
 
 	r = spottrain(t, dir, "batch", "gpt-*", "--runs-dir", "runs")
 	assert.Equal(t, 2, r.code)

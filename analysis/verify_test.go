@@ -1,0 +1,1017 @@
+package analysis_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spottrain/analysis"
+	"spottrain/checkpoint"
+	"spottrain/events"
+)
+
+// The run directories below are built by hand: an event log in the compact form of writeEvents,
+// real checkpoints committed with the checkpoint package, and a metrics.json. Every run has 30
+// steps in two epochs of 15.
+
+// runSpec is a run directory to build.
+type runSpec struct {
+	log     string  // the event log, as writeEvents reads it
+	ckpts   []int64 // steps of the checkpoints on disk; nil: every step the log commits
+	metrics string  // metrics.json; "": goodMetrics; noMetrics: none
+	after   func(t *testing.T, dir string)
+}
+
+// counts are the fields of a Verdict that a test expects, compared as a whole.
+type counts struct {
+	Completed                           bool
+	Starts, Notice, Killed, Redo, Final int
+}
+
+const (
+	goodMetrics = `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{"rmse_kw":0.4}},{"epoch":2,"step":30,"val":{"rmse_kw":0.35}}],"test":{"rmse_kw":0.3}}`
+	noMetrics   = "none"
+)
+
+func TestVerify(t *testing.T) {
+	cases := []struct {
+		name string
+		run  runSpec
+		want counts
+		// problems are substrings, one per problem (in any order); {dir} stands for the run
+		// directory. None: the run is sound.
+		problems []string
+	}{
+		// Sound runs.
+		{
+			name: "single incarnation",
+			run: runSpec{log: `
+				1 start
+				1 step 5
+				1 ckpt 10
+				1 step 15
+				1 ckpt 20
+			` + done(1)},
+			want: counts{Completed: true, Starts: 1, Final: 30},
+		},
+		{
+			name: "SIGTERM: emergency checkpoint, exit 75, resumed at its step",
+			run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 step 15
+				0 notice
+				1 emergency 17
+				1 exit 75 17 stopped by terminated
+				0 child 75
+				0 restart
+				2 start
+				2 resume 17
+			` + done(2)},
+			want: counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
+		},
+		{
+			name: "SIGKILL: resumed from the last commit, the steps since are redone",
+			run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 step 14
+				0 kill
+				0 child -1
+				0 restart
+				2 start
+				2 resume 10
+			` + done(2)},
+			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 4, Final: 30},
+		},
+		{
+			name: "SIGKILL before any checkpoint: started afresh",
+			run: runSpec{log: `
+				1 start
+				1 step 5
+				1 step 8
+				2 start
+				2 ckpt 10
+			` + done(2)},
+			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 8, Final: 30},
+		},
+		{
+			name: "SIGKILL took the commit event: resumed from the checkpoint only begun",
+			run: runSpec{
+				log: `
+					1 start
+					1 ckpt 10
+					1 begin 12
+					2 start
+					2 resume 12
+				` + done(2),
+				ckpts: []int64{10, 12, 30},
+			},
+			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 0, Final: 30},
+		},
+		{
+			name: "SIGKILL after the final checkpoint: the next one only evaluates",
+			run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 final 30
+				2 start
+				2 resume 30
+				2 epoch 2 30
+				2 exit 0 30
+			`},
+			want: counts{Completed: true, Starts: 2, Killed: 1, Final: 30},
+		},
+		{
+			name: "a notice and two kills, one inside a checkpoint write",
+			run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 emergency 13
+				1 exit 75 13 stopped by terminated
+				2 start
+				2 resume 13
+				2 ckpt 20
+				2 step 24
+				3 start
+				3 resume 20
+				3 begin 25
+				4 start
+				4 resume 20
+			` + done(4)},
+			want: counts{Completed: true, Starts: 4, Notice: 1, Killed: 2, Redo: 4 + 5, Final: 30},
+		},
+
+		// Takeovers.
+		{
+			name: "resumed from an older checkpoint than the newest committed",
+			run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 ckpt 20
+				1 step 22
+				2 start
+				2 resume 10
+			` + done(2)},
+			want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 12, Final: 30},
+			problems: []string{"incarnation 2 resumed at step 10, not from the newest checkpoint (step 20)"},
+		},
+		{
+			name: "started afresh although a checkpoint was committed",
+			run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 step 12
+				2 start
+			` + done(2)},
+			want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 12, Final: 30},
+			problems: []string{"incarnation 2 started afresh although the checkpoint of step 10 had been committed"},
+		},
+		{
+			name: "resumed although nothing was committed",
+			run: runSpec{log: `
+				1 start
+				1 step 5
+				2 start
+				2 resume 5
+			` + done(2)},
+			want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 0, Final: 30},
+			problems: []string{"incarnation 2 resumed at step 5, but no checkpoint had been committed"},
+		},
+		{
+			name: "resumed at a step no earlier trainer checkpointed",
+			run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 step 14
+				2 start
+				2 resume 13
+			` + done(2)},
+			want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 1, Final: 30},
+			problems: []string{"incarnation 2 resumed at step 13, from no checkpoint an earlier trainer wrote"},
+		},
+		{
+			name: "resumed beyond the last step of the previous trainer",
+			run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 step 14
+				2 start
+				2 resume 20
+			` + done(2)},
+			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 0, Final: 30},
+			problems: []string{
+				"incarnation 2 resumed at step 20, from no checkpoint an earlier trainer wrote",
+				"steps 15 to 20 were skipped: incarnation 1 stopped at step 14 and incarnation 2 resumed at 20",
+			},
+		},
+		{
+			name: "skipped steps, the resume itself from the newest checkpoint",
+			run: runSpec{log: `
+				1 start
+				1 ckpt 20
+				1 step 22
+				2 start
+				2 resume 10
+				2 step 14
+				3 start
+				3 resume 20
+			` + done(3)},
+			want: counts{Completed: true, Starts: 3, Killed: 2, Redo: 12, Final: 30},
+			problems: []string{
+				"incarnation 2 resumed at step 10, not from the newest checkpoint (step 20)",
+				"steps 15 to 20 were skipped: incarnation 2 stopped at step 14 and incarnation 3 resumed at 20",
+			},
+		},
+		{
+			name: "after exit 75, resumed at another step than its emergency checkpoint",
+			run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 emergency 17
+				1 exit 75 17 stopped by terminated
+				2 start
+				2 resume 10
+			` + done(2)},
+			want: counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
+			problems: []string{
+				"incarnation 2 resumed at step 10, not from the newest checkpoint (step 17)",
+				"incarnation 1 exited after an emergency checkpoint at step 17, but incarnation 2 resumed at 10 (steps repeated without a kill)",
+			},
+		},
+
+		// How trainers ended.
+		{
+			name: "exit 75 without an emergency checkpoint",
+			run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 exit 75 10 stopped by terminated
+				2 start
+				2 resume 10
+			` + done(2)},
+			want:     counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
+			problems: []string{"incarnation 1 exited 75 without an emergency checkpoint"},
+		},
+		{
+			name: "a trainer failed",
+			run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 step 12
+				1 exit 1 12 out of memory
+				2 start
+				2 resume 10
+			` + done(2)},
+			want:     counts{Completed: true, Starts: 2, Final: 30},
+			problems: []string{"incarnation 1 failed with exit code 1: out of memory"},
+		},
+		{
+			name: "not completed: the last trainer was killed",
+			run: runSpec{
+				log: `
+					1 start
+					1 ckpt 10
+					1 step 14
+				`,
+				metrics: noMetrics,
+			},
+			want:     counts{Starts: 1, Killed: 1, Final: 14},
+			problems: []string{"not completed: the last trainer (incarnation 1) was killed at step 14"},
+		},
+		{
+			name: "not completed: the last trainer exited 75",
+			run: runSpec{
+				log: `
+					1 start
+					1 ckpt 10
+					1 emergency 17
+					1 exit 75 17 stopped by terminated
+				`,
+				metrics: noMetrics,
+			},
+			want:     counts{Starts: 1, Notice: 1, Final: 17},
+			problems: []string{"not completed: the last trainer (incarnation 1) was preempted at step 17 (exit 75)"},
+		},
+		{
+			name: "not completed: the last trainer failed",
+			run: runSpec{
+				log: `
+					1 start
+					1 ckpt 10
+					1 exit 2 10 run dir made with another config
+				`,
+				metrics: noMetrics,
+			},
+			want: counts{Starts: 1, Final: 10},
+			problems: []string{
+				"incarnation 1 failed with exit code 2: run dir made with another config",
+				"not completed: the last trainer (incarnation 1) exited 2 at step 10: run dir made with another config",
+			},
+		},
+		{
+			name: "exit 0 before the run's last step",
+			run: runSpec{
+				log: `
+					1 start
+					1 ckpt 10
+					1 final 25
+					1 exit 0 25
+				`,
+				metrics: `{"steps":25,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":25,"val":{}}],"test":{"rmse_kw":0.3}}`,
+			},
+			want:     counts{Completed: true, Starts: 1, Final: 25},
+			problems: []string{"the last trainer exited 0 at step 25, not at the run's last step 30"},
+		},
+		{
+			name:     "no trainer ever started",
+			run:      runSpec{log: "0 child -1", metrics: noMetrics},
+			want:     counts{},
+			problems: []string{"no trainer ever started"},
+		},
+
+		// metrics.json.
+		{
+			name:     "metrics.json missing",
+			run:      runSpec{log: "1 start\n" + done(1), metrics: noMetrics},
+			want:     counts{Completed: true, Starts: 1, Final: 30},
+			problems: []string{"final metrics: open {dir}/metrics.json: no such file"},
+		},
+		{
+			name:     "metrics.json unreadable",
+			run:      runSpec{log: "1 start\n" + done(1), metrics: `{"steps":`},
+			want:     counts{Completed: true, Starts: 1, Final: 30},
+			problems: []string{"final metrics: {dir}/metrics.json: unexpected end of JSON input"},
+		},
+		{
+			name: "metrics.json steps mismatch",
+			run: runSpec{log: "1 start\n" + done(1),
+				metrics: `{"steps":29,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":30,"val":{}}],"test":{"rmse_kw":0.3}}`},
+			want:     counts{Completed: true, Starts: 1, Final: 30},
+			problems: []string{"final metrics: metrics.json says 29 steps, the trainer 30"},
+		},
+		{
+			name: "metrics.json epoch numbering gap",
+			run: runSpec{log: "1 start\n" + done(1),
+				metrics: `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":3,"step":30,"val":{}}],"test":{"rmse_kw":0.3}}`},
+			want:     counts{Completed: true, Starts: 1, Final: 30},
+			problems: []string{"final metrics: epoch 3 listed as number 2"},
+		},
+		{
+			name: "metrics.json last validation not at the last step",
+			run: runSpec{log: "1 start\n" + done(1),
+				metrics: `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":28,"val":{}}],"test":{"rmse_kw":0.3}}`},
+			want:     counts{Completed: true, Starts: 1, Final: 30},
+			problems: []string{"final metrics: the last validation is not at the last step 30"},
+		},
+		{
+			name:     "metrics.json without validations",
+			run:      runSpec{log: "1 start\n" + done(1), metrics: `{"steps":30,"epochs":[],"test":{"rmse_kw":0.3}}`},
+			want:     counts{Completed: true, Starts: 1, Final: 30},
+			problems: []string{"final metrics: the last validation is not at the last step 30"},
+		},
+		{
+			name: "metrics.json without test scores",
+			run: runSpec{log: "1 start\n" + done(1),
+				metrics: `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":30,"val":{}}],"test":{}}`},
+			want:     counts{Completed: true, Starts: 1, Final: 30},
+			problems: []string{"final metrics: no test scores in metrics.json"},
+		},
+
+		// Checkpoints on disk.
+		{
+			name: "a checkpoint corrupted after its commit",
+			run: runSpec{
+				log:   "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1),
+				after: func(t *testing.T, dir string) { flipByte(t, dir, 10, "model.pt") },
+			},
+			want:     counts{Completed: true, Starts: 1, Final: 30},
+			problems: []string{"checkpoint {dir}/step-00000010 does not verify: model.pt: sha256 mismatch"},
+		},
+		{
+			name: "the final checkpoint corrupted",
+			run: runSpec{
+				log:   "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1),
+				after: func(t *testing.T, dir string) { flipByte(t, dir, 30, "optim.pt") },
+			},
+			want: counts{Completed: true, Starts: 1, Final: 30},
+			problems: []string{
+				"checkpoint {dir}/step-00000030 does not verify: optim.pt: sha256 mismatch",
+				"the newest checkpoint is of step 20, not of the last step 30",
+			},
+		},
+		{
+			name: "a corrupted checkpoint in a run not completed",
+			run: runSpec{
+				log:     "1 start\n1 ckpt 10\n1 step 12",
+				metrics: noMetrics,
+				after:   func(t *testing.T, dir string) { flipByte(t, dir, 10, "model.pt") },
+			},
+			want: counts{Starts: 1, Killed: 1, Final: 12},
+			problems: []string{
+				"not completed: the last trainer (incarnation 1) was killed at step 12",
+				"checkpoint {dir}/step-00000010 does not verify: model.pt: sha256 mismatch",
+			},
+		},
+		{
+			name:     "the newest checkpoint is not of the final step",
+			run:      runSpec{log: "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1), ckpts: []int64{10, 20}},
+			want:     counts{Completed: true, Starts: 1, Final: 30},
+			problems: []string{"the newest checkpoint is of step 20, not of the last step 30"},
+		},
+		{
+			name:     "no checkpoint left in a completed run",
+			run:      runSpec{log: "1 start\n" + done(1), ckpts: []int64{}},
+			want:     counts{Completed: true, Starts: 1, Final: 30},
+			problems: []string{"no checkpoint left in a completed run"},
+		},
+
+		// What the trainers and the runner reported.
+		{
+			name: "the runner saw a child killed that it had not killed",
+			run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 step 14
+				0 child -1 caused=false
+				0 restart
+				2 start
+				2 resume 10
+			` + done(2)},
+			want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 4, Final: 30},
+			problems: []string{"the runner saw a child fail that it had not interrupted: code -1, signal killed"},
+		},
+		{
+			name: "the runner saw a child fail on its own",
+			run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 step 12
+				1 exit 1 12 out of memory
+				0 child 1 caused=false
+				0 restart
+				2 start
+				2 resume 10
+			` + done(2)},
+			want: counts{Completed: true, Starts: 2, Final: 30},
+			problems: []string{
+				"incarnation 1 failed with exit code 1: out of memory",
+				"the runner saw a child fail that it had not interrupted: code 1, signal ",
+			},
+		},
+		{
+			name: "a trainer found an invalid checkpoint",
+			run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 step 14
+				2 start
+				2 invalid step-00000012 manifest.json is missing
+				2 resume 10
+			` + done(2)},
+			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 4, Final: 30},
+			problems: []string{
+				"incarnation 2 found an invalid checkpoint: {dir}/step-00000012: manifest.json is missing",
+			},
+		},
+		{
+			name: "a trainer found the newest checkpoint invalid and resumed from the one before",
+			run: runSpec{
+				log: `
+					1 start
+					1 ckpt 10
+					1 ckpt 20
+					1 step 22
+					2 start
+					2 invalid step-00000020 model.pt: sha256 mismatch
+					2 resume 10
+				` + done(2),
+				ckpts: []int64{10, 30},
+			},
+			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 12, Final: 30},
+			problems: []string{
+				"incarnation 2 found an invalid checkpoint: {dir}/step-00000020: model.pt: sha256 mismatch",
+				"incarnation 2 resumed at step 10, not from the newest checkpoint (step 20)",
+			},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := buildRun(t, c.run)
+			v, err := analysis.Verify(dir)
+			require.NoError(t, err)
+			assert.Equal(t, dir, v.Dir)
+			assert.Equal(t, c.want, countsOf(v))
+			assertProblems(t, dir, c.problems, v.Problems)
+			assert.Equal(t, c.want.Completed && len(c.problems) == 0, v.OK())
+		})
+	}
+}
+
+// TestVerifyKillLeftovers: a SIGKILL inside a checkpoint write leaves a .tmp- directory, which
+// the next trainer reports (as checkpoint_invalid: train/job.go emits one for every Invalid that
+// Store.Latest returns, leftovers included) and removes only if it finds a valid checkpoint. Such
+// runs are sound, as the crash test (cmd/spottrain/crash_test.go) holds them to be.
+//
+// These cases fail: Verify reports the leftover as an invalid checkpoint (see the report).
+func TestVerifyKillLeftovers(t *testing.T) {
+	t.Run("killed inside a periodic write", func(t *testing.T) {
+		dir := buildRun(t, runSpec{log: `
+			1 start
+			1 ckpt 10
+			1 begin 20
+			1 step 21
+			2 start
+			2 invalid .tmp-step-00000020-123456 unfinished checkpoint write
+			2 resume 10
+		` + done(2)})
+		v, err := analysis.Verify(dir)
+		require.NoError(t, err)
+		assert.Equal(t, 11, v.Redo)
+		assert.Empty(t, v.Problems, "the leftover of an interrupted write is no invalid checkpoint")
+	})
+	t.Run("killed inside the first write", func(t *testing.T) {
+		dir := buildRun(t, runSpec{log: `
+			1 start
+			1 begin 10
+			2 start
+			2 invalid .tmp-step-00000010-123456 unfinished checkpoint write
+		` + done(2)})
+		// Store.Latest found no valid checkpoint, so it removed nothing: the leftover stays.
+		leaveTmp(t, dir, 10)
+		v, err := analysis.Verify(dir)
+		require.NoError(t, err)
+		assert.Equal(t, 10, v.Redo)
+		assert.Empty(t, v.Problems, "the leftover of an interrupted write is no invalid checkpoint")
+	})
+}
+
+// TestVerifyKilledInStartup: a trainer killed after its run_start but before its resume event
+// (while Store.Latest verifies the newest checkpoint, or while it is restored: train/job.go emits
+// resume only after both) did no step and decided nothing. The run is sound: the next trainer
+// resumes from the newest checkpoint, and the steps redone are those of the first kill.
+//
+// This case fails: Verify says incarnation 2 started afresh, that steps 1 to 10 were skipped,
+// and counts 14 steps redone (see the report).
+func TestVerifyKilledInStartup(t *testing.T) {
+	dir := buildRun(t, runSpec{log: `
+		1 start
+		1 ckpt 10
+		1 step 14
+		2 start
+		3 start
+		3 resume 10
+	` + done(3)})
+	v, err := analysis.Verify(dir)
+	require.NoError(t, err)
+	assert.Equal(t, counts{Completed: true, Starts: 3, Killed: 2, Redo: 4, Final: 30}, countsOf(v))
+	assert.Empty(t, v.Problems)
+}
+
+func TestVerifyUnreadable(t *testing.T) {
+	t.Run("no event log", func(t *testing.T) {
+		dir := t.TempDir()
+		_, err := analysis.Verify(dir)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), events.FileName)
+	})
+	t.Run("a line that is not an event", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, events.FileName), "{\"type\":\"progress\"}\n")
+		_, err := analysis.Verify(dir)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "line 1")
+	})
+}
+
+func TestReadRun(t *testing.T) {
+	dir := t.TempDir()
+	writeEvents(t, dir, `
+		1 start
+		1 step 5
+		1 ckpt 10
+		1 begin 12
+		0 kill
+		0 child -1
+		0 restart
+		2 start pid=4242 total_steps=31
+		2 invalid step-00000012 manifest.json is missing
+		2 resume 10
+		2 emergency 17
+		2 exit 75 17 stopped by terminated
+	`)
+	r, err := analysis.ReadRun(dir)
+	require.NoError(t, err)
+	assert.Equal(t, dir, r.Dir)
+
+	require.Len(t, r.Runner, 3)
+	for i, typ := range []string{events.InterruptSent, events.ChildExit, events.Restart} {
+		assert.Equal(t, typ, r.Runner[i].Type)
+		assert.Equal(t, 0, r.Runner[i].Incarnation)
+	}
+	assert.Equal(t, -1.0, r.Runner[1].Fields["code"])
+
+	require.Len(t, r.Incarnations, 2)
+	one, two := r.Incarnations[0], r.Incarnations[1]
+	assert.Equal(t, &analysis.Incarnation{
+		N: 1, Start: at(0), End: at(4), PID: 11, TotalSteps: 30,
+		LastStep: 12, Exit: -1,
+		Begun:   []int{10, 12},
+		Commits: []analysis.Commit{{Step: 10, Reason: "periodic", Dir: ckptDir(dir, 10)}},
+	}, one)
+	assert.True(t, one.Killed())
+	assert.Equal(t, &analysis.Incarnation{
+		N: 2, Start: at(8), End: at(15), PID: 4242, TotalSteps: 31,
+		ResumeStep: 10, ResumeDir: ckptDir(dir, 10), Resumed: true,
+		LastStep: 17, Exit: 75, ExitReason: "stopped by terminated", Emergency: true,
+		Begun:   []int{17},
+		Commits: []analysis.Commit{{Step: 17, Reason: "emergency", Dir: ckptDir(dir, 17)}},
+		Invalid: []string{filepath.Join(dir, "step-00000012") + ": manifest.json is missing"},
+	}, two)
+	assert.False(t, two.Killed())
+}
+
+func TestReadRunErrors(t *testing.T) {
+	_, err := analysis.ReadRun(t.TempDir())
+	require.Error(t, err)
+
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, events.FileName), "not json\n")
+	_, err = analysis.ReadRun(dir)
+	require.Error(t, err)
+}
+
+func TestCompleted(t *testing.T) {
+	cases := []struct {
+		name    string
+		log     string // "": no event log
+		metrics bool
+		want    bool
+	}{
+		{"done, with metrics", "1 start\n" + done(1), true, true},
+		{"done, no metrics", "1 start\n" + done(1), false, false},
+		{"resumed and done", "1 start\n1 ckpt 10\n1 step 12\n2 start\n2 resume 10\n" + done(2), true, true},
+		{"last killed", "1 start\n" + done(1) + "2 start\n2 resume 30", true, false},
+		{"last preempted", "1 start\n1 emergency 17\n1 exit 75 17", true, false},
+		{"last failed", "1 start\n1 exit 1 3 boom", true, false},
+		{"only the runner", "0 child -1", true, false},
+		{"no event log", "", true, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if c.log != "" {
+				writeEvents(t, dir, c.log)
+			}
+			if c.metrics {
+				writeFile(t, filepath.Join(dir, analysis.MetricsFile), goodMetrics)
+			}
+			assert.Equal(t, c.want, analysis.Completed(dir))
+		})
+	}
+}
+
+func TestReadMetrics(t *testing.T) {
+	dir := t.TempDir()
+	_, err := analysis.ReadMetrics(dir)
+	require.ErrorIs(t, err, os.ErrNotExist)
+
+	writeFile(t, filepath.Join(dir, analysis.MetricsFile), goodMetrics)
+	m, err := analysis.ReadMetrics(dir)
+	require.NoError(t, err)
+	assert.Equal(t, 30, m.Steps)
+	require.Len(t, m.Epochs, 2)
+	assert.Equal(t, 2, m.Epochs[1].Epoch)
+	assert.Equal(t, 30, m.Epochs[1].Step)
+	assert.Equal(t, map[string]float64{"rmse_kw": 0.35}, m.Epochs[1].Val)
+	assert.Equal(t, map[string]float64{"rmse_kw": 0.3}, m.Test)
+}
+
+func TestFindRuns(t *testing.T) {
+	t.Run("nested, dot directories skipped", func(t *testing.T) {
+		root := t.TempDir()
+		for _, d := range []string{"b", "a/x", "a/x/.tmp-step-00000010-1", ".hidden", "c/.cache/d"} {
+			writeFile(t, filepath.Join(root, d, events.FileName), "")
+		}
+		writeFile(t, filepath.Join(root, "empty", "config.yaml"), "")
+		got, err := analysis.FindRuns(root)
+		require.NoError(t, err)
+		assert.Equal(t, []string{filepath.Join(root, "a/x"), filepath.Join(root, "b")}, got)
+	})
+	t.Run("root is a run", func(t *testing.T) {
+		root := filepath.Join(t.TempDir(), ".runs") // a dot name is skipped only below the root
+		writeFile(t, filepath.Join(root, events.FileName), "")
+		writeFile(t, filepath.Join(root, "sub", events.FileName), "")
+		got, err := analysis.FindRuns(root)
+		require.NoError(t, err)
+		assert.Equal(t, []string{root, filepath.Join(root, "sub")}, got)
+	})
+	t.Run("none", func(t *testing.T) {
+		root := t.TempDir()
+		writeFile(t, filepath.Join(root, ".tmp", events.FileName), "")
+		_, err := analysis.FindRuns(root)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "no run directories")
+		assert.Contains(t, err.Error(), root)
+	})
+	t.Run("missing root", func(t *testing.T) {
+		root := filepath.Join(t.TempDir(), "nope")
+		_, err := analysis.FindRuns(root)
+		require.ErrorIs(t, err, os.ErrNotExist)
+	})
+}
+
+// done is the end of a run by incarnation n: steps to 30, the final checkpoint, exit 0.
+func done(n int) string {
+	return fmt.Sprintf("%[1]d step 25\n%[1]d final 30\n%[1]d epoch 2 30\n%[1]d exit 0 30\n", n)
+}
+
+func countsOf(v *analysis.Verdict) counts {
+	return counts{v.Completed, v.Starts, v.Notice, v.Killed, v.Redo, v.FinalStep}
+}
+
+// assertProblems checks that each problem got contains its own one of the substrings want (in
+// any order), {dir} standing for dir.
+func assertProblems(t *testing.T, dir string, want, got []string) {
+	t.Helper()
+	if len(want) == 0 {
+		assert.Empty(t, got)
+		return
+	}
+	left := append([]string{}, got...)
+	for _, w := range want {
+		w = strings.ReplaceAll(w, "{dir}", dir)
+		i := indexContaining(left, w)
+		if !assert.GreaterOrEqual(t, i, 0, "no problem contains %q in %q", w, got) {
+			continue
+		}
+		left = append(left[:i], left[i+1:]...)
+	}
+	assert.Empty(t, left, "unexpected problems")
+}
+
+func indexContaining(list []string, sub string) int {
+	for i, s := range list {
+		if strings.Contains(s, sub) {
+			return i
+		}
+	}
+	return -1
+}
+
+// buildRun makes a run directory: its event log, its checkpoints and its metrics.json.
+func buildRun(t *testing.T, spec runSpec) string {
+	t.Helper()
+	dir := t.TempDir()
+	committed := writeEvents(t, dir, spec.log)
+	steps := spec.ckpts
+	if steps == nil {
+		steps = committed
+	}
+	commitCheckpoints(t, dir, steps)
+	switch spec.metrics {
+	case noMetrics:
+	case "":
+		writeFile(t, filepath.Join(dir, analysis.MetricsFile), goodMetrics)
+	default:
+		writeFile(t, filepath.Join(dir, analysis.MetricsFile), spec.metrics)
+	}
+	if spec.after != nil {
+		spec.after(t, dir)
+	}
+	return dir
+}
+
+// t0 is the time of the first event of a log.
+var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+
+// at is the time of the i-th event (from 0) that writeEvents writes.
+func at(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
+
+func ckptDir(dir string, step int) string { return filepath.Join(dir, checkpoint.DirName(int64(step))) }
+
+// writeEvents writes dir's events.jsonl from desc, one event (or a few) a line, one second
+// apart, and returns the steps of the checkpoints the trainers committed. A line is
+//
+//	INCARNATION VERB ARGS... [KEY=VALUE...]
+//
+// where the KEY=VALUEs (an int, a float, a bool or a string) set fields of the verb's last
+// event. The verbs, with the required fields filled in:
+//
+//	start                run_start (pid 10+incarnation, total_steps 30)
+//	resume S             resume at step S from its checkpoint
+//	step S               progress at step S
+//	begin S [REASON]     checkpoint_begin (periodic)
+//	commit S [REASON]    checkpoint_commit (periodic)
+//	ckpt S [REASON]      begin and commit
+//	final S              begin and commit, reason final
+//	emergency S          signal_received, begin, emergency_checkpoint and commit, reason emergency
+//	epoch E S            epoch_end of epoch E at step S
+//	exit CODE S [WORDS]  exit (reason "done" or the words)
+//	invalid NAME WORDS   checkpoint_invalid of dir/NAME, the words the reason
+//	notice, kill         the runner's interrupt_sent of that kind
+//	child CODE           the runner's child_exit (signal "killed" for code -1, caused true)
+//	restart              the runner's restart
+//	TYPE                 any other event type, with the KEY=VALUEs only
+func writeEvents(t *testing.T, dir, desc string) []int64 {
+	t.Helper()
+	var (
+		buf       bytes.Buffer
+		n         int // events written
+		committed []int64
+		restarts  int
+	)
+	for l := range strings.Lines(desc) {
+		words := strings.Fields(l)
+		if len(words) == 0 {
+			continue
+		}
+		require.GreaterOrEqual(t, len(words), 2, "event line %q", l)
+		inc := atoi(t, words[0])
+		var args []string
+		over := map[string]any{}
+		for _, w := range words[2:] {
+			if k, v, ok := strings.Cut(w, "="); ok {
+				over[k] = value(v)
+			} else {
+				args = append(args, w)
+			}
+		}
+		emit := func(typ string, fields map[string]any) {
+			fields["time"], fields["type"], fields["incarnation"] = at(n).Format(time.RFC3339Nano), typ, inc
+			data, err := json.Marshal(fields)
+			require.NoError(t, err)
+			buf.Write(append(data, '\n'))
+			n++
+		}
+		arg := func(i int) int {
+			require.Greater(t, len(args), i, "event line %q: argument %d missing", l, i+1)
+			return atoi(t, args[i])
+		}
+		rest := func(i int, def string) string { // the arguments from i on
+			if len(args) > i {
+				return strings.Join(args[i:], " ")
+			}
+			return def
+		}
+		begin := func(step int, reason string) {
+			emit(events.CheckpointBegin, map[string]any{"step": step, "reason": reason})
+		}
+		commit := func(step int, reason string) {
+			committed = append(committed, int64(step))
+			emit(events.CheckpointCommit, map[string]any{"step": step, "reason": reason,
+				"blocking_ms": 1.5, "persist_ms": 20.25, "bytes": 1000, "dir": ckptDir(dir, step)})
+		}
+		switch verb := words[1]; verb {
+		case "start":
+			emit(events.RunStart, map[string]any{"config_hash": "9f86d081", "device": "cpu",
+				"pid": 10 + inc, "libtorch": "1.13.1", "total_steps": 30})
+		case "resume":
+			emit(events.Resume, map[string]any{"step": arg(0), "epoch": arg(0) / 15, "batch": arg(0) % 15,
+				"dir": ckptDir(dir, arg(0))})
+		case "step":
+			emit(events.Progress, map[string]any{"step": arg(0), "epoch": arg(0) / 15, "loss": 0.5})
+		case "begin":
+			begin(arg(0), rest(1, checkpoint.ReasonPeriodic))
+		case "commit":
+			commit(arg(0), rest(1, checkpoint.ReasonPeriodic))
+		case "ckpt":
+			begin(arg(0), rest(1, checkpoint.ReasonPeriodic))
+			commit(arg(0), rest(1, checkpoint.ReasonPeriodic))
+		case "final":
+			begin(arg(0), checkpoint.ReasonFinal)
+			commit(arg(0), checkpoint.ReasonFinal)
+		case "emergency":
+			emit(events.SignalReceived, map[string]any{"signal": "terminated", "step": arg(0), "wait_ms": 3.0})
+			begin(arg(0), checkpoint.ReasonEmergency)
+			emit(events.EmergencyCheckpoint, map[string]any{"step": arg(0), "reason": checkpoint.ReasonEmergency})
+			commit(arg(0), checkpoint.ReasonEmergency)
+		case "epoch":
+			emit(events.EpochEnd, map[string]any{"epoch": arg(0), "step": arg(1), "train_loss": 0.4,
+				"metrics": map[string]float64{"rmse_kw": 0.4}})
+		case "exit":
+			emit(events.Exit, map[string]any{"code": arg(0), "step": arg(1), "reason": rest(2, "done")})
+		case "invalid":
+			require.NotEmpty(t, args, "event line %q: no directory", l)
+			emit(events.CheckpointInvalid, map[string]any{"dir": filepath.Join(dir, args[0]), "reason": rest(1, "")})
+		case "notice", "kill":
+			emit(events.InterruptSent, map[string]any{"kind": verb, "reason": "schedule", "pid": 11 + restarts})
+		case "child":
+			signal := ""
+			if arg(0) == -1 {
+				signal = "killed"
+			}
+			emit(events.ChildExit, map[string]any{"pid": 11 + restarts, "code": arg(0), "signal": signal, "caused": true})
+		case "restart":
+			restarts++
+			emit(events.Restart, map[string]any{"attempt": restarts, "delay_s": 0.5})
+		default:
+			emit(verb, map[string]any{})
+		}
+		if len(over) > 0 {
+			rewriteLast(t, &buf, over)
+		}
+	}
+	writeFile(t, filepath.Join(dir, events.FileName), buf.String())
+	return committed
+}
+
+// rewriteLast sets fields of the last line of buf.
+func rewriteLast(t *testing.T, buf *bytes.Buffer, fields map[string]any) {
+	t.Helper()
+	data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	start := bytes.LastIndexByte(data, '\n') + 1
+	var line map[string]any
+	require.NoError(t, json.Unmarshal(data[start:], &line))
+	for k, v := range fields {
+		line[k] = v
+	}
+	out, err := json.Marshal(line)
+	require.NoError(t, err)
+	buf.Truncate(start)
+	buf.Write(append(out, '\n'))
+}
+
+// value is the JSON value of a KEY=VALUE: an int, a float, a bool or a string.
+func value(s string) any {
+	if i, err := strconv.Atoi(s); err == nil {
+		return i
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return f
+	}
+	if b, err := strconv.ParseBool(s); err == nil {
+		return b
+	}
+	return s
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	i, err := strconv.Atoi(s)
+	require.NoError(t, err, "not an integer: %q", s)
+	return i
+}
+
+// commitCheckpoints commits a real checkpoint of each step in dir, with the checkpoint package.
+func commitCheckpoints(t *testing.T, dir string, steps []int64) {
+	t.Helper()
+	store, err := checkpoint.Open(dir, checkpoint.Options{Keep: 100})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, store.Close()) }()
+	for _, step := range steps {
+		p, err := store.Begin(step)
+		require.NoError(t, err)
+		writePayload(t, p, step)
+		_, err = p.Commit(checkpoint.Manifest{
+			RunID: "test-run", ConfigHash: "9f86d081", Epoch: int(step) / 15, Step: step, Batch: int(step) % 15,
+			Loss: 0.5, Libtorch: "1.13.1", Device: "cpu", Reason: checkpoint.ReasonPeriodic, Time: at(int(step)),
+		})
+		require.NoError(t, err)
+	}
+}
+
+// leaveTmp leaves in dir the temporary directory of a checkpoint of step that was never
+// committed, as a SIGKILL inside its write does.
+func leaveTmp(t *testing.T, dir string, step int64) {
+	t.Helper()
+	store, err := checkpoint.Open(dir, checkpoint.Options{Keep: 100})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, store.Close()) }()
+	p, err := store.Begin(step)
+	require.NoError(t, err)
+	writePayload(t, p, step)
+}
+
+func writePayload(t *testing.T, p *checkpoint.Pending, step int64) {
+	t.Helper()
+	require.NoError(t, p.Write("model.pt", bytes.Repeat([]byte(fmt.Sprintf("weights at step %d;", step)), 64)))
+	require.NoError(t, p.Write("optim.pt", []byte(fmt.Sprintf("adam moments at step %d", step))))
+}
+
+// flipByte corrupts the payload file name of the checkpoint of step in dir.
+func flipByte(t *testing.T, dir string, step int64, name string) {
+	t.Helper()
+	path := filepath.Join(dir, checkpoint.DirName(step), name)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NotEmpty(t, data)
+	data[len(data)/2] ^= 0xff
+	require.NoError(t, os.WriteFile(path, data, 0o644))
+}
+
+// writeFile writes path, creating its directory.
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+}
