@@ -212,6 +212,8 @@ func (e *missingLayer) Error() string {
 	msg := fmt.Sprintf("no %s/%s.yaml in %s", e.kind, e.name, e.tree)
 	if s := suggest(e.name, e.have); strings.HasPrefix(s, "did you mean") {
 		msg += " (" + s + ")"
+	} else if len(e.have) > 8 {
+		msg += fmt.Sprintf(" (it has %d: 'spottrain config list' shows them)", len(e.have))
 	} else if len(e.have) > 0 {
 		msg += " (have: " + strings.Join(e.have, ", ") + ")"
 	}

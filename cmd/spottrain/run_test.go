@@ -216,7 +216,7 @@ func TestConfigShow(t *testing.T) {
 	assert.Equal(t, "tree/experiments/e.yaml:3: layers.strategy: no strategies/fixed.yaml in tree", errorLine(t, r.stderr))
 	r = spottrain(t, dir, "config", "show", "nope")
 	assert.Equal(t, 2, r.code)
-	assert.True(t, strings.HasPrefix(errorLine(t, r.stderr), "no experiments/nope.yaml in configs (have: lstm-adaptive-bursty, "), errorLine(t, r.stderr))
+	assert.Equal(t, "no experiments/nope.yaml in configs (it has 30: 'spottrain config list' shows them)", errorLine(t, r.stderr))
 	r = spottrain(t, dir, "config", "show")
 	assert.Equal(t, 2, r.code)
 	assert.Equal(t, "config show: --experiment NAME or --config FILE is required", errorLine(t, r.stderr))
