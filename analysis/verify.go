@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -22,7 +23,9 @@ type Verdict struct {
 	// after its last event).
 	Redo      int
 	FinalStep int
-	Problems  []string // empty: the run is sound
+	// Final is the newest valid checkpoint of a completed run (nil otherwise).
+	Final    *checkpoint.Checkpoint
+	Problems []string // empty: the run is sound
 }
 
 // OK reports whether the run completed with no problem.
@@ -214,12 +217,10 @@ func checkCheckpoints(v *Verdict, dir string) {
 			v.problem("no checkpoint left in a completed run")
 			return
 		}
-		steps := make([]int64, len(cks))
-		for i, c := range cks {
-			steps[i] = c.Manifest.Step
-		}
-		if top := slices.Max(steps); int(top) != v.FinalStep {
-			v.problem("the newest checkpoint is of step %d, not of the last step %d", top, v.FinalStep)
+		final := slices.MaxFunc(cks, func(a, b checkpoint.Checkpoint) int { return cmp.Compare(a.Manifest.Step, b.Manifest.Step) })
+		v.Final = &final
+		if int(final.Manifest.Step) != v.FinalStep {
+			v.problem("the newest checkpoint is of step %d, not of the last step %d", final.Manifest.Step, v.FinalStep)
 		}
 	}
 }

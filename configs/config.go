@@ -39,6 +39,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"spottrain/preemption"
 )
 
 // Config is one training job, fully resolved.
@@ -180,6 +182,15 @@ type ScheduleConfig struct {
 	StepSize    int     `yaml:"step_size"`    // step: lr *= gamma every step_size steps
 	Gamma       float64 `yaml:"gamma"`        // step
 	MinLR       float64 `yaml:"min_lr"`       // cosine floor
+}
+
+// Preemption returns the pattern settings for run index index (added to the seed).
+func (i InterruptsConfig) Preemption(index int) preemption.Config {
+	return preemption.Config{
+		Kind: i.Pattern, Seed: i.Seed + uint64(index), Every: i.Every, Jitter: i.Jitter, RatePerHour: i.RatePerHour,
+		QuietRatePerHour: i.QuietRatePerHour, StormRatePerHour: i.StormRatePerHour, QuietMean: i.QuietMean, StormMean: i.StormMean,
+		NoNoticeShare: i.NoNoticeShare, Grace: i.Grace, RestartDelay: i.RestartDelay, TimeScale: i.TimeScale,
+	}
 }
 
 // Default returns the configuration used for every key no layer sets.

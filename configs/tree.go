@@ -117,12 +117,20 @@ func ParseSaved(name string, doc []byte) (Config, error) {
 // ShowExperiment returns the merged config of an experiment as YAML. With origins, each value
 // carries a comment naming the file and line (or the flag) that set it, or "default".
 func (t Tree) ShowExperiment(name string, overrides []string, origins bool) ([]byte, error) {
-	return show(t.experiment(name, overrides))(origins)
+	c, d, err := t.experiment(name, overrides)
+	if err != nil {
+		return nil, err
+	}
+	return show(c, d, origins)
 }
 
 // ShowFile is ShowExperiment for a standalone file.
 func (t Tree) ShowFile(file string, overrides []string, origins bool) ([]byte, error) {
-	return show(t.file(file, overrides))(origins)
+	c, d, err := t.file(file, overrides)
+	if err != nil {
+		return nil, err
+	}
+	return show(c, d, origins)
 }
 
 func (t Tree) experiment(name string, overrides []string) (Config, *decoder, error) {
@@ -235,23 +243,17 @@ func (t Tree) layer(kind, name string) (*layer, error) {
 	return parseDocument(file, doc, "")
 }
 
-// show returns a function that renders a built config, so that ShowExperiment can pass the
-// results of its loader straight through.
-func show(c Config, d *decoder, err error) func(origins bool) ([]byte, error) {
-	return func(origins bool) ([]byte, error) {
-		if err != nil {
-			return nil, err
-		}
-		if !origins {
-			return c.YAML()
-		}
-		var root yaml.Node
-		if err := root.Encode(c); err != nil {
-			return nil, err
-		}
-		d.annotate(&root, "")
-		return encodeYAML(&root)
+// show renders a built config; with origins, each value names where d says it was set.
+func show(c Config, d *decoder, origins bool) ([]byte, error) {
+	if !origins {
+		return c.YAML()
 	}
+	var root yaml.Node
+	if err := root.Encode(c); err != nil {
+		return nil, err
+	}
+	d.annotate(&root, "")
+	return encodeYAML(&root)
 }
 
 // annotate adds to each value of n a comment naming where it was set.

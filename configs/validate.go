@@ -199,12 +199,3 @@ var interruptKeys = map[string]string{
 	"QuietMean": "quiet_mean", "StormMean": "storm_mean", "NoNoticeShare": "no_notice_share",
 	"Grace": "grace", "RestartDelay": "restart_delay", "TimeScale": "time_scale",
 }
-
-// Preemption returns the pattern settings for run index index (added to the seed).
-func (i InterruptsConfig) Preemption(index int) preemption.Config {
-	return preemption.Config{
-		Kind: i.Pattern, Seed: i.Seed + uint64(index), Every: i.Every, Jitter: i.Jitter, RatePerHour: i.RatePerHour,
-		QuietRatePerHour: i.QuietRatePerHour, StormRatePerHour: i.StormRatePerHour, QuietMean: i.QuietMean, StormMean: i.StormMean,
-		NoNoticeShare: i.NoNoticeShare, Grace: i.Grace, RestartDelay: i.RestartDelay, TimeScale: i.TimeScale,
-	}
-}

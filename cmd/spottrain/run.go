@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"spottrain/analysis"
@@ -139,10 +138,8 @@ func runOne(ctx context.Context, job *runJob) (*runOutcome, error) {
 	} else if runner, err = preemption.NewRunner(pc, command); err != nil {
 		return nil, err // validated with the config already
 	}
-	var mu sync.Mutex // OnEvent runs on Run's goroutine; the outcome is read after Run returns
+	// OnEvent runs on Run's goroutine, and o is read after Run returns.
 	runner.OnEvent = func(kind string, fields map[string]any) {
-		mu.Lock()
-		defer mu.Unlock()
 		if err := evlog.Emit(kind, fields); err != nil {
 			fmt.Fprintf(out, "[run] warning: %v\n", err)
 		}

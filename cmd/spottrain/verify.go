@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"slices"
 	"text/tabwriter"
 
 	"spottrain/analysis"
-	"spottrain/checkpoint"
 	"spottrain/configs"
 	"spottrain/train"
 )
@@ -112,15 +110,10 @@ func readRunInfo(dir string, v *analysis.Verdict) runInfo {
 		return runInfo{}
 	}
 	ri := runInfo{training: cfg.TrainingHash(), pattern: cfg.Interrupts.Pattern}
-	if !v.Completed {
+	if v.Final == nil {
 		return ri
 	}
-	cks, _, err := checkpoint.List(dir)
-	if err != nil || len(cks) == 0 {
-		return ri
-	}
-	newest := slices.MaxFunc(cks, func(a, b checkpoint.Checkpoint) int { return int(a.Manifest.Step - b.Manifest.Step) })
-	if ri.digest, err = train.WeightsDigest(&newest); err != nil {
+	if ri.digest, err = train.WeightsDigest(v.Final); err != nil {
 		v.Problems = append(v.Problems, fmt.Sprintf("final weights: %v", err))
 	}
 	return ri
