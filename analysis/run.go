@@ -65,6 +65,7 @@ type Run struct {
 	Dir          string
 	Incarnations []*Incarnation
 	Runner       []events.Event // the runner's events (incarnation 0), in order
+	Events       []events.Event // all events, in the order written
 }
 
 // ReadRun reads dir's event log.
@@ -73,7 +74,7 @@ func ReadRun(dir string) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Run{Dir: dir}
+	r := &Run{Dir: dir, Events: evs}
 	byN := map[int]*Incarnation{}
 	for _, e := range evs {
 		if e.Incarnation == 0 {

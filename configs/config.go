@@ -59,6 +59,15 @@ type Config struct {
 	Schedule      ScheduleConfig   `yaml:"schedule"`
 	Checkpoint    CheckpointConfig `yaml:"checkpoint"`
 	Interrupts    InterruptsConfig `yaml:"interrupts"`
+	Preemption    PreemptionConfig `yaml:"preemption"`
+	Cost          CostConfig       `yaml:"cost"` // GPU prices for analysis
+}
+
+// PreemptionConfig says where a trainer hears of its own preemption besides SIGTERM and SIGINT.
+type PreemptionConfig struct {
+	// Notice is auto (probe GCP's and AWS's metadata servers in the background and watch the one
+	// that answers), gcp, aws or none.
+	Notice string `yaml:"notice"`
 }
 
 // LayersConfig names the layers of a config tree that an experiment (or a --config file) sits
@@ -241,6 +250,8 @@ func Default() Config {
 			QuietRatePerHour: 0.2, StormRatePerHour: 6, QuietMean: 4 * time.Hour, StormMean: 30 * time.Minute,
 			NoNoticeShare: 0.25, Grace: 30 * time.Second, RestartDelay: 2 * time.Minute, TimeScale: 1,
 		},
+		Preemption: PreemptionConfig{Notice: "auto"},
+		Cost:       CostConfig{GPU: "nvidia-l4"},
 	}
 }
 

@@ -216,6 +216,14 @@ func TestErrors(t *testing.T) {
 			key: "model", msg: `must be a mapping (got "lstm")`},
 		{name: "SetSecondOfTwo", doc: "seed: 1\n", sets: []string{"seed=2", "seed=x"}, file: "--set seed=x",
 			key: "seed", msg: `must be a non-negative integer (got "x")`},
+
+		// cost
+		{name: "UnknownGPU", doc: "cost:\n  gpu: rtx9090\n", line: 2, key: "cost.gpu",
+			msg: `unknown GPU "rtx9090": the price list has nvidia-a100-40gb, nvidia-l4, nvidia-t4, nvidia-v100; or set cost.spot_per_hour and cost.on_demand_per_hour`},
+		{name: "NoGPUNoPrice", doc: "cost:\n  gpu: \"\"\n  on_demand_per_hour: 2\n", line: 2, key: "cost.spot_per_hour",
+			msg: "must be > 0, or name cost.gpu (got 0)"},
+		{name: "NegativePrice", doc: "cost:\n  spot_per_hour: -1\n", line: 2, key: "cost.spot_per_hour",
+			msg: "must be > 0, or name cost.gpu (got -1)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -322,4 +330,31 @@ seed: 18446744073709551615
 		require.NoError(t, err)
 		assert.Equal(t, configs.Default(), d)
 	})
+}
+
+func TestPrices(t *testing.T) {
+	p, err := configs.Default().Cost.Prices()
+	require.NoError(t, err)
+	assert.Equal(t, "nvidia-l4", p.GPU)
+	assert.Greater(t, p.OnDemandPerHour, p.SpotPerHour)
+	assert.Contains(t, p.Source, "cloud.google.com")
+	assert.NotEmpty(t, p.AsOf)
+
+	// One's own prices override the list, and take no source from it.
+	p, err = configs.CostConfig{GPU: "nvidia-t4", SpotPerHour: 0.1, OnDemandPerHour: 0.4, Source: "my bill", AsOf: "2026-11"}.Prices()
+	require.NoError(t, err)
+	assert.Equal(t, configs.Prices{GPU: "nvidia-t4", SpotPerHour: 0.1, OnDemandPerHour: 0.4, Source: "my bill", AsOf: "2026-11"}, p)
+	assert.InDelta(t, 0.25, p.Ratio(), 1e-12)
+	assert.Equal(t, "nvidia-t4: $0.10/h spot, $0.40/h on demand (75% off); source: my bill, as of 2026-11", p.String())
+
+	// Prices without a GPU.
+	p, err = configs.CostConfig{SpotPerHour: 1, OnDemandPerHour: 3}.Prices()
+	require.NoError(t, err)
+	assert.Equal(t, "GPU: $1.00/h spot, $3.00/h on demand (67% off)", p.String())
+
+	for _, g := range configs.GPUs() {
+		p, err := configs.CostConfig{GPU: g}.Prices()
+		require.NoError(t, err, g)
+		assert.Less(t, p.SpotPerHour, p.OnDemandPerHour, "%s: spot is a discount", g)
+	}
 }

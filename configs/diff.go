@@ -28,7 +28,7 @@ func (c Change) String() string { return c.Key + ": " + c.Old + " -> " + c.New }
 var resumable = []string{
 	"name", "layers.", "device", "threads", "deterministic", "run_dir", "data.path", "data.workers",
 	"train.log_every", "train.eval_batch_size", "train.precision", "train.channels_last", "train.cudnn_benchmark",
-	"checkpoint.", "interrupts.",
+	"checkpoint.", "interrupts.", "preemption.", "cost.",
 }
 
 // TrainingHash returns the hex SHA-256 of the keys of c whose change breaks resume (see

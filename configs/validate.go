@@ -189,6 +189,15 @@ func (c Config) problem() *problem {
 	ch.want(i.Grace > 0, "interrupts.grace", "must be > 0 (got %s)", i.Grace)
 	ch.want(i.RestartDelay >= 0, "interrupts.restart_delay", "must be >= 0 (got %s)", i.RestartDelay)
 	ch.want(i.TimeScale > 0, "interrupts.time_scale", "must be > 0 (got %v)", i.TimeScale)
+
+	ch.oneOf("preemption.notice", c.Preemption.Notice, preemption.NoticeSources)
+
+	if _, err := c.Cost.Prices(); err != nil {
+		var ce *Error
+		errors.As(err, &ce)
+		// A missing price points at the key that set it, or at the GPU that left it unset.
+		ch.cross(false, []string{ce.Key, "cost.gpu"}, "%s", ce.Msg)
+	}
 	return ch.first
 }
 

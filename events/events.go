@@ -20,7 +20,8 @@
 //	                      persist_ms (float: background write), bytes (int: payload), dir
 //	checkpoint_failed     error (string: a checkpoint could not be saved; training went on)
 //	checkpoint_invalid    dir (string), reason (string: why it was skipped)
-//	signal_received       signal (string, e.g. "terminated")
+//	signal_received       signal (string: "terminated", "interrupt", or a cloud's notice from its
+//	                      metadata server, e.g. "GCP preemption notice")
 //	emergency_checkpoint  step (int)
 //	epoch_end             epoch (int), step (int), train_loss (float), metrics (object of floats)
 //	progress              step (int), epoch (int), loss (float): a log line's worth of training
@@ -32,7 +33,9 @@
 //	                      "grace": the notice's grace period ran out, or "cancel": Ctrl+C), pid
 //	child_exit            pid (int), code (int: -1 when killed by a signal), signal (string, ""
 //	                      if none), caused (bool: the runner signalled this child)
-//	restart               attempt (int: 1 for the first restart), delay_s (float: spot time)
+//	restart               attempt (int: 1 for the first restart), delay_s (float: spot time
+//	                      without a VM; the runner waits it out, scaled, before the next start)
+//	child_start           attempt (int: 0 for the first start), pid (int): a trainer process began
 //
 // Numbers decode as float64 in Event.Fields. A non-finite float (a diverged loss) is written as
 // the string "NaN", "+Inf" or "-Inf", since JSON has no such numbers; that applies to float64
@@ -88,6 +91,7 @@ const (
 	InterruptSent = "interrupt_sent"
 	ChildExit     = "child_exit"
 	Restart       = "restart"
+	ChildStart    = "child_start"
 )
 
 // required lists the fields each known type must have.
@@ -106,6 +110,7 @@ var required = map[string][]string{
 	InterruptSent:       {"kind", "reason", "pid"},
 	ChildExit:           {"pid", "code", "signal", "caused"},
 	Restart:             {"attempt", "delay_s"},
+	ChildStart:          {"attempt", "pid"},
 }
 
 // durable are the types fsynced before Emit returns.

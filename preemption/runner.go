@@ -80,6 +80,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start child (attempt %d): %w", attempt, err)
 		}
+		r.emit("child_start", map[string]any{"attempt": attempt, "pid": cmd.Process.Pid})
 		c := &child{cmd: cmd, done: make(chan struct{})}
 		go func() {
 			_ = cmd.Wait() // the exit status is read from cmd.ProcessState

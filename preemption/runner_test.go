@@ -150,7 +150,7 @@ func TestRunnerInterruptedRunCompletes(t *testing.T) {
 	// The same seed gives the same schedule: build the events the run must have reported.
 	twin, err := cfg.Schedule()
 	require.NoError(t, err)
-	var want []event
+	want := []event{{"child_start", map[string]any{"attempt": 0}}}
 	notices := 0
 	for i := range interrupts {
 		it := twin.Next()
@@ -164,7 +164,8 @@ func TestRunnerInterruptedRunCompletes(t *testing.T) {
 				event{"interrupt_sent", map[string]any{"kind": "kill", "reason": "schedule", "at_spot_s": it.At.Seconds()}},
 				event{"child_exit", map[string]any{"code": -1, "signal": "killed", "caused": true}})
 		}
-		want = append(want, event{"restart", map[string]any{"attempt": i + 1, "delay_s": 120.0}})
+		want = append(want, event{"restart", map[string]any{"attempt": i + 1, "delay_s": 120.0}},
+			event{"child_start", map[string]any{"attempt": i + 1}})
 	}
 	want = append(want, event{"child_exit", map[string]any{"code": 0, "signal": "", "caused": false}})
 	require.True(t, notices > 0 && notices < interrupts, "seed 4 should mix both kinds; got %d notices", notices)
@@ -184,10 +185,12 @@ func TestRunnerKillsAfterGrace(t *testing.T) {
 
 	require.NoError(t, r.Run(context.Background()))
 	assert.Equal(t, []event{
+		{"child_start", map[string]any{"attempt": 0}},
 		{"interrupt_sent", map[string]any{"kind": "notice", "reason": "schedule", "at_spot_s": 3600.0}},
 		{"interrupt_sent", map[string]any{"kind": "kill", "reason": "grace"}},
 		{"child_exit", map[string]any{"code": -1, "signal": "killed", "caused": true}},
 		{"restart", map[string]any{"attempt": 1, "delay_s": 0.0}},
+		{"child_start", map[string]any{"attempt": 1}},
 		{"child_exit", map[string]any{"code": 0, "signal": "", "caused": false}},
 	}, withoutPID(h.events))
 }
@@ -212,7 +215,8 @@ func TestRunnerChildFailure(t *testing.T) {
 			require.True(t, errors.As(err, &ee), "got %v", err)
 			assert.Equal(t, tc.want, *ee)
 			assert.Contains(t, err.Error(), tc.msg)
-			assert.Equal(t, []event{{"child_exit", map[string]any{"code": tc.want.Code, "signal": tc.want.Signal, "caused": false}}},
+			assert.Equal(t, []event{{"child_start", map[string]any{"attempt": 0}},
+				{"child_exit", map[string]any{"code": tc.want.Code, "signal": tc.want.Signal, "caused": false}}},
 				withoutPID(h.events))
 		})
 	}
@@ -243,6 +247,7 @@ func TestRunnerCancelForwardsSIGTERM(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, "term\n", h.file("markers"))
 	assert.Equal(t, []event{
+		{"child_start", map[string]any{"attempt": 0}},
 		{"interrupt_sent", map[string]any{"kind": "notice", "reason": "cancel"}},
 		{"child_exit", map[string]any{"code": 75, "signal": "", "caused": true}},
 	}, withoutPID(h.events))
@@ -311,8 +316,10 @@ func TestRunnerNoSchedule(t *testing.T) {
 	require.NoError(t, waitRun(t, done))
 
 	assert.Equal(t, []event{
+		{"child_start", map[string]any{"attempt": 0}},
 		{"child_exit", map[string]any{"code": 75, "signal": "", "caused": false}},
 		{"restart", map[string]any{"attempt": 1, "delay_s": 120.0}},
+		{"child_start", map[string]any{"attempt": 1}},
 		{"child_exit", map[string]any{"code": 0, "signal": "", "caused": false}},
 	}, withoutPID(h.events), "no interrupt_sent")
 	assert.Equal(t, []time.Duration{2 * time.Second}, waits, "only the restart delay, scaled; no interrupt is armed")
@@ -355,7 +362,8 @@ func TestRunnerNoRestartAfterCancel(t *testing.T) {
 			err := waitRun(t, done)
 
 			assert.ErrorIs(t, err, context.Canceled)
-			assert.Equal(t, []event{{"child_exit", map[string]any{"code": 75, "signal": "", "caused": false}}},
+			assert.Equal(t, []event{{"child_start", map[string]any{"attempt": 0}},
+				{"child_exit", map[string]any{"code": 75, "signal": "", "caused": false}}},
 				withoutPID(h.events), "no restart")
 			assert.Empty(t, cmds, "one start")
 			assert.Equal(t, "1", h.file("progress"))
@@ -393,6 +401,7 @@ func TestRunnerNoScheduleCancel(t *testing.T) {
 	assert.ErrorIs(t, waitRun(t, done), context.Canceled)
 	assert.Equal(t, "term\n", h.file("markers"))
 	assert.Equal(t, []event{
+		{"child_start", map[string]any{"attempt": 0}},
 		{"interrupt_sent", map[string]any{"kind": "notice", "reason": "cancel"}},
 		{"child_exit", map[string]any{"code": 75, "signal": "", "caused": true}},
 	}, withoutPID(h.events))

@@ -30,6 +30,8 @@ Commands:
   run      train an experiment under its simulated interruptions, restarting it until it completes
   batch    run experiments (names or globs) several times each; completed runs are skipped
   verify   check that the runs under a folder completed soundly across their interruptions
+  analyze  measure the runs under a folder: wasted compute, overheads, cost, savings, break-even;
+           plots, metrics_summary.csv and report.md
   config   show the merged config of an experiment, list the config tree
   ckpt     list, verify and export the checkpoints of a run dir
   demo     run the LSTM solar forecaster under simulated spot interruptions, then verify it
@@ -102,6 +104,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, stop <-chan train
 		}
 	case "verify":
 		return runVerify(args[1:], stdout)
+	case "analyze":
+		return runAnalyze(args[1:], stdout)
 	case "config":
 		return runConfig(args[1:], stdout)
 	case "ckpt":

@@ -165,6 +165,8 @@ func runOne(ctx context.Context, job *runJob) (*runOutcome, error) {
 				how = "killed by " + s
 			}
 			fmt.Fprintf(out, "[run] trainer pid %v %s\n", fields["pid"], how)
+		case events.ChildStart:
+			fmt.Fprintf(out, "[run] trainer started: pid %v\n", fields["pid"])
 		case events.Restart:
 			o.starts++
 			fmt.Fprintf(out, "[run] restart %v after %.0f s of spot time (a new VM)\n", fields["attempt"], fields["delay_s"])

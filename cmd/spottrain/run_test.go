@@ -169,6 +169,37 @@ func TestBatch(t *testing.T) {
 	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 	assert.Equal(t, 7, strings.Count(r.stdout, "= baseline\n"), r.stdout) // the 6 spot runs and the other baseline
 
+	// The study of these runs: a line per experiment, and the report with its figures.
+	r = spottrain(t, dir, "analyze", "runs", "--out", "report")
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Regexp(t, `(?m)^lstm-ondemand\s+-\s+2\s+0\.0\s+0\.0\s+[0-9.]+\s+-\s+rmse_kw=`, r.stdout)
+	assert.Regexp(t, `(?m)^lstm-fixed-poisson\s+50%\s+2\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+-?\d+%\s+rmse_kw=`, r.stdout)
+	assert.Contains(t, r.stdout, "8 runs (0 not completed, left out)")
+	report, err := os.ReadFile(filepath.Join(dir, "report", "report.md"))
+	require.NoError(t, err)
+	figures := regexp.MustCompile(`!\[[^\]]*\]\(([^)]+\.png)\)`).FindAllStringSubmatch(string(report), -1)
+	assert.GreaterOrEqual(t, len(figures), 7, "timeline, wasted, checkpoint, cost, savings, accuracy, progress")
+	for _, f := range figures {
+		for _, ext := range []string{".png", ".svg"} {
+			st, err := os.Stat(filepath.Join(dir, "report", strings.TrimSuffix(f[1], ".png")+ext))
+			if assert.NoError(t, err) {
+				assert.Greater(t, st.Size(), int64(1000), f[1])
+			}
+		}
+	}
+	summary, err := os.ReadFile(filepath.Join(dir, "report", "metrics_summary.csv"))
+	require.NoError(t, err)
+	assert.Len(t, strings.Split(strings.TrimSpace(string(summary)), "\n"), 1+4, "a header and the 4 experiments")
+	assert.Contains(t, string(report), "nvidia-t4: $0.14/h spot, $0.35/h on demand", "the LSTM layer's GPU")
+
+	// Priced as another GPU: the report says so.
+	r = spottrain(t, dir, "analyze", "runs", "--out", "report", "--gpu", "nvidia-a100-40gb")
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	report, err = os.ReadFile(filepath.Join(dir, "report", "report.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(report), "nvidia-a100-40gb: $1.17/h spot, $2.93/h on demand")
+	assert.Contains(t, string(report), "--gpu nvidia-a100-40gb")
+
 	r = spottrain(t, dir, "batch", "gpt-*", "--runs-dir", "runs")
 	assert.Equal(t, 2, r.code)
 	assert.Contains(t, errorLine(t, r.stderr), `no experiment matches "gpt-*"`)
@@ -233,4 +264,40 @@ func TestDemo(t *testing.T) {
 	assert.Contains(t, r.stdout, "skill vs persistence")
 	assert.Contains(t, r.stdout, "sound: every interruption was followed by a resume")
 	assert.FileExists(t, filepath.Join(dir, "runs", "lstm-fixed-poisson", "rep-0", "metrics.json"))
+}
+
+// TestAnalyzeErrors: bad input to analyze is one line naming what is wrong, exit 2, and no report.
+func TestAnalyzeErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	run := filepath.Join(dir, "runs", "x", "rep-0")
+	require.NoError(t, os.MkdirAll(run, 0o755))
+	for _, tc := range []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"NoRunsDir", []string{"analyze"}, "analyze: RUN_DIR is required"},
+		{"NoRuns", []string{"analyze", "runs"}, "no run directories (with an events.jsonl) under runs"},
+		{"Missing", []string{"analyze", "nowhere"}, "nowhere"},
+		{"UnknownGPU", []string{"analyze", "runs", "--gpu", "h200"}, `analyze: --gpu: unknown GPU "h200": the price list has nvidia-a100-40gb, nvidia-l4, nvidia-t4, nvidia-v100; or set --spot-price and --on-demand-price`},
+		{"NegativePrice", []string{"analyze", "runs", "--spot-price", "-1"}, "analyze: --spot-price must be a price > 0 (got -1)"},
+		{"BadFlag", []string{"analyze", "runs", "--outt", "x"}, "analyze: unknown flag: --outt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := spottrain(t, dir, append(tc.args, "--out", "report")...)
+			assert.Equal(t, 2, r.code, "stdout: %s", r.stdout)
+			assert.Contains(t, errorLine(t, r.stderr), tc.msg)
+		})
+	}
+
+	// A run whose config.yaml is broken: named with its line, and nothing is written.
+	require.NoError(t, os.WriteFile(filepath.Join(run, "events.jsonl"),
+		[]byte(`{"time":"2026-11-24T12:00:00Z","type":"run_start","incarnation":1,"config_hash":"a","device":"cpu","libtorch":"1.13.0","pid":1}`+"\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(run, "config.yaml"), []byte("train:\n  epochs: [\n"), 0o644))
+	r := spottrain(t, dir, "analyze", "runs", "--out", "report")
+	assert.Equal(t, 2, r.code)
+	assert.Equal(t, "run "+filepath.Join("runs", "x", "rep-0")+": "+filepath.Join("runs", "x", "rep-0", "config.yaml")+":2: invalid YAML: did not find expected node content",
+		errorLine(t, r.stderr))
+	assert.NoDirExists(t, filepath.Join(dir, "report"))
 }

@@ -11,6 +11,7 @@ import (
 
 	"spottrain/checkpoint"
 	"spottrain/configs"
+	"spottrain/preemption"
 	"spottrain/train"
 )
 
@@ -28,7 +29,34 @@ func runTrain(ctx context.Context, args []string, stdout io.Writer, stop <-chan 
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop = withCloudNotices(ctx, cfg.Preemption.Notice, stop, stdout)
 	return trainAndReport(ctx, cfg, stdout, train.Options{Stop: stop, Force: *force})
+}
+
+// withCloudNotices starts watching for the cloud's preemption notice as source (the config's
+// preemption.notice) says, and returns a channel that carries the first notice, the cloud's or
+// one of stop's (a signal); the watch ends with ctx.
+func withCloudNotices(ctx context.Context, source string, stop <-chan train.Notice, log io.Writer) <-chan train.Notice {
+	if source == preemption.NoticeNone {
+		return stop
+	}
+	cloud := make(chan train.Notice, 1)
+	go preemption.WatchNotices(ctx, source,
+		func(n preemption.CloudNotice) { cloud <- train.Notice{Signal: n, At: time.Now()} },
+		func(msg string) { fmt.Fprintln(log, msg) })
+	first := make(chan train.Notice, 1)
+	go func() {
+		select {
+		case n := <-stop:
+			first <- n
+		case n := <-cloud:
+			first <- n
+		case <-ctx.Done():
+		}
+	}()
+	return first
 }
 
 // trainAndReport runs the job and prints its test scores against persistence.

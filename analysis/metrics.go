@@ -1,0 +1,471 @@
+package analysis
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"spottrain/configs"
+	"spottrain/events"
+)
+
+// RunMetrics is what one run did, cost and achieved, measured from its events, its config.yaml
+// and its metrics.json. Times are seconds of spot time (wall seconds times the run's
+// interrupts.time_scale), so a simulated run reads like the spot job it stands for.
+//
+// The billed time of a run splits into disjoint parts:
+//
+//	BilledS = StartupS + CheckpointS + EmergencyS + WastedS + UsefulS
+//
+// and WallS (time to result) = BilledS + DownS.
+type RunMetrics struct {
+	Dir   string
+	Name  string // the config's name (the experiment)
+	Index int    // the repetition (the runner's index), 0 without a runner
+	// Model, Strategy and Pattern say what the run was: the model layer (or model.kind without
+	// one), checkpoint.strategy and interrupts.pattern ("none": an on-demand baseline).
+	Model, Strategy, Pattern string
+	NoNoticeShare            float64 // the share of interruptions that were kills without notice
+	TrainingHash             string  // runs with the same hash train the same thing
+	TimeScale                float64 // spot seconds per wall second
+	Completed                bool
+	Prices                   configs.Prices // the config's cost settings, resolved
+
+	WallS   float64 // from the first trainer start to the end of the run
+	DownS   float64 // without a VM: from each restart to the next trainer start (not billed)
+	BilledS float64 // with a VM: WallS - DownS
+	// StartupS is the time trainers spent starting (process, data, restore) before their first
+	// step, and the whole life of a trainer killed before it began to train.
+	StartupS    float64
+	RestartS    float64 // the part of StartupS after interruptions (StartupS less the first start)
+	CheckpointS float64 // training blocked by periodic, milestone and final checkpoints
+	EmergencyS  float64 // from a notice to the trainer's exit (the emergency checkpoint)
+	// WastedS is work done and lost: what killed trainers computed after the checkpoint the next
+	// trainer resumed from (their own checkpoint blocking not counted twice).
+	WastedS float64
+	UsefulS float64 // the rest: training and evaluation that the final model kept
+
+	Steps       int // of the run
+	RedoSteps   int // steps done twice (after kills)
+	Checkpoints int // checkpoints committed, emergency ones excluded
+	Notices     int // interruptions with notice (SIGTERM on schedule)
+	Kills       int // interruptions without notice (SIGKILL on schedule)
+	GraceKills  int // notices whose trainer outlived the grace period and was killed
+
+	// Metric is the primary final test metric: top1 (higher is better) or rmse_kw (lower).
+	Metric       string
+	MetricValue  float64
+	HigherBetter bool
+	Test         map[string]float64 // all final test metrics
+
+	Incarnations []Span       // each trainer's life, for the timeline
+	Losses       []StepValue  // training loss from progress events, in the order written
+	Validations  []StepValue  // the primary metric at each epoch's end
+	Interrupts   []Interrupt  // in the order sent
+	Downs        [][2]float64 // [start, end] of each time without a VM, seconds from the start
+}
+
+// Interruptions is the number of interruptions the run had (notices and kills on schedule).
+func (m *RunMetrics) Interruptions() int { return m.Notices + m.Kills }
+
+// Baseline reports whether the run is an on-demand baseline (never interrupted by design).
+func (m *RunMetrics) Baseline() bool { return m.Pattern == "none" }
+
+// CostUSD is what the run's billed time costs at its prices: on demand for a baseline, else
+// on spot.
+func (m *RunMetrics) CostUSD() float64 {
+	price := m.Prices.SpotPerHour
+	if m.Baseline() {
+		price = m.Prices.OnDemandPerHour
+	}
+	return price * m.BilledS / 3600
+}
+
+// RatePerHour is the observed interruption rate per billed hour (0 without billed time).
+func (m *RunMetrics) RatePerHour() float64 {
+	if m.BilledS <= 0 {
+		return 0
+	}
+	return float64(m.Interruptions()) / (m.BilledS / 3600)
+}
+
+// Span is one trainer's life in a run, in seconds from the run's start.
+type Span struct {
+	Incarnation int
+	Start       float64 // process start
+	Ready       float64 // first step (resume done); = End for a trainer that never began
+	End         float64 // exit or death
+	// Lost is when the work that was lost began (the state the next trainer resumed from);
+	// = End when nothing was lost.
+	Lost   float64
+	Ending string // "done", "notice", "kill", "failed" or "running"
+}
+
+// StepValue is a value at a step, with the incarnation that computed it.
+type StepValue struct {
+	Step        int
+	Value       float64
+	Incarnation int
+}
+
+// Interrupt is one interruption the runner sent.
+type Interrupt struct {
+	At   float64 // seconds from the run's start
+	Step int     // the last step the trainer had reported
+	Kind string  // "notice" or "kill"
+}
+
+// ErrNoRun is returned by Measure for a directory with no trainer events.
+var ErrNoRun = errors.New("no trainer ever started")
+
+// Measure reads the run in dir and measures it. A run that did not complete is measured as far
+// as it went (Completed false, no final metric).
+func Measure(dir string) (*RunMetrics, error) {
+	r, err := ReadRun(dir)
+	if err != nil {
+		return nil, err
+	}
+	cfgFile := filepath.Join(dir, "config.yaml")
+	cfg, err := configs.ReadSaved(cfgFile)
+	if err != nil {
+		return nil, err
+	}
+	m, err := measure(r, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	if m.Completed {
+		fm, err := ReadMetrics(dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			m.Completed = false
+		case err != nil:
+			return nil, err
+		default:
+			m.Test = fm.Test
+			m.Metric, m.HigherBetter = primaryMetric(fm.Test)
+			m.MetricValue = fm.Test[m.Metric]
+		}
+	}
+	return m, nil
+}
+
+// primaryMetric names the metric a workload is judged by among its test metrics.
+func primaryMetric(test map[string]float64) (name string, higherBetter bool) {
+	if _, ok := test["top1"]; ok {
+		return "top1", true
+	}
+	if _, ok := test["rmse_kw"]; ok {
+		return "rmse_kw", false
+	}
+	keys := make([]string, 0, len(test))
+	for k := range test {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if len(keys) == 0 {
+		return "", false
+	}
+	return keys[0], false
+}
+
+// measure computes the metrics of r, whose config is cfg.
+func measure(r *Run, cfg configs.Config) (*RunMetrics, error) {
+	if len(r.Incarnations) == 0 {
+		return nil, ErrNoRun
+	}
+	m := &RunMetrics{
+		Dir: r.Dir, Name: cfg.Name, Model: cfg.Layers.Model, Strategy: cfg.Checkpoint.Strategy,
+		Pattern: cfg.Interrupts.Pattern, NoNoticeShare: cfg.Interrupts.NoNoticeShare,
+		TrainingHash: cfg.TrainingHash(), TimeScale: cfg.Interrupts.TimeScale,
+	}
+	var err error
+	if m.Prices, err = cfg.Cost.Prices(); err != nil {
+		return nil, err // a saved config has been validated: only a price list that changed
+	}
+	if m.Model == "" {
+		m.Model = cfg.Model.Kind
+	}
+	if m.TimeScale <= 0 {
+		m.TimeScale = 1
+	}
+	t := newTimes(r)
+	if ts, ok := floatField(t.runnerStart, "time_scale"); ok && ts > 0 {
+		m.TimeScale = ts
+	}
+	if i, ok := intField(t.runnerStart, "index"); ok {
+		m.Index = i
+	}
+	spot := func(a, b time.Time) float64 { return b.Sub(a).Seconds() * m.TimeScale }
+	at := func(x time.Time) float64 { return spot(t.start, x) }
+
+	// The runner's view: times without a VM and the interruptions it sent. A log from before
+	// child_start events existed counts each restart's configured delay instead. A run stopped
+	// (Ctrl+C) and taken up again later by another runner had no VM in between either.
+	var pending time.Time // a restart waiting for its child_start
+	var before time.Time  // the previous event's
+	for _, e := range r.Events {
+		prev := before
+		before = e.Time
+		if e.Incarnation != 0 {
+			continue
+		}
+		switch e.Type {
+		case "runner_start":
+			if !prev.IsZero() {
+				m.DownS += spot(prev, e.Time)
+				m.Downs = append(m.Downs, [2]float64{at(prev), at(e.Time)})
+			}
+		case events.Restart:
+			pending = e.Time
+			if len(t.spawned) == 0 {
+				d, _ := floatField(e, "delay_s")
+				m.DownS += d
+				m.Downs = append(m.Downs, [2]float64{at(e.Time), at(e.Time) + d})
+			}
+		case events.ChildStart:
+			if !pending.IsZero() {
+				m.DownS += spot(pending, e.Time)
+				m.Downs = append(m.Downs, [2]float64{at(pending), at(e.Time)})
+				pending = time.Time{}
+			}
+		case events.InterruptSent:
+			kind, _ := e.Fields["kind"].(string)
+			reason, _ := e.Fields["reason"].(string)
+			switch {
+			case reason == "grace":
+				m.GraceKills++
+			case reason != "schedule":
+				continue // a Ctrl+C is no interruption of the spot job
+			case kind == "kill":
+				m.Kills++
+			default:
+				m.Notices++
+			}
+			pid, _ := intField(e, "pid")
+			step := 0
+			if in := t.byPID[pid]; in != nil {
+				step = in.LastStep
+			}
+			if reason == "schedule" {
+				m.Interrupts = append(m.Interrupts, Interrupt{At: at(e.Time), Step: step, Kind: kind})
+			}
+		}
+	}
+
+	var prev *Incarnation // the last trainer that did work
+	prevSpan := -1        // its index in m.Incarnations
+	for i, in := range r.Incarnations {
+		span := Span{Incarnation: in.N, Start: at(t.spawn(in)), End: at(t.end(in)), Ending: endingKind(in)}
+		ready := t.ready[in.N]
+		if ready.IsZero() || in.idle() {
+			span.Ready = span.End
+		} else {
+			span.Ready = at(ready)
+		}
+		span.Lost = span.End
+		startup := span.Ready - span.Start
+		m.StartupS += startup
+		if i > 0 {
+			m.RestartS += startup
+		}
+		if prev != nil && prev.Killed() && !in.idle() {
+			// prev's work after the state in resumed from was lost.
+			from := 0
+			if in.Resumed {
+				from = in.ResumeStep
+			}
+			lostAt := t.stateAt(prev, from)
+			if !lostAt.IsZero() {
+				lost := max(spot(lostAt, t.end(prev)), 0)
+				lost -= t.blockedAfter(prev, lostAt) * m.TimeScale
+				m.WastedS += max(lost, 0)
+				m.Incarnations[prevSpan].Lost = at(lostAt)
+			}
+			m.RedoSteps += max(prev.LastStep-from, 0)
+		}
+		m.Incarnations = append(m.Incarnations, span)
+		if !in.idle() {
+			prev, prevSpan = in, len(m.Incarnations)-1
+		}
+	}
+
+	for _, e := range t.trainer {
+		switch e.Type {
+		case events.CheckpointCommit:
+			reason, _ := e.Fields["reason"].(string)
+			ms, _ := floatField(e, "blocking_ms")
+			if reason != "emergency" {
+				m.CheckpointS += ms / 1000 * m.TimeScale
+				m.Checkpoints++
+			}
+		case events.Progress:
+			s, _ := intField(e, "step")
+			if v, ok := floatField(e, "loss"); ok {
+				m.Losses = append(m.Losses, StepValue{Step: s, Value: v, Incarnation: e.Incarnation})
+			}
+		case events.EpochEnd:
+			s, _ := intField(e, "step")
+			mets, _ := e.Fields["metrics"].(map[string]any)
+			name, _ := primaryMetric(anyFloats(mets))
+			if v, ok := mets[name].(float64); ok {
+				m.Validations = append(m.Validations, StepValue{Step: s, Value: v, Incarnation: e.Incarnation})
+			}
+		}
+	}
+	for _, in := range r.Incarnations {
+		if sig := t.signal[in.N]; !sig.IsZero() && in.Exit == 75 {
+			m.EmergencyS += spot(sig, t.end(in))
+		}
+	}
+
+	last := r.Incarnations[len(r.Incarnations)-1]
+	m.Completed = last.Exit == 0
+	m.Steps = last.LastStep
+	m.WallS = at(t.finish)
+	m.BilledS = m.WallS - m.DownS
+	m.UsefulS = m.BilledS - m.StartupS - m.CheckpointS - m.EmergencyS - m.WastedS
+	return m, nil
+}
+
+// endingKind says how an incarnation ended.
+func endingKind(in *Incarnation) string {
+	switch {
+	case in.Exit == 0:
+		return "done"
+	case in.Exit == 75:
+		return "notice"
+	case in.Killed():
+		return "kill"
+	default:
+		return "failed"
+	}
+}
+
+// anyFloats keeps the numbers of a decoded JSON object.
+func anyFloats(obj map[string]any) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range obj {
+		if f, ok := v.(float64); ok {
+			out[k] = f
+		}
+	}
+	return out
+}
+
+// floatField reads a number field of an event.
+func floatField(e events.Event, key string) (float64, bool) {
+	f, ok := e.Fields[key].(float64)
+	return f, ok
+}
+
+// times indexes the moments of a run that its metrics need.
+type times struct {
+	start, finish time.Time
+	runnerStart   events.Event
+	trainer       []events.Event // the trainers' events, in order
+	byPID         map[int]*Incarnation
+	spawned       map[int]time.Time // child_start by pid
+	exited        map[int]time.Time // child_exit by pid
+	ready         map[int]time.Time // by incarnation: resume, or run_start of a fresh start
+	signal        map[int]time.Time // by incarnation: signal_received
+	begun         map[[2]int]time.Time
+	blocked       map[int][]events.Event // by incarnation: non-emergency checkpoint_commit
+}
+
+func newTimes(r *Run) *times {
+	t := &times{byPID: map[int]*Incarnation{}, spawned: map[int]time.Time{}, exited: map[int]time.Time{},
+		ready: map[int]time.Time{}, signal: map[int]time.Time{}, begun: map[[2]int]time.Time{},
+		blocked: map[int][]events.Event{}}
+	for _, in := range r.Incarnations {
+		if in.PID != 0 {
+			t.byPID[in.PID] = in
+		}
+	}
+	for _, e := range r.Events {
+		if t.start.IsZero() {
+			t.start = e.Time
+		}
+		if e.Time.After(t.finish) {
+			t.finish = e.Time
+		}
+		pid, _ := intField(e, "pid")
+		switch e.Type {
+		case "runner_start":
+			if t.runnerStart.Type == "" {
+				t.runnerStart = e
+			}
+		case events.ChildStart:
+			t.spawned[pid] = e.Time
+		case events.ChildExit:
+			t.exited[pid] = e.Time
+		case events.RunStart:
+			t.ready[e.Incarnation] = e.Time
+		case events.Resume:
+			t.ready[e.Incarnation] = e.Time
+		case events.SignalReceived:
+			if t.signal[e.Incarnation].IsZero() {
+				t.signal[e.Incarnation] = e.Time
+			}
+		case events.CheckpointBegin:
+			s, _ := intField(e, "step")
+			t.begun[[2]int{e.Incarnation, s}] = e.Time
+		case events.CheckpointCommit:
+			if reason, _ := e.Fields["reason"].(string); reason != "emergency" {
+				t.blocked[e.Incarnation] = append(t.blocked[e.Incarnation], e)
+			}
+		}
+		if e.Incarnation > 0 {
+			t.trainer = append(t.trainer, e)
+		}
+	}
+	return t
+}
+
+// spawn is when in's process started: the runner's child_start; else the run's start for the
+// first trainer, or in's first event.
+func (t *times) spawn(in *Incarnation) time.Time {
+	if s, ok := t.spawned[in.PID]; ok && in.PID != 0 && s.Before(in.Start) {
+		return s
+	}
+	if in.N == 1 {
+		return t.start
+	}
+	return in.Start
+}
+
+// end is when in's process ended: the runner's child_exit, or in's last event.
+func (t *times) end(in *Incarnation) time.Time {
+	if x, ok := t.exited[in.PID]; ok && in.PID != 0 && x.After(in.End) {
+		return x
+	}
+	return in.End
+}
+
+// stateAt is when in held the training state of step: its start of training if it began there,
+// else the checkpoint of that step it began; zero if neither.
+func (t *times) stateAt(in *Incarnation, step int) time.Time {
+	from := 0
+	if in.Resumed {
+		from = in.ResumeStep
+	}
+	if step == from {
+		return t.ready[in.N]
+	}
+	return t.begun[[2]int{in.N, step}]
+}
+
+// blockedAfter is the wall time in's checkpoints blocked training after from, in seconds.
+func (t *times) blockedAfter(in *Incarnation, from time.Time) float64 {
+	var s float64
+	for _, e := range t.blocked[in.N] {
+		if e.Time.After(from) {
+			ms, _ := floatField(e, "blocking_ms")
+			s += ms / 1000
+		}
+	}
+	return s
+}

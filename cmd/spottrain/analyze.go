@@ -1,0 +1,142 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"spottrain/analysis"
+	"spottrain/configs"
+	"spottrain/train"
+)
+
+func runAnalyze(args []string, stdout io.Writer) error {
+	fs := newFlagSet("analyze", "analyze RUNS_DIR [--out DIR] [--gpu NAME] [--spot-price USD --on-demand-price USD]", stdout)
+	out := fs.String("out", "report", "where the report goes: `DIR`/report.md, its figures (PNG, SVG), metrics_summary.csv and runs.csv")
+	gpu := fs.String("gpu", "", "price GPU-hours as `NAME` of the built-in list ("+strings.Join(configs.GPUs(), ", ")+"); default: the runs' cost.gpu")
+	spot := fs.Float64("spot-price", 0, "spot price, `USD` per GPU-hour (overrides the GPU's list price)")
+	onDemand := fs.Float64("on-demand-price", 0, "on-demand price, `USD` per GPU-hour (overrides the GPU's list price)")
+	root, err := parseRunDir(fs, args)
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"--spot-price", *spot}, {"--on-demand-price", *onDemand}} {
+		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return usageError{fmt.Sprintf("analyze: %s must be a price > 0 (got %v)", f.name, f.v)}
+		}
+	}
+	if *gpu != "" {
+		if _, err := flagPrices(configs.Prices{}, *gpu, *spot, *onDemand); err != nil {
+			return err
+		}
+	}
+	dirs, err := analysis.FindRuns(root)
+	if err != nil {
+		return &train.InputError{Err: err}
+	}
+	var runs []*analysis.RunMetrics
+	for _, d := range dirs {
+		m, err := analysis.Measure(d)
+		if errors.Is(err, analysis.ErrNoRun) {
+			fmt.Fprintf(stdout, "skipping %s: no trainer has started there yet\n", d)
+			continue
+		}
+		if err != nil {
+			return &train.InputError{Err: fmt.Errorf("run %s: %w", d, err)}
+		}
+		runs = append(runs, m)
+	}
+	if len(runs) == 0 {
+		return &train.InputError{Err: fmt.Errorf("no run under %s has started a trainer", root)}
+	}
+	if *gpu != "" || *spot != 0 || *onDemand != 0 {
+		prices, err := flagPrices(runs[0].Prices, *gpu, *spot, *onDemand)
+		if err != nil {
+			return err
+		}
+		for _, r := range runs {
+			r.Prices = prices
+		}
+	}
+	s := analysis.NewStudy(runs)
+	cmd := "spottrain analyze " + root + " --out " + *out
+	for _, f := range []struct{ flag, val string }{{"--gpu", *gpu}, {"--spot-price", fmtPrice(*spot)}, {"--on-demand-price", fmtPrice(*onDemand)}} {
+		if f.val != "" {
+			cmd += " " + f.flag + " " + f.val
+		}
+	}
+	if err := analysis.WriteReport(*out, s, analysis.ReportOptions{Command: cmd, Now: time.Now()}); err != nil {
+		return err
+	}
+	printStudy(stdout, s)
+	for _, r := range s.SlowRuns(analysis.SlowLimit) {
+		fmt.Fprintf(stdout, "warning: %s ran %.2f× as long as the median for the same work: its times and cost are inflated\n", r.Dir, s.Slowdown[r])
+	}
+	fmt.Fprintf(stdout, "\n%d runs (%d not completed, left out)\nreport: %s\n",
+		len(runs), len(s.Incomplete), filepath.Join(*out, analysis.ReportFile))
+	return nil
+}
+
+func fmtPrice(p float64) string {
+	if p == 0 {
+		return ""
+	}
+	return fmt.Sprint(p)
+}
+
+// flagPrices are the prices the flags set: --gpu's list prices, or those of the runs (first),
+// with --spot-price and --on-demand-price on top.
+func flagPrices(runs configs.Prices, gpu string, spot, onDemand float64) (configs.Prices, error) {
+	cc := configs.CostConfig{GPU: runs.GPU, SpotPerHour: runs.SpotPerHour, OnDemandPerHour: runs.OnDemandPerHour,
+		Source: runs.Source, AsOf: runs.AsOf}
+	if gpu != "" {
+		cc = configs.CostConfig{GPU: gpu}
+	}
+	if spot != 0 || onDemand != 0 {
+		cc.Source, cc.AsOf = "the command line", time.Now().UTC().Format("2006-01-02")
+	}
+	if spot != 0 {
+		cc.SpotPerHour = spot
+	}
+	if onDemand != 0 {
+		cc.OnDemandPerHour = onDemand
+	}
+	p, err := cc.Prices()
+	var ce *configs.Error
+	if errors.As(err, &ce) {
+		flag := map[string]string{"cost.gpu": "--gpu", "cost.spot_per_hour": "--spot-price", "cost.on_demand_per_hour": "--on-demand-price"}[ce.Key]
+		msg := strings.NewReplacer("cost.spot_per_hour", "--spot-price", "cost.on_demand_per_hour", "--on-demand-price",
+			"cost.gpu", "--gpu").Replace(ce.Msg)
+		return p, usageError{fmt.Sprintf("analyze: %s: %s", flag, msg)}
+	}
+	return p, err
+}
+
+// printStudy prints a line per experiment.
+func printStudy(w io.Writer, s *analysis.Study) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "EXPERIMENT\tKILLS\tRUNS\tINTERRUPTIONS\tWASTED (MIN)\tCOST ($)\tSAVINGS\tMETRIC\tBREAK-EVEN (/H)")
+	for _, g := range s.Groups {
+		kills, savings, be := "-", "-", "-"
+		if !g.IsBaseline() {
+			kills = fmt.Sprintf("%.0f%%", 100*g.NoNoticeShare)
+		}
+		if g.Savings.N > 0 {
+			savings = fmt.Sprintf("%.0f%%", 100*g.Savings.Mean)
+		}
+		if !math.IsNaN(g.BreakEven) {
+			be = fmt.Sprintf("%.2f", g.BreakEven)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\t%.3f\t%s\t%s=%.4g\t%s\n", g.Name, kills, len(g.Runs), g.Interruptions.Mean,
+			g.WastedMin.Mean, g.CostUSD.Mean, savings, g.Runs[0].Metric, g.Metric.Mean, be)
+	}
+	tw.Flush()
+}
