@@ -143,15 +143,15 @@ func (set *figureSet) figures(s *Study) []figure {
 	}
 	keep(set.bars(barSpec{kind: "wasted", title: "Wasted compute", ylabel: "wasted compute (min of spot time)",
 		caption: "Minutes of spot time lost to kills (work redone after resuming)",
-		stat:    func(g *Group) Stat { return g.WastedMin }}))
+		stat:    func(g *Group) Stat { return g.WastedMin }, nonNegative: true}))
 	keep(set.bars(barSpec{kind: "checkpoint", title: "Checkpoint blocking", ylabel: "checkpoint blocking (min)",
 		caption: "Minutes of training blocked by periodic, milestone and final checkpoints",
-		stat:    func(g *Group) Stat { return g.CheckpointMin }}))
+		stat:    func(g *Group) Stat { return g.CheckpointMin }, nonNegative: true}))
 	if set.baseline != nil {
 		keep(set.bars(barSpec{kind: "cost", title: "Cost", ylabel: "cost (USD)",
 			caption: fmt.Sprintf("Cost of the runs at $%.2f per spot GPU-hour ($%.2f on demand)",
 				set.groups[0].Prices.SpotPerHour, set.groups[0].Prices.OnDemandPerHour),
-			stat: func(g *Group) Stat { return g.CostUSD }, ref: true}))
+			stat: func(g *Group) Stat { return g.CostUSD }, ref: true, nonNegative: true}))
 		keep(set.savings(s))
 	}
 	keep(set.accuracy())
@@ -540,6 +540,9 @@ type barSpec struct {
 	stat                func(*Group) Stat
 	ref                 bool // a line at the baseline's value
 	zoom                bool // the y axis over the range of the values rather than from 0
+	// nonNegative: the quantity cannot be negative, so the CI's lower end is drawn at 0 at most
+	// (Student's t is symmetric, and with 3 repetitions wide).
+	nonNegative bool
 }
 
 // bars is a grouped bar chart of the set: patterns along x, a bar per strategy, with the 95% CI.
@@ -568,6 +571,9 @@ func (set *figureSet) bars(spec barSpec) *figure {
 			lo, hi = min(lo, v.Mean), max(hi, v.Mean)
 			minN, maxN = min(minN, v.N), max(maxN, v.N)
 			if v.N > 1 && finite(v.Lo, v.Hi) {
+				if spec.nonNegative {
+					v.Lo = max(v.Lo, 0)
+				}
 				pts = append(pts, plotter.XY{X: x, Y: v.Mean})
 				errs = append(errs, struct{ Low, High float64 }{v.Mean - v.Lo, v.Hi - v.Mean})
 				lo, hi = min(lo, v.Lo), max(hi, v.Hi)

@@ -44,12 +44,16 @@ func NewStat(xs []float64) Stat {
 // Half is the half-width of the interval.
 func (s Stat) Half() float64 { return (s.Hi - s.Lo) / 2 }
 
-// String formats s as "mean ± half".
+// String formats s as "mean ± half", both to about four significant digits of the mean.
 func (s Stat) String() string {
-	if s.N <= 1 {
-		return fmt.Sprintf("%.4g", s.Mean)
+	d := 4
+	if a := math.Abs(s.Mean); a > 0 && finite(a) {
+		d = min(max(3-int(math.Floor(math.Log10(a))), 0), 4)
 	}
-	return fmt.Sprintf("%.4g ± %.2g", s.Mean, s.Half())
+	if s.N <= 1 {
+		return fmt.Sprintf("%.*f", d, s.Mean)
+	}
+	return fmt.Sprintf("%.*f ± %.*f", d, s.Mean, d, s.Half())
 }
 
 // Group is the repetitions of one experiment: one model, strategy and pattern, and one share of

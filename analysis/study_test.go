@@ -21,7 +21,10 @@ func TestNewStat(t *testing.T) {
 	assert.InDelta(t, 2, s.Mean, 1e-12)
 	assert.InDelta(t, 4.302653/math.Sqrt(3), s.Half(), 1e-5)
 	assert.InDelta(t, 2-4.302653/math.Sqrt(3), s.Lo, 1e-5)
-	assert.Equal(t, "2 ± 2.5", s.String())
+	assert.Equal(t, "2.000 ± 2.484", s.String())
+	assert.Equal(t, "64.79 ± 146.32", analysis.Stat{Mean: 64.7912, Lo: 64.7912 - 146.321, Hi: 64.7912 + 146.321, N: 3}.String())
+	assert.Equal(t, "0.0227 ± 0.0068", analysis.Stat{Mean: 0.02266, Lo: 0.02266 - 0.0068, Hi: 0.02266 + 0.0068, N: 3}.String())
+	assert.Equal(t, "1234", analysis.Stat{Mean: 1234.4, N: 1}.String())
 
 	// t(0.975, 9 dof) = 2.262157.
 	xs := []float64{10, 12, 11, 13, 9, 10, 12, 11, 10, 12}

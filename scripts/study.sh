@@ -20,4 +20,5 @@ done
 # Kills only: every interruption is a SIGKILL, so only checkpoints already written save work.
 "$bin" batch 'lstm-fixed-*' 'lstm-adaptive-*' 'lstm-milestone-*' --reps "$reps" \
   --runs-dir "$runs/kill-only" --set interrupts.no_notice_share=1
-"$bin" analyze "$runs" --out "$out"
+# Both models priced as one GPU, so their savings compare.
+"$bin" analyze "$runs" --out "$out" --gpu nvidia-l4

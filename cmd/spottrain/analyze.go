@@ -21,7 +21,7 @@ func runAnalyze(args []string, stdout io.Writer) error {
 	gpu := fs.String("gpu", "", "price GPU-hours as `NAME` of the built-in list ("+strings.Join(configs.GPUs(), ", ")+"); default: the runs' cost.gpu")
 	spot := fs.Float64("spot-price", 0, "spot price, `USD` per GPU-hour (overrides the GPU's list price)")
 	onDemand := fs.Float64("on-demand-price", 0, "on-demand price, `USD` per GPU-hour (overrides the GPU's list price)")
-	root, err := parseRunDir(fs, args)
+	root, err := parseRunDir(fs, args, "RUNS_DIR")
 	if err != nil {
 		return err
 	}

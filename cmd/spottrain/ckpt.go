@@ -62,7 +62,7 @@ func runCkptLs(args []string, stdout io.Writer) error {
 (the next one of the epoch), why it was taken, training loss, time (UTC), size on disk and status
 (ok, or INVALID and why). It verifies every file, takes no lock and changes nothing, so it can run
 beside a trainer. Leftovers of interrupted writes (.tmp-*, ...) are not listed.`, stdout)
-	runDir, err := parseRunDir(fs, args)
+	runDir, err := parseRunDir(fs, args, "RUN_DIR")
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func runCkptVerify(args []string, stdout io.Writer) error {
 	fs := newCkptFlagSet("verify", "verify RUN_DIR", `Verifies every checkpoint of RUN_DIR (its manifest, and the size and SHA-256 of each file)
 and prints one line for each. Exit status 0 when there is at least one checkpoint and all are
 valid, 1 otherwise. It takes no lock and changes nothing.`, stdout)
-	runDir, err := parseRunDir(fs, args)
+	runDir, err := parseRunDir(fs, args, "RUN_DIR")
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ checkpoint's manifest: epoch from 0, batch the next one), run_id, config_hash an
 architecture, JSON). The file appears complete or not at all (temporary file, fsync, rename).`, stdout)
 	step := fs.Int64("step", 0, "export the checkpoint of step `N` instead of the newest valid one")
 	out := fs.String("out", "", "output `FILE` (default <run dir name>-step-<8-digit step>.safetensors here)")
-	runDir, err := parseRunDir(fs, args)
+	runDir, err := parseRunDir(fs, args, "RUN_DIR")
 	if err != nil {
 		return err
 	}
@@ -401,9 +401,9 @@ func newCkptFlagSet(name, synopsis, about string, stdout io.Writer) *pflag.FlagS
 	return fs
 }
 
-// parseRunDir parses args into fs and returns its one positional argument, RUN_DIR. Flags may
-// come before or after it.
-func parseRunDir(fs *pflag.FlagSet, args []string) (string, error) {
+// parseRunDir parses args into fs and returns its one positional argument, the folder the usage
+// calls name (RUN_DIR or RUNS_DIR). Flags may come before or after it.
+func parseRunDir(fs *pflag.FlagSet, args []string, name string) (string, error) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return "", err
@@ -412,7 +412,7 @@ func parseRunDir(fs *pflag.FlagSet, args []string) (string, error) {
 	}
 	switch fs.NArg() {
 	case 0:
-		return "", usageError{fmt.Sprintf("%s: RUN_DIR is required", fs.Name())}
+		return "", usageError{fmt.Sprintf("%s: %s is required", fs.Name(), name)}
 	case 1:
 		return fs.Arg(0), nil
 	default:

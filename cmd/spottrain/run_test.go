@@ -277,7 +277,7 @@ func TestAnalyzeErrors(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{"NoRunsDir", []string{"analyze"}, "analyze: RUN_DIR is required"},
+		{"NoRunsDir", []string{"analyze"}, "analyze: RUNS_DIR is required"},
 		{"NoRuns", []string{"analyze", "runs"}, "no run directories (with an events.jsonl) under runs"},
 		{"Missing", []string{"analyze", "nowhere"}, "nowhere"},
 		{"UnknownGPU", []string{"analyze", "runs", "--gpu", "h200"}, `analyze: --gpu: unknown GPU "h200": the price list has nvidia-a100-40gb, nvidia-l4, nvidia-t4, nvidia-v100; or set --spot-price and --on-demand-price`},

@@ -14,7 +14,7 @@ import (
 func runVerify(args []string, stdout io.Writer) error {
 	fs := newFlagSet("verify", "verify RUNS_DIR [--exact]", stdout)
 	exact := fs.Bool("exact", false, "fail a run whose final weights differ from its on-demand baseline's (expected equal on the CPU)")
-	root, err := parseRunDir(fs, args)
+	root, err := parseRunDir(fs, args, "RUNS_DIR")
 	if err != nil {
 		return err
 	}
