@@ -101,7 +101,7 @@ type Span struct {
 	// Lost is when the work that was lost began (the state the next trainer resumed from);
 	// = End when nothing was lost.
 	Lost   float64
-	Ending string // "done", "notice", "kill", "failed" or "running"
+	Ending string // "done", "notice" (exit 75), "kill" (no exit: killed, or still running) or "failed"
 }
 
 // StepValue is a value at a step, with the incarnation that computed it.

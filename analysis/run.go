@@ -1,6 +1,9 @@
 // Package analysis reads what runs did from their run directories (events.jsonl, metrics.json,
 // config.yaml, checkpoints) and judges them: Verify checks that a run interrupted any number of
-// times is sound.
+// times is sound; Measure says what it cost (billed, lost and overhead time, in spot time);
+// NewStudy groups runs by experiment, prices them and compares them with their on-demand
+// baselines (savings, break-even interruption rate, 95% confidence intervals); WriteReport writes
+// the figures, CSV files and report.md of a study.
 //
 // It trusts only what the files say. A run's trainer processes (incarnations 1, 2, ...) and the
 // runner that supervised them (incarnation 0) write one event log; ReadRun splits it into

@@ -58,12 +58,10 @@ func runAnalyze(args []string, stdout io.Writer) error {
 		return &train.InputError{Err: fmt.Errorf("no run under %s has started a trainer", root)}
 	}
 	if *gpu != "" || *spot != 0 || *onDemand != 0 {
-		prices, err := flagPrices(runs[0].Prices, *gpu, *spot, *onDemand)
-		if err != nil {
-			return err
-		}
 		for _, r := range runs {
-			r.Prices = prices
+			if r.Prices, err = flagPrices(r.Prices, *gpu, *spot, *onDemand); err != nil {
+				return err
+			}
 		}
 	}
 	s := analysis.NewStudy(runs)
@@ -92,11 +90,11 @@ func fmtPrice(p float64) string {
 	return fmt.Sprint(p)
 }
 
-// flagPrices are the prices the flags set: --gpu's list prices, or those of the runs (first),
-// with --spot-price and --on-demand-price on top.
-func flagPrices(runs configs.Prices, gpu string, spot, onDemand float64) (configs.Prices, error) {
-	cc := configs.CostConfig{GPU: runs.GPU, SpotPerHour: runs.SpotPerHour, OnDemandPerHour: runs.OnDemandPerHour,
-		Source: runs.Source, AsOf: runs.AsOf}
+// flagPrices are a run's prices with the flags' on top: --gpu's list prices instead of the run's,
+// then --spot-price and --on-demand-price.
+func flagPrices(run configs.Prices, gpu string, spot, onDemand float64) (configs.Prices, error) {
+	cc := configs.CostConfig{GPU: run.GPU, SpotPerHour: run.SpotPerHour, OnDemandPerHour: run.OnDemandPerHour,
+		Source: run.Source, AsOf: run.AsOf}
 	if gpu != "" {
 		cc = configs.CostConfig{GPU: gpu}
 	}
