@@ -34,8 +34,10 @@ type RunMetrics struct {
 	Completed                bool
 	Prices                   configs.Prices // the config's cost settings, resolved
 
-	WallS   float64 // from the first trainer start to the end of the run
-	DownS   float64 // without a VM: from each restart to the next trainer start (not billed)
+	WallS float64 // from the first trainer start to the end of the run
+	// DownS is the time without a VM (not billed): from each restart to the next trainer start,
+	// between two runners, and between trainers started by hand (no runner).
+	DownS   float64
 	BilledS float64 // with a VM: WallS - DownS
 	// StartupS is the time trainers spent starting (process, data, restore) before their first
 	// step, and the whole life of a trainer killed before it began to train.
@@ -267,6 +269,14 @@ func measure(r *Run, cfg configs.Config) (*RunMetrics, error) {
 			span.Ready = at(ready)
 		}
 		span.Lost = span.End
+		if len(r.Runner) == 0 && i > 0 {
+			// Trainers started by hand: nothing says a VM waited between them.
+			gap := [2]float64{m.Incarnations[i-1].End, span.Start}
+			if gap[1] > gap[0] {
+				m.DownS += gap[1] - gap[0]
+				m.Downs = append(m.Downs, gap)
+			}
+		}
 		startup := span.Ready - span.Start
 		m.StartupS += startup
 		if i > 0 {

@@ -265,6 +265,8 @@ func TestMeasureCases(t *testing.T) {
 			metrics: spotMetrics,
 			check: func(t *testing.T, m *analysis.RunMetrics) {
 				assert.InDelta(t, 2, m.WastedS, 1e-9, "from the begun checkpoint (t=4) to the last sign of life (t=6)")
+				assert.InDelta(t, 1, m.DownS, 1e-9, "no runner: the gap between the trainers is not billed")
+				assert.InDelta(t, 8, m.BilledS, 1e-9)
 				assert.Equal(t, 3, m.RedoSteps)
 			},
 		},
