@@ -216,7 +216,7 @@ func measure(r *Run, cfg configs.Config) (*RunMetrics, error) {
 			continue
 		}
 		switch e.Type {
-		case "runner_start":
+		case events.RunnerStart:
 			if !prev.IsZero() {
 				m.DownS += spot(prev, e.Time)
 				m.Downs = append(m.Downs, [2]float64{at(prev), at(e.Time)})
@@ -404,7 +404,7 @@ func newTimes(r *Run) *times {
 		}
 		pid, _ := intField(e, "pid")
 		switch e.Type {
-		case "runner_start":
+		case events.RunnerStart:
 			if t.runnerStart.Type == "" {
 				t.runnerStart = e
 			}

@@ -233,6 +233,13 @@ func perInterruption(r *RunMetrics) (float64, bool) {
 	return (r.RestartS + r.WastedS + r.EmergencyS) / float64(n), true
 }
 
+// quietHours is what r would have billed without its interruptions, in hours: the billed time
+// less what the interruptions cost.
+func quietHours(r *RunMetrics) float64 {
+	q, _ := perInterruption(r)
+	return (r.BilledS - q*float64(r.Interruptions())) / 3600
+}
+
 func (g *Group) aggregate() {
 	col := func(f func(r *RunMetrics) float64) Stat {
 		xs := make([]float64, len(g.Runs))
@@ -263,13 +270,7 @@ func (g *Group) aggregate() {
 		return
 	}
 	g.Savings = col(g.SavingsOf)
-	// Billed hours without interruptions: the measured ones less what the interruptions cost.
-	var quiet []float64
-	for _, r := range g.Runs {
-		q, _ := perInterruption(r)
-		quiet = append(quiet, (r.BilledS-q*float64(r.Interruptions()))/3600)
-	}
-	g.QuietH = NewStat(quiet)
+	g.QuietH = col(quietHours)
 	g.BreakEven = BreakEven(g.Prices.Ratio(), g.QuietH.Mean, g.Baseline.BilledH.Mean, g.PerInterruptionMin.Mean/60)
 }
 
@@ -344,11 +345,10 @@ func (s *Study) Curves() []Curve {
 			order = append(order, key)
 		}
 		for _, r := range g.Runs {
-			q, ok := perInterruption(r)
-			if ok {
+			if q, ok := perInterruption(r); ok {
 				a.per = append(a.per, q/3600)
 			}
-			a.quiet = append(a.quiet, (r.BilledS-q*float64(r.Interruptions()))/3600)
+			a.quiet = append(a.quiet, quietHours(r))
 		}
 	}
 	out := make([]Curve, 0, len(order))

@@ -29,6 +29,8 @@
 //
 // The runner's types (incarnation 0):
 //
+//	runner_start          a runner took the run up: name, index, pattern, seed, time_scale,
+//	                      no_notice_share, pid (none required)
 //	interrupt_sent        kind ("notice": SIGTERM, or "kill": SIGKILL), reason ("schedule",
 //	                      "grace": the notice's grace period ran out, or "cancel": Ctrl+C), pid
 //	child_exit            pid (int), code (int: -1 when killed by a signal), signal (string, ""
@@ -92,6 +94,7 @@ const (
 	ChildExit     = "child_exit"
 	Restart       = "restart"
 	ChildStart    = "child_start"
+	RunnerStart   = "runner_start"
 )
 
 // required lists the fields each known type must have.

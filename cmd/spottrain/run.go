@@ -174,7 +174,7 @@ func runOne(ctx context.Context, job *runJob) (*runOutcome, error) {
 			fmt.Fprintf(out, "[run] %s %v\n", kind, fields)
 		}
 	}
-	evlog.Emit("runner_start", map[string]any{
+	evlog.Emit(events.RunnerStart, map[string]any{
 		"name": cfg.Name, "index": job.index, "pattern": cfg.Interrupts.Pattern, "seed": pc.Seed,
 		"time_scale": cfg.Interrupts.TimeScale, "no_notice_share": pc.NoNoticeShare, "pid": os.Getpid(),
 	})
