@@ -217,6 +217,9 @@ func TestErrors(t *testing.T) {
 		{name: "SetSecondOfTwo", doc: "seed: 1\n", sets: []string{"seed=2", "seed=x"}, file: "--set seed=x",
 			key: "seed", msg: `must be a non-negative integer (got "x")`},
 
+		{name: "BadNotice", doc: "preemption:\n  notice: azure\n", line: 2, key: "preemption.notice",
+			msg: `must be one of auto, gcp, aws, none (got "azure")`},
+
 		// cost
 		{name: "UnknownGPU", doc: "cost:\n  gpu: rtx9090\n", line: 2, key: "cost.gpu",
 			msg: `unknown GPU "rtx9090": the price list has nvidia-a100-40gb, nvidia-l4, nvidia-t4, nvidia-v100; or set cost.spot_per_hour and cost.on_demand_per_hour`},
