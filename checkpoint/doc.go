@@ -45,6 +45,21 @@
 // checkpoint was found. A directory that could not be read (a permission or I/O error) is
 // reported but never removed. List and Load verify without changing anything.
 //
+// # Object storage
+//
+// A Remote is a run directory's copy in object storage (gs://, s3://, file://, through
+// gocloud.dev/blob): the same step-NNNNNNNN/ prefixes holding the same files. An object store has
+// no rename, so there the manifest is the commit marker: Remote.Upload writes it only after every
+// payload object, each streamed from the local checkpoint and checked against its manifest on the
+// way; a re-saved step loses its old manifest before its new files go up. Each object is written
+// whole or not at all, so a crash, a network failure or a cancel at any instant leaves every
+// checkpoint uploaded before valid, and at most a prefix without a manifest, which readers skip
+// and retention removes. Remote.Download verifies the manifest and every object's size and
+// SHA-256 before committing the copy into a local Store (a crash leaves a .tmp-* directory).
+// Mirror uploads a store's commits in the background, newest first, applies the store's
+// retention to the remote after each (a pruned checkpoint loses its manifest first), and Flush
+// waits for it with a deadline, abandoning the upload in flight when it passes.
+//
 // All file operations go through FS (OSFS by default, Options.FS in tests), except the lock,
 // which needs a real file descriptor.
 package checkpoint

@@ -18,6 +18,9 @@ var (
 	// is durable (Commit also returns it) but deleting older checkpoints failed; whatever was not
 	// deleted is retried by later commits or removed by Store.Latest.
 	ErrRetention = errors.New("deleting old checkpoints failed")
+
+	// ErrNotFound is wrapped by the error of Remote.Get when the remote has no such file.
+	ErrNotFound = errors.New("not found")
 )
 
 // lockedError names the run directory and the holder's pid; it wraps ErrLocked.

@@ -251,6 +251,12 @@ func readManifest(fsys FS, dir string, step int64) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, opError("read", ManifestName, err)
 	}
+	return checkManifest(data, step, "the directory name")
+}
+
+// checkManifest parses the manifest data of the checkpoint of step (named so by where, e.g. "the
+// directory name"); any problem is an *invalidError.
+func checkManifest(data []byte, step int64, where string) (Manifest, error) {
 	if len(data) > maxManifest {
 		return Manifest{}, invalidf("%s is larger than %d bytes", ManifestName, maxManifest)
 	}
@@ -259,7 +265,7 @@ func readManifest(fsys FS, dir string, step int64) (Manifest, error) {
 		return Manifest{}, invalidf("%s: %v", ManifestName, err)
 	}
 	if m.Step != step {
-		return Manifest{}, invalidf("%s says step %d, the directory name %d", ManifestName, m.Step, step)
+		return Manifest{}, invalidf("%s says step %d, %s %d", ManifestName, m.Step, where, step)
 	}
 	return m, nil
 }
@@ -274,6 +280,12 @@ func readPayload(fsys FS, dir string, f FileEntry, w io.Writer) error {
 		return opError("open", f.Name, err)
 	}
 	defer r.Close()
+	return copyVerified(w, r, f)
+}
+
+// copyVerified copies the content of the payload file f from r to w (at most one byte more than
+// f.Size) and checks its size and SHA-256: wrong content is an *invalidError.
+func copyVerified(w io.Writer, r io.Reader, f FileEntry) error {
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(h, w), io.LimitReader(r, f.Size+1))
 	if err != nil {

@@ -389,13 +389,8 @@ func (s *Store) prune(keepDir, replaced string) error {
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].m.Step > all[j].m.Step })
-	keep := map[string]bool{keepDir: true}
-	for _, c := range all[:min(s.opt.Keep, len(all))] {
-		keep[c.dir] = true
-	}
-	if best := s.best(all); best != "" {
-		keep[best] = true
-	}
+	keep := retained(all, s.opt)
+	keep[keepDir] = true
 	var doomed []string
 	for _, c := range all {
 		if !keep[c.dir] {
@@ -405,23 +400,31 @@ func (s *Store) prune(keepDir, replaced string) error {
 	return errors.Join(append(errs, s.remove(doomed))...)
 }
 
-// best returns the directory of the best checkpoint by Options.BestMetric, the newest among
-// equals (ckpts are newest first), or "".
-func (s *Store) best(ckpts []ckpt) string {
-	if s.opt.BestMetric == "" {
-		return ""
+// retained returns the dirs of the checkpoints that the retention of opt keeps among all (newest
+// first): the newest opt.Keep, and the best by opt.BestMetric, the newest among equals.
+// Checkpoints without the metric never count as best.
+func retained(all []ckpt, opt Options) map[string]bool {
+	keep := map[string]bool{}
+	for _, c := range all[:min(opt.Keep, len(all))] {
+		keep[c.dir] = true
+	}
+	if opt.BestMetric == "" {
+		return keep
 	}
 	best, bestValue := "", 0.0
-	for _, c := range ckpts {
-		v, ok := c.m.Metrics[s.opt.BestMetric]
+	for _, c := range all {
+		v, ok := c.m.Metrics[opt.BestMetric]
 		if !ok {
 			continue
 		}
-		if best == "" || (s.opt.BestMode == "min" && v < bestValue) || (s.opt.BestMode == "max" && v > bestValue) {
+		if best == "" || (opt.BestMode == "min" && v < bestValue) || (opt.BestMode == "max" && v > bestValue) {
 			best, bestValue = c.dir, v
 		}
 	}
-	return best
+	if best != "" {
+		keep[best] = true
+	}
+	return keep
 }
 
 // ckpt is a checkpoint directory whose manifest is valid (its payload not verified).

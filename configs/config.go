@@ -36,6 +36,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -159,6 +161,31 @@ type CheckpointConfig struct {
 	Metric string `yaml:"metric"`
 	Mode   string `yaml:"mode"` // min or max
 	Keep   int    `yaml:"keep"` // newest checkpoints kept, >= 1
+	// Remote is where checkpoints are mirrored in object storage: gs://BUCKET[/PATH],
+	// s3://BUCKET[/PATH][?region=...] or file:///DIR; empty: nowhere. The run's copy is under
+	// RemoteURL. Each commit is uploaded in the background, and a trainer that finds no newer
+	// checkpoint in its run dir (a fresh VM) resumes from the newest valid one there.
+	Remote string `yaml:"remote"`
+	// RemoteGrace bounds the wait for uploads at exit: on a notice, the trainer exits at most
+	// this long after it, abandoning an unfinished upload (the remote keeps the checkpoint
+	// before); on other errors, this long after the error. A finished run waits for its final
+	// checkpoint's upload.
+	RemoteGrace time.Duration `yaml:"remote_grace"`
+}
+
+// RemoteURL is the URL of the run's copy in object storage: Checkpoint.Remote with the run dir
+// appended as a relative path (runs/x, or /data/runs/x without its leading slash), so that every
+// run dir has its own; "" when Checkpoint.Remote is empty.
+func (c Config) RemoteURL() string {
+	if c.Checkpoint.Remote == "" {
+		return ""
+	}
+	base, query, _ := strings.Cut(c.Checkpoint.Remote, "?")
+	u := strings.TrimRight(base, "/") + "/" + strings.TrimLeft(filepath.ToSlash(filepath.Clean(c.RunDir)), "/")
+	if query != "" {
+		u += "?" + query
+	}
+	return u
 }
 
 // InterruptsConfig is the simulated spot market of `spottrain run`: when the trainer is
@@ -244,7 +271,7 @@ func Default() Config {
 		},
 		Schedule: ScheduleConfig{Name: "cosine", WarmupSteps: 100, StepSize: 1000, Gamma: 0.5},
 		Checkpoint: CheckpointConfig{Strategy: "fixed", EverySteps: 0, EverySeconds: 60,
-			MinSeconds: 10, MaxSeconds: 1800, PriorMTBISeconds: 3600, EMA: 0.3, Keep: 3},
+			MinSeconds: 10, MaxSeconds: 1800, PriorMTBISeconds: 3600, EMA: 0.3, Keep: 3, RemoteGrace: 25 * time.Second},
 		Interrupts: InterruptsConfig{
 			Pattern: "none", Seed: 1, Every: time.Hour, RatePerHour: 1,
 			QuietRatePerHour: 0.2, StormRatePerHour: 6, QuietMean: 4 * time.Hour, StormMean: 30 * time.Minute,

@@ -101,6 +101,21 @@ func TestRunDir(t *testing.T) {
 	}
 }
 
+func TestRemoteURL(t *testing.T) {
+	for _, tc := range []struct{ remote, runDir, want string }{
+		{"", "runs/x", ""},
+		{"gs://b/spottrain", "runs/x", "gs://b/spottrain/runs/x"},
+		{"gs://b/spottrain/", "./runs/x/", "gs://b/spottrain/runs/x"},
+		{"gs://b", "/data/runs/x", "gs://b/data/runs/x"},
+		{"s3://b/p?region=eu-west-1", "runs/x/rep-0", "s3://b/p/runs/x/rep-0?region=eu-west-1"},
+		{"file:///mnt/ckpt", "runs/x", "file:///mnt/ckpt/runs/x"},
+	} {
+		c := configs.Default()
+		c.Checkpoint.Remote, c.RunDir = tc.remote, tc.runDir
+		assert.Equal(t, tc.want, c.RemoteURL(), "%s + %s", tc.remote, tc.runDir)
+	}
+}
+
 func TestDataPath(t *testing.T) {
 	dir := t.TempDir()
 	abs := filepath.Join(dir, "abs.csv")
@@ -219,6 +234,13 @@ func TestErrors(t *testing.T) {
 
 		{name: "BadNotice", doc: "preemption:\n  notice: azure\n", line: 2, key: "preemption.notice",
 			msg: `must be one of auto, gcp, aws, none (got "azure")`},
+		{name: "RemoteScheme", doc: "checkpoint:\n  remote: ftp://host/x\n", line: 2, key: "checkpoint.remote",
+			msg: `"ftp://host/x": unsupported scheme ftp (want gs, s3 or file)`},
+		{name: "RemoteNoBucket", doc: "checkpoint:\n  remote: gs:///x\n", line: 2, key: "checkpoint.remote",
+			msg: `"gs:///x" has no bucket: want gs://BUCKET/PATH`},
+		{name: "RemoteRunDirOutside", doc: "checkpoint:\n  remote: gs://b/x\nrun_dir: ../elsewhere\n", line: 3, key: "run_dir",
+			msg: `the run's copy goes under checkpoint.remote at the path of run_dir, which must name a directory inside the current one or an absolute one (got "../elsewhere")`},
+		{name: "RemoteGrace", doc: "checkpoint:\n  remote_grace: -1s\n", line: 2, key: "checkpoint.remote_grace", msg: "must be >= 0 (got -1s)"},
 
 		// cost
 		{name: "UnknownGPU", doc: "cost:\n  gpu: rtx9090\n", line: 2, key: "cost.gpu",

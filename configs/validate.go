@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 
+	"spottrain/checkpoint"
 	"spottrain/preemption"
 )
 
@@ -173,6 +175,14 @@ func (c Config) problem() *problem {
 	ch.want(k.Mode == "" || k.Mode == "min" || k.Mode == "max", "checkpoint.mode", `must be min, max or "" (the metric's own; got %q)`, k.Mode)
 	ch.cross(k.Mode == "" || k.Metric != "", []string{"checkpoint.mode", "checkpoint.metric"}, "needs checkpoint.metric")
 	ch.atLeast("checkpoint.keep", k.Keep, 1)
+	ch.want(k.RemoteGrace >= 0, "checkpoint.remote_grace", "must be >= 0 (got %v)", k.RemoteGrace)
+	if k.Remote != "" {
+		if err := checkpoint.CheckRemoteURL(k.Remote); err != nil {
+			ch.want(false, "checkpoint.remote", "%v", err)
+		} else if rel := filepath.ToSlash(filepath.Clean(c.RunDir)); rel == "." || rel == "/" || strings.HasPrefix(rel, "../") || rel == ".." {
+			ch.cross(false, []string{"run_dir", "checkpoint.remote"}, "the run's copy goes under checkpoint.remote at the path of run_dir, which must name a directory inside the current one or an absolute one (got %q)", c.RunDir)
+		}
+	}
 
 	i := c.Interrupts
 	ch.oneOf("interrupts.pattern", i.Pattern, patterns)

@@ -26,6 +26,11 @@
 //	epoch_end             epoch (int), step (int), train_loss (float), metrics (object of floats)
 //	progress              step (int), epoch (int), loss (float): a log line's worth of training
 //	exit                  code (int: the exit status), reason (string), step (int)
+//	checkpoint_upload     step (int), bytes (int: payload sent; 0 if the remote had it),
+//	                      upload_ms (float); also pruned, superseded (lists of steps), warning
+//	checkpoint_upload_failed  step (int), error (string): the remote keeps what it had
+//	checkpoint_download   step (int), url (string), bytes (int), download_ms (float): a run dir
+//	                      without a newer checkpoint took the remote's newest valid one
 //
 // The runner's types (incarnation 0):
 //
@@ -90,6 +95,10 @@ const (
 	Progress            = "progress"
 	Exit                = "exit"
 
+	CheckpointUpload       = "checkpoint_upload"
+	CheckpointUploadFailed = "checkpoint_upload_failed"
+	CheckpointDownload     = "checkpoint_download"
+
 	InterruptSent = "interrupt_sent"
 	ChildExit     = "child_exit"
 	Restart       = "restart"
@@ -99,21 +108,24 @@ const (
 
 // required lists the fields each known type must have.
 var required = map[string][]string{
-	RunStart:            {"config_hash", "device", "pid", "libtorch"},
-	Resume:              {"step", "epoch", "batch", "dir"},
-	CheckpointBegin:     {"step", "reason"},
-	CheckpointCommit:    {"step", "reason", "blocking_ms", "persist_ms", "bytes", "dir"},
-	CheckpointFailed:    {"error"},
-	CheckpointInvalid:   {"dir", "reason"},
-	SignalReceived:      {"signal"},
-	EmergencyCheckpoint: {"step"},
-	EpochEnd:            {"epoch", "step", "train_loss", "metrics"},
-	Progress:            {"step", "epoch", "loss"},
-	Exit:                {"code", "reason", "step"},
-	InterruptSent:       {"kind", "reason", "pid"},
-	ChildExit:           {"pid", "code", "signal", "caused"},
-	Restart:             {"attempt", "delay_s"},
-	ChildStart:          {"attempt", "pid"},
+	RunStart:               {"config_hash", "device", "pid", "libtorch"},
+	Resume:                 {"step", "epoch", "batch", "dir"},
+	CheckpointBegin:        {"step", "reason"},
+	CheckpointCommit:       {"step", "reason", "blocking_ms", "persist_ms", "bytes", "dir"},
+	CheckpointFailed:       {"error"},
+	CheckpointInvalid:      {"dir", "reason"},
+	SignalReceived:         {"signal"},
+	EmergencyCheckpoint:    {"step"},
+	EpochEnd:               {"epoch", "step", "train_loss", "metrics"},
+	Progress:               {"step", "epoch", "loss"},
+	Exit:                   {"code", "reason", "step"},
+	CheckpointUpload:       {"step", "bytes", "upload_ms"},
+	CheckpointUploadFailed: {"step", "error"},
+	CheckpointDownload:     {"step", "url", "bytes", "download_ms"},
+	InterruptSent:          {"kind", "reason", "pid"},
+	ChildExit:              {"pid", "code", "signal", "caused"},
+	Restart:                {"attempt", "delay_s"},
+	ChildStart:             {"attempt", "pid"},
 }
 
 // durable are the types fsynced before Emit returns.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"spottrain/checkpoint"
@@ -41,6 +42,10 @@ type checkpointer struct {
 	config   []byte              // the run's config as YAML, saved in every checkpoint
 	metric   string              // of the validation metrics, the one the strategy watches
 	manifest checkpoint.Manifest // the fields that do not change during a run
+
+	mirror   *checkpoint.Mirror // uploads each commit; nil: no remote
+	uploadMu sync.Mutex
+	uploads  map[int64]error // per step, the outcome of its last upload
 
 	computeBefore float64    // training seconds of earlier incarnations
 	started       time.Time  // when this incarnation's training began
@@ -123,6 +128,9 @@ func (c *checkpointer) Save(pos Position, reason string, metrics Metrics) error 
 			fmt.Fprintf(c.log, "warning: %v\n", err)
 		} else if err != nil {
 			return err
+		}
+		if c.mirror != nil {
+			c.mirror.Push(ck)
 		}
 		fields := map[string]any{
 			"step": pos.Step, "reason": reason, "dir": ck.Dir, "bytes": len(model) + len(optim) + len(rng),

@@ -124,11 +124,45 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		return sum, err
 	}
 	defer store.Close()
+	latest, invalid, err := store.Latest()
+	if err != nil && !errors.Is(err, checkpoint.ErrNoCheckpoint) {
+		return sum, err
+	}
+	var (
+		remote *checkpoint.Remote
+		pulled *pull
+	)
+	if url := cfg.RemoteURL(); url != "" {
+		if remote, err = checkpoint.OpenRemote(ctx, url); err != nil {
+			return sum, err
+		}
+		defer remote.Close()
+		// A fresh VM has an empty run dir: the run goes on from its copy in object storage.
+		if pulled, err = pullRemote(ctx, remote, store, latest, cfg.RunDir); err != nil {
+			return sum, err
+		}
+		if pulled.ck != nil {
+			latest = pulled.ck
+		}
+		invalid = append(invalid, pulled.invalid...)
+	}
 	ev, err := events.Open(cfg.RunDir)
 	if err != nil {
 		return sum, err
 	}
 	defer ev.Close()
+	var mirror *checkpoint.Mirror
+	uploadDeadline := time.Time{} // set by the flush of the mirror, for the last copy of the log
+	defer func() {
+		// After the exit event: the remote copy of the log gets it too.
+		if mirror != nil {
+			uctx, cancel := contextUntil(context.WithoutCancel(ctx), uploadDeadline)
+			defer cancel()
+			if err := remote.PutFile(uctx, filepath.Join(cfg.RunDir, events.FileName)); err != nil {
+				fmt.Fprintf(log, "warning: %v\n", err)
+			}
+		}
+	}()
 	defer func() {
 		// step is required: a process that stops before the loop (a refused config, a failed
 		// restore) has done no step.
@@ -168,23 +202,51 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 	}
 	ck := &checkpointer{
 		store: store, events: ev, net: net, opt: optim, spec: spec, strategy: strategy, metric: metric, log: log,
-		config: configYAML,
+		config: configYAML, uploads: map[int64]error{},
 		manifest: checkpoint.Manifest{
 			ConfigHash: sum.ConfigSHA, DataSeed: cfg.Seed, Libtorch: torch.Version(), Device: string(dev),
 		},
 	}
 	var from Position
-	latest, invalid, err := store.Latest()
 	for _, inv := range invalid {
 		fmt.Fprintf(log, "warning: skipped invalid checkpoint %s: %s\n", inv.Dir, inv.Reason)
 		ev.Emit(events.CheckpointInvalid, map[string]any{"dir": inv.Dir, "reason": inv.Reason})
 	}
-	switch {
-	case errors.Is(err, checkpoint.ErrNoCheckpoint):
+	if pulled != nil && pulled.ck != nil {
+		fmt.Fprintf(log, "downloaded step %d from %s (%.1f MB in %.1f s)\n", pulled.ck.Manifest.Step, remote.URL(),
+			float64(pulled.bytes)/1e6, pulled.took.Seconds())
+		ev.Emit(events.CheckpointDownload, map[string]any{"step": pulled.ck.Manifest.Step, "url": remote.URL(),
+			"bytes": pulled.bytes, "download_ms": pulled.took.Seconds() * 1000})
+	}
+	if remote != nil {
+		mirror = checkpoint.NewMirror(remote, storeOpt, []string{filepath.Join(cfg.RunDir, events.FileName)}, ck.uploaded)
+		defer mirror.Close()
+		ck.mirror = mirror
+		if latest != nil && (pulled.ck == nil) {
+			mirror.Push(latest) // a no-op if the remote has it; else an upload an earlier exit cut short
+		}
+		defer func() {
+			// Before the exit event: wait for the uploads, within the grace period on a notice.
+			uploadDeadline = time.Now().Add(cfg.Checkpoint.RemoteGrace)
+			var pe *PreemptedError
+			if errors.As(err, &pe) {
+				uploadDeadline = pe.Notice.At.Add(cfg.Checkpoint.RemoteGrace)
+			} else if err == nil {
+				uploadDeadline = time.Time{} // a finished run waits for its final checkpoint
+			}
+			uctx, cancel := contextUntil(context.WithoutCancel(ctx), uploadDeadline)
+			defer cancel()
+			if ferr := mirror.Flush(uctx); ferr != nil {
+				fmt.Fprintf(log, "warning: %v; the remote keeps its previous checkpoint\n", ferr)
+			}
+			if err == nil && sum != nil && sum.Result != nil {
+				err = ck.uploadError(sum.Result.Steps)
+			}
+		}()
+	}
+	if latest == nil {
 		ck.manifest.RunID = newRunID()
-	case err != nil:
-		return sum, err
-	default:
+	} else {
 		m := latest.Manifest
 		changes, err := checkResume(saved, sum.ConfigSHA, latest, opt.Force)
 		if err != nil {

@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -29,6 +31,9 @@ const ckptUsage = `Usage:
 Commands:
   ls       list the checkpoints of a run dir, valid or not (safe while a trainer runs)
   verify   verify every checkpoint of a run dir; exit status 1 if any is invalid
+
+For ls and verify, RUN_DIR may also be a run's copy in object storage: gs://BUCKET/PATH,
+s3://BUCKET/PATH or file:///DIR (checkpoint.remote, then the run dir's path).
   export   write the weights of a checkpoint as a .safetensors file
 
 Run 'spottrain ckpt <command> --help' for a command's flags.
@@ -108,8 +113,8 @@ valid, 1 otherwise. It takes no lock and changes nothing.`, stdout)
 	}
 	bad := 0
 	for _, r := range rows {
-		fmt.Fprintf(stdout, "%s  %s\n", filepath.Base(r.dir), r.status())
-		if r.ck == nil {
+		fmt.Fprintf(stdout, "%s  %s\n", path.Base(r.dir), r.status())
+		if r.invalid != "" {
 			bad++
 		}
 	}
@@ -131,6 +136,9 @@ architecture, JSON). The file appears complete or not at all (temporary file, fs
 	runDir, err := parseRunDir(fs, args, "RUN_DIR")
 	if err != nil {
 		return err
+	}
+	if strings.Contains(runDir, "://") {
+		return usageError{fmt.Sprintf("ckpt export: RUN_DIR must be a local run dir, not a URL (got %s)", runDir)}
 	}
 	if fs.Changed("step") && *step < 0 {
 		return usageError{fmt.Sprintf("ckpt export: --step must be >= 0 (got %d)", *step)}
@@ -260,7 +268,7 @@ type ckptRow struct {
 }
 
 func (r ckptRow) status() string {
-	if r.ck == nil {
+	if r.invalid != "" {
 		return "INVALID: " + r.invalid
 	}
 	return "ok"
@@ -268,8 +276,12 @@ func (r ckptRow) status() string {
 
 // listCheckpoints verifies every checkpoint directory of runDir (checkpoint.List: no lock, no
 // change) and returns them by increasing step. Leftovers of interrupted operations (.tmp-*,
-// .del-*, .old-*) are left out. A missing run dir is an input error.
+// .del-*, .old-*) are left out. A missing run dir is an input error. A URL (gs://, s3://,
+// file://) is a run's copy in object storage: see listRemote.
 func listCheckpoints(runDir string) ([]ckptRow, error) {
+	if strings.Contains(runDir, "://") {
+		return listRemote(context.Background(), runDir)
+	}
 	st, err := os.Stat(runDir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -301,6 +313,44 @@ func listCheckpoints(runDir string) ([]ckptRow, error) {
 			}
 		}
 		rows = append(rows, r)
+	}
+	slices.SortFunc(rows, func(a, b ckptRow) int { return cmp.Compare(a.step, b.step) })
+	return rows, nil
+}
+
+// listRemote verifies every checkpoint of the run's copy at url, reading every object, and
+// returns them by increasing step, with the prefixes of unfinished uploads as invalid rows.
+func listRemote(ctx context.Context, url string) ([]ckptRow, error) {
+	if err := checkpoint.CheckRemoteURL(url); err != nil {
+		return nil, &train.InputError{Err: err}
+	}
+	r, err := checkpoint.OpenRemote(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	valid, invalid, err := r.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var rows []ckptRow
+	for _, c := range valid {
+		m := c.Manifest
+		row := ckptRow{dir: c.URL, step: m.Step, manifest: &m}
+		for _, f := range m.Files {
+			row.size += f.Size
+		}
+		if err := r.Verify(ctx, c); err != nil {
+			row.invalid = err.Error()
+		}
+		rows = append(rows, row)
+	}
+	for _, inv := range invalid {
+		step, err := strconv.ParseInt(strings.TrimPrefix(path.Base(inv.Dir), "step-"), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: unexpected checkpoint name", inv.Dir)
+		}
+		rows = append(rows, ckptRow{dir: inv.Dir, step: step, invalid: inv.Reason, size: -1})
 	}
 	slices.SortFunc(rows, func(a, b ckptRow) int { return cmp.Compare(a.step, b.step) })
 	return rows, nil

@@ -88,10 +88,17 @@ type result struct {
 // spottrain runs the binary with args in dir and returns its exit status and output.
 func spottrain(t *testing.T, dir string, args ...string) result {
 	t.Helper()
+	return spottrainEnv(t, dir, nil, args...)
+}
+
+// spottrainEnv is spottrain with env (KEY=value) added to the environment.
+func spottrainEnv(t *testing.T, dir string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -1,0 +1,197 @@
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Upload is the outcome of one checkpoint upload of a Mirror.
+type Upload struct {
+	Step     int64
+	Bytes    int64 // payload bytes sent; 0 when the remote already had the checkpoint
+	Duration time.Duration
+	Pruned   []int64 // remote checkpoints removed by retention after the upload
+	// Err is why the upload failed: the remote keeps what it had.
+	Err error
+	// Warn is what failed after the checkpoint landed: pruning, or a side file.
+	Warn error
+	// Superseded are the checkpoints that were queued for upload but replaced by a newer one
+	// before their turn came.
+	Superseded []int64
+}
+
+// Mirror uploads a store's checkpoints to a Remote in the background, newest first: Push queues
+// a committed checkpoint and returns at once; one goroutine uploads it, then applies the
+// store's retention to the remote. If checkpoints are committed faster than they upload, only
+// the newest waiting one is uploaded (the others are Superseded). Flush waits for the queue,
+// with a deadline: at the deadline the upload in flight is abandoned, which leaves the remote
+// valid (see Remote.Upload).
+type Mirror struct {
+	remote    *Remote
+	opt       Options
+	sideFiles []string
+	report    func(Upload)
+
+	mu         sync.Mutex
+	cond       *sync.Cond
+	next       *Checkpoint // waiting for its turn
+	superseded []int64
+	inflight   *Checkpoint
+	cancel     context.CancelFunc // of the upload in flight
+	closed     bool
+	done       chan struct{} // closed when the goroutine ends
+}
+
+// NewMirror starts mirroring to remote with the retention of opt (the store's Options). After
+// each checkpoint it uploads the local files sideFiles (such as the run's event log) with Put,
+// under their base names. report, if not nil, is called from the mirror's goroutine after each
+// upload attempt.
+func NewMirror(remote *Remote, opt Options, sideFiles []string, report func(Upload)) *Mirror {
+	if report == nil {
+		report = func(Upload) {}
+	}
+	m := &Mirror{remote: remote, opt: opt, sideFiles: sideFiles, report: report, done: make(chan struct{})}
+	m.cond = sync.NewCond(&m.mu)
+	go m.run()
+	return m
+}
+
+// Remote is where the mirror uploads.
+func (m *Mirror) Remote() *Remote { return m.remote }
+
+// Push queues the committed checkpoint c for upload, replacing one that waits.
+func (m *Mirror) Push(c *Checkpoint) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	if m.next != nil {
+		m.superseded = append(m.superseded, m.next.Manifest.Step)
+	}
+	m.next = c
+	m.cond.Broadcast()
+}
+
+// Flush waits until every pushed checkpoint is uploaded or ctx is done. Then the upload in
+// flight is cancelled and the waiting one dropped, and the error names the steps given up. An
+// upload that failed is not retried: Flush does not report it (report did).
+func (m *Mirror) Flush(ctx context.Context) error {
+	idle := make(chan struct{})
+	stop := make(chan struct{})
+	go func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for (m.next != nil || m.inflight != nil) && !m.closedStop(stop) {
+			m.cond.Wait()
+		}
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+	}
+	m.mu.Lock()
+	var abandoned []int64
+	if m.inflight != nil {
+		abandoned = append(abandoned, m.inflight.Manifest.Step)
+		m.cancel()
+	}
+	if m.next != nil {
+		abandoned = append(abandoned, m.next.Manifest.Step)
+		m.next = nil
+	}
+	close(stop)
+	m.cond.Broadcast()
+	m.mu.Unlock()
+	<-idle
+	m.mu.Lock() // wait for the cancelled upload to end, so the caller may exit at once
+	for m.inflight != nil {
+		m.cond.Wait()
+	}
+	m.mu.Unlock()
+	if len(abandoned) == 0 {
+		return nil
+	}
+	return fmt.Errorf("upload of step %d to %s abandoned: %w", abandoned[0], m.remote.URL(), context.Cause(ctx))
+}
+
+// closedStop reports whether stop is closed; m.mu is held.
+func (m *Mirror) closedStop(stop chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops the mirror: the upload in flight is cancelled and nothing more is uploaded. Call
+// Flush first to finish the uploads. Closing twice is a no-op. It does not close the Remote.
+func (m *Mirror) Close() {
+	m.mu.Lock()
+	if !m.closed {
+		m.closed = true
+		m.next = nil
+		if m.cancel != nil {
+			m.cancel()
+		}
+		m.cond.Broadcast()
+	}
+	m.mu.Unlock()
+	<-m.done
+}
+
+func (m *Mirror) run() {
+	defer close(m.done)
+	for {
+		m.mu.Lock()
+		for m.next == nil && !m.closed {
+			m.cond.Wait()
+		}
+		if m.closed {
+			m.mu.Unlock()
+			return
+		}
+		c := m.next
+		m.next, m.inflight = nil, c
+		superseded := m.superseded
+		m.superseded = nil
+		ctx, cancel := context.WithCancel(context.Background())
+		m.cancel = cancel
+		m.mu.Unlock()
+
+		res := m.upload(ctx, c)
+		res.Superseded = superseded
+		cancel()
+		m.report(res)
+
+		m.mu.Lock()
+		m.inflight, m.cancel = nil, nil
+		m.cond.Broadcast()
+		m.mu.Unlock()
+	}
+}
+
+func (m *Mirror) upload(ctx context.Context, c *Checkpoint) Upload {
+	start := time.Now()
+	res := Upload{Step: c.Manifest.Step}
+	res.Bytes, res.Err = m.remote.Upload(ctx, c)
+	res.Duration = time.Since(start)
+	if res.Err != nil {
+		return res
+	}
+	var warn []error
+	var err error
+	res.Pruned, err = m.remote.Prune(ctx, m.opt, c.Manifest.Step)
+	warn = append(warn, err)
+	for _, f := range m.sideFiles {
+		warn = append(warn, m.remote.PutFile(ctx, f))
+	}
+	res.Warn = errors.Join(warn...)
+	return res
+}

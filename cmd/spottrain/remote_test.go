@@ -1,0 +1,159 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spottrain/checkpoint"
+	"spottrain/events"
+	"spottrain/internal/gcstest"
+)
+
+// TestRemoteFreshVM is a preemption on a VM whose disk does not survive it, with checkpoints
+// mirrored to GCS (the real client against an in-process fake-gcs-server): SIGTERM, emergency
+// checkpoint, its upload before the exit; then a fresh VM (no run dir at all) started with the
+// same command downloads it, resumes and ends with the weights of an uninterrupted run. The
+// remote keeps the store's retention, and the run's event log with both incarnations.
+func TestRemoteFreshVM(t *testing.T) {
+	t.Parallel()
+	gcs := gcstest.New(t, nil, "spot")
+	const url = "gs://spot/mirror/run"
+	want := baselineWeights(t, sigtermJob())
+	args := append(sigtermJob(), "--set", "checkpoint.remote=gs://spot/mirror")
+	env := append(writeDelayEnv(20*time.Millisecond), gcs.Env())
+	dir := t.TempDir()
+	runDir := filepath.Join(dir, "run")
+
+	s1 := preempt(t, dir, env, args, 40, -1)
+	evs := readEvents(t, runDir)
+	uploads := ofType(evs, events.CheckpointUpload)
+	require.NotEmpty(t, uploads)
+	assert.Equal(t, int(s1), intField(t, uploads[len(uploads)-1], "step"), "the emergency checkpoint is uploaded before the exit")
+	assert.Less(t, indexOf(evs, uploads[len(uploads)-1]), indexOf(evs, ofType(evs, events.Exit)[0]))
+	ls := spottrainEnv(t, dir, []string{gcs.Env()}, "ckpt", "verify", url)
+	require.Equal(t, 0, ls.code, "stdout: %s\nstderr: %s", ls.stdout, ls.stderr)
+	assert.Contains(t, ls.stdout, checkpoint.DirName(s1)+"  ok\n")
+	assert.Contains(t, ls.stdout, "3 checkpoints, all valid\n", "checkpoint.keep=3 on the remote too")
+
+	require.NoError(t, os.RemoveAll(runDir))
+	p := startSpottrain(t, dir, env, args...)
+	require.Equal(t, 0, p.wait(time.Minute), "stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
+	assert.Contains(t, p.stdout(), "downloaded step "+itoa(s1)+" from "+url+" (")
+	assert.Equal(t, s1, resumedFrom(t, p.out))
+	assert.Equal(t, want, weightsOf(t, newest(t, runDir)), "final weights differ from the uninterrupted run's")
+
+	evs = readEvents(t, runDir)
+	assert.Equal(t, 2, checkIncarnations(t, evs), "the log came back from the remote")
+	down := ofType(evs, events.CheckpointDownload)
+	require.Len(t, down, 1)
+	assert.Equal(t, int(s1), intField(t, down[0], "step"))
+	assert.Equal(t, url, down[0].Fields["url"])
+	ls = spottrainEnv(t, dir, []string{gcs.Env()}, "ckpt", "ls", url)
+	require.Equal(t, 0, ls.code, "stderr: %s", ls.stderr)
+	rows := strings.Split(strings.TrimSpace(ls.stdout), "\n")
+	require.Len(t, rows, 4, ls.stdout)
+	assert.Regexp(t, `^178\s+6\s+\d+\s+final\s`, rows[3])
+	assert.True(t, strings.HasSuffix(rows[3], "  ok"), rows[3])
+
+	log, err := gcs.GetObject("spot", "mirror/run/events.jsonl")
+	require.NoError(t, err)
+	local, err := os.ReadFile(filepath.Join(runDir, events.FileName))
+	require.NoError(t, err)
+	assert.Equal(t, string(local), string(log.Content), "the remote log has everything, the exit event included")
+}
+
+// TestRemoteStuckUpload: the store cannot take uploads (they hang), and a notice comes. The
+// trainer waits for the upload of its emergency checkpoint no longer than checkpoint.remote_grace
+// after the notice, says that it gave it up, and exits 75; the remote has no checkpoint that is
+// half there.
+func TestRemoteStuckUpload(t *testing.T) {
+	t.Parallel()
+	var stuck atomic.Bool
+	released := make(chan struct{})
+	gcs := gcstest.New(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if stuck.Load() && strings.HasPrefix(r.URL.Path, "/upload/") {
+				select {
+				case <-r.Context().Done():
+				case <-released:
+				}
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}, "spot")
+	t.Cleanup(func() { close(released) })
+	stuck.Store(true)
+	args := append(sigtermJob(), "--set", "checkpoint.remote=gs://spot/mirror", "--set", "checkpoint.remote_grace=1s")
+	dir := t.TempDir()
+	p := startSpottrain(t, dir, []string{gcs.Env()}, args...)
+	p.readLine("step 20/", time.Minute)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.Equal(t, 75, p.wait(time.Minute), "stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
+	assert.Regexp(t, regexp.MustCompile(`warning: upload of step \d+ to gs://spot/mirror/run abandoned: context deadline exceeded; the remote keeps its previous checkpoint`), p.stdout())
+	evs := readEvents(t, filepath.Join(dir, "run"))
+	exit := ofType(evs, events.Exit)
+	require.Len(t, exit, 1)
+	ms := intField(t, exit[0], "signal_to_exit_ms")
+	assert.GreaterOrEqual(t, ms, 1000, "it waited for the upload")
+	assert.Empty(t, ofType(evs, events.CheckpointUpload))
+
+	objs, _, err := gcs.ListObjects("spot", "", "", false)
+	require.NoError(t, err)
+	for _, o := range objs {
+		assert.NotEqual(t, checkpoint.ManifestName, filepath.Base(o.Name), "no checkpoint was committed: %s", o.Name)
+	}
+}
+
+// TestRemoteErrors: a remote that cannot be used stops the trainer before it trains, with one
+// line naming it, and nothing of the run dir is touched.
+func TestRemoteErrors(t *testing.T) {
+	t.Parallel()
+	gcs := gcstest.New(t, nil, "spot")
+	dir := t.TempDir()
+	runDir := filepath.Join(dir, "run")
+	for _, tc := range []struct{ remote, err string }{
+		{"gs://missing-bucket/x", "gs://missing-bucket/x/run"},
+		{"ftp://host/x", `checkpoint.remote: "ftp://host/x": unsupported scheme ftp (want gs, s3 or file)`},
+		{"file://relative", `want file:///ABSOLUTE/PATH`},
+	} {
+		args := append(exactJob("run", 1), "--set", "checkpoint.remote="+tc.remote)
+		r := spottrainEnv(t, dir, []string{gcs.Env()}, append(args, "--set", "train.max_steps=5")...)
+		assert.NotEqual(t, 0, r.code, tc.remote)
+		assert.Contains(t, errorLine(t, r.stderr), tc.err, tc.remote)
+		assert.NotContains(t, r.stdout, "step 1/", "it did not train")
+	}
+	_, err := os.Stat(filepath.Join(runDir, events.FileName))
+	assert.ErrorIs(t, err, os.ErrNotExist, "nothing was logged: the remote is checked before the log opens")
+	r := spottrainEnv(t, dir, []string{gcs.Env()}, "ckpt", "ls", "gs://spot/nothing-here")
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "no checkpoints in gs://spot/nothing-here\n", r.stdout)
+	r = spottrainEnv(t, dir, nil, "ckpt", "verify", "gopher://x/y")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, `unsupported scheme gopher`)
+	r = spottrainEnv(t, dir, nil, "ckpt", "export", "gs://spot/x")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "RUN_DIR must be a local run dir, not a URL")
+}
+
+func indexOf(evs []events.Event, e events.Event) int {
+	for i := range evs {
+		if evs[i].Time.Equal(e.Time) && evs[i].Type == e.Type {
+			return i
+		}
+	}
+	return -1
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,124 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"spottrain/checkpoint"
+	"spottrain/events"
+)
+
+// pull is what pullRemote brought from the remote.
+type pull struct {
+	ck      *checkpoint.Checkpoint // the downloaded checkpoint, now local; nil if none was newer
+	invalid []checkpoint.Invalid   // remote checkpoints that failed verification
+	bytes   int64
+	took    time.Duration
+}
+
+// pullRemote downloads the remote's newest valid checkpoint into store if it is newer than
+// local (nil: the run dir has none), and the remote's event log if the run dir has none, so a
+// fresh VM continues the run and its history. A remote that cannot be read is an error: starting
+// over would waste the work stored there.
+func pullRemote(ctx context.Context, remote *checkpoint.Remote, store *checkpoint.Store, local *checkpoint.Checkpoint, runDir string) (*pull, error) {
+	after := int64(-1)
+	if local != nil {
+		after = local.Manifest.Step
+	}
+	start := time.Now()
+	p := &pull{}
+	ck, invalid, err := remote.Download(ctx, store, after)
+	p.invalid = invalid
+	switch {
+	case errors.Is(err, checkpoint.ErrNoCheckpoint):
+	case err != nil:
+		return nil, err
+	default:
+		p.ck, p.took = ck, time.Since(start)
+		for _, f := range ck.Manifest.Files {
+			p.bytes += f.Size
+		}
+	}
+	logPath := filepath.Join(runDir, events.FileName)
+	if _, err := os.Stat(logPath); !errors.Is(err, os.ErrNotExist) {
+		return p, err
+	}
+	data, err := remote.Get(ctx, events.FileName)
+	if errors.Is(err, checkpoint.ErrNotFound) {
+		return p, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, writeFileAtomic(logPath, data)
+}
+
+// writeFileAtomic writes path whole or not at all: a temporary file, fsynced, renamed.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // fails harmlessly after the rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// contextUntil is ctx with deadline, or ctx itself (with a no-op cancel) for a zero deadline.
+func contextUntil(ctx context.Context, deadline time.Time) (context.Context, context.CancelFunc) {
+	if deadline.IsZero() {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, deadline)
+}
+
+// uploaded reports an upload of the mirror: a log line and an event. It runs on the mirror's
+// goroutine.
+func (c *checkpointer) uploaded(u checkpoint.Upload) {
+	c.uploadMu.Lock()
+	c.uploads[u.Step] = u.Err
+	c.uploadMu.Unlock()
+	if u.Err != nil {
+		fmt.Fprintf(c.log, "warning: checkpoint upload failed, the remote keeps its previous one: %v\n", u.Err)
+		c.events.Emit(events.CheckpointUploadFailed, map[string]any{"step": u.Step, "error": u.Err.Error()})
+		return
+	}
+	fields := map[string]any{"step": u.Step, "bytes": u.Bytes, "upload_ms": u.Duration.Seconds() * 1000,
+		"pruned": nonNil(u.Pruned), "superseded": nonNil(u.Superseded)}
+	if u.Warn != nil {
+		fmt.Fprintf(c.log, "warning: after the upload of step %d: %v\n", u.Step, u.Warn)
+		fields["warning"] = u.Warn.Error()
+	}
+	c.events.Emit(events.CheckpointUpload, fields)
+}
+
+// uploadError is the error of the upload of step, if it was tried and failed.
+func (c *checkpointer) uploadError(step int) error {
+	c.uploadMu.Lock()
+	defer c.uploadMu.Unlock()
+	if err := c.uploads[int64(step)]; err != nil {
+		return fmt.Errorf("the final checkpoint is in the run dir but not in object storage: %w", err)
+	}
+	return nil
+}
+
+func nonNil(steps []int64) []int64 {
+	if steps == nil {
+		return []int64{}
+	}
+	return steps
+}
