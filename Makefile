@@ -26,7 +26,9 @@ SYSTEM_PKGS := g++ libtorch-dev libopenblas0-pthread
 endif
 GOFLAGS_TAGS := $(if $(TAGS),-tags $(TAGS))
 
-.PHONY: setup build demo test bench clean
+IMAGE   ?= spottrain:cuda
+
+.PHONY: setup build demo test bench docker-cuda clean
 
 # setup installs the system packages that are missing (idempotent: nothing to do the second time).
 # PKGS adds more: the tests and the benchmark compare with PyTorch (Debian's python3-torch, the
@@ -54,6 +56,11 @@ test: setup
 bench: PKGS = python3-torch
 bench: setup
 	GO="$(GO)" GOFLAGS_TAGS="$(GOFLAGS_TAGS)" bash scripts/bench/lstm.sh
+
+# docker-cuda builds the CUDA image (Dockerfile.cuda): Go, the official libtorch 2.5.1 for CUDA 12.4
+# and the binary, on NVIDIA's CUDA base image. Needs docker with network; runs with --gpus all.
+docker-cuda:
+	docker build -f Dockerfile.cuda -t $(IMAGE) .
 
 clean:
 	rm -rf bin

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU checks, on a machine with an NVIDIA GPU and a CUDA libtorch (CGO flags from LIBTORCH through
-# the Makefile, or from ../shared/gpu/env.sh): builds with -tags cuda, runs the test suite (the torch
+# the Makefile, or from .gpu/env.sh, packed beforehand with scripts/gpu-pack.sh): builds with -tags cuda, runs the test suite (the torch
 # tests on CUDA), preempts a demo run on CUDA and resumes it there and on the CPU, runs the GPU
 # benchmarks, and prints a summary. Logs go to $OUT (default /tmp/gpu-check).
 # Env: PYTHON (a python3 with the same PyTorch; default python3), STAGES (a regular expression: run
