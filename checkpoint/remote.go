@@ -123,10 +123,11 @@ func OpenRemote(ctx context.Context, rawURL string) (*Remote, error) {
 	if loc.prefix != "" {
 		b = blob.PrefixedBucket(b, loc.prefix)
 	}
-	return &Remote{url: strings.TrimSuffix(rawURL, "/"), bucket: b, dir: loc.dir}, nil
+	base, _, _ := strings.Cut(rawURL, "?")
+	return &Remote{url: strings.TrimSuffix(base, "/"), bucket: b, dir: loc.dir}, nil
 }
 
-// URL is the URL the Remote was opened with, without a trailing slash.
+// URL is the URL the Remote was opened with, without its query and a trailing slash.
 func (r *Remote) URL() string { return r.url }
 
 // Close releases the bucket.

@@ -219,30 +219,9 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 			"bytes": pulled.bytes, "download_ms": pulled.took.Seconds() * 1000})
 	}
 	if remote != nil {
-		mirror = checkpoint.NewMirror(remote, storeOpt, []string{filepath.Join(cfg.RunDir, events.FileName)}, ck.uploaded)
+		mirror = ck.startMirror(remote, storeOpt, cfg.RunDir, latest, pulled.ck == nil)
 		defer mirror.Close()
-		ck.mirror = mirror
-		if latest != nil && (pulled.ck == nil) {
-			mirror.Push(latest) // a no-op if the remote has it; else an upload an earlier exit cut short
-		}
-		defer func() {
-			// Before the exit event: wait for the uploads, within the grace period on a notice.
-			uploadDeadline = time.Now().Add(cfg.Checkpoint.RemoteGrace)
-			var pe *PreemptedError
-			if errors.As(err, &pe) {
-				uploadDeadline = pe.Notice.At.Add(cfg.Checkpoint.RemoteGrace)
-			} else if err == nil {
-				uploadDeadline = time.Time{} // a finished run waits for its final checkpoint
-			}
-			uctx, cancel := contextUntil(context.WithoutCancel(ctx), uploadDeadline)
-			defer cancel()
-			if ferr := mirror.Flush(uctx); ferr != nil {
-				fmt.Fprintf(log, "warning: %v; the remote keeps its previous checkpoint\n", ferr)
-			}
-			if err == nil && sum != nil && sum.Result != nil {
-				err = ck.uploadError(sum.Result.Steps)
-			}
-		}()
+		defer func() { uploadDeadline, err = ck.finishUploads(ctx, err, cfg.Checkpoint.RemoteGrace, sum) }()
 	}
 	if latest == nil {
 		ck.manifest.RunID = newRunID()

@@ -78,6 +78,41 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(f.Name(), path)
 }
 
+// startMirror starts uploading the checkpoints that c commits to remote, with the store's
+// retention opt and the run's event log beside them. latest (nil: none) is the checkpoint the run
+// resumes from; if local, it is uploaded too: a no-op if the remote has it, else the upload an
+// earlier exit cut short.
+func (c *checkpointer) startMirror(remote *checkpoint.Remote, opt checkpoint.Options, runDir string, latest *checkpoint.Checkpoint, local bool) *checkpoint.Mirror {
+	c.mirror = checkpoint.NewMirror(remote, opt, []string{filepath.Join(runDir, events.FileName)}, c.uploaded)
+	if latest != nil && local {
+		c.mirror.Push(latest)
+	}
+	return c.mirror
+}
+
+// finishUploads waits for the mirror's uploads as the run ends with err: on a notice until grace
+// after it, on another error until grace from now, and without a limit when the run finished, in
+// which case a failed upload of the final checkpoint becomes the run's error. It returns the
+// deadline (zero: none) and the run's error.
+func (c *checkpointer) finishUploads(ctx context.Context, err error, grace time.Duration, sum *Summary) (time.Time, error) {
+	deadline := time.Now().Add(grace)
+	var pe *PreemptedError
+	if errors.As(err, &pe) {
+		deadline = pe.Notice.At.Add(grace)
+	} else if err == nil {
+		deadline = time.Time{}
+	}
+	uctx, cancel := contextUntil(context.WithoutCancel(ctx), deadline)
+	defer cancel()
+	if ferr := c.mirror.Flush(uctx); ferr != nil {
+		fmt.Fprintf(c.log, "warning: %v; the remote keeps its previous checkpoint\n", ferr)
+	}
+	if err == nil && sum != nil && sum.Result != nil {
+		err = c.uploadError(sum.Result.Steps)
+	}
+	return deadline, err
+}
+
 // contextUntil is ctx with deadline, or ctx itself (with a no-op cancel) for a zero deadline.
 func contextUntil(ctx context.Context, deadline time.Time) (context.Context, context.CancelFunc) {
 	if deadline.IsZero() {
