@@ -46,7 +46,7 @@ build: setup
 demo: build
 	$(BIN) demo
 
-test: PKGS = python3-torch
+test: PKGS = python3-torch shellcheck curl
 test: setup
 	$(GO) vet $(GOFLAGS_TAGS) ./...
 	$(GO) test $(GOFLAGS_TAGS) ./...

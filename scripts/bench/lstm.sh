@@ -15,6 +15,7 @@ export OPENBLAS_NUM_THREADS=1
 # Rounds interleave the contenders so that drift in machine load hits all of them alike.
 go_rates=() cpp_rates=() py_rates=()
 for _ in $(seq "$ROUNDS"); do
+	# shellcheck disable=SC2086 # GOFLAGS_TAGS is "" or "-tags NAME": two words on purpose
 	out=$(SPOTTRAIN_BENCH_THREADS=$THREADS $GO test ${GOFLAGS_TAGS:-} -run '^$' -bench 'BenchmarkLSTMStep' -benchtime 3s -count 1 ./torch/)
 	echo "$out" | grep -E '^Benchmark' >&2
 	go_rates+=("$(echo "$out" | awk '/LSTMStep\/go/ {for (i=1;i<=NF;i++) if ($i=="steps/s") print $(i-1)}')")
