@@ -34,15 +34,16 @@ type Mirror struct {
 	opt       Options
 	sideFiles []string
 	report    func(Upload)
+	wake      chan struct{} // capacity 1: a push or Close for the goroutine
+	done      chan struct{} // closed when the goroutine ends
 
 	mu         sync.Mutex
-	cond       *sync.Cond
 	next       *Checkpoint // waiting for its turn
 	superseded []int64
 	inflight   *Checkpoint
 	cancel     context.CancelFunc // of the upload in flight
+	idle       chan struct{}      // while a checkpoint waits or uploads: closed when none does; else nil
 	closed     bool
-	done       chan struct{} // closed when the goroutine ends
 }
 
 // NewMirror starts mirroring to remote with the retention of opt (the store's Options). After
@@ -53,14 +54,11 @@ func NewMirror(remote *Remote, opt Options, sideFiles []string, report func(Uplo
 	if report == nil {
 		report = func(Upload) {}
 	}
-	m := &Mirror{remote: remote, opt: opt, sideFiles: sideFiles, report: report, done: make(chan struct{})}
-	m.cond = sync.NewCond(&m.mu)
+	m := &Mirror{remote: remote, opt: opt, sideFiles: sideFiles, report: report,
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go m.run()
 	return m
 }
-
-// Remote is where the mirror uploads.
-func (m *Mirror) Remote() *Remote { return m.remote }
 
 // Push queues the committed checkpoint c for upload, replacing one that waits.
 func (m *Mirror) Push(c *Checkpoint) {
@@ -73,23 +71,39 @@ func (m *Mirror) Push(c *Checkpoint) {
 		m.superseded = append(m.superseded, m.next.Manifest.Step)
 	}
 	m.next = c
-	m.cond.Broadcast()
+	if m.idle == nil {
+		m.idle = make(chan struct{})
+	}
+	m.signal()
+}
+
+// signal wakes the goroutine up.
+func (m *Mirror) signal() {
+	select {
+	case m.wake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+// settle closes idle once nothing waits or uploads; m.mu is held.
+func (m *Mirror) settle() {
+	if m.next == nil && m.inflight == nil && m.idle != nil {
+		close(m.idle)
+		m.idle = nil
+	}
 }
 
 // Flush waits until every pushed checkpoint is uploaded or ctx is done. Then the upload in
-// flight is cancelled and the waiting one dropped, and the error names the steps given up. An
-// upload that failed is not retried: Flush does not report it (report did).
+// flight is cancelled and the waiting one dropped, Flush returns once the cancelled upload has
+// ended, and the error names the step given up. An upload that failed is not retried: Flush does
+// not report it (report did).
 func (m *Mirror) Flush(ctx context.Context) error {
-	idle := make(chan struct{})
-	stop := make(chan struct{})
-	go func() {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		for (m.next != nil || m.inflight != nil) && !m.closedStop(stop) {
-			m.cond.Wait()
-		}
-		close(idle)
-	}()
+	m.mu.Lock()
+	idle := m.idle
+	m.mu.Unlock()
+	if idle == nil {
+		return nil
+	}
 	select {
 	case <-idle:
 		return nil
@@ -105,29 +119,16 @@ func (m *Mirror) Flush(ctx context.Context) error {
 		abandoned = append(abandoned, m.next.Manifest.Step)
 		m.next = nil
 	}
-	close(stop)
-	m.cond.Broadcast()
+	m.settle()
+	idle = m.idle
 	m.mu.Unlock()
-	<-idle
-	m.mu.Lock() // wait for the cancelled upload to end, so the caller may exit at once
-	for m.inflight != nil {
-		m.cond.Wait()
+	if idle != nil {
+		<-idle // the cancelled upload ends, so the caller may exit at once
 	}
-	m.mu.Unlock()
 	if len(abandoned) == 0 {
 		return nil
 	}
 	return fmt.Errorf("upload of step %d to %s abandoned: %w", abandoned[0], m.remote.URL(), context.Cause(ctx))
-}
-
-// closedStop reports whether stop is closed; m.mu is held.
-func (m *Mirror) closedStop(stop chan struct{}) bool {
-	select {
-	case <-stop:
-		return true
-	default:
-		return false
-	}
 }
 
 // Close stops the mirror: the upload in flight is cancelled and nothing more is uploaded. Call
@@ -140,7 +141,7 @@ func (m *Mirror) Close() {
 		if m.cancel != nil {
 			m.cancel()
 		}
-		m.cond.Broadcast()
+		m.signal()
 	}
 	m.mu.Unlock()
 	<-m.done
@@ -148,32 +149,36 @@ func (m *Mirror) Close() {
 
 func (m *Mirror) run() {
 	defer close(m.done)
-	for {
-		m.mu.Lock()
-		for m.next == nil && !m.closed {
-			m.cond.Wait()
-		}
-		if m.closed {
+	for range m.wake {
+		for {
+			m.mu.Lock()
+			c := m.next
+			if m.closed || c == nil {
+				m.settle()
+				closed := m.closed
+				m.mu.Unlock()
+				if closed {
+					return
+				}
+				break
+			}
+			m.next, m.inflight = nil, c
+			superseded := m.superseded
+			m.superseded = nil
+			ctx, cancel := context.WithCancel(context.Background())
+			m.cancel = cancel
 			m.mu.Unlock()
-			return
+
+			res := m.upload(ctx, c)
+			res.Superseded = superseded
+			cancel()
+			m.report(res)
+
+			m.mu.Lock()
+			m.inflight, m.cancel = nil, nil
+			m.settle()
+			m.mu.Unlock()
 		}
-		c := m.next
-		m.next, m.inflight = nil, c
-		superseded := m.superseded
-		m.superseded = nil
-		ctx, cancel := context.WithCancel(context.Background())
-		m.cancel = cancel
-		m.mu.Unlock()
-
-		res := m.upload(ctx, c)
-		res.Superseded = superseded
-		cancel()
-		m.report(res)
-
-		m.mu.Lock()
-		m.inflight, m.cancel = nil, nil
-		m.cond.Broadcast()
-		m.mu.Unlock()
 	}
 }
 

@@ -45,7 +45,7 @@ type checkpointer struct {
 
 	mirror   *checkpoint.Mirror // uploads each commit; nil: no remote
 	uploadMu sync.Mutex
-	uploads  map[int64]error // per step, the outcome of its last upload
+	uploaded checkpoint.Upload // the last upload's outcome
 
 	computeBefore float64    // training seconds of earlier incarnations
 	started       time.Time  // when this incarnation's training began

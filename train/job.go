@@ -202,7 +202,7 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 	}
 	ck := &checkpointer{
 		store: store, events: ev, net: net, opt: optim, spec: spec, strategy: strategy, metric: metric, log: log,
-		config: configYAML, uploads: map[int64]error{},
+		config: configYAML,
 		manifest: checkpoint.Manifest{
 			ConfigHash: sum.ConfigSHA, DataSeed: cfg.Seed, Libtorch: torch.Version(), Device: string(dev),
 		},

@@ -83,7 +83,7 @@ func writeFileAtomic(path string, data []byte) error {
 // resumes from; if local, it is uploaded too: a no-op if the remote has it, else the upload an
 // earlier exit cut short.
 func (c *checkpointer) startMirror(remote *checkpoint.Remote, opt checkpoint.Options, runDir string, latest *checkpoint.Checkpoint, local bool) *checkpoint.Mirror {
-	c.mirror = checkpoint.NewMirror(remote, opt, []string{filepath.Join(runDir, events.FileName)}, c.uploaded)
+	c.mirror = checkpoint.NewMirror(remote, opt, []string{filepath.Join(runDir, events.FileName)}, c.reportUpload)
 	if latest != nil && local {
 		c.mirror.Push(latest)
 	}
@@ -121,11 +121,11 @@ func contextUntil(ctx context.Context, deadline time.Time) (context.Context, con
 	return context.WithDeadline(ctx, deadline)
 }
 
-// uploaded reports an upload of the mirror: a log line and an event. It runs on the mirror's
-// goroutine.
-func (c *checkpointer) uploaded(u checkpoint.Upload) {
+// reportUpload reports an upload of the mirror: a log line and an event. It runs on the
+// mirror's goroutine.
+func (c *checkpointer) reportUpload(u checkpoint.Upload) {
 	c.uploadMu.Lock()
-	c.uploads[u.Step] = u.Err
+	c.uploaded = u
 	c.uploadMu.Unlock()
 	if u.Err != nil {
 		fmt.Fprintf(c.log, "warning: checkpoint upload failed, the remote keeps its previous one: %v\n", u.Err)
@@ -141,12 +141,12 @@ func (c *checkpointer) uploaded(u checkpoint.Upload) {
 	c.events.Emit(events.CheckpointUpload, fields)
 }
 
-// uploadError is the error of the upload of step, if it was tried and failed.
+// uploadError is the error of the upload of step, if it was the last one tried and it failed.
 func (c *checkpointer) uploadError(step int) error {
 	c.uploadMu.Lock()
 	defer c.uploadMu.Unlock()
-	if err := c.uploads[int64(step)]; err != nil {
-		return fmt.Errorf("the final checkpoint is in the run dir but not in object storage: %w", err)
+	if u := c.uploaded; u.Step == int64(step) && u.Err != nil {
+		return fmt.Errorf("the final checkpoint is in the run dir but not in object storage: %w", u.Err)
 	}
 	return nil
 }
