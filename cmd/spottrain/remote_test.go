@@ -114,6 +114,46 @@ func TestRemoteStuckUpload(t *testing.T) {
 	for _, o := range objs {
 		assert.NotEqual(t, checkpoint.ManifestName, filepath.Base(o.Name), "no checkpoint was committed: %s", o.Name)
 	}
+
+	// The store is back; the disk survived: the next start uploads the emergency checkpoint the
+	// last exit had to give up, and the run completes.
+	stuck.Store(false)
+	emergency := intField(t, ofType(evs, events.EmergencyCheckpoint)[0], "step")
+	r := spottrainEnv(t, dir, []string{gcs.Env()}, args...)
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	var second []int
+	for _, e := range ofType(readEvents(t, filepath.Join(dir, "run")), events.CheckpointUpload) {
+		if e.Incarnation == 2 {
+			second = append(second, intField(t, e, "step"))
+		}
+	}
+	require.NotEmpty(t, second)
+	assert.Equal(t, emergency, second[0], "the first upload of the new start is the checkpoint it resumed from")
+}
+
+// TestRemoteFinalUploadFails: the store refuses every upload. Training goes on with a warning for
+// each, but a finished run whose final checkpoint did not reach the store exits 1 saying so.
+func TestRemoteFinalUploadFails(t *testing.T) {
+	t.Parallel()
+	gcs := gcstest.New(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/upload/") {
+				http.Error(w, `{"error": {"code": 403, "message": "forbidden"}}`, http.StatusForbidden)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}, "spot")
+	args := append(exactJob("run", 1), "--set", "train.max_steps=7", "--set", "checkpoint.remote=gs://spot/mirror")
+	dir := t.TempDir()
+	r := spottrainEnv(t, dir, []string{gcs.Env()}, args...)
+	assert.Equal(t, 1, r.code, "stdout: %s", r.stdout)
+	assert.Contains(t, errorLine(t, r.stderr), "the final checkpoint is in the run dir but not in object storage")
+	assert.Contains(t, r.stdout, "warning: checkpoint upload failed, the remote keeps its previous one: ")
+	assert.Contains(t, r.stdout, "\nepoch 1 done in ", "it trained to the end")
+	failed := ofType(readEvents(t, filepath.Join(dir, "run")), events.CheckpointUploadFailed)
+	require.NotEmpty(t, failed)
+	assert.Equal(t, 7, intField(t, failed[len(failed)-1], "step"))
 }
 
 // TestRemoteErrors: a remote that cannot be used stops the trainer before it trains, with one
