@@ -7,6 +7,7 @@ import (
 
 	"spottrain/configs"
 	"spottrain/data/cifar"
+	"spottrain/metrics"
 	"spottrain/torch"
 )
 
@@ -43,7 +44,8 @@ func (t *ImageTask) Batch(idx []int) (x, y torch.Host) {
 // Evaluate implements Task on the test set (CIFAR has no separate validation split).
 func (t *ImageTask) Evaluate(net *torch.Net) (Metrics, error) { return t.Test(net) }
 
-// Test returns the top-1 and top-5 accuracy (in [0, 1]) of net on the test set.
+// Test returns the top-1 and top-k accuracy (in [0, 1]; metrics.Classification) of net on the
+// test set.
 func (t *ImageTask) Test(net *torch.Net) (Metrics, error) {
 	set := t.TestSet
 	order := make([]int, set.Len())
@@ -81,7 +83,8 @@ func (t *ImageTask) Test(net *torch.Net) (Metrics, error) {
 		}
 	}
 	n := float64(set.Len())
-	return Metrics{"top1": float64(top1) / n, fmt.Sprintf("top%d", k): float64(topk) / n}, nil
+	names := metrics.Classification(set.Classes)
+	return Metrics{names[0].Name: float64(top1) / n, names[1].Name: float64(topk) / n}, nil
 }
 
 // Close stops the training loader's goroutines.
@@ -98,9 +101,7 @@ type imageWorkload struct {
 	spec   ModelSpec
 }
 
-func (w *imageWorkload) MetricNames() []string {
-	return []string{"top1", fmt.Sprintf("top%d", min(5, w.TestSet.Classes))}
-}
+func (w *imageWorkload) Metrics() metrics.Set { return metrics.Classification(w.TestSet.Classes) }
 
 func newImageWorkload(cfg configs.Config) (*imageWorkload, error) {
 	d := cfg.Data

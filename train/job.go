@@ -45,250 +45,391 @@ type Options struct {
 }
 
 // Run trains the job that cfg describes in its run dir, resuming from the newest valid checkpoint
-// there if any: it locks the run dir, prepares libtorch (seed, threads, determinism, device),
-// loads the data, builds the model and the optimizer, restores their state and the RNG's, runs
-// the loop with periodic checkpoints, and at the end writes a final checkpoint, scores the test
-// split and writes metrics.json. Every step of that goes to the run's events.jsonl. On a notice
-// from opt.Stop it returns a *PreemptedError after an emergency checkpoint; ExitCode maps its
-// errors to exit statuses.
-func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, err error) {
+// there (or in the remote copy) if any. It goes through these phases, each a method of job:
+//
+//   - prepare: libtorch (seed, threads, determinism, device), the data, the model, the optimizer,
+//     the schedule and the checkpoint strategy. Every input is checked here, before the run dir is
+//     touched: a bad one leaves nothing behind.
+//   - open: the run dir (created or locked), its newest valid checkpoint, the remote copy (a newer
+//     checkpoint there is downloaded), the event log; then the run_start event.
+//   - restore: the model, optimizer and RNG state and the position of that checkpoint, once the
+//     config it was made under is found compatible; the run's config.yaml; the strategy's history.
+//   - train: the loop, with periodic checkpoints, until the end or a notice (emergency checkpoint).
+//   - complete (after a whole training only): the final checkpoint, the test scores, metrics.json.
+//   - end (once the log is open, whatever happened): the uploads still in flight, the exit event,
+//     the last upload of the log, in this order.
+//
+// On a notice from opt.Stop it returns a *PreemptedError after an emergency checkpoint; ExitCode
+// maps its errors to exit statuses.
+func Run(ctx context.Context, cfg configs.Config, opt Options) (*Summary, error) {
 	runtime.LockOSThread() // all libtorch calls from one thread: see Loop.Run
 	defer runtime.UnlockOSThread()
-	start := time.Now()
-	log := opt.Log
+	j := &job{cfg: cfg, opt: opt, log: opt.Log, started: time.Now()}
+	defer j.release()
+	if err := j.prepare(); err != nil {
+		return nil, err
+	}
+	if err := j.open(ctx); err != nil {
+		return j.sum, err
+	}
+	err := j.restore()
+	if err == nil {
+		err = j.train(ctx)
+	}
+	if err == nil {
+		err = j.complete()
+	}
+	return j.sum, j.end(ctx, err)
+}
+
+// A job is one training process's run of a config. Each phase of Run fills in what the next
+// ones use.
+type job struct {
+	cfg     configs.Config
+	opt     Options
+	log     io.Writer
+	started time.Time
+
+	// prepare
+	dev      torch.Device
+	work     workload
+	net      *torch.Net
+	optim    *torch.Optimizer
+	loop     Config
+	strategy checkpoint.Strategy
+	metric   string // of the validation metrics, the one the strategy and the retention watch
+	storeOpt checkpoint.Options
+
+	// open
+	store  *checkpoint.Store
+	remote *checkpoint.Remote // nil: no checkpoint.remote
+	events *events.Log
+	latest *checkpoint.Checkpoint // the newest valid checkpoint, local or downloaded; nil: none
+	saved  configs.Config         // the config as the run dir records it
+	sum    *Summary
+	ck     *checkpointer
+
+	// restore
+	from Position
+}
+
+// prepare sets libtorch up and builds what the run trains, from the config alone.
+func (j *job) prepare() error {
+	cfg := j.cfg
 	dev, err := torch.ParseDevice(cfg.Device)
 	if err != nil {
-		return nil, &InputError{err}
+		return &InputError{err}
 	}
+	j.dev = dev
 	threads := cfg.Threads
 	if threads == 0 {
 		threads = runtime.NumCPU()
 	}
 	torch.SetNumThreads(threads)
 	if err := torch.SetDeterministic(cfg.Deterministic); err != nil {
-		return nil, err
+		return err
 	}
 	torch.ManualSeed(cfg.Seed)
+	work, err := newWorkload(cfg, j.log)
+	if err != nil {
+		return &InputError{err}
+	}
+	j.work = work
+	if err := j.buildModel(); err != nil {
+		return err
+	}
+	j.loop = loopConfig(cfg, j.work.TrainSize())
+	if err := j.loop.Schedule.Validate(); err != nil {
+		return err
+	}
+	var mode string
+	if j.strategy, j.metric, mode, err = strategyFor(cfg, j.work.Metrics()); err != nil {
+		return err
+	}
+	j.storeOpt = checkpoint.Options{Keep: cfg.Checkpoint.Keep, FS: j.opt.FS}
+	if j.strategy.Name() == checkpoint.StrategyMilestone {
+		j.storeOpt.BestMetric, j.storeOpt.BestMode = j.metric, mode // the best checkpoint is kept too
+	}
+	return nil
+}
 
-	work, err := newWorkload(cfg, log)
-	if err != nil {
-		return nil, &InputError{err}
+// buildModel makes the workload's network on the job's device, and its optimizer.
+func (j *job) buildModel() error {
+	var err error
+	if j.net, err = j.work.Spec().Build(j.dev); err != nil {
+		return err
 	}
-	defer work.Close()
-	spec := work.Spec()
-	net, err := spec.Build(dev)
-	if err != nil {
-		return nil, err
-	}
-	defer net.Close()
-	tc := cfg.Train
-	if err := net.SetOptions(torch.NetOptions{LabelSmoothing: tc.LabelSmoothing, BF16: tc.Precision == "bf16", ChannelsLast: tc.ChannelsLast}); err != nil {
-		return nil, &InputError{err}
+	tc := j.cfg.Train
+	if err := j.net.SetOptions(torch.NetOptions{LabelSmoothing: tc.LabelSmoothing, BF16: tc.Precision == "bf16", ChannelsLast: tc.ChannelsLast}); err != nil {
+		return &InputError{err}
 	}
 	torch.SetCudnnBenchmark(tc.CudnnBenchmark)
-	oc := cfg.Optimizer
-	optim, err := torch.NewOptimizer(net, torch.OptimizerConfig{
+	oc := j.cfg.Optimizer
+	j.optim, err = torch.NewOptimizer(j.net, torch.OptimizerConfig{
 		Name: oc.Name, LR: oc.LR, WeightDecay: oc.WeightDecay, Beta1: oc.Betas[0], Beta2: oc.Betas[1],
 		Eps: oc.Eps, Momentum: oc.Momentum, Nesterov: oc.Nesterov,
 	})
-	if err != nil {
-		return nil, err
-	}
-	defer optim.Close()
+	return err
+}
 
+// loopConfig is what the loop needs of cfg, for a training split of n samples.
+func loopConfig(cfg configs.Config, n int) Config {
+	tc, sc := cfg.Train, cfg.Schedule
 	lc := Config{
-		Epochs: cfg.Train.Epochs, BatchSize: cfg.Train.BatchSize, MaxSteps: cfg.Train.MaxSteps,
-		LogEvery: cfg.Train.LogEvery, GradClip: cfg.Train.GradClip, Seed: cfg.Seed,
+		Epochs: tc.Epochs, BatchSize: tc.BatchSize, MaxSteps: tc.MaxSteps,
+		LogEvery: tc.LogEvery, GradClip: tc.GradClip, Seed: cfg.Seed,
 	}
-	sc := cfg.Schedule
 	lc.Schedule = Schedule{
-		Name: sc.Name, BaseLR: oc.LR, Warmup: sc.WarmupSteps, StepSize: sc.StepSize, Gamma: sc.Gamma,
-		MinLR: sc.MinLR, Total: TotalSteps(work.TrainSize(), lc),
+		Name: sc.Name, BaseLR: cfg.Optimizer.LR, Warmup: sc.WarmupSteps, StepSize: sc.StepSize, Gamma: sc.Gamma,
+		MinLR: sc.MinLR, Total: TotalSteps(n, lc),
 	}
-	if err := lc.Schedule.Validate(); err != nil {
-		return nil, err
-	}
+	return lc
+}
 
-	strategy, metric, mode, err := strategyFor(cfg, work.MetricNames())
-	if err != nil {
-		return nil, err
+// open creates or locks the run dir, finds the checkpoint to resume from (downloading a newer
+// one from the remote copy), opens the event log and records the start of this process.
+func (j *job) open(ctx context.Context) error {
+	cfg := j.cfg
+	var err error
+	if j.store, err = checkpoint.Open(cfg.RunDir, j.storeOpt); err != nil {
+		return err
 	}
-	storeOpt := checkpoint.Options{Keep: cfg.Checkpoint.Keep, FS: opt.FS}
-	if strategy.Name() == checkpoint.StrategyMilestone {
-		storeOpt.BestMetric, storeOpt.BestMode = metric, mode // the best checkpoint is kept too
-	}
-
-	// Inputs are checked above; only now is the run dir created (or locked, if it exists).
-	store, err := checkpoint.Open(cfg.RunDir, storeOpt)
-	if err != nil {
-		return sum, err
-	}
-	defer store.Close()
-	latest, invalid, err := store.Latest()
+	latest, invalid, err := j.store.Latest()
 	if err != nil && !errors.Is(err, checkpoint.ErrNoCheckpoint) {
-		return sum, err
+		return err
 	}
-	var (
-		remote *checkpoint.Remote
-		pulled *pull
-	)
+	j.latest = latest
+	var pulled *pull
 	if url := cfg.RemoteURL(); url != "" {
-		if remote, err = checkpoint.OpenRemote(ctx, url); err != nil {
-			return sum, err
+		if j.remote, err = checkpoint.OpenRemote(ctx, url); err != nil {
+			return err
 		}
-		defer remote.Close()
 		// A fresh VM has an empty run dir: the run goes on from its copy in object storage.
-		if pulled, err = pullRemote(ctx, remote, store, latest, cfg.RunDir); err != nil {
-			return sum, err
+		if pulled, err = pullRemote(ctx, j.remote, j.store, latest, cfg.RunDir); err != nil {
+			return err
 		}
 		if pulled.ck != nil {
-			latest = pulled.ck
+			j.latest = pulled.ck
 		}
 		invalid = append(invalid, pulled.invalid...)
 	}
-	ev, err := events.Open(cfg.RunDir)
-	if err != nil {
-		return sum, err
+	if j.events, err = events.Open(cfg.RunDir); err != nil {
+		return err
 	}
-	defer ev.Close()
-	var mirror *checkpoint.Mirror
-	uploadDeadline := time.Time{} // set by the flush of the mirror, for the last copy of the log
-	defer func() {
-		// After the exit event: the remote copy of the log gets it too.
-		if mirror != nil {
-			uctx, cancel := contextUntil(context.WithoutCancel(ctx), uploadDeadline)
-			defer cancel()
-			if err := remote.PutFile(uctx, filepath.Join(cfg.RunDir, events.FileName)); err != nil {
-				fmt.Fprintf(log, "warning: %v\n", err)
-			}
-		}
-	}()
-	defer func() {
-		// step is required: a process that stops before the loop (a refused config, a failed
-		// restore) has done no step.
-		fields := map[string]any{"code": ExitCode(err), "reason": "done", "step": 0}
-		if err != nil {
-			fields["reason"] = err.Error()
-		}
-		if sum != nil && sum.Result != nil {
-			fields["step"] = sum.Result.Steps
-		}
-		var pe *PreemptedError
-		if errors.As(err, &pe) {
-			fields["signal"] = pe.Notice.Signal.String()
-			fields["signal_to_exit_ms"] = time.Since(pe.Notice.At).Milliseconds()
-		}
-		ev.Emit(events.Exit, fields)
-	}()
+	if err := j.begin(); err != nil {
+		return err
+	}
+	j.reportFound(invalid, pulled)
+	if j.remote != nil {
+		j.ck.startMirror(j.remote, j.storeOpt, cfg.RunDir, j.latest, pulled.ck == nil)
+	}
+	return nil
+}
 
+// begin records the start of this process: the summary, the run_start event and the
+// checkpointer that will write the run's checkpoints.
+func (j *job) begin() error {
 	// The saved config names the data file by its absolute path, so it loads again from anywhere.
-	saved := cfg
-	if saved.Data.Path != "" {
-		if saved.Data.Path, err = filepath.Abs(saved.Data.Path); err != nil {
-			return nil, err
+	j.saved = j.cfg
+	if p := j.saved.Data.Path; p != "" {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return err
 		}
+		j.saved.Data.Path = abs
 	}
-	sum = &Summary{
-		Name: cfg.Name, Device: dev, Threads: torch.NumThreads(), Params: net.NumParams(),
-		Samples: work.Samples(), RunDir: cfg.RunDir, ConfigSHA: saved.Hash(),
-	}
-	ev.Emit(events.RunStart, map[string]any{"config_hash": sum.ConfigSHA, "training_hash": saved.TrainingHash(),
-		"device": string(dev), "pid": os.Getpid(), "libtorch": torch.Version(), "total_steps": lc.Schedule.Total})
-
-	// Resume from the newest valid checkpoint, if there is one.
-	configYAML, err := saved.YAML()
+	configYAML, err := j.saved.YAML()
 	if err != nil {
-		return sum, err
+		return err
 	}
-	ck := &checkpointer{
-		store: store, events: ev, net: net, opt: optim, spec: spec, strategy: strategy, metric: metric, log: log,
-		config: configYAML,
+	j.sum = &Summary{
+		Name: j.cfg.Name, Device: j.dev, Threads: torch.NumThreads(), Params: j.net.NumParams(),
+		Samples: j.work.Samples(), RunDir: j.cfg.RunDir, ConfigSHA: j.saved.Hash(),
+	}
+	j.events.Emit(events.RunStart, map[string]any{"config_hash": j.sum.ConfigSHA, "training_hash": j.saved.TrainingHash(),
+		"device": string(j.dev), "pid": os.Getpid(), "libtorch": torch.Version(), "total_steps": j.loop.Schedule.Total})
+	j.ck = &checkpointer{
+		store: j.store, events: j.events, net: j.net, opt: j.optim, spec: j.work.Spec(), strategy: j.strategy,
+		metric: j.metric, log: j.log, config: configYAML,
 		manifest: checkpoint.Manifest{
-			ConfigHash: sum.ConfigSHA, DataSeed: cfg.Seed, Libtorch: torch.Version(), Device: string(dev),
+			ConfigHash: j.sum.ConfigSHA, DataSeed: j.cfg.Seed, Libtorch: torch.Version(), Device: string(j.dev),
 		},
 	}
-	var from Position
-	for _, inv := range invalid {
-		fmt.Fprintf(log, "warning: skipped invalid checkpoint %s: %s\n", inv.Dir, inv.Reason)
-		ev.Emit(events.CheckpointInvalid, map[string]any{"dir": inv.Dir, "reason": inv.Reason})
-	}
-	if pulled != nil && pulled.ck != nil {
-		fmt.Fprintf(log, "downloaded step %d from %s (%.1f MB in %.1f s)\n", pulled.ck.Manifest.Step, remote.URL(),
-			float64(pulled.bytes)/1e6, pulled.took.Seconds())
-		ev.Emit(events.CheckpointDownload, map[string]any{"step": pulled.ck.Manifest.Step, "url": remote.URL(),
-			"bytes": pulled.bytes, "download_ms": pulled.took.Seconds() * 1000})
-	}
-	if remote != nil {
-		mirror = ck.startMirror(remote, storeOpt, cfg.RunDir, latest, pulled.ck == nil)
-		defer mirror.Close()
-		defer func() { uploadDeadline, err = ck.finishUploads(ctx, err, cfg.Checkpoint.RemoteGrace, sum) }()
-	}
-	if latest == nil {
-		ck.manifest.RunID = newRunID()
-	} else {
-		m := latest.Manifest
-		changes, err := checkResume(saved, sum.ConfigSHA, latest, opt.Force)
-		if err != nil {
-			return sum, err
-		}
-		for _, c := range changes {
-			fmt.Fprintf(log, "config changed since the checkpoint: %s\n", c)
-		}
-		if err := restore(latest, net, optim); err != nil {
-			return sum, err
-		}
-		from = Position{Epoch: m.Epoch, Batch: m.Batch, Step: int(m.Step), LossSum: m.Loss * float64(m.Batch)}
-		ck.manifest.RunID, ck.computeBefore, ck.lastStep = m.RunID, m.ComputeSeconds, int(m.Step)
-		fmt.Fprintf(log, "resumed from step %d, epoch %d, batch %d (%s)\n", from.Step, from.Epoch+1, from.Batch, latest.Dir)
-		if from.Step >= lc.Schedule.Total {
-			fmt.Fprintf(log, "the run is complete: evaluating its final checkpoint (another run_dir trains anew)\n")
-		}
-		ev.Emit(events.Resume, map[string]any{"step": from.Step, "epoch": from.Epoch, "batch": from.Batch, "dir": latest.Dir})
-	}
-	if err := os.WriteFile(filepath.Join(cfg.RunDir, ConfigFile), configYAML, 0o644); err != nil {
-		return sum, err
-	}
-	fmt.Fprintf(log, "%s: %s on %s (%d threads), libtorch %s | %s %d params | %s | %d steps\n",
-		cfg.Name, work.Describe(), dev, sum.Threads, torch.Version(), spec.Name(), sum.Params, work.Sizes(), lc.Schedule.Total)
+	return nil
+}
 
-	// The strategy learns the run's history: its interruptions, and the best metric so far.
-	past, err := pastInterruptions(cfg.RunDir, ev.Incarnation())
+// reportFound logs the checkpoints skipped as invalid and the one downloaded, if any, with
+// their events.
+func (j *job) reportFound(invalid []checkpoint.Invalid, pulled *pull) {
+	for _, inv := range invalid {
+		fmt.Fprintf(j.log, "warning: skipped invalid checkpoint %s: %s\n", inv.Dir, inv.Reason)
+		j.events.Emit(events.CheckpointInvalid, map[string]any{"dir": inv.Dir, "reason": inv.Reason})
+	}
+	if pulled == nil || pulled.ck == nil {
+		return
+	}
+	fmt.Fprintf(j.log, "downloaded step %d from %s (%.1f MB in %.1f s)\n", pulled.ck.Manifest.Step, j.remote.URL(),
+		float64(pulled.bytes)/1e6, pulled.took.Seconds())
+	j.events.Emit(events.CheckpointDownload, map[string]any{"step": pulled.ck.Manifest.Step, "url": j.remote.URL(),
+		"bytes": pulled.bytes, "download_ms": pulled.took.Seconds() * 1000})
+}
+
+// restore takes the run up at its newest checkpoint, if there is one, writes the run's
+// config.yaml and teaches the strategy the run's history.
+func (j *job) restore() error {
+	if j.latest == nil {
+		j.ck.manifest.RunID = newRunID()
+	} else if err := j.resume(j.latest); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(j.cfg.RunDir, ConfigFile), j.ck.config, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(j.log, "%s: %s on %s (%d threads), libtorch %s | %s %d params | %s | %d steps\n",
+		j.cfg.Name, j.work.Describe(), j.dev, j.sum.Threads, torch.Version(), j.work.Spec().Name(), j.sum.Params,
+		j.work.Sizes(), j.loop.Schedule.Total)
+	return j.teachStrategy()
+}
+
+// resume loads the state of ck, once the config it was made under is found compatible.
+func (j *job) resume(ck *checkpoint.Checkpoint) error {
+	changes, err := checkResume(j.saved, j.sum.ConfigSHA, ck, j.opt.Force)
 	if err != nil {
-		return sum, err
+		return err
+	}
+	for _, c := range changes {
+		fmt.Fprintf(j.log, "config changed since the checkpoint: %s\n", c)
+	}
+	if err := restore(ck, j.net, j.optim); err != nil {
+		return err
+	}
+	m := ck.Manifest
+	j.from = Position{Epoch: m.Epoch, Batch: m.Batch, Step: int(m.Step), LossSum: m.Loss * float64(m.Batch)}
+	j.ck.manifest.RunID, j.ck.computeBefore, j.ck.lastStep = m.RunID, m.ComputeSeconds, int(m.Step)
+	fmt.Fprintf(j.log, "resumed from step %d, epoch %d, batch %d (%s)\n", j.from.Step, j.from.Epoch+1, j.from.Batch, ck.Dir)
+	if j.from.Step >= j.loop.Schedule.Total {
+		fmt.Fprintf(j.log, "the run is complete: evaluating its final checkpoint (another run_dir trains anew)\n")
+	}
+	return j.events.Emit(events.Resume, map[string]any{"step": j.from.Step, "epoch": j.from.Epoch, "batch": j.from.Batch, "dir": ck.Dir})
+}
+
+// teachStrategy tells the strategy the run's history: its interruptions, and the best value of
+// its metric among the checkpoints.
+func (j *job) teachStrategy() error {
+	past, err := pastInterruptions(j.cfg.RunDir, j.events.Incarnation())
+	if err != nil {
+		return err
 	}
 	for _, in := range past {
-		strategy.Interrupted(in.uptime, in.notice)
+		j.strategy.Interrupted(in.uptime, in.notice)
 	}
-	if seeder, ok := strategy.(checkpoint.BestSeeder); ok {
-		all, _, err := checkpoint.List(cfg.RunDir)
-		if err != nil {
-			return sum, err
-		}
-		for _, c := range all {
-			if v, ok := c.Manifest.Metrics[metric]; ok {
-				seeder.SeedBest(v)
-			}
-		}
+	seeder, ok := j.strategy.(checkpoint.BestSeeder)
+	if !ok {
+		return nil
 	}
-	ck.started = time.Now()
-	strategy.Start(ck.started)
-	loop := &Loop{Net: net, Opt: optim, Task: work, Config: lc, Start: from, Checkpoints: ck, Events: ev, Stop: opt.Stop, Log: log, Terminal: opt.Terminal}
-	sum.Result, err = loop.Run(ctx)
-	ck.wait()
-	sum.Wall = time.Since(start)
+	all, _, err := checkpoint.List(j.cfg.RunDir)
 	if err != nil {
-		return sum, err
+		return err
 	}
-	if ck.lastStep != sum.Result.Steps {
-		if err := ck.Save(sum.Result.End, checkpoint.ReasonFinal, sum.Result.lastMetrics()); err != nil {
-			return sum, err
+	for _, c := range all {
+		if v, ok := c.Manifest.Metrics[j.metric]; ok {
+			seeder.SeedBest(v)
 		}
 	}
-	sum.ComputeSeconds = ck.computeSeconds()
-	if sum.Test, err = work.Test(net); err != nil {
-		return sum, fmt.Errorf("score test split: %w", err)
+	return nil
+}
+
+// train runs the loop from the restored position until the end, an error or a notice.
+func (j *job) train(ctx context.Context) error {
+	j.ck.started = time.Now()
+	j.strategy.Start(j.ck.started)
+	loop := &Loop{Net: j.net, Opt: j.optim, Task: j.work, Config: j.loop, Start: j.from, Checkpoints: j.ck,
+		Events: j.events, Stop: j.opt.Stop, Log: j.log, Terminal: j.opt.Terminal}
+	var err error
+	j.sum.Result, err = loop.Run(ctx)
+	j.ck.wait()
+	j.sum.Wall = time.Since(j.started)
+	return err
+}
+
+// complete ends a whole training: the final checkpoint (unless the last step has one), the test
+// scores and metrics.json.
+func (j *job) complete() error {
+	res := j.sum.Result
+	if j.ck.lastStep != res.Steps {
+		if err := j.ck.Save(res.End, checkpoint.ReasonFinal, res.lastMetrics()); err != nil {
+			return err
+		}
 	}
-	return sum, writeMetrics(cfg.RunDir, sum)
+	j.sum.ComputeSeconds = j.ck.computeSeconds()
+	var err error
+	if j.sum.Test, err = j.work.Test(j.net); err != nil {
+		return fmt.Errorf("score test split: %w", err)
+	}
+	return writeMetrics(j.cfg.RunDir, j.sum)
+}
+
+// end closes the run's record, whatever its outcome err, in this order: the uploads still in
+// flight (until checkpoint.remote_grace after a notice or an error; all of them after a whole
+// training, whose final upload failing makes the run fail), the exit event, and the last upload
+// of the log, which then holds that event. It returns the run's outcome.
+func (j *job) end(ctx context.Context, err error) error {
+	var deadline time.Time
+	if j.ck.mirror != nil {
+		deadline, err = j.ck.finishUploads(ctx, err, j.cfg.Checkpoint.RemoteGrace, j.sum)
+		j.ck.mirror.Close()
+	}
+	j.emitExit(err)
+	if j.ck.mirror != nil {
+		uctx, cancel := contextUntil(context.WithoutCancel(ctx), deadline)
+		defer cancel()
+		if err := j.remote.PutFile(uctx, filepath.Join(j.cfg.RunDir, events.FileName)); err != nil {
+			fmt.Fprintf(j.log, "warning: %v\n", err)
+		}
+	}
+	return err
+}
+
+// emitExit records the exit of this process with the outcome err.
+func (j *job) emitExit(err error) {
+	// step is required: a process that stops before the loop (a refused config, a failed
+	// restore) has done no step.
+	fields := map[string]any{"code": ExitCode(err), "reason": "done", "step": 0}
+	if err != nil {
+		fields["reason"] = err.Error()
+	}
+	if j.sum.Result != nil {
+		fields["step"] = j.sum.Result.Steps
+	}
+	var pe *PreemptedError
+	if errors.As(err, &pe) {
+		fields["signal"] = pe.Notice.Signal.String()
+		fields["signal_to_exit_ms"] = time.Since(pe.Notice.At).Milliseconds()
+	}
+	j.events.Emit(events.Exit, fields)
+}
+
+// release frees what the phases acquired, those that got that far: the log, the remote, the run
+// dir's lock, the optimizer, the model and the data's background work.
+func (j *job) release() {
+	if j.events != nil {
+		j.events.Close()
+	}
+	if j.remote != nil {
+		j.remote.Close()
+	}
+	if j.store != nil {
+		j.store.Close()
+	}
+	if j.optim != nil {
+		j.optim.Close()
+	}
+	if j.net != nil {
+		j.net.Close()
+	}
+	if j.work != nil {
+		j.work.Close()
+	}
 }
 
 // writeMetrics writes metrics.json: the job's test scores, and the validation scores of every epoch

@@ -4,34 +4,32 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"spottrain/checkpoint"
 	"spottrain/configs"
 	"spottrain/events"
+	"spottrain/metrics"
 )
 
 // strategyFor builds the checkpoint strategy cfg names, with the validation metric it watches
-// (one of metrics, the workload's; "" = its first) and whether smaller values are better. The
-// config's times are spot time: divided by interrupts.time_scale, they become the trainer's wall
-// time.
-func strategyFor(cfg configs.Config, metrics []string) (s checkpoint.Strategy, metric, mode string, err error) {
+// (one of the workload's metrics; "" = its main one) and whether smaller or larger values are
+// better ("min" or "max": checkpoint.mode, or the metric's declared direction). The config's
+// times are spot time: divided by interrupts.time_scale, they become the trainer's wall time.
+func strategyFor(cfg configs.Config, declared metrics.Set) (s checkpoint.Strategy, metric, mode string, err error) {
 	k := cfg.Checkpoint
-	metric, mode = k.Metric, k.Mode
-	if metric == "" {
-		metric = metrics[0]
-	}
-	if !slices.Contains(metrics, metric) {
-		return nil, "", "", &InputError{fmt.Errorf("checkpoint.metric: %q is not a validation metric of model.kind %s (have %s)",
-			metric, cfg.Model.Kind, strings.Join(metrics, ", "))}
-	}
-	if mode == "" {
-		mode = "min"
-		if strings.HasPrefix(metric, "top") || metric == "skill" {
-			mode = "max"
+	m := declared.Main()
+	if k.Metric != "" {
+		var ok bool
+		if m, ok = declared.Find(k.Metric); !ok {
+			return nil, "", "", &InputError{fmt.Errorf("checkpoint.metric: %q is not a validation metric of model.kind %s (have %s)",
+				k.Metric, cfg.Model.Kind, strings.Join(declared.Names(), ", "))}
 		}
+	}
+	metric, mode = m.Name, k.Mode
+	if mode == "" {
+		mode = m.Mode()
 	}
 	wall := func(spotSeconds float64) time.Duration {
 		return time.Duration(spotSeconds / cfg.Interrupts.TimeScale * float64(time.Second))

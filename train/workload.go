@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"spottrain/configs"
+	"spottrain/metrics"
 	"spottrain/torch"
 )
 
@@ -16,8 +17,8 @@ type workload interface {
 	Spec() ModelSpec
 	// Test scores net on the held-out test split.
 	Test(net *torch.Net) (Metrics, error)
-	// MetricNames returns the names of the validation metrics, the main one first.
-	MetricNames() []string
+	// Metrics declares the validation and test metrics, the main one first.
+	Metrics() metrics.Set
 	// Samples returns the sizes of the train, validation and test splits (0: none).
 	Samples() [3]int
 	// Describe names the data, e.g. "synthetic" or a file.
@@ -59,12 +60,10 @@ type solarWorkload struct {
 	spec   ModelSpec
 }
 
-func (w *solarWorkload) Spec() ModelSpec  { return w.spec }
-func (w *solarWorkload) Describe() string { return w.source }
-func (w *solarWorkload) Close()           {}
-func (w *solarWorkload) MetricNames() []string {
-	return []string{"rmse_kw", "mae_kw", "skill", "persistence_rmse_kw", "persistence_mae_kw"}
-}
+func (w *solarWorkload) Spec() ModelSpec      { return w.spec }
+func (w *solarWorkload) Describe() string     { return w.source }
+func (w *solarWorkload) Close()               {}
+func (w *solarWorkload) Metrics() metrics.Set { return metrics.Forecast }
 func (w *solarWorkload) Samples() [3]int {
 	return [3]int{w.Data.Train.N, w.Data.Val.N, w.Data.Test.N}
 }
