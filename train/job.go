@@ -15,6 +15,7 @@ import (
 	"spottrain/checkpoint"
 	"spottrain/configs"
 	"spottrain/events"
+	"spottrain/internal/durable"
 	"spottrain/torch"
 )
 
@@ -245,7 +246,7 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		}
 		ev.Emit(events.Resume, map[string]any{"step": from.Step, "epoch": from.Epoch, "batch": from.Batch, "dir": latest.Dir})
 	}
-	if err := os.WriteFile(filepath.Join(cfg.RunDir, ConfigFile), configYAML, 0o644); err != nil {
+	if err := durable.WriteFile(filepath.Join(cfg.RunDir, ConfigFile), configYAML, 0o644); err != nil {
 		return sum, err
 	}
 	fmt.Fprintf(log, "%s: %s on %s (%d threads), libtorch %s | %s %d params | %s | %d steps\n",
@@ -337,7 +338,7 @@ func writeMetrics(dir string, s *Summary) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "metrics.json"), append(doc, '\n'), 0o644)
+	return durable.WriteFile(filepath.Join(dir, "metrics.json"), append(doc, '\n'), 0o644)
 }
 
 // number reads a number of a decoded event (JSON numbers decode as float64; NaN is a string).

@@ -345,6 +345,63 @@ func TestCkptExport(t *testing.T) {
 	assert.NoFileExists(t, filepath.Join(dir, "none.safetensors"))
 }
 
+// TestCkptExportOut: --out names a file to replace. A link to a regular file is written through
+// (the link stays); a device, a folder or a link to a device is refused by name with exit status
+// 1, and nothing is touched.
+func TestCkptExportOut(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ckpts := trainRun(t, dir)
+	newest := ckpts[len(ckpts)-1]
+	ckDir := filepath.Join("run", filepath.Base(newest))
+
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "models"), 0o755))
+	write(t, filepath.Join(dir, "models", "model.safetensors"), "an older export")
+	require.NoError(t, os.Symlink("models/model.safetensors", filepath.Join(dir, "latest.safetensors")))
+	r := spottrain(t, dir, "ckpt", "export", "run", "--out", "latest.safetensors")
+	checkExported(t, r, dir, "latest.safetensors", newest)
+	info, err := os.Lstat(filepath.Join(dir, "latest.safetensors"))
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeSymlink, info.Mode().Type(), "the link stays a link")
+	readExport(t, filepath.Join(dir, "models", "model.safetensors"), checkpointAt(t, newest))
+	assert.Equal(t, []string{"model.safetensors"}, lsNames(t, filepath.Join(dir, "models")), "no temporary file left")
+
+	require.NoError(t, os.Symlink("/dev/null", filepath.Join(dir, "null.safetensors")))
+	before := lsNames(t, dir)
+	for _, tt := range []struct{ out, want string }{
+		{"/dev/null", "refusing to replace /dev/null: it is a character device, not a regular file"},
+		{"/dev/full", "refusing to replace /dev/full: it is a character device, not a regular file"},
+		{"models", "refusing to replace models: it is a folder, not a regular file"},
+		{"null.safetensors", "refusing to replace null.safetensors: it links to /dev/null, which is a character device, not a regular file"},
+	} {
+		r := spottrain(t, dir, "ckpt", "export", "run", "--out", tt.out)
+		assert.Equal(t, 1, r.code, "--out %s: stdout: %s\nstderr: %s", tt.out, r.stdout, r.stderr)
+		assert.Empty(t, r.stdout, "--out %s", tt.out)
+		assert.Equal(t, "export "+ckDir+": "+tt.want, errorLine(t, r.stderr))
+		assert.Equal(t, before, lsNames(t, dir), "--out %s touched nothing", tt.out)
+	}
+}
+
+// lsNames returns the names in dir, sorted.
+func lsNames(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return names
+}
+
+// checkpointAt loads the checkpoint in dir.
+func checkpointAt(t *testing.T, dir string) *checkpoint.Checkpoint {
+	t.Helper()
+	ck, err := checkpoint.Load(dir)
+	require.NoError(t, err)
+	return ck
+}
+
 // TestCkptExportPyTorch exports the newest checkpoint and has PyTorch (Debian's python3-torch,
 // /usr/bin/python3) read the file with json, struct and torch.frombuffer only, load it into an
 // nn.LSTM + nn.Linear module with load_state_dict(strict=True) and forecast a fixed input: its
