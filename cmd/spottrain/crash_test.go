@@ -38,6 +38,7 @@ var (
 
 // writeDelayEnv slows every checkpoint write chunk of the binary down by d (a tiny model's files
 // are one chunk each: a checkpoint is 5 writes), so that kills and signals land inside writes.
+// The binary reads it only because TestMain builds it with -tags testhooks (testhooks.go).
 func writeDelayEnv(d time.Duration) []string {
 	return []string{"SPOTTRAIN_TEST_CKPT_WRITE_DELAY=" + d.String()}
 }

@@ -50,13 +50,14 @@ func buildAndRun(m *testing.M) int {
 	bin = filepath.Join(dir, "spottrain")
 
 	// The go command reads GOFLAGS (and CGO_*) from the environment, which the child inherits; the
-	// tags this test binary was built with (go test -tags cuda) are passed on as well.
-	args := []string{"build", "-o", bin}
+	// tags this test binary was built with (go test -tags cuda) are passed on as well, plus
+	// testhooks, which compiles in the test hooks of testhooks.go (SPOTTRAIN_TEST_CKPT_WRITE_DELAY).
 	tags := buildTags()
+	withHooks := "testhooks"
 	if tags != "" {
-		args = append(args, "-tags", tags)
+		withHooks = tags + ",testhooks"
 	}
-	args = append(args, "spottrain/cmd/spottrain")
+	args := []string{"build", "-o", bin, "-tags", withHooks, "spottrain/cmd/spottrain"}
 	cudaBuild = strings.Contains(tags, "cuda") || strings.Contains(os.Getenv("GOFLAGS"), "cuda")
 	build := exec.Command("go", args...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
