@@ -15,19 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/internal/durable"
+	"spottrain/internal/testutil"
 )
-
-// entries returns the names in dir, sorted.
-func entries(t *testing.T, dir string) []string {
-	t.Helper()
-	des, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	var names []string
-	for _, de := range des {
-		names = append(names, de.Name())
-	}
-	return names
-}
 
 // temporaries returns the temporary files left anywhere under dir.
 func temporaries(t *testing.T, dir string) []string {
@@ -128,7 +117,7 @@ func TestWriteFile(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, fs.ModeSymlink, info.Mode().Type(), "%s is still a link", l)
 			}
-			assert.Equal(t, tt.want, entries(t, dir))
+			assert.Equal(t, tt.want, testutil.DirNames(t, dir))
 			assert.Empty(t, temporaries(t, dir))
 		})
 	}
@@ -200,13 +189,13 @@ func TestRefusesNonRegular(t *testing.T) {
 			if _, err := os.Lstat(path); err != nil {
 				t.Skipf("no %s here: %v", path, err)
 			}
-			before := entries(t, dir)
+			before := testutil.DirNames(t, dir)
 			err := durable.WriteFile(path, []byte("new"), 0o644)
 			require.Error(t, err)
 			assert.Equal(t, strings.ReplaceAll(tt.want, "DIR", dir), err.Error())
 			_, err = durable.Create(path, 0o644)
 			require.Error(t, err, "Create refuses it too")
-			assert.Equal(t, before, entries(t, dir), "nothing created")
+			assert.Equal(t, before, testutil.DirNames(t, dir), "nothing created")
 		})
 	}
 }
@@ -234,7 +223,7 @@ func TestCleanup(t *testing.T) {
 			require.NoError(t, p.Cleanup())
 			require.NoError(t, p.Cleanup(), "twice")
 			assert.Equal(t, tt.want, read(t, path))
-			assert.Equal(t, []string{"out.csv"}, entries(t, dir), "no temporary file left")
+			assert.Equal(t, []string{"out.csv"}, testutil.DirNames(t, dir), "no temporary file left")
 			assert.EqualError(t, p.Commit(), "replace "+path+": already committed or cleaned up")
 		})
 	}
@@ -252,7 +241,7 @@ func TestCrashBeforeRename(t *testing.T) {
 	require.NoError(t, err)
 
 	assert.Equal(t, "old", read(t, path))
-	names := entries(t, dir)
+	names := testutil.DirNames(t, dir)
 	require.Len(t, names, 2)
 	assert.Equal(t, "metrics.json", names[1])
 	assert.Regexp(t, `^\.metrics\.json\.tmp-[0-9a-f]{16}$`, names[0])
@@ -279,7 +268,7 @@ func TestWriteError(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "the child failed:\n%s", out)
 	assert.Equal(t, "old", read(t, path))
-	assert.Equal(t, []string{"report.md"}, entries(t, dir), "no temporary file left")
+	assert.Equal(t, []string{"report.md"}, testutil.DirNames(t, dir), "no temporary file left")
 }
 
 func TestCreateInMissingFolder(t *testing.T) {
