@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"spottrain/internal/durable"
 )
 
 // Files that WriteReport writes besides the figures.
@@ -29,8 +31,8 @@ type ReportOptions struct {
 }
 
 // WriteReport writes the study into dir (created if needed): the figures (PNG and SVG),
-// metrics_summary.csv, runs.csv and report.md. Each file is replaced whole or not at all (a
-// temporary file renamed over it); report.md comes last, so it never names a figure that was not
+// metrics_summary.csv, runs.csv and report.md. Each file is replaced whole and durably, or not at
+// all (see package durable); report.md comes last, so it never names a figure that was not
 // written.
 func WriteReport(dir string, s *Study, opt ReportOptions) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -49,24 +51,18 @@ func WriteReport(dir string, s *Study, opt ReportOptions) error {
 	return writeFile(filepath.Join(dir, ReportFile), func(w io.Writer) error { return writeMarkdown(w, s, figs, opt) })
 }
 
-// writeFile writes path through a temporary file in the same directory, renamed over it.
+// writeFile replaces path with what write writes, whole and durably (see package durable). The
+// errors of writing name path.
 func writeFile(path string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	p, err := durable.Create(path, 0o644)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name()) // fails harmlessly after the rename
-	if err := write(f); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
+	defer p.Cleanup() // a no-op after Commit
+	if err := write(p); err != nil {
 		return err
 	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return p.Commit()
 }
 
 // statColumns are the aggregates of a group in metrics_summary.csv, each as NAME_mean, NAME_lo,

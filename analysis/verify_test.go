@@ -17,6 +17,7 @@ import (
 	"spottrain/analysis"
 	"spottrain/checkpoint"
 	"spottrain/events"
+	"spottrain/internal/testutil"
 )
 
 // The run directories below are built by hand: an event log in the compact form of writeEvents,
@@ -391,8 +392,10 @@ func TestVerify(t *testing.T) {
 		{
 			name: "a checkpoint corrupted after its commit",
 			run: runSpec{
-				log:   "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1),
-				after: func(t *testing.T, dir string) { flipByte(t, dir, 10, "model.pt") },
+				log: "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1),
+				after: func(t *testing.T, dir string) {
+					testutil.Corrupt(t, filepath.Join(dir, checkpoint.DirName(10), "model.pt"))
+				},
 			},
 			want:     counts{Completed: true, Starts: 1, Final: 30},
 			problems: []string{"checkpoint {dir}/step-00000010 does not verify: model.pt: sha256 mismatch"},
@@ -400,8 +403,10 @@ func TestVerify(t *testing.T) {
 		{
 			name: "the final checkpoint corrupted",
 			run: runSpec{
-				log:   "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1),
-				after: func(t *testing.T, dir string) { flipByte(t, dir, 30, "optim.pt") },
+				log: "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1),
+				after: func(t *testing.T, dir string) {
+					testutil.Corrupt(t, filepath.Join(dir, checkpoint.DirName(30), "optim.pt"))
+				},
 			},
 			want: counts{Completed: true, Starts: 1, Final: 30},
 			problems: []string{
@@ -414,7 +419,9 @@ func TestVerify(t *testing.T) {
 			run: runSpec{
 				log:     "1 start\n1 ckpt 10\n1 step 12",
 				metrics: noMetrics,
-				after:   func(t *testing.T, dir string) { flipByte(t, dir, 10, "model.pt") },
+				after: func(t *testing.T, dir string) {
+					testutil.Corrupt(t, filepath.Join(dir, checkpoint.DirName(10), "model.pt"))
+				},
 			},
 			want: counts{Starts: 1, Killed: 1, Final: 12},
 			problems: []string{
@@ -586,7 +593,7 @@ func TestVerifyUnreadable(t *testing.T) {
 	})
 	t.Run("a line that is not an event", func(t *testing.T) {
 		dir := t.TempDir()
-		writeFile(t, filepath.Join(dir, events.FileName), "{\"type\":\"progress\"}\n")
+		testutil.WriteFile(t, filepath.Join(dir, events.FileName), "{\"type\":\"progress\"}\n")
 		_, err := analysis.Verify(dir)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "line 1")
@@ -645,7 +652,7 @@ func TestReadRunErrors(t *testing.T) {
 	require.Error(t, err)
 
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, events.FileName), "not json\n")
+	testutil.WriteFile(t, filepath.Join(dir, events.FileName), "not json\n")
 	_, err = analysis.ReadRun(dir)
 	require.Error(t, err)
 }
@@ -673,7 +680,7 @@ func TestCompleted(t *testing.T) {
 				writeEvents(t, dir, c.log)
 			}
 			if c.metrics {
-				writeFile(t, filepath.Join(dir, analysis.MetricsFile), goodMetrics)
+				testutil.WriteFile(t, filepath.Join(dir, analysis.MetricsFile), goodMetrics)
 			}
 			assert.Equal(t, c.want, analysis.Completed(dir))
 		})
@@ -685,7 +692,7 @@ func TestReadMetrics(t *testing.T) {
 	_, err := analysis.ReadMetrics(dir)
 	require.ErrorIs(t, err, os.ErrNotExist)
 
-	writeFile(t, filepath.Join(dir, analysis.MetricsFile), goodMetrics)
+	testutil.WriteFile(t, filepath.Join(dir, analysis.MetricsFile), goodMetrics)
 	m, err := analysis.ReadMetrics(dir)
 	require.NoError(t, err)
 	assert.Equal(t, 30, m.Steps)
@@ -700,24 +707,24 @@ func TestFindRuns(t *testing.T) {
 	t.Run("nested, dot directories skipped", func(t *testing.T) {
 		root := t.TempDir()
 		for _, d := range []string{"b", "a/x", "a/x/.tmp-step-00000010-1", ".hidden", "c/.cache/d"} {
-			writeFile(t, filepath.Join(root, d, events.FileName), "")
+			testutil.WriteFile(t, filepath.Join(root, d, events.FileName), "")
 		}
-		writeFile(t, filepath.Join(root, "empty", "config.yaml"), "")
+		testutil.WriteFile(t, filepath.Join(root, "empty", "config.yaml"), "")
 		got, err := analysis.FindRuns(root)
 		require.NoError(t, err)
 		assert.Equal(t, []string{filepath.Join(root, "a/x"), filepath.Join(root, "b")}, got)
 	})
 	t.Run("root is a run", func(t *testing.T) {
 		root := filepath.Join(t.TempDir(), ".runs") // a dot name is skipped only below the root
-		writeFile(t, filepath.Join(root, events.FileName), "")
-		writeFile(t, filepath.Join(root, "sub", events.FileName), "")
+		testutil.WriteFile(t, filepath.Join(root, events.FileName), "")
+		testutil.WriteFile(t, filepath.Join(root, "sub", events.FileName), "")
 		got, err := analysis.FindRuns(root)
 		require.NoError(t, err)
 		assert.Equal(t, []string{root, filepath.Join(root, "sub")}, got)
 	})
 	t.Run("none", func(t *testing.T) {
 		root := t.TempDir()
-		writeFile(t, filepath.Join(root, ".tmp", events.FileName), "")
+		testutil.WriteFile(t, filepath.Join(root, ".tmp", events.FileName), "")
 		_, err := analysis.FindRuns(root)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "no run directories")
@@ -781,9 +788,9 @@ func buildRun(t *testing.T, spec runSpec) string {
 	switch spec.metrics {
 	case noMetrics:
 	case "":
-		writeFile(t, filepath.Join(dir, analysis.MetricsFile), goodMetrics)
+		testutil.WriteFile(t, filepath.Join(dir, analysis.MetricsFile), goodMetrics)
 	default:
-		writeFile(t, filepath.Join(dir, analysis.MetricsFile), spec.metrics)
+		testutil.WriteFile(t, filepath.Join(dir, analysis.MetricsFile), spec.metrics)
 	}
 	if spec.after != nil {
 		spec.after(t, dir)
@@ -921,7 +928,7 @@ func writeEvents(t *testing.T, dir, desc string) []int64 {
 			rewriteLast(t, &buf, over)
 		}
 	}
-	writeFile(t, filepath.Join(dir, events.FileName), buf.String())
+	testutil.WriteFile(t, filepath.Join(dir, events.FileName), buf.String())
 	return committed
 }
 
@@ -996,22 +1003,4 @@ func writePayload(t *testing.T, p *checkpoint.Pending, step int64) {
 	t.Helper()
 	require.NoError(t, p.Write("model.pt", bytes.Repeat([]byte(fmt.Sprintf("weights at step %d;", step)), 64)))
 	require.NoError(t, p.Write("optim.pt", []byte(fmt.Sprintf("adam moments at step %d", step))))
-}
-
-// flipByte corrupts the payload file name of the checkpoint of step in dir.
-func flipByte(t *testing.T, dir string, step int64, name string) {
-	t.Helper()
-	path := filepath.Join(dir, checkpoint.DirName(step), name)
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	require.NotEmpty(t, data)
-	data[len(data)/2] ^= 0xff
-	require.NoError(t, os.WriteFile(path, data, 0o644))
-}
-
-// writeFile writes path, creating its directory.
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
 }

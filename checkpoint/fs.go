@@ -4,7 +4,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"time"
+
+	"spottrain/internal/durable"
 )
 
 // FS is the file system seam of the store: every file operation of the package (but the lock)
@@ -75,43 +76,5 @@ func (OSFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, ne
 // RemoveAll implements FS.
 func (OSFS) RemoveAll(path string) error { return os.RemoveAll(path) }
 
-// SyncDir implements FS.
-func (OSFS) SyncDir(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return err
-	}
-	return d.Close()
-}
-
-// SlowFS returns inner, slowed down: every Write on a file it created first sleeps perWrite.
-// Payloads are written in chunks of at most 1 MiB, so a crash test can kill the process in the
-// middle of a checkpoint write.
-func SlowFS(inner FS, perWrite time.Duration) FS { return slowFS{FS: inner, perWrite: perWrite} }
-
-type slowFS struct {
-	FS
-	perWrite time.Duration
-}
-
-func (s slowFS) Create(name string) (File, error) {
-	f, err := s.FS.Create(name)
-	if err != nil {
-		return nil, err
-	}
-	return slowFile{File: f, perWrite: s.perWrite}, nil
-}
-
-type slowFile struct {
-	File
-	perWrite time.Duration
-}
-
-func (f slowFile) Write(p []byte) (int, error) {
-	time.Sleep(f.perWrite)
-	return f.File.Write(p)
-}
+// SyncDir implements FS with durable.SyncDir.
+func (OSFS) SyncDir(path string) error { return durable.SyncDir(path) }

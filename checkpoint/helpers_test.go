@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/internal/testutil"
 )
 
 // file is one payload file; payloads are written in this order.
@@ -89,15 +91,7 @@ func save(t *testing.T, s *checkpoint.Store, step int64, edit func(*checkpoint.M
 // entries lists dir, but the lock file.
 func entries(t *testing.T, dir string) []string {
 	t.Helper()
-	des, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	var names []string
-	for _, de := range des {
-		if de.Name() != checkpoint.LockName {
-			names = append(names, de.Name())
-		}
-	}
-	return names
+	return slices.DeleteFunc(testutil.DirNames(t, dir), func(name string) bool { return name == checkpoint.LockName })
 }
 
 func fileEntries(step int64) []checkpoint.FileEntry {
@@ -122,19 +116,6 @@ func editManifest(t *testing.T, ckptDir string, edit func(map[string]any)) {
 	data, err = json.Marshal(raw)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(path, data, 0o644))
-}
-
-func flipByte(t *testing.T, path string, at int64) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	require.NoError(t, err)
-	defer f.Close()
-	b := make([]byte, 1)
-	_, err = f.ReadAt(b, at)
-	require.NoError(t, err)
-	b[0] ^= 0x01
-	_, err = f.WriteAt(b, at)
-	require.NoError(t, err)
 }
 
 func stepDir(dir string, step int64) string { return filepath.Join(dir, checkpoint.DirName(step)) }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/internal/testutil"
 )
 
 func TestLatestPicksNewest(t *testing.T) {
@@ -41,7 +42,7 @@ var damages = []struct {
 	damage func(t *testing.T, ckpt string)
 	reason string
 }{
-	{"Corrupt", func(t *testing.T, ckpt string) { flipByte(t, filepath.Join(ckpt, "model.pt"), 1000) },
+	{"Corrupt", func(t *testing.T, ckpt string) { testutil.Corrupt(t, filepath.Join(ckpt, "model.pt")) },
 		"model.pt: sha256 mismatch"},
 	{"Truncated", func(t *testing.T, ckpt string) { require.NoError(t, os.Truncate(filepath.Join(ckpt, "model.pt"), 10)) },
 		"model.pt has 10 bytes, the manifest says"},
@@ -252,7 +253,7 @@ func TestLatestVerifiesOnlyWhatItReturns(t *testing.T) {
 	for _, step := range []int64{1, 2, 3} {
 		save(t, s, step, nil)
 	}
-	flipByte(t, filepath.Join(stepDir(dir, 3), "model.pt"), 0)
+	testutil.Corrupt(t, filepath.Join(stepDir(dir, 3), "model.pt"))
 	start := len(ffs.ops())
 	c, _, err := s.Latest()
 	require.NoError(t, err)
@@ -270,7 +271,7 @@ func TestList(t *testing.T) {
 	for _, step := range []int64{300, 100, 200} {
 		save(t, s, step, nil)
 	}
-	flipByte(t, filepath.Join(stepDir(dir, 200), "optim.pt"), 0)
+	testutil.Corrupt(t, filepath.Join(stepDir(dir, 200), "optim.pt"))
 	require.NoError(t, os.Mkdir(filepath.Join(dir, ".tmp-step-00000400-1"), 0o755))
 	before := entries(t, dir)
 
@@ -312,7 +313,7 @@ func TestReadFileVerifies(t *testing.T) {
 	c, _, err := s.Latest()
 	require.NoError(t, err)
 
-	flipByte(t, filepath.Join(c.Dir, "model.pt"), 5)
+	testutil.Corrupt(t, filepath.Join(c.Dir, "model.pt"))
 	_, err = c.ReadFile("model.pt")
 	assert.EqualError(t, err, "read checkpoint "+c.Dir+": model.pt: sha256 mismatch")
 	_, err = c.ReadFile("ghost.pt")

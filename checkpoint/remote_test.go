@@ -21,6 +21,7 @@ import (
 
 	"spottrain/checkpoint"
 	"spottrain/internal/gcstest"
+	"spottrain/internal/testutil"
 )
 
 // backend is a place a Remote can live, with a bucket handle of the test's own to look at (and
@@ -237,7 +238,7 @@ func TestRemote(t *testing.T) {
 				r := openRemote(t, be.url)
 				upload(t, r, save(t, s, 100, nil))
 				c := save(t, s, 200, nil)
-				flipByte(t, filepath.Join(c.Dir, "optim.pt"), 3)
+				testutil.Corrupt(t, filepath.Join(c.Dir, "optim.pt"))
 				_, err := r.Upload(ctx, c)
 				require.ErrorContains(t, err, "local optim.pt: sha256 mismatch")
 				require.Equal(t, []int64{100}, remoteSteps(t, r))

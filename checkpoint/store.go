@@ -168,7 +168,8 @@ type Pending struct {
 	removed   bool
 }
 
-// writeChunk is the largest Write call on an FS file: a SlowFS sleeps once per chunk.
+// writeChunk is the largest Write call on an FS file (the crash tests slow writes down per call,
+// see internal/checkpointtest).
 const writeChunk = 1 << 20
 
 // Write writes the payload file name (a plain file name: no slash, not "." or "..", not

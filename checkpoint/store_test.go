@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -505,28 +504,4 @@ func TestLockAcrossProcesses(t *testing.T) {
 	s, err := checkpoint.Open(dir, checkpoint.Options{Keep: 1})
 	require.NoError(t, err, "a SIGKILLed holder leaves no stale lock")
 	require.NoError(t, s.Close())
-}
-
-func TestSlowFS(t *testing.T) {
-	dir := t.TempDir()
-	const perWrite = 10 * time.Millisecond
-	s := openStore(t, dir, checkpoint.Options{FS: checkpoint.SlowFS(checkpoint.OSFS{}, perWrite)})
-	p, err := s.Begin(1)
-	require.NoError(t, err)
-	defer p.Cleanup()
-	big := make([]byte, 5<<19) // 2.5 MiB: three writes of at most 1 MiB
-	for i := range big {
-		big[i] = byte(i * 7)
-	}
-	start := time.Now()
-	require.NoError(t, p.Write("model.pt", big))
-	assert.GreaterOrEqual(t, time.Since(start), 3*perWrite, "one sleep per chunk")
-	_, err = p.Commit(testManifest(1))
-	require.NoError(t, err)
-
-	c, err := checkpoint.Load(stepDir(dir, 1))
-	require.NoError(t, err)
-	data, err := c.ReadFile("model.pt")
-	require.NoError(t, err)
-	assert.True(t, slices.Equal(big, data))
 }

@@ -2,7 +2,6 @@ package configs_test
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,23 +10,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/configs"
+	"spottrain/internal/testutil"
 )
-
-// writeFile writes doc to dir/name (creating dirs) and returns its path.
-func writeFile(t *testing.T, dir, name, doc string) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-	require.NoError(t, os.WriteFile(path, []byte(doc), 0o644))
-	return path
-}
 
 func TestDefaultValidates(t *testing.T) {
 	require.NoError(t, configs.Default().Validate())
 }
 
 func TestLoadKeepsDefaultsForUnnamedKeys(t *testing.T) {
-	path := writeFile(t, t.TempDir(), "cfg.yaml", `
+	path := testutil.WriteTemp(t, "cfg.yaml", `
 name: small
 model:
   hidden_size: 32
@@ -49,7 +40,7 @@ optimizer:
 }
 
 func TestSetOverrides(t *testing.T) {
-	path := writeFile(t, t.TempDir(), "cfg.yaml", "run_dir: out\ntrain:\n  epochs: 3\n  batch_size: 16\n")
+	path := testutil.WriteTemp(t, "cfg.yaml", "run_dir: out\ntrain:\n  epochs: 3\n  batch_size: 16\n")
 	tests := []struct {
 		name string
 		sets []string
@@ -131,7 +122,7 @@ func TestDataPath(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeFile(t, dir, "conf/cfg.yaml", "data:\n  source: csv\n  path: "+tt.path+"\n  capacity_kw: 0\n")
+			path := testutil.WriteFile(t, filepath.Join(dir, "conf", "cfg.yaml"), "data:\n  source: csv\n  path: "+tt.path+"\n  capacity_kw: 0\n")
 			c, err := configs.Load(path, tt.sets)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, c.Data.Path)
@@ -273,7 +264,7 @@ func TestLoadMissingFile(t *testing.T) {
 }
 
 func TestLoadNamesFile(t *testing.T) {
-	path := writeFile(t, t.TempDir(), "cfg.yaml", "name: x\ntrain:\n  epochs: 0\n")
+	path := testutil.WriteTemp(t, "cfg.yaml", "name: x\ntrain:\n  epochs: 0\n")
 	_, err := configs.Load(path, nil)
 	require.Error(t, err)
 	assert.Equal(t, path+":3: train.epochs: must be >= 1 (got 0)", err.Error())
@@ -306,7 +297,7 @@ func TestValidateReportsKey(t *testing.T) {
 func TestHash(t *testing.T) {
 	dir := t.TempDir()
 	// Non-default values everywhere it matters, written unusually.
-	path := writeFile(t, dir, "cfg.yaml", `
+	path := testutil.WriteFile(t, filepath.Join(dir, "cfg.yaml"), `
 schedule: {name: step, step_size: 10, gamma: 0.25}
 optimizer:
   name: sgd
@@ -325,7 +316,7 @@ seed: 18446744073709551615
 
 	doc, err := c.YAML()
 	require.NoError(t, err)
-	saved := writeFile(t, t.TempDir(), "config.yaml", string(doc))
+	saved := testutil.WriteTemp(t, "config.yaml", string(doc))
 	back, err := configs.Load(saved, nil)
 	require.NoError(t, err)
 	assert.Equal(t, c, back)

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"spottrain/configs"
+	"spottrain/internal/testutil"
 )
 
 // TestBuiltinGrid checks the shipped grid: for each model, each strategy under each pattern, plus
@@ -64,7 +65,7 @@ func tree(t *testing.T, files map[string]string) (configs.Tree, string) {
 	t.Helper()
 	dir := t.TempDir()
 	for name, doc := range files {
-		writeFile(t, dir, name, doc)
+		testutil.WriteFile(t, filepath.Join(dir, name), doc)
 	}
 	return configs.DirTree(dir), dir
 }
@@ -158,7 +159,7 @@ func TestShowIsLoadable(t *testing.T) {
 	for _, origins := range []bool{false, true} {
 		doc, err := configs.Builtin().ShowExperiment("lstm-adaptive-bursty", []string{"train.epochs=2"}, origins)
 		require.NoError(t, err)
-		path := writeFile(t, t.TempDir(), "shown.yaml", string(doc))
+		path := testutil.WriteTemp(t, "shown.yaml", string(doc))
 		got, err := configs.ReadSaved(path)
 		require.NoError(t, err)
 		want, err := configs.Builtin().Experiment("lstm-adaptive-bursty", []string{"train.epochs=2"})
@@ -251,7 +252,7 @@ func TestExperimentLookup(t *testing.T) {
 
 // TestFileWithLayers: a standalone --config file may sit on layers of the tree too.
 func TestFileWithLayers(t *testing.T) {
-	path := writeFile(t, t.TempDir(), "mine.yaml", "layers: {model: lstm-solar, strategy: adaptive}\nname: mine\ntrain: {epochs: 2}\n")
+	path := testutil.WriteTemp(t, "mine.yaml", "layers: {model: lstm-solar, strategy: adaptive}\nname: mine\ntrain: {epochs: 2}\n")
 	c, err := configs.Load(path, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "mine", c.Name)

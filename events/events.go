@@ -76,6 +76,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"spottrain/internal/durable"
 )
 
 // FileName is the name of the log in the run directory.
@@ -128,8 +130,8 @@ var required = map[string][]string{
 	ChildStart:             {"attempt", "pid"},
 }
 
-// durable are the types fsynced before Emit returns.
-var durable = map[string]bool{CheckpointCommit: true, EmergencyCheckpoint: true, Exit: true, ChildExit: true}
+// syncedTypes are the types fsynced before Emit returns.
+var syncedTypes = map[string]bool{CheckpointCommit: true, EmergencyCheckpoint: true, Exit: true, ChildExit: true}
 
 // file is what Log needs of an *os.File (a seam for tests).
 type file interface {
@@ -177,7 +179,7 @@ func Open(runDir string) (*Log, error) {
 
 func open(path string, f *os.File, created bool) (*Log, error) {
 	if created {
-		if err := syncDir(filepath.Dir(path)); err != nil {
+		if err := durable.SyncDir(filepath.Dir(path)); err != nil {
 			return nil, err
 		}
 	}
@@ -211,7 +213,7 @@ func OpenRunner(runDir string) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
-	if err := syncDir(runDir); err != nil {
+	if err := durable.SyncDir(runDir); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open event log %s: %w", path, err)
 	}
@@ -264,18 +266,6 @@ func repair(f file) ([]byte, error) {
 	return whole, f.Sync()
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return err
-	}
-	return d.Close()
-}
-
 // Incarnation is the incarnation of this process, written in every event it emits.
 func (l *Log) Incarnation() int { return l.incarnation }
 
@@ -311,7 +301,7 @@ func (l *Log) Emit(typ string, fields map[string]any) error {
 	if err != nil {
 		return fmt.Errorf("emit %s event to %s: %w", typ, l.path, err)
 	}
-	if durable[typ] {
+	if syncedTypes[typ] {
 		if err := l.f.Sync(); err != nil {
 			return fmt.Errorf("emit %s event to %s: %w", typ, l.path, err)
 		}

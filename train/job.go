@@ -15,6 +15,7 @@ import (
 	"spottrain/checkpoint"
 	"spottrain/configs"
 	"spottrain/events"
+	"spottrain/internal/durable"
 	"spottrain/torch"
 )
 
@@ -282,7 +283,7 @@ func (j *job) restore() error {
 	} else if err := j.resume(j.latest); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(j.cfg.RunDir, ConfigFile), j.ck.config, 0o644); err != nil {
+	if err := durable.WriteFile(filepath.Join(j.cfg.RunDir, ConfigFile), j.ck.config, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(j.log, "%s: %s on %s (%d threads), libtorch %s | %s %d params | %s | %d steps\n",
@@ -478,7 +479,7 @@ func writeMetrics(dir string, s *Summary) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "metrics.json"), append(doc, '\n'), 0o644)
+	return durable.WriteFile(filepath.Join(dir, "metrics.json"), append(doc, '\n'), 0o644)
 }
 
 // number reads a number of a decoded event (JSON numbers decode as float64; NaN is a string).

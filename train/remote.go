@@ -10,6 +10,7 @@ import (
 
 	"spottrain/checkpoint"
 	"spottrain/events"
+	"spottrain/internal/durable"
 )
 
 // pull is what pullRemote brought from the remote.
@@ -54,28 +55,7 @@ func pullRemote(ctx context.Context, remote *checkpoint.Remote, store *checkpoin
 	if err != nil {
 		return nil, err
 	}
-	return p, writeFileAtomic(logPath, data)
-}
-
-// writeFileAtomic writes path whole or not at all: a temporary file, fsynced, renamed.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // fails harmlessly after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return p, durable.WriteFile(logPath, data, 0o644)
 }
 
 // startMirror starts uploading the checkpoints that c commits to remote, with the store's

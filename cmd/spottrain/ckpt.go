@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"spottrain/checkpoint"
+	"spottrain/internal/durable"
 	"spottrain/safetensors"
 	"spottrain/torch"
 	"spottrain/train"
@@ -166,6 +167,11 @@ architecture, JSON). The file appears complete or not at all (temporary file, fs
 		path = fmt.Sprintf("%s-step-%08d.safetensors", filepath.Base(abs), m.Step)
 	}
 
+	pending, err := durable.Create(path, 0o644)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", ck.Dir, err)
+	}
+	defer pending.Cleanup() // a no-op after Commit
 	tensors, spec, err := loadWeights(ck)
 	if err != nil {
 		return err
@@ -178,7 +184,7 @@ architecture, JSON). The file appears complete or not at all (temporary file, fs
 		"format": "pt", "step": strconv.FormatInt(m.Step, 10), "epoch": strconv.Itoa(m.Epoch),
 		"batch": strconv.Itoa(m.Batch), "run_id": m.RunID, "config_hash": m.ConfigHash, "model_spec": string(specJSON),
 	}
-	size, err := writeFileAtomic(path, func(w io.Writer) error { return safetensors.Write(w, tensors, metadata) })
+	size, err := writeExport(pending, tensors, metadata)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", ck.Dir, err)
 	}
@@ -386,56 +392,30 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %s", v, unit)
 }
 
-// writeFileAtomic writes path with write, atomically: into a temporary file in the same directory,
-// fsynced, then renamed over path and the directory fsynced. A failure or a crash at any instant
-// leaves path as it was (absent, or its old content), and at most a .<name>.tmp-* file beside it
-// after a crash. It returns the bytes written.
-func writeFileAtomic(path string, write func(io.Writer) error) (int64, error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return 0, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := write(bw); err != nil {
+// writeExport writes the safetensors file of tensors and metadata into p and commits it. It
+// returns the file's size.
+func writeExport(p *durable.Pending, tensors []safetensors.Tensor, metadata map[string]string) (int64, error) {
+	c := &counter{w: p}
+	bw := bufio.NewWriterSize(c, 1<<20)
+	if err := safetensors.Write(bw, tensors, metadata); err != nil {
 		return 0, err
 	}
 	if err := bw.Flush(); err != nil {
 		return 0, err
 	}
-	if err := f.Chmod(0o644); err != nil {
-		return 0, err
-	}
-	if err := f.Sync(); err != nil {
-		return 0, err
-	}
-	info, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	if err := f.Close(); err != nil {
-		return 0, err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return 0, err
-	}
-	committed = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return 0, err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return 0, fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return info.Size(), nil
+	return c.n, p.Commit()
+}
+
+// counter is w, counting the bytes written through it.
+type counter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *counter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // newCkptFlagSet returns the flag set of the subcommand "ckpt name", whose --help shows the

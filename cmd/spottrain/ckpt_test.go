@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/internal/testutil"
 	"spottrain/safetensors"
 	"spottrain/torch"
 	"spottrain/train"
@@ -38,15 +39,6 @@ func trainRun(t *testing.T, dir string) []string {
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(ckpts), 3, "checkpoints of the training run")
 	return ckpts // Glob sorts, and the names have the same number of digits
-}
-
-// corrupt flips one byte in the middle of file.
-func corrupt(t *testing.T, file string) {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	require.NoError(t, err)
-	b[len(b)/2] ^= 0xff
-	require.NoError(t, os.WriteFile(file, b, 0o600))
 }
 
 func stepOf(t *testing.T, ckptDir string) int64 {
@@ -111,7 +103,7 @@ func TestCkptNoCheckpoints(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.Mkdir(filepath.Join(dir, "run"), 0o755))
 	require.NoError(t, os.Mkdir(filepath.Join(dir, "run", ".tmp-step-00000004-123"), 0o755))
-	write(t, filepath.Join(dir, "file"), "not a dir")
+	testutil.WriteFile(t, filepath.Join(dir, "file"), "not a dir")
 
 	r := spottrain(t, dir, "ckpt", "ls", "run")
 	assert.Equal(t, 0, r.code, "stderr: %s", r.stderr)
@@ -187,7 +179,7 @@ func TestCkptLsVerify(t *testing.T) {
 
 	// Corrupt the newest model.pt and delete the oldest manifest.
 	newest, oldest := ckpts[len(ckpts)-1], ckpts[0]
-	corrupt(t, filepath.Join(newest, train.ModelFile))
+	testutil.Corrupt(t, filepath.Join(newest, train.ModelFile))
 	require.NoError(t, os.Remove(filepath.Join(oldest, checkpoint.ManifestName)))
 
 	rows = lsRows(t, dir)
@@ -317,7 +309,7 @@ func TestCkptExport(t *testing.T) {
 	// The newest corrupt: the previous valid one is exported, and stdout says so.
 	prevData, err := os.ReadFile(filepath.Join(dir, name))
 	require.NoError(t, err)
-	corrupt(t, filepath.Join(newest, train.ModelFile))
+	testutil.Corrupt(t, filepath.Join(newest, train.ModelFile))
 	r = spottrain(t, dir, "ckpt", "export", "run")
 	prevName := fmt.Sprintf("run-step-%08d.safetensors", stepOf(t, previous))
 	checkExported(t, r, dir, prevName, previous)
@@ -337,12 +329,51 @@ func TestCkptExport(t *testing.T) {
 
 	// None valid: an input error.
 	for _, c := range ckpts[:len(ckpts)-1] {
-		corrupt(t, filepath.Join(c, train.SpecFile))
+		testutil.Corrupt(t, filepath.Join(c, train.SpecFile))
 	}
 	r = spottrain(t, dir, "ckpt", "export", "run", "--out", "none.safetensors")
 	assert.Equal(t, 2, r.code)
 	assert.Equal(t, fmt.Sprintf("no valid checkpoint in run: all %d are invalid (see spottrain ckpt ls)", len(ckpts)), errorLine(t, r.stderr))
 	assert.NoFileExists(t, filepath.Join(dir, "none.safetensors"))
+}
+
+// TestCkptExportOut: --out names a file to replace. A link to a regular file is written through
+// (the link stays); a device, a folder or a link to a device is refused by name with exit status
+// 1, and nothing is touched.
+func TestCkptExportOut(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ckpts := trainRun(t, dir)
+	newest := ckpts[len(ckpts)-1]
+	ckDir := filepath.Join("run", filepath.Base(newest))
+
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "models"), 0o755))
+	testutil.WriteFile(t, filepath.Join(dir, "models", "model.safetensors"), "an older export")
+	require.NoError(t, os.Symlink("models/model.safetensors", filepath.Join(dir, "latest.safetensors")))
+	r := spottrain(t, dir, "ckpt", "export", "run", "--out", "latest.safetensors")
+	checkExported(t, r, dir, "latest.safetensors", newest)
+	info, err := os.Lstat(filepath.Join(dir, "latest.safetensors"))
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeSymlink, info.Mode().Type(), "the link stays a link")
+	ck, err := checkpoint.Load(newest)
+	require.NoError(t, err)
+	readExport(t, filepath.Join(dir, "models", "model.safetensors"), ck)
+	assert.Equal(t, []string{"model.safetensors"}, testutil.DirNames(t, filepath.Join(dir, "models")), "no temporary file left")
+
+	require.NoError(t, os.Symlink("/dev/null", filepath.Join(dir, "null.safetensors")))
+	before := testutil.DirNames(t, dir)
+	for _, tt := range []struct{ out, want string }{
+		{"/dev/null", "refusing to replace /dev/null: it is a character device, not a regular file"},
+		{"/dev/full", "refusing to replace /dev/full: it is a character device, not a regular file"},
+		{"models", "refusing to replace models: it is a folder, not a regular file"},
+		{"null.safetensors", "refusing to replace null.safetensors: it links to /dev/null, which is a character device, not a regular file"},
+	} {
+		r := spottrain(t, dir, "ckpt", "export", "run", "--out", tt.out)
+		assert.Equal(t, 1, r.code, "--out %s: stdout: %s\nstderr: %s", tt.out, r.stdout, r.stderr)
+		assert.Empty(t, r.stdout, "--out %s", tt.out)
+		assert.Equal(t, "export "+ckDir+": "+tt.want, errorLine(t, r.stderr))
+		assert.Equal(t, before, testutil.DirNames(t, dir), "--out %s touched nothing", tt.out)
+	}
 }
 
 // TestCkptExportPyTorch exports the newest checkpoint and has PyTorch (Debian's python3-torch,

@@ -28,6 +28,7 @@ import (
 	"spottrain/checkpoint"
 	"spottrain/configs"
 	"spottrain/events"
+	"spottrain/internal/testutil"
 	"spottrain/train"
 )
 
@@ -38,6 +39,7 @@ var (
 
 // writeDelayEnv slows every checkpoint write chunk of the binary down by d (a tiny model's files
 // are one chunk each: a checkpoint is 5 writes), so that kills and signals land inside writes.
+// The binary reads it only because TestMain builds it with -tags testhooks (testhooks.go).
 func writeDelayEnv(d time.Duration) []string {
 	return []string{"SPOTTRAIN_TEST_CKPT_WRITE_DELAY=" + d.String()}
 }
@@ -637,7 +639,7 @@ func TestSecondTrainerOnSameRunDir(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	runDir := filepath.Join(dir, "run")
-	write(t, filepath.Join(dir, "job.yaml"), "name: twice\n")
+	testutil.WriteFile(t, filepath.Join(dir, "job.yaml"), "name: twice\n")
 	args := append([]string{"train", "--config", "job.yaml"}, exactJob("run", 100000)[len(lstmTrain()):]...)
 	first := startSpottrain(t, dir, writeDelayEnv(20*time.Millisecond), args...)
 	first.readLine("step ", time.Minute)
@@ -676,7 +678,7 @@ func TestConfigChangeRefused(t *testing.T) {
 			runDir := filepath.Join(dir, "run")
 			args := exactJob("run", 2)
 			if source == "file" {
-				write(t, filepath.Join(dir, "job.yaml"), "name: lr-change\n")
+				testutil.WriteFile(t, filepath.Join(dir, "job.yaml"), "name: lr-change\n")
 				args = append([]string{"train", "--config", "job.yaml"}, args[len(lstmTrain()):]...)
 			}
 			step := preempt(t, dir, writeDelayEnv(20*time.Millisecond), args, 5, -1)

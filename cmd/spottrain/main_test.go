@@ -29,6 +29,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/configs"
+	"spottrain/internal/testutil"
 )
 
 var (
@@ -50,13 +51,14 @@ func buildAndRun(m *testing.M) int {
 	bin = filepath.Join(dir, "spottrain")
 
 	// The go command reads GOFLAGS (and CGO_*) from the environment, which the child inherits; the
-	// tags this test binary was built with (go test -tags cuda) are passed on as well.
-	args := []string{"build", "-o", bin}
+	// tags this test binary was built with (go test -tags cuda) are passed on as well, plus
+	// testhooks, which compiles in the test hooks of testhooks.go (SPOTTRAIN_TEST_CKPT_WRITE_DELAY).
 	tags := buildTags()
+	withHooks := "testhooks"
 	if tags != "" {
-		args = append(args, "-tags", tags)
+		withHooks = tags + ",testhooks"
 	}
-	args = append(args, "spottrain/cmd/spottrain")
+	args := []string{"build", "-o", bin, "-tags", withHooks, "spottrain/cmd/spottrain"}
 	cudaBuild = strings.Contains(tags, "cuda") || strings.Contains(os.Getenv("GOFLAGS"), "cuda")
 	build := exec.Command("go", args...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -275,12 +277,6 @@ func tiny(runDir string) []string {
 	return args
 }
 
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
-}
-
 func TestUsage(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -422,7 +418,7 @@ func TestBadInput(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			for name, content := range tt.files {
-				write(t, filepath.Join(dir, name), content)
+				testutil.WriteFile(t, filepath.Join(dir, name), content)
 			}
 			r := spottrain(t, dir, tt.args...)
 			assert.Equal(t, 2, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
@@ -578,7 +574,7 @@ func TestTrainSynthetic(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	// No run_dir: it defaults to runs/<name> under the working directory.
-	write(t, filepath.Join(dir, "job.yaml"), `# a tiny job
+	testutil.WriteFile(t, filepath.Join(dir, "job.yaml"), `# a tiny job
 name: cli-test
 device: cpu
 threads: 1
@@ -623,14 +619,14 @@ func writePVCSV(t *testing.T, path string, days, skip int) {
 		fmt.Fprintf(&b, "%s,%.3f,%.1f,%.1f\n", start.Add(time.Duration(h)*time.Hour).Format("2006-01-02 15:04"),
 			4.2*sun*clouds*(1-0.004*(temp-25)), ghi, temp)
 	}
-	write(t, path, b.String())
+	testutil.WriteFile(t, path, b.String())
 }
 
 func TestTrainCSV(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	writePVCSV(t, filepath.Join(dir, "site", "pv.csv"), 40, 24*10+13) // row 24*10+13: 2021-06-11 12:00
-	write(t, filepath.Join(dir, "site", "pv.yaml"), `name: my-roof
+	testutil.WriteFile(t, filepath.Join(dir, "site", "pv.yaml"), `name: my-roof
 device: cpu
 threads: 1
 data:

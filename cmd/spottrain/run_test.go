@@ -17,6 +17,7 @@ import (
 
 	"spottrain/configs"
 	"spottrain/events"
+	"spottrain/internal/testutil"
 )
 
 // spotJob is a small LSTM run of about 8 seconds of training on one thread (2.5 s with
@@ -100,7 +101,7 @@ func TestVerifyFails(t *testing.T) {
 
 	// A checkpoint that no longer matches its manifest, and no final metrics.
 	cks, _ := checkAllValid(t, runDir)
-	corrupt(t, filepath.Join(cks[0].Dir, "model.pt"))
+	testutil.Corrupt(t, filepath.Join(cks[0].Dir, "model.pt"))
 	require.NoError(t, os.Remove(filepath.Join(runDir, "metrics.json")))
 	r = spottrain(t, dir, "verify", "runs")
 	assert.Equal(t, 1, r.code, "stdout: %s", r.stdout)
@@ -215,7 +216,7 @@ func TestConfigShow(t *testing.T) {
 	dir := t.TempDir()
 	r := spottrain(t, dir, "config", "show", "lstm-adaptive-bursty", "--set", "train.epochs=3")
 	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
-	write(t, filepath.Join(dir, "shown.yaml"), r.stdout)
+	testutil.WriteFile(t, filepath.Join(dir, "shown.yaml"), r.stdout)
 	got, err := configs.ReadSaved(filepath.Join(dir, "shown.yaml"))
 	require.NoError(t, err)
 	want, err := configs.Builtin().Experiment("lstm-adaptive-bursty", []string{"train.epochs=3"})
@@ -240,8 +241,8 @@ func TestConfigShow(t *testing.T) {
 	assert.Contains(t, r.stdout, "\n  lstm-milestone-bursty\n")
 
 	// Another tree, and its errors.
-	write(t, filepath.Join(dir, "tree", "models", "m.yaml"), "model:\n  hidden_size: 8\n")
-	write(t, filepath.Join(dir, "tree", "experiments", "e.yaml"), "layers:\n  model: m\n  strategy: fixed\n")
+	testutil.WriteFile(t, filepath.Join(dir, "tree", "models", "m.yaml"), "model:\n  hidden_size: 8\n")
+	testutil.WriteFile(t, filepath.Join(dir, "tree", "experiments", "e.yaml"), "layers:\n  model: m\n  strategy: fixed\n")
 	r = spottrain(t, dir, "config", "show", "e", "--config-dir", "tree")
 	assert.Equal(t, 2, r.code)
 	assert.Equal(t, "tree/experiments/e.yaml:3: layers.strategy: no strategies/fixed.yaml in tree", errorLine(t, r.stderr))

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
-	"spottrain/checkpoint"
 	"spottrain/configs"
 	"spottrain/preemption"
 	"spottrain/train"
@@ -59,16 +57,17 @@ func withCloudNotices(ctx context.Context, source string, stop <-chan train.Noti
 	return first
 }
 
+// testHook, when set, changes the options of every training job before it starts. Only a build
+// with -tags testhooks sets it (testhooks.go); a normal build leaves it nil.
+var testHook func(*train.Options) error
+
 // trainAndReport runs the job and prints its test scores against persistence.
 func trainAndReport(ctx context.Context, cfg configs.Config, stdout io.Writer, opt train.Options) error {
 	opt.Log, opt.Terminal = stdout, isTerminal(stdout)
-	// A testing knob: crash tests slow checkpoint writes down so that their kills land inside them.
-	if v := os.Getenv("SPOTTRAIN_TEST_CKPT_WRITE_DELAY"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return usageError{fmt.Sprintf("SPOTTRAIN_TEST_CKPT_WRITE_DELAY: %v", err)}
+	if testHook != nil {
+		if err := testHook(&opt); err != nil {
+			return err
 		}
-		opt.FS = checkpoint.SlowFS(checkpoint.OSFS{}, d)
 	}
 	sum, err := train.Run(ctx, cfg, opt)
 	var pe *train.PreemptedError

@@ -166,13 +166,6 @@ func gzipped(t *testing.T, data []byte) []byte {
 	return b.Bytes()
 }
 
-// writeFile writes data to path, creating its directory.
-func writeFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-	require.NoError(t, os.WriteFile(path, data, 0o644))
-}
-
 // wantDataError asserts that err is a one-line *cifar.DataError for path and member whose message
 // contains every fragment.
 func wantDataError(t *testing.T, err error, path, member string, fragments ...string) {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/data/cifar"
+	"spottrain/internal/testutil"
 )
 
 func TestOfficial(t *testing.T) {
@@ -67,11 +68,11 @@ func TestLoadLayouts(t *testing.T) {
 	}{
 		{"archive", func(t *testing.T, f *fixture, root string) string {
 			p := filepath.Join(root, "downloads", "any-name.tgz")
-			writeFile(t, p, targz(t, f.entries()))
+			testutil.WriteFile(t, p, targz(t, f.entries()))
 			return p
 		}},
 		{"dir holding the archive", func(t *testing.T, f *fixture, root string) string {
-			writeFile(t, filepath.Join(root, f.spec.Archive), targz(t, f.entries()))
+			testutil.WriteFile(t, filepath.Join(root, f.spec.Archive), targz(t, f.entries()))
 			return root
 		}},
 		{"extracted top dir", func(t *testing.T, f *fixture, root string) string {
@@ -85,7 +86,7 @@ func TestLoadLayouts(t *testing.T) {
 		}},
 		{"extracted dir beside the archive", func(t *testing.T, f *fixture, root string) string {
 			f.writeDir(t, filepath.Join(root, f.spec.Dir))
-			writeFile(t, filepath.Join(root, f.spec.Archive), []byte("not read: the extracted files come first"))
+			testutil.WriteFile(t, filepath.Join(root, f.spec.Archive), []byte("not read: the extracted files come first"))
 			return root
 		}},
 	}
@@ -120,7 +121,7 @@ func TestLoadCIFAR100Labels(t *testing.T) {
 func TestLoadOfficialCounts(t *testing.T) {
 	f := newFixture(t, cifar.CIFAR100)
 	archive := filepath.Join(t.TempDir(), "cifar-100-binary.tar.gz")
-	writeFile(t, archive, targz(t, f.entries()))
+	testutil.WriteFile(t, archive, targz(t, f.entries()))
 	_, _, err := cifar.Load(archive, cifar.CIFAR100)
 	// test.bin comes first in the fixture's archive.
 	wantDataError(t, err, archive, "cifar-100-binary/test.bin", "3 records, want 10000")
@@ -219,7 +220,7 @@ func TestLoadBroken(t *testing.T) {
 				var err error
 				if inArchive {
 					archive := filepath.Join(root, f.spec.Archive)
-					writeFile(t, archive, targz(t, f.entries()))
+					testutil.WriteFile(t, archive, targz(t, f.entries()))
 					_, _, err = f.spec.Load(archive)
 					wantDataError(t, err, archive, f.spec.Dir+"/"+tc.file, tc.fragments...)
 				} else {
@@ -279,7 +280,7 @@ func TestLoadBrokenArchive(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			archive := filepath.Join(t.TempDir(), "cifar-100-binary.tar.gz")
-			writeFile(t, archive, tc.data)
+			testutil.WriteFile(t, archive, tc.data)
 			_, _, err := f.spec.Load(archive)
 			wantDataError(t, err, archive, tc.member, tc.fragments...)
 		})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"spottrain/data/solar"
+	"spottrain/internal/testutil"
 )
 
 func readCSV(t *testing.T, path string, opt solar.CSVOptions) *solar.Series {
@@ -46,7 +47,7 @@ func TestReadCSVFixture(t *testing.T) {
 
 func TestReadCSVOptions(t *testing.T) {
 	t.Run("CustomColumnsWattsSemicolon", func(t *testing.T) {
-		path := writeFile(t, "w.csv", "Zeit;AC_W;Temperature\n2021-06-01T10:00;1500;20\n2021-06-01T11:00;2500.5;21\n")
+		path := testutil.WriteTemp(t, "w.csv", "Zeit;AC_W;Temperature\n2021-06-01T10:00;1500;20\n2021-06-01T11:00;2500.5;21\n")
 		s := readCSV(t, path, solar.CSVOptions{TimeColumn: "zeit", PowerColumn: "ac_w", PowerInWatts: true, Comma: ';', CapacityKW: 4})
 		if s.Len() != 2 || len(s.Temperature) != 2 {
 			t.Fatalf("%d hours, temperature %v", s.Len(), s.Temperature)
@@ -56,7 +57,7 @@ func TestReadCSVOptions(t *testing.T) {
 		}
 	})
 	t.Run("SiteGivesClearSkyProxy", func(t *testing.T) {
-		path := writeFile(t, "site.csv", "timestamp,power_kw\n2021-06-01 00:00,0\n2021-06-01 01:00,0\n2021-06-01 11:00,3\n")
+		path := testutil.WriteTemp(t, "site.csv", "timestamp,power_kw\n2021-06-01 00:00,0\n2021-06-01 01:00,0\n2021-06-01 11:00,3\n")
 		s := readCSV(t, path, solar.CSVOptions{Site: &solar.Site{Latitude: 48.1, Longitude: 11.6}, MaxGapFillHours: 9})
 		if !s.IrradianceClearSky || len(s.Irradiance) != s.Len() {
 			t.Fatalf("clear-sky %v, %d irradiance values for %d hours", s.IrradianceClearSky, len(s.Irradiance), s.Len())
@@ -73,7 +74,7 @@ func TestReadCSVOptions(t *testing.T) {
 		}
 	})
 	t.Run("QuotedFieldsBOMAndSpaces", func(t *testing.T) {
-		path := writeFile(t, "q.csv", "\ufeff\"timestamp\", \"power_kw\",Cloud_Cover\n\"2021-06-01 10:00:00\", 1.25 , 0.5\n\n2021-06-01 11:00:00,2,1\n")
+		path := testutil.WriteTemp(t, "q.csv", "\ufeff\"timestamp\", \"power_kw\",Cloud_Cover\n\"2021-06-01 10:00:00\", 1.25 , 0.5\n\n2021-06-01 11:00:00,2,1\n")
 		s := readCSV(t, path, solar.CSVOptions{})
 		if s.Len() != 2 || s.Power[0] != 1.25 || s.Cloud[1] != 1 {
 			t.Errorf("got %d hours, power %v, cloud %v", s.Len(), s.Power, s.Cloud)
@@ -104,7 +105,7 @@ func TestReadCSVTimestampFormats(t *testing.T) {
 		"2021-06-01 10:00",
 	} {
 		t.Run(stamp, func(t *testing.T) {
-			path := writeFile(t, "ts.csv", "timestamp,power_kw\n"+stamp+",1\n")
+			path := testutil.WriteTemp(t, "ts.csv", "timestamp,power_kw\n"+stamp+",1\n")
 			s := readCSV(t, path, solar.CSVOptions{})
 			if !s.Time[0].Equal(want) || s.Time[0].Location() != time.UTC {
 				t.Errorf("parsed %v, want %v", s.Time[0], want)
@@ -113,7 +114,7 @@ func TestReadCSVTimestampFormats(t *testing.T) {
 	}
 	t.Run("HalfHourZoneStaysHourly", func(t *testing.T) {
 		// India (UTC+05:30): hourly local stamps are hourly in UTC too.
-		path := writeFile(t, "in.csv", "timestamp,power_kw\n2021-06-01T10:00:00+05:30,1\n2021-06-01T11:00:00+05:30,2\n")
+		path := testutil.WriteTemp(t, "in.csv", "timestamp,power_kw\n2021-06-01T10:00:00+05:30,1\n2021-06-01T11:00:00+05:30,2\n")
 		s := readCSV(t, path, solar.CSVOptions{})
 		if want := time.Date(2021, time.June, 1, 4, 30, 0, 0, time.UTC); !s.Time[0].Equal(want) || s.Len() != 2 {
 			t.Errorf("got %v (%d hours), want %v", s.Time[0], s.Len(), want)
@@ -160,7 +161,7 @@ func TestReadCSVBadRows(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rows := csvRows(12)
 			rows[tc.line-2] = tc.row
-			path := writeFile(t, "pv.csv", csvHeader+strings.Join(rows, "\n")+"\n")
+			path := testutil.WriteTemp(t, "pv.csv", csvHeader+strings.Join(rows, "\n")+"\n")
 			s, err := solar.ReadCSV(path, solar.CSVOptions{})
 			if s != nil {
 				t.Error("got a series with an error")
@@ -186,7 +187,7 @@ func TestReadCSVBadFiles(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			path := writeFile(t, "pv.csv", tc.content)
+			path := testutil.WriteTemp(t, "pv.csv", tc.content)
 			_, err := solar.ReadCSV(path, solar.CSVOptions{})
 			wantParseError(t, err, path, tc.line, tc.fragments...)
 		})
@@ -222,7 +223,7 @@ func TestReadCSVGaps(t *testing.T) {
 
 	t.Run("FilledByInterpolation", func(t *testing.T) {
 		content := strings.Replace(drop(4, 5), "2020-01-01 06:00,1.5,10,0.5", "2020-01-01 06:00,3,16,0.8", 1)
-		path := writeFile(t, "pv.csv", content)
+		path := testutil.WriteTemp(t, "pv.csv", content)
 		s := readCSV(t, path, solar.CSVOptions{})
 		if s.Len() != 12 {
 			t.Fatalf("%d hours, want 12", s.Len())
@@ -247,7 +248,7 @@ func TestReadCSVGaps(t *testing.T) {
 		}
 	})
 	t.Run("SeveralGaps", func(t *testing.T) {
-		path := writeFile(t, "pv.csv", drop(1, 4, 5, 6, 9))
+		path := testutil.WriteTemp(t, "pv.csv", drop(1, 4, 5, 6, 9))
 		s := readCSV(t, path, solar.CSVOptions{})
 		if s.Len() != 12 || len(s.Repairs) != 3 || s.Repairs[1].Hours != 3 || s.Repairs[2].Line != 7 {
 			t.Fatalf("%d hours, repairs %v", s.Len(), s.Repairs)
@@ -258,19 +259,19 @@ func TestReadCSVGaps(t *testing.T) {
 		}
 	})
 	t.Run("TooLong", func(t *testing.T) {
-		path := writeFile(t, "pv.csv", drop(3, 4, 5, 6))
+		path := testutil.WriteTemp(t, "pv.csv", drop(3, 4, 5, 6))
 		_, err := solar.ReadCSV(path, solar.CSVOptions{})
 		wantParseError(t, err, path, 5, "gap of 4 missing hours", "2020-01-01T02:00:00Z (line 4)", "2020-01-01T07:00:00Z", "at most 3 hours")
 	})
 	t.Run("LimitRaised", func(t *testing.T) {
-		path := writeFile(t, "pv.csv", drop(3, 4, 5, 6))
+		path := testutil.WriteTemp(t, "pv.csv", drop(3, 4, 5, 6))
 		s := readCSV(t, path, solar.CSVOptions{MaxGapFillHours: 4})
 		if s.Len() != 12 || len(s.Repairs) != 1 {
 			t.Errorf("%d hours, repairs %v", s.Len(), s.Repairs)
 		}
 	})
 	t.Run("FillingDisabled", func(t *testing.T) {
-		path := writeFile(t, "pv.csv", drop(7))
+		path := testutil.WriteTemp(t, "pv.csv", drop(7))
 		_, err := solar.ReadCSV(path, solar.CSVOptions{MaxGapFillHours: -1})
 		wantParseError(t, err, path, 9, "gap of 1 missing hour ", "at most 0 hours")
 	})

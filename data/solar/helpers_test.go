@@ -3,8 +3,6 @@ package solar_test
 import (
 	"errors"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,17 +10,6 @@ import (
 
 	"spottrain/data/solar"
 )
-
-// writeFile writes content to name in a fresh temporary directory and
-// returns its path.
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // wantParseError asserts that err is a *solar.ParseError for file at line,
 // printed as one line "file:line: ..." containing every fragment.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"spottrain/data/solar"
+	"spottrain/internal/testutil"
 )
 
 const pvgisFixture = "testdata/pvgis_hourly.csv"
@@ -35,7 +36,7 @@ func pvgisLines(t *testing.T) []string {
 // pvgisWith writes the fixture after edit to a temporary file.
 func pvgisWith(t *testing.T, edit func([]string) []string) string {
 	t.Helper()
-	return writeFile(t, "Timeseries_45.000_8.000_SA2_1kWp_crystSi_14_35deg_0deg_2020_2020.csv",
+	return testutil.WriteTemp(t, "Timeseries_45.000_8.000_SA2_1kWp_crystSi_14_35deg_0deg_2020_2020.csv",
 		strings.Join(edit(pvgisLines(t)), "\r\n")+"\r\n")
 }
 
@@ -118,7 +119,7 @@ func TestReadPVGISVariants(t *testing.T) {
 	})
 	t.Run("NoFooterLFEndings", func(t *testing.T) {
 		lines := pvgisLines(t)[:pvgisBlankLine-1]
-		path := writeFile(t, "pvgis.csv", strings.Join(lines, "\n"))
+		path := testutil.WriteTemp(t, "pvgis.csv", strings.Join(lines, "\n"))
 		if s := readPVGIS(t, path); s.Len() != 72 {
 			t.Errorf("%d hours, want 72", s.Len())
 		}
@@ -170,7 +171,7 @@ func TestReadPVGISBadRows(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := pvgisWith(t, tc.edit)
 			if tc.name == "Empty" {
-				path = writeFile(t, "empty.csv", "")
+				path = testutil.WriteTemp(t, "empty.csv", "")
 			}
 			s, err := solar.ReadPVGIS(path)
 			if s != nil {
@@ -219,7 +220,7 @@ func TestOpen(t *testing.T) {
 		}
 	})
 	t.Run("GenericCSVError", func(t *testing.T) {
-		path := writeFile(t, "pv.csv", "timestamp,power_kw\n2020-01-01 00:00,-1\n")
+		path := testutil.WriteTemp(t, "pv.csv", "timestamp,power_kw\n2020-01-01 00:00,-1\n")
 		_, err := solar.Open(path, solar.CSVOptions{})
 		wantParseError(t, err, path, 2, "negative power")
 	})

@@ -1,0 +1,35 @@
+//go:build testhooks
+
+package main
+
+// The end-to-end tests build the binary with -tags testhooks (see TestMain), which compiles this
+// file in; a normal build has neither the environment variable below nor the slow file system.
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"spottrain/checkpoint"
+	"spottrain/internal/checkpointtest"
+	"spottrain/train"
+)
+
+// ckptWriteDelayEnv slows every checkpoint write chunk of a training job down by its duration
+// (e.g. 20ms), so that the crash tests' kills and signals land inside checkpoint writes.
+const ckptWriteDelayEnv = "SPOTTRAIN_TEST_CKPT_WRITE_DELAY"
+
+func init() {
+	testHook = func(opt *train.Options) error {
+		v := os.Getenv(ckptWriteDelayEnv)
+		if v == "" {
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return usageError{fmt.Sprintf("%s: %v", ckptWriteDelayEnv, err)}
+		}
+		opt.FS = checkpointtest.SlowFS(checkpoint.OSFS{}, d)
+		return nil
+	}
+}
