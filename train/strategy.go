@@ -13,10 +13,10 @@ import (
 	"spottrain/events"
 )
 
-// strategyFor builds the checkpoint strategy cfg names, with the validation metric it watches
-// (one of metrics, the workload's; "" = its first) and whether smaller values are better. The
-// config's times are spot time: divided by interrupts.time_scale, they become the trainer's wall
-// time.
+// strategyFor builds the checkpoint strategy of the validated cfg, with the validation metric it
+// watches (one of metrics, the workload's; "" = its first) and whether smaller values are better.
+// The config's times are spot time: divided by interrupts.time_scale, they become the trainer's
+// wall time.
 func strategyFor(cfg configs.Config, metrics []string) (s checkpoint.Strategy, metric, mode string, err error) {
 	k := cfg.Checkpoint
 	metric, mode = k.Metric, k.Mode
@@ -36,13 +36,10 @@ func strategyFor(cfg configs.Config, metrics []string) (s checkpoint.Strategy, m
 	wall := func(spotSeconds float64) time.Duration {
 		return time.Duration(spotSeconds / cfg.Interrupts.TimeScale * float64(time.Second))
 	}
-	s, err = checkpoint.NewStrategy(checkpoint.StrategyConfig{
+	s = checkpoint.NewStrategy(checkpoint.StrategyConfig{
 		Name: k.Strategy, EverySteps: k.EverySteps, Every: wall(k.EverySeconds), Min: wall(k.MinSeconds),
 		Max: wall(k.MaxSeconds), PriorMTBI: wall(k.PriorMTBISeconds), EMA: k.EMA, Mode: mode,
 	})
-	if err != nil {
-		return nil, "", "", &InputError{err}
-	}
 	return s, metric, mode, nil
 }
 
