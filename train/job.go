@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 	}
 	defer net.Close()
 	tc := cfg.Train
-	if err := net.SetOptions(torch.NetOptions{LabelSmoothing: tc.LabelSmoothing, BF16: tc.Precision == "bf16", ChannelsLast: tc.ChannelsLast}); err != nil {
+	if err := net.SetOptions(netOptions(cfg)); err != nil {
 		return nil, &InputError{err}
 	}
 	torch.SetCudnnBenchmark(tc.CudnnBenchmark)
