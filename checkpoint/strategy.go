@@ -48,8 +48,9 @@ const (
 )
 
 // StrategyConfig selects and configures a Strategy. Fields that do not apply to the selected
-// strategy are ignored. Field names of StrategyError are the yaml keys noted below (the fixed
-// strategy needs every_steps or every_seconds, or both).
+// strategy are ignored. NewStrategy trusts the values: they are the checkpoint section of a
+// spottrain config, which configs validates (with the file, line and key of a bad one), in spot
+// seconds; the trainer passes them as wall durations. The keys are noted below.
 type StrategyConfig struct {
 	Name       string        // strategy: fixed | adaptive | milestone
 	EverySteps int           // every_steps (fixed): every N optimizer steps; 0 = off
@@ -58,55 +59,21 @@ type StrategyConfig struct {
 	Max        time.Duration // max_seconds (adaptive): longest interval, >= Min
 	PriorMTBI  time.Duration // prior_mtbi_seconds (adaptive): MTBI before any is observed, > 0
 	EMA        float64       // ema (adaptive): weight of a new observation in the averages, (0, 1]
-	Mode       string        // mode (milestone): min or max, whether smaller or larger is better
+	Mode       string        // mode (milestone): max when larger is better, else smaller is
 }
 
-// StrategyError is the error of NewStrategy: Field is the yaml key of the invalid field under
-// checkpoint (for example "min_seconds").
-type StrategyError struct {
-	Field string
-	Msg   string
-}
-
-func (e *StrategyError) Error() string { return "checkpoint." + e.Field + ": " + e.Msg }
-
-func strategyErrorf(field, format string, args ...any) error {
-	return &StrategyError{Field: field, Msg: fmt.Sprintf(format, args...)}
-}
-
-// NewStrategy validates c and returns the strategy it names: a *Fixed, an *Adaptive or a
-// *Milestone. The error, if any, is a *StrategyError naming the first invalid field.
-func NewStrategy(c StrategyConfig) (Strategy, error) {
+// NewStrategy returns the strategy c names: a *Fixed, an *Adaptive or a *Milestone. It panics
+// when c.Name is none of them (configs has validated it).
+func NewStrategy(c StrategyConfig) Strategy {
 	switch c.Name {
 	case StrategyFixed:
-		switch {
-		case c.EverySteps < 0:
-			return nil, strategyErrorf("every_steps", "must be >= 0 (got %d)", c.EverySteps)
-		case c.Every < 0:
-			return nil, strategyErrorf("every_seconds", "must be >= 0 (got %v)", c.Every)
-		}
-		return &Fixed{everySteps: c.EverySteps, every: c.Every, lastStep: -1}, nil
+		return &Fixed{everySteps: c.EverySteps, every: c.Every, lastStep: -1}
 	case StrategyAdaptive:
-		switch {
-		case c.Min <= 0:
-			return nil, strategyErrorf("min_seconds", "must be > 0 (got %v)", c.Min)
-		case c.Max < c.Min:
-			return nil, strategyErrorf("max_seconds",
-				"must be >= min_seconds (got %v, min %v)", c.Max, c.Min)
-		case c.PriorMTBI <= 0:
-			return nil, strategyErrorf("prior_mtbi_seconds", "must be > 0 (got %v)", c.PriorMTBI)
-		case !(c.EMA > 0 && c.EMA <= 1): // NaN fails too
-			return nil, strategyErrorf("ema", "must be in (0, 1] (got %v)", c.EMA)
-		}
-		a := &Adaptive{min: c.Min, max: c.Max, alpha: c.EMA, m: c.PriorMTBI.Seconds(), lastStep: -1}
-		return a, nil
+		return &Adaptive{min: c.Min, max: c.Max, alpha: c.EMA, m: c.PriorMTBI.Seconds(), lastStep: -1}
 	case StrategyMilestone:
-		if c.Mode != "min" && c.Mode != "max" {
-			return nil, strategyErrorf("mode", "%q: want min or max", c.Mode)
-		}
-		return &Milestone{max: c.Mode == "max"}, nil
+		return &Milestone{max: c.Mode == "max"}
 	default:
-		return nil, strategyErrorf("strategy", "%q: want fixed, adaptive or milestone", c.Name)
+		panic(fmt.Sprintf("checkpoint: unknown strategy %q", c.Name))
 	}
 }
 

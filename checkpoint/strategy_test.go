@@ -1,7 +1,6 @@
 package checkpoint_test
 
 import (
-	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -17,8 +16,7 @@ var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func newStrategy(t *testing.T, c checkpoint.StrategyConfig) checkpoint.Strategy {
 	t.Helper()
-	s, err := checkpoint.NewStrategy(c)
-	require.NoError(t, err)
+	s := checkpoint.NewStrategy(c)
 	require.Equal(t, c.Name, s.Name())
 	return s
 }
@@ -387,42 +385,11 @@ func TestMilestoneBest(t *testing.T) {
 	assert.Equal(t, 2.0, best)
 }
 
-// TestNewStrategyErrors: each invalid field gives a StrategyError naming it.
-func TestNewStrategyErrors(t *testing.T) {
-	adaptive := func(edit func(*checkpoint.StrategyConfig)) checkpoint.StrategyConfig {
-		c := adaptiveConfig()
-		edit(&c)
-		return c
-	}
-	tests := []struct {
-		name  string
-		cfg   checkpoint.StrategyConfig
-		field string
-	}{
-		{"no name", checkpoint.StrategyConfig{}, "strategy"},
-		{"unknown name", checkpoint.StrategyConfig{Name: "Fixed", EverySteps: 1}, "strategy"},
-		{"fixed negative steps", checkpoint.StrategyConfig{Name: "fixed", EverySteps: -1, Every: time.Second}, "every_steps"},
-		{"fixed negative time", checkpoint.StrategyConfig{Name: "fixed", EverySteps: 1, Every: -time.Second}, "every_seconds"},
-		{"adaptive zero min", adaptive(func(c *checkpoint.StrategyConfig) { c.Min = 0 }), "min_seconds"},
-		{"adaptive negative min", adaptive(func(c *checkpoint.StrategyConfig) { c.Min = -time.Second }), "min_seconds"},
-		{"adaptive max below min", adaptive(func(c *checkpoint.StrategyConfig) { c.Max = c.Min - 1 }), "max_seconds"},
-		{"adaptive zero prior", adaptive(func(c *checkpoint.StrategyConfig) { c.PriorMTBI = 0 }), "prior_mtbi_seconds"},
-		{"adaptive zero ema", adaptive(func(c *checkpoint.StrategyConfig) { c.EMA = 0 }), "ema"},
-		{"adaptive ema above 1", adaptive(func(c *checkpoint.StrategyConfig) { c.EMA = 1.01 }), "ema"},
-		{"adaptive nan ema", adaptive(func(c *checkpoint.StrategyConfig) { c.EMA = math.NaN() }), "ema"},
-		{"milestone no mode", checkpoint.StrategyConfig{Name: "milestone"}, "mode"},
-		{"milestone bad mode", checkpoint.StrategyConfig{Name: "milestone", Mode: "best"}, "mode"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, err := checkpoint.NewStrategy(tt.cfg)
-			assert.Nil(t, s)
-			var se *checkpoint.StrategyError
-			require.True(t, errors.As(err, &se), "error %v", err)
-			assert.Equal(t, tt.field, se.Field)
-			assert.Equal(t, "checkpoint."+tt.field+": "+se.Msg, err.Error())
-		})
-	}
+// TestNewStrategyUnknown: an unknown name is a programmer's mistake (configs validates it).
+func TestNewStrategyUnknown(t *testing.T) {
+	assert.PanicsWithValue(t, `checkpoint: unknown strategy "Fixed"`, func() {
+		checkpoint.NewStrategy(checkpoint.StrategyConfig{Name: "Fixed", EverySteps: 1})
+	})
 }
 
 // TestNewStrategyValid: valid configurations, with the fields of other strategies ignored.

@@ -2,9 +2,17 @@
 //
 // Guarantees:
 //
-//   - Defaults: every field has a default (Default). A document sets only the keys it names;
-//     everything else keeps its default. The Config returned by Load has concrete values
-//     for every field and has passed Validate.
+//   - Kinds: model.kind (lstm or resnet; lstm when no layer sets it) selects the keys that
+//     exist. The keys of one model kind live in subsections named for it: model.lstm, data.lstm;
+//     model.resnet, data.resnet, train.resnet. model.kind is read from the merged layers first,
+//     and only its subsections are accepted, decoded, validated, shown, saved and hashed (the
+//     other kind's are nil in Config and absent from its YAML). A subsection of another kind is an
+//     error at its line ("model.resnet: only for model.kind resnet (model.kind is lstm)"), and so
+//     is a kind key in its old flat place ("model.depth: moved to model.resnet.depth").
+//   - Defaults: every field has a default (DefaultFor the kind: the common keys are the same for
+//     every kind). A document sets only the keys it names; everything else keeps its default.
+//     The Config returned by Load has concrete values for every field of its kind and has
+//     passed Validate.
 //   - Strict: an unknown key (at any depth), a duplicate key, a value of the wrong type
 //     (3.5 for an integer, "ten" for a number, a list for a scalar), a null value, an
 //     out-of-range or cross-field-inconsistent value, invalid YAML, a top level that is not
@@ -20,11 +28,14 @@
 //   - Paths: a relative data.path is resolved against the directory of the standalone file that
 //     set it; one set in a layer of a tree or with --set stays relative to the current
 //     directory, as does run_dir. run_dir defaults to runs/<name> when no layer sets it.
-//   - Hash: Config.Hash is the SHA-256 of Config.YAML, the canonical form (all fields, in
-//     struct order, resolved paths, start in UTC RFC 3339): equal configs hash alike however
-//     their sources were written, and loading the YAML() output from the current directory
-//     yields the same Config and hash. Config.TrainingHash covers only the keys whose change
-//     alters what is trained (see Change.Breaks).
+//   - Hash: Config.Hash is the SHA-256 of Config.YAML, the canonical form (all fields of the
+//     config's kind, in struct order, resolved paths, start in UTC RFC 3339): equal configs hash
+//     alike however their sources were written, and loading the YAML() output from the current
+//     directory yields the same Config and hash. Config.TrainingHash covers only the keys whose
+//     change alters what is trained (see Change.Breaks); neither moves when a key or a default
+//     of another kind changes.
+//   - Interrupts: the interrupts section is a preemption.Config, which owns its rules
+//     (preemption.Config.Validate); its errors name the key under interrupts.
 //
 // Layers are merged as yaml.Node trees that remember, for each node, the source it came
 // from, so an error about a merged value can name the file and line that set it. This
@@ -45,24 +56,25 @@ import (
 	"spottrain/preemption"
 )
 
-// Config is one training job, fully resolved.
+// Config is one training job, fully resolved. The kind subsections (Model.LSTM, Data.ResNet, ...)
+// are pointers: a copy of a Config shares them with the original.
 type Config struct {
-	Name          string           `yaml:"name"`
-	Layers        LayersConfig     `yaml:"layers"`        // the model and strategy layers beneath this config
-	Seed          uint64           `yaml:"seed"`          // model init, data order, dropout
-	Device        string           `yaml:"device"`        // auto, cpu, cuda or cuda:N
-	Threads       int              `yaml:"threads"`       // intra-op threads; 0 = one per CPU core
-	Deterministic bool             `yaml:"deterministic"` // deterministic kernels
-	RunDir        string           `yaml:"run_dir"`       // relative to the current directory
-	Model         ModelConfig      `yaml:"model"`
-	Data          DataConfig       `yaml:"data"`
-	Train         TrainConfig      `yaml:"train"`
-	Optimizer     OptimizerConfig  `yaml:"optimizer"`
-	Schedule      ScheduleConfig   `yaml:"schedule"`
-	Checkpoint    CheckpointConfig `yaml:"checkpoint"`
-	Interrupts    InterruptsConfig `yaml:"interrupts"`
-	Preemption    PreemptionConfig `yaml:"preemption"`
-	Cost          CostConfig       `yaml:"cost"` // GPU prices for analysis
+	Name          string            `yaml:"name"`
+	Layers        LayersConfig      `yaml:"layers"`        // the model and strategy layers beneath this config
+	Seed          uint64            `yaml:"seed"`          // model init, data order, dropout
+	Device        string            `yaml:"device"`        // auto, cpu, cuda or cuda:N
+	Threads       int               `yaml:"threads"`       // intra-op threads; 0 = one per CPU core
+	Deterministic bool              `yaml:"deterministic"` // deterministic kernels
+	RunDir        string            `yaml:"run_dir"`       // relative to the current directory
+	Model         ModelConfig       `yaml:"model"`
+	Data          DataConfig        `yaml:"data"`
+	Train         TrainConfig       `yaml:"train"`
+	Optimizer     OptimizerConfig   `yaml:"optimizer"`
+	Schedule      ScheduleConfig    `yaml:"schedule"`
+	Checkpoint    CheckpointConfig  `yaml:"checkpoint"`
+	Interrupts    preemption.Config `yaml:"interrupts"` // the simulated spot market of spottrain run; the trainer ignores it
+	Preemption    PreemptionConfig  `yaml:"preemption"`
+	Cost          CostConfig        `yaml:"cost"` // GPU prices for analysis
 }
 
 // PreemptionConfig says where a trainer hears of its own preemption besides SIGTERM and SIGINT.
@@ -79,23 +91,47 @@ type LayersConfig struct {
 	Strategy string `yaml:"strategy"`
 }
 
-// ModelConfig selects and sizes the network.
+// The model kinds, the values of model.kind. Each kind has subsections of its own, named for it,
+// in the sections model, data and train: only the active kind's exist.
+const (
+	KindLSTM   = "lstm"
+	KindResNet = "resnet"
+)
+
+// ModelConfig selects and sizes the network. Of LSTM and ResNet, the one Kind names is set and
+// the other is nil.
 type ModelConfig struct {
-	Kind       string  `yaml:"kind"` // lstm or resnet
+	Kind   string       `yaml:"kind"` // lstm or resnet
+	LSTM   *LSTMModel   `yaml:"lstm,omitempty"`
+	ResNet *ResNetModel `yaml:"resnet,omitempty"`
+}
+
+// LSTMModel sizes the LSTM forecaster (model.lstm).
+type LSTMModel struct {
 	HiddenSize int     `yaml:"hidden_size"`
 	NumLayers  int     `yaml:"num_layers"`
 	Dropout    float64 `yaml:"dropout"`
-	// resnet
+}
+
+// ResNetModel sizes the ResNet (model.resnet).
+type ResNetModel struct {
 	Depth            int     `yaml:"depth"`              // 18, 34, 50 or 101
 	Width            float64 `yaml:"width"`              // channel multiplier; 1 = the standard network
 	Stem             string  `yaml:"stem"`               // cifar (3x3, no max-pool) or imagenet
 	ZeroInitResidual bool    `yaml:"zero_init_residual"` // zero the last BatchNorm of each block
 }
 
-// DataConfig describes the PV power series and how it is windowed and split.
+// DataConfig names the data set. Of LSTM and ResNet, the one model.kind names is set and the
+// other is nil.
 type DataConfig struct {
-	Source           string    `yaml:"source"`           // synthetic, csv or pvgis (solar); cifar100, cifar10 or synthetic-cifar (images)
-	Path             string    `yaml:"path"`             // csv, pvgis: the file; cifar*: the .tar.gz or its folder; resolved (see package doc)
+	Source string      `yaml:"source"` // synthetic, csv or pvgis (lstm); cifar100, cifar10 or synthetic-cifar (resnet)
+	Path   string      `yaml:"path"`   // csv, pvgis: the file; cifar*: the .tar.gz or its folder; resolved (see package doc)
+	LSTM   *LSTMData   `yaml:"lstm,omitempty"`
+	ResNet *ResNetData `yaml:"resnet,omitempty"`
+}
+
+// LSTMData describes the PV power series and how it is windowed and split (data.lstm).
+type LSTMData struct {
 	TimestampColumn  string    `yaml:"timestamp_column"` // csv
 	PowerColumn      string    `yaml:"power_column"`     // csv
 	PowerUnit        string    `yaml:"power_unit"`       // csv: kW or W
@@ -111,26 +147,33 @@ type DataConfig struct {
 	HorizonHours     int       `yaml:"horizon_hours"`
 	TrainFrac        float64   `yaml:"train_frac"`
 	ValFrac          float64   `yaml:"val_frac"`
-	// images
+}
+
+// ResNetData describes the images and how they are prepared (data.resnet).
+type ResNetData struct {
 	Augment          bool `yaml:"augment"`           // random crop (4-pixel padding) and horizontal flip
 	Workers          int  `yaml:"workers"`           // goroutines preparing batches; 0 = one per CPU core
 	SyntheticSamples int  `yaml:"synthetic_samples"` // synthetic-cifar: training images (test: a fifth)
 	Classes          int  `yaml:"classes"`           // synthetic-cifar: classes
 }
 
-// TrainConfig drives the loop.
+// TrainConfig drives the loop. ResNet is set when model.kind is resnet, else nil.
 type TrainConfig struct {
-	Epochs        int     `yaml:"epochs"`
-	BatchSize     int     `yaml:"batch_size"`
-	MaxSteps      int     `yaml:"max_steps"` // optimizer steps overall; 0 = no limit
-	LogEvery      int     `yaml:"log_every"` // steps between log lines
-	GradClip      float64 `yaml:"grad_clip"` // max global L2 norm; 0 = off
-	EvalBatchSize int     `yaml:"eval_batch_size"`
-	// images
+	Epochs         int          `yaml:"epochs"`
+	BatchSize      int          `yaml:"batch_size"`
+	MaxSteps       int          `yaml:"max_steps"` // optimizer steps overall; 0 = no limit
+	LogEvery       int          `yaml:"log_every"` // steps between log lines
+	GradClip       float64      `yaml:"grad_clip"` // max global L2 norm; 0 = off
+	EvalBatchSize  int          `yaml:"eval_batch_size"`
+	Precision      string       `yaml:"precision"`       // fp32, or bf16 (autocast, CUDA only)
+	CudnnBenchmark bool         `yaml:"cudnn_benchmark"` // let cuDNN pick the fastest algorithms
+	ResNet         *ResNetTrain `yaml:"resnet,omitempty"`
+}
+
+// ResNetTrain holds the training keys of the ResNet (train.resnet).
+type ResNetTrain struct {
 	LabelSmoothing float64 `yaml:"label_smoothing"` // cross-entropy, [0, 1)
-	Precision      string  `yaml:"precision"`       // fp32, or bf16 (autocast, CUDA only)
 	ChannelsLast   bool    `yaml:"channels_last"`   // NHWC memory format
-	CudnnBenchmark bool    `yaml:"cudnn_benchmark"` // let cuDNN pick the fastest algorithms
 }
 
 // OptimizerConfig selects the optimizer; fields that do not apply to it are ignored.
@@ -188,29 +231,6 @@ func (c Config) RemoteURL() string {
 	return u
 }
 
-// InterruptsConfig is the simulated spot market of `spottrain run`: when the trainer is
-// interrupted, with or without notice, and how long a new VM takes. The trainer itself ignores
-// it. Durations are spot time, which passes TimeScale times faster than wall time, except Grace.
-type InterruptsConfig struct {
-	Pattern string `yaml:"pattern"` // none (on demand), regular, poisson or bursty
-	Seed    uint64 `yaml:"seed"`    // of the pattern; a batch adds the run index
-	// regular
-	Every  time.Duration `yaml:"every"`
-	Jitter float64       `yaml:"jitter"` // each gap stretched by a factor in [1-jitter, 1+jitter]
-	// poisson
-	RatePerHour float64 `yaml:"rate_per_hour"`
-	// bursty: quiet and storm phases of exponential lengths, a Poisson rate in each
-	QuietRatePerHour float64       `yaml:"quiet_rate_per_hour"`
-	StormRatePerHour float64       `yaml:"storm_rate_per_hour"`
-	QuietMean        time.Duration `yaml:"quiet_mean"`
-	StormMean        time.Duration `yaml:"storm_mean"`
-
-	NoNoticeShare float64       `yaml:"no_notice_share"` // share of interrupts that are a bare SIGKILL
-	Grace         time.Duration `yaml:"grace"`           // SIGTERM to SIGKILL, wall time
-	RestartDelay  time.Duration `yaml:"restart_delay"`   // re-provisioning a VM
-	TimeScale     float64       `yaml:"time_scale"`      // spot seconds per wall second
-}
-
 // ScheduleConfig shapes the learning rate over optimizer steps.
 type ScheduleConfig struct {
 	Name        string  `yaml:"name"`         // constant, step or cosine
@@ -220,46 +240,21 @@ type ScheduleConfig struct {
 	MinLR       float64 `yaml:"min_lr"`       // cosine floor
 }
 
-// Preemption returns the pattern settings for run index index (added to the seed).
-func (i InterruptsConfig) Preemption(index int) preemption.Config {
-	return preemption.Config{
-		Kind: i.Pattern, Seed: i.Seed + uint64(index), Every: i.Every, Jitter: i.Jitter, RatePerHour: i.RatePerHour,
-		QuietRatePerHour: i.QuietRatePerHour, StormRatePerHour: i.StormRatePerHour, QuietMean: i.QuietMean, StormMean: i.StormMean,
-		NoNoticeShare: i.NoNoticeShare, Grace: i.Grace, RestartDelay: i.RestartDelay, TimeScale: i.TimeScale,
-	}
-}
+// Default returns the configuration used for every key no layer sets: DefaultFor(KindLSTM).
+func Default() Config { return DefaultFor(KindLSTM) }
 
-// Default returns the configuration used for every key no layer sets.
-func Default() Config {
-	return Config{
+// DefaultFor returns the defaults of a config whose model.kind is kind: the common keys, and the
+// subsections of kind at their defaults (those of other kinds nil). The common keys do not depend
+// on the kind. An unknown kind gets no subsection (and fails Validate).
+func DefaultFor(kind string) Config {
+	c := Config{
 		Name:    "lstm-solar",
 		Seed:    42,
 		Device:  "auto",
 		Threads: 0,
 		RunDir:  "runs/lstm-solar",
-		Model: ModelConfig{Kind: "lstm", HiddenSize: 64, NumLayers: 2, Dropout: 0.1,
-			Depth: 50, Width: 1, Stem: "cifar"},
-		Data: DataConfig{
-			Source:           "synthetic",
-			TimestampColumn:  "timestamp",
-			PowerColumn:      "power_kw",
-			PowerUnit:        "kW",
-			Latitude:         48.1,
-			Longitude:        11.6,
-			CapacityKW:       5.0,
-			Days:             730,
-			Start:            time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC),
-			CloudPersistence: 0.9,
-			Noise:            0.02,
-			MaxGapFillHours:  3,
-			LookbackHours:    48,
-			HorizonHours:     24,
-			TrainFrac:        0.7,
-			ValFrac:          0.15,
-			Augment:          true,
-			SyntheticSamples: 5000,
-			Classes:          10,
-		},
+		Model:   ModelConfig{Kind: kind},
+		Data:    DataConfig{Source: "synthetic"},
 		Train: TrainConfig{Epochs: 10, BatchSize: 64, LogEvery: 50, GradClip: 1.0, EvalBatchSize: 512,
 			Precision: "fp32"},
 		Optimizer: OptimizerConfig{
@@ -272,15 +267,49 @@ func Default() Config {
 		Schedule: ScheduleConfig{Name: "cosine", WarmupSteps: 100, StepSize: 1000, Gamma: 0.5},
 		Checkpoint: CheckpointConfig{Strategy: "fixed", EverySteps: 0, EverySeconds: 60,
 			MinSeconds: 10, MaxSeconds: 1800, PriorMTBISeconds: 3600, EMA: 0.3, Keep: 3, RemoteGrace: 25 * time.Second},
-		Interrupts: InterruptsConfig{
-			Pattern: "none", Seed: 1, Every: time.Hour, RatePerHour: 1,
+		Interrupts: preemption.Config{
+			Pattern: preemption.PatternNone, Seed: 1, Every: time.Hour, RatePerHour: 1,
 			QuietRatePerHour: 0.2, StormRatePerHour: 6, QuietMean: 4 * time.Hour, StormMean: 30 * time.Minute,
 			NoNoticeShare: 0.25, Grace: 30 * time.Second, RestartDelay: 2 * time.Minute, TimeScale: 1,
 		},
 		Preemption: PreemptionConfig{Notice: "auto"},
 		Cost:       CostConfig{GPU: "nvidia-l4"},
 	}
+	switch kind {
+	case KindLSTM:
+		m, d := lstmModelDefaults, lstmDataDefaults
+		c.Model.LSTM, c.Data.LSTM = &m, &d
+	case KindResNet:
+		m, d, t := resnetModelDefaults, resnetDataDefaults, resnetTrainDefaults
+		c.Model.ResNet, c.Data.ResNet, c.Train.ResNet = &m, &d, &t
+	}
+	return c
 }
+
+// The defaults of the kind subsections; DefaultFor hands out copies.
+var (
+	lstmModelDefaults = LSTMModel{HiddenSize: 64, NumLayers: 2, Dropout: 0.1}
+	lstmDataDefaults  = LSTMData{
+		TimestampColumn:  "timestamp",
+		PowerColumn:      "power_kw",
+		PowerUnit:        "kW",
+		Latitude:         48.1,
+		Longitude:        11.6,
+		CapacityKW:       5.0,
+		Days:             730,
+		Start:            time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC),
+		CloudPersistence: 0.9,
+		Noise:            0.02,
+		MaxGapFillHours:  3,
+		LookbackHours:    48,
+		HorizonHours:     24,
+		TrainFrac:        0.7,
+		ValFrac:          0.15,
+	}
+	resnetModelDefaults = ResNetModel{Depth: 50, Width: 1, Stem: "cifar"}
+	resnetDataDefaults  = ResNetData{Augment: true, SyntheticSamples: 5000, Classes: 10}
+	resnetTrainDefaults = ResNetTrain{}
+)
 
 // YAML returns the canonical form of c: every field, in struct order, two-space indent.
 // Paths appear resolved, so reload it with LoadBytes and an empty baseDir (or Load from

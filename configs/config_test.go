@@ -21,9 +21,11 @@ func TestLoadKeepsDefaultsForUnnamedKeys(t *testing.T) {
 	path := testutil.WriteTemp(t, "cfg.yaml", `
 name: small
 model:
-  hidden_size: 32
+  lstm:
+    hidden_size: 32
 data:
-  start: 2024-06-01T12:00:00+02:00
+  lstm:
+    start: 2024-06-01T12:00:00+02:00
 optimizer:
   betas: [0.8, 0.9]
 `)
@@ -33,8 +35,8 @@ optimizer:
 	want := configs.Default()
 	want.Name = "small"
 	want.RunDir = "runs/small" // follows name when not set
-	want.Model.HiddenSize = 32
-	want.Data.Start = time.Date(2024, 6, 1, 10, 0, 0, 0, time.UTC)
+	want.Model.LSTM.HiddenSize = 32
+	want.Data.LSTM.Start = time.Date(2024, 6, 1, 10, 0, 0, 0, time.UTC)
 	want.Optimizer.Betas = [2]float64{0.8, 0.9}
 	assert.Equal(t, want, got)
 }
@@ -51,11 +53,11 @@ func TestSetOverrides(t *testing.T) {
 		{"LaterSetWins", []string{"train.epochs=7", "train.epochs=8"}, func(c *configs.Config) { c.Train.Epochs = 8 }},
 		{"FlowList", []string{"optimizer.betas=[0.9,0.98]"}, func(c *configs.Config) { c.Optimizer.Betas = [2]float64{0.9, 0.98} }},
 		{"PlainString", []string{"name=foo"}, func(c *configs.Config) { c.Name = "foo" }},
-		{"NumberAsString", []string{"data.power_column=2"}, func(c *configs.Config) { c.Data.PowerColumn = "2" }},
-		{"EmptyString", []string{"data.timestamp_column=", "data.source=synthetic"}, func(c *configs.Config) { c.Data.TimestampColumn = "" }},
+		{"NumberAsString", []string{"data.lstm.power_column=2"}, func(c *configs.Config) { c.Data.LSTM.PowerColumn = "2" }},
+		{"EmptyString", []string{"data.lstm.timestamp_column=", "data.source=synthetic"}, func(c *configs.Config) { c.Data.LSTM.TimestampColumn = "" }},
 		{"Bool", []string{"deterministic=true"}, func(c *configs.Config) { c.Deterministic = true }},
-		{"FlowMapping", []string{"model={num_layers: 3, dropout: 0}"}, func(c *configs.Config) {
-			c.Model.NumLayers, c.Model.Dropout = 3, 0
+		{"FlowMapping", []string{"model.lstm={num_layers: 3, dropout: 0}"}, func(c *configs.Config) {
+			c.Model.LSTM.NumLayers, c.Model.LSTM.Dropout = 3, 0
 		}},
 	}
 	for _, tt := range tests {
@@ -122,7 +124,7 @@ func TestDataPath(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := testutil.WriteFile(t, filepath.Join(dir, "conf", "cfg.yaml"), "data:\n  source: csv\n  path: "+tt.path+"\n  capacity_kw: 0\n")
+			path := testutil.WriteFile(t, filepath.Join(dir, "conf", "cfg.yaml"), "data:\n  source: csv\n  path: "+tt.path+"\n  lstm:\n    capacity_kw: 0\n")
 			c, err := configs.Load(path, tt.sets)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, c.Data.Path)
@@ -130,118 +132,143 @@ func TestDataPath(t *testing.T) {
 	}
 }
 
+// errorCase is a document (with --set flags) that LoadBytes refuses with one *Error.
+type errorCase struct {
+	name string
+	doc  string
+	sets []string
+	file string // "" means "cfg.yaml"
+	line int
+	key  string
+	msg  string // the exact Msg
+}
+
+// errorCases are the cases of TestErrors.
+var errorCases = []errorCase{
+	// document level
+	{name: "Empty", doc: "", msg: "no settings (the document is empty)"},
+	{name: "OnlyComments", doc: "# nothing\n", msg: "no settings (the document is empty)"},
+	{name: "Syntax", doc: "train:\n  epochs: [1,\n", line: 2, msg: "invalid YAML: did not find expected node content"},
+	{name: "Tab", doc: "train:\n\tepochs: 1\n", line: 2, msg: "invalid YAML: found character that cannot start any token"},
+	{name: "TopLevelList", doc: "- name\n- seed\n", line: 1, msg: "top level must be a mapping of settings (got a list of 2)"},
+	{name: "TopLevelScalar", doc: "\nlstm\n", line: 2, msg: `top level must be a mapping of settings (got "lstm")`},
+	{name: "TwoDocuments", doc: "name: a\n---\nname: b\n", line: 2, msg: "more than one YAML document"},
+	{name: "DuplicateKey", doc: "train:\n  epochs: 1\n  epochs: 2\n", line: 3, key: "train.epochs", msg: "duplicate key (first on line 2)"},
+	{name: "Alias", doc: "model:\n  lstm:\n    hidden_size: &h 8\n    num_layers: *h\n", line: 4, key: "model.lstm.num_layers", msg: "YAML aliases are not supported"},
+
+	// unknown keys
+	{name: "UnknownTop", doc: "seed: 1\nnmae: x\n", line: 2, key: "nmae", msg: "unknown key; did you mean name?"},
+	{name: "UnknownNested", doc: "model:\n  lstm:\n    hiden_size: 3\n", line: 3, key: "model.lstm.hiden_size", msg: "unknown key; did you mean hidden_size?"},
+	{name: "UnknownNestedBesideKind", doc: "model:\n  hiden_size: 3\n", line: 2, key: "model.hiden_size", msg: "unknown key; did you mean lstm.hidden_size?"},
+	{name: "UnknownKindKey", doc: "model:\n  kind: resnet\n  resnet:\n    depht: 3\ndata:\n  source: cifar10\n", line: 4, key: "model.resnet.depht", msg: "unknown key; did you mean depth?"},
+	{name: "UnknownFar", doc: "schedule:\n  kind: step\n", line: 2, key: "schedule.kind",
+		msg: "unknown key; known keys: name, warmup_steps, step_size, gamma, min_lr"},
+
+	// wrong types
+	{name: "WordForInt", doc: "train:\n  epochs: ten\n", line: 2, key: "train.epochs", msg: `must be an integer (got "ten")`},
+	{name: "FloatForInt", doc: "train:\n  epochs: 3.5\n", line: 2, key: "train.epochs", msg: `must be an integer (got "3.5")`},
+	{name: "QuotedNumber", doc: "optimizer:\n  lr: \"0.1\"\n", line: 2, key: "optimizer.lr", msg: `must be a finite number (got "0.1")`},
+	{name: "NaN", doc: "optimizer:\n  lr: .nan\n", line: 2, key: "optimizer.lr", msg: `must be a finite number (got ".nan")`},
+	{name: "NegativeSeed", doc: "seed: -1\n", line: 1, key: "seed", msg: `must be a non-negative integer (got "-1")`},
+	{name: "YesForBool", doc: "deterministic: yes\n", line: 1, key: "deterministic", msg: `must be true or false (got "yes")`},
+	{name: "Null", doc: "train:\n  epochs:\n", line: 2, key: "train.epochs", msg: "must be an integer (got null)"},
+	{name: "MappingForString", doc: "name: {a: 1}\n", line: 1, key: "name", msg: "must be a string (got a mapping)"},
+	{name: "ScalarForSection", doc: "\nmodel: lstm\n", line: 2, key: "model", msg: `must be a mapping (got "lstm")`},
+	{name: "BetasLength", doc: "optimizer:\n  betas: [0.9]\n", line: 2, key: "optimizer.betas", msg: "must be a list of 2 numbers (got a list of 1)"},
+	{name: "BetasElement", doc: "optimizer:\n  betas:\n    - 0.9\n    - x\n", line: 4, key: "optimizer.betas[1]", msg: `must be a finite number (got "x")`},
+	{name: "BadDate", doc: "data:\n  lstm:\n    start: 2023-02-30\n", line: 3, key: "data.lstm.start",
+		msg: `must be a date (YYYY-MM-DD) or an RFC 3339 time (got "2023-02-30")`},
+
+	// ranges and enums
+	{name: "EpochsZero", doc: "train:\n  epochs: 0\n", line: 2, key: "train.epochs", msg: "must be >= 1 (got 0)"},
+	{name: "HiddenTooBig", doc: "model:\n  lstm:\n    hidden_size: 5000\n", line: 3, key: "model.lstm.hidden_size", msg: "must be in [1, 4096] (got 5000)"},
+	{name: "DropoutOne", doc: "model:\n  lstm: {dropout: 1}\n", line: 2, key: "model.lstm.dropout", msg: "must be in [0, 1) (got 1)"},
+	{name: "Latitude", doc: "data:\n  lstm:\n    latitude: -91\n", line: 3, key: "data.lstm.latitude", msg: "must be in [-90, 90] (got -91)"},
+	{name: "Horizon", doc: "data:\n  lstm:\n    horizon_hours: 25\n", line: 3, key: "data.lstm.horizon_hours", msg: "must be in [1, 24] (got 25)"},
+	{name: "Beta", doc: "optimizer:\n  betas: [0.9, 1.0]\n", line: 2, key: "optimizer.betas[1]", msg: "must be in [0, 1) (got 1)"},
+	{name: "SyntheticCapacity", doc: "data:\n  lstm:\n    capacity_kw: 0\n", line: 3, key: "data.lstm.capacity_kw", msg: "must be > 0 for synthetic data (got 0)"},
+	{name: "Gamma", doc: "schedule:\n  gamma: 0\n", line: 2, key: "schedule.gamma", msg: "must be in (0, 1] (got 0)"},
+	{name: "EnumOptimizer", doc: "optimizer:\n  name: adma\n", line: 2, key: "optimizer.name", msg: `must be one of adam, adamw, sgd (got "adma")`},
+	{name: "EnumModel", doc: "model:\n  kind: vit\n", line: 2, key: "model.kind", msg: `must be one of lstm, resnet (got "vit")`},
+	{name: "ModelNeedsItsData", doc: "model:\n  kind: resnet\n", line: 2, key: "data.source", msg: `model.kind resnet trains on cifar100, cifar10, synthetic-cifar (got "synthetic")`},
+	{name: "ResNetDepth", doc: "model:\n  kind: resnet\n  resnet:\n    depth: 20\ndata:\n  source: cifar10\n", line: 4, key: "model.resnet.depth", msg: `must be 18, 34, 50 or 101 (got 20)`},
+	{name: "LabelSmoothing", doc: "model: {kind: resnet}\ndata: {source: synthetic-cifar}\ntrain:\n  resnet:\n    label_smoothing: 1\n", line: 5, key: "train.resnet.label_smoothing", msg: `must be in [0, 1) (got 1)`},
+	{name: "BF16OnCPU", doc: "device: cpu\ntrain:\n  precision: bf16\n", line: 3, key: "train.precision", msg: `bf16 needs a CUDA device (device is cpu)`},
+	{name: "EnumSchedule", doc: "schedule:\n  name: linear\n", line: 2, key: "schedule.name", msg: `must be one of constant, step, cosine, onecycle (got "linear")`},
+	{name: "Device", doc: "device: cuda:x\n", line: 1, key: "device", msg: `must be auto, cpu, cuda or cuda:N (got "cuda:x")`},
+	{name: "EmptyName", doc: "name: \"\"\n", line: 1, key: "name",
+		msg: `must be letters, digits, '.', '_' or '-', starting with a letter or digit (got "")`},
+
+	// cross-field rules: the error points at the key a layer set
+	{name: "NesterovWithoutMomentum", doc: "optimizer:\n  name: sgd\n  momentum: 0\n  nesterov: true\n", line: 4,
+		key: "optimizer.nesterov", msg: "requires optimizer.momentum > 0 (got 0)"},
+	{name: "SplitsTooBig", doc: "data:\n  lstm:\n    train_frac: 0.8\n    val_frac: 0.2\n", line: 4, key: "data.lstm.val_frac",
+		msg: "data.lstm.train_frac + data.lstm.val_frac must be < 1, leaving a test split (got 0.8 + 0.2)"},
+	{name: "SplitsTooBigTrainOnly", doc: "data:\n  lstm:\n    train_frac: 0.9\n", line: 3, key: "data.lstm.val_frac",
+		msg: "data.lstm.train_frac + data.lstm.val_frac must be < 1, leaving a test split (got 0.9 + 0.15)"},
+	{name: "CSVWithoutPath", doc: "seed: 1\ndata:\n  source: csv\n", line: 3, key: "data.path", msg: "required when data.source is csv"},
+	{name: "PVGISWithoutPath", doc: "data:\n  source: pvgis\n  path: \"\"\n", line: 3, key: "data.path", msg: "required when data.source is pvgis"},
+	{name: "MinLRNotBelowLR", doc: "optimizer:\n  lr: 0.01\nschedule:\n  min_lr: 0.01\n", line: 4, key: "schedule.min_lr",
+		msg: "must be < optimizer.lr (got 0.01, lr 0.01)"},
+	{name: "MinLRFromSet", doc: "optimizer:\n  lr: 0.001\n", sets: []string{"schedule.min_lr=0.002"},
+		file: "--set schedule.min_lr=0.002", key: "schedule.min_lr", msg: "must be < optimizer.lr (got 0.002, lr 0.001)"},
+
+	// --set
+	{name: "SetNoEquals", doc: "seed: 1\n", sets: []string{"train.epochs"}, file: "--set train.epochs", msg: "want dotted.key=value"},
+	{name: "SetEmptyKey", doc: "seed: 1\n", sets: []string{"=3"}, file: "--set =3", msg: "malformed key: want dotted.key=value"},
+	{name: "SetEmptySegment", doc: "seed: 1\n", sets: []string{"train..epochs=3"}, file: "--set train..epochs=3",
+		key: "train..epochs", msg: "malformed key: want dotted.key=value"},
+	{name: "SetUnknownKey", doc: "seed: 1\n", sets: []string{"train.epoch=3"}, file: "--set train.epoch=3",
+		key: "train.epoch", msg: "unknown key; did you mean epochs?"},
+	{name: "SetWrongType", doc: "seed: 1\n", sets: []string{"train.epochs=ten"}, file: "--set train.epochs=ten",
+		key: "train.epochs", msg: `must be an integer (got "ten")`},
+	{name: "SetOutOfRange", doc: "train:\n  epochs: 3\n", sets: []string{"train.epochs=0"}, file: "--set train.epochs=0",
+		key: "train.epochs", msg: "must be >= 1 (got 0)"},
+	{name: "SetBadYAML", doc: "seed: 1\n", sets: []string{"optimizer.betas=[0.9,"}, file: "--set optimizer.betas=[0.9,",
+		key: "optimizer.betas", msg: "invalid YAML: did not find expected node content"},
+	{name: "SetReplacesSection", doc: "seed: 1\n", sets: []string{"model=lstm"}, file: "--set model=lstm",
+		key: "model", msg: `must be a mapping (got "lstm")`},
+	{name: "SetSecondOfTwo", doc: "seed: 1\n", sets: []string{"seed=2", "seed=x"}, file: "--set seed=x",
+		key: "seed", msg: `must be a non-negative integer (got "x")`},
+
+	{name: "BadNotice", doc: "preemption:\n  notice: azure\n", line: 2, key: "preemption.notice",
+		msg: `must be one of auto, gcp, aws, none (got "azure")`},
+	{name: "RemoteScheme", doc: "checkpoint:\n  remote: ftp://host/x\n", line: 2, key: "checkpoint.remote",
+		msg: `"ftp://host/x": unsupported scheme ftp (want gs, s3 or file)`},
+	{name: "RemoteNoBucket", doc: "checkpoint:\n  remote: gs:///x\n", line: 2, key: "checkpoint.remote",
+		msg: `"gs:///x" has no bucket: want gs://BUCKET/PATH`},
+	{name: "RemoteRunDirOutside", doc: "checkpoint:\n  remote: gs://b/x\nrun_dir: ../elsewhere\n", line: 3, key: "run_dir",
+		msg: `the run's copy goes under checkpoint.remote at the path of run_dir, which must name a directory inside the current one or an absolute one (got "../elsewhere")`},
+	{name: "RemoteGrace", doc: "checkpoint:\n  remote_grace: -1s\n", line: 2, key: "checkpoint.remote_grace", msg: "must be >= 0 (got -1s)"},
+
+	// the strategy settings: validated here only (checkpoint.NewStrategy trusts them)
+	{name: "Strategy", doc: "checkpoint:\n  strategy: Fixed\n", line: 2, key: "checkpoint.strategy", msg: `must be one of fixed, adaptive, milestone (got "Fixed")`},
+	{name: "EverySteps", doc: "checkpoint:\n  every_steps: -1\n", line: 2, key: "checkpoint.every_steps", msg: "must be >= 0 (got -1)"},
+	{name: "EverySeconds", doc: "checkpoint:\n  every_seconds: -1\n", line: 2, key: "checkpoint.every_seconds", msg: "must be >= 0 (got -1)"},
+	{name: "MinSeconds", doc: "checkpoint:\n  min_seconds: 0\n", line: 2, key: "checkpoint.min_seconds", msg: "must be > 0 (got 0)"},
+	{name: "PriorMTBI", doc: "checkpoint:\n  prior_mtbi_seconds: 0\n", line: 2, key: "checkpoint.prior_mtbi_seconds", msg: "must be > 0 (got 0)"},
+	{name: "EMA", doc: "checkpoint:\n  ema: 1.01\n", line: 2, key: "checkpoint.ema", msg: "must be in (0, 1] (got 1.01)"},
+	{name: "Mode", doc: "checkpoint:\n  metric: top1\n  mode: best\n", line: 3, key: "checkpoint.mode", msg: `must be min, max or "" (the metric's own; got "best")`},
+	{name: "ModeWithoutMetric", doc: "checkpoint:\n  mode: max\n", line: 2, key: "checkpoint.mode", msg: "needs checkpoint.metric"},
+
+	// interrupts: preemption.Config's rules, under their keys
+	{name: "InterruptGraceZero", doc: "interrupts:\n  grace: 0s\n", line: 2, key: "interrupts.grace", msg: "must be > 0 (got 0s)"},
+	{name: "InterruptJitter", doc: "interrupts:\n  pattern: regular\n  jitter: 1\n", line: 3, key: "interrupts.jitter", msg: "must be in [0, 1), got 1"},
+	{name: "InterruptStormMean", doc: "interrupts:\n  pattern: bursty\n  storm_mean: 0s\n", line: 3, key: "interrupts.storm_mean", msg: "must be positive, got 0s"},
+	{name: "InterruptTimeScale", doc: "interrupts:\n  time_scale: 0\n", line: 2, key: "interrupts.time_scale", msg: "must be > 0 (got 0)"},
+
+	// cost
+	{name: "UnknownGPU", doc: "cost:\n  gpu: rtx9090\n", line: 2, key: "cost.gpu",
+		msg: `unknown GPU "rtx9090": the price list has nvidia-a100-40gb, nvidia-l4, nvidia-t4, nvidia-v100; or set cost.spot_per_hour and cost.on_demand_per_hour`},
+	{name: "NoGPUNoPrice", doc: "cost:\n  gpu: \"\"\n  on_demand_per_hour: 2\n", line: 2, key: "cost.spot_per_hour",
+		msg: "must be > 0, or name cost.gpu (got 0)"},
+	{name: "NegativePrice", doc: "cost:\n  spot_per_hour: -1\n", line: 2, key: "cost.spot_per_hour",
+		msg: "must be > 0, or name cost.gpu (got -1)"},
+}
+
+// TestErrors: each bad document is one *Error with its file, line, key and message.
 func TestErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		doc  string
-		sets []string
-		file string // "" means "cfg.yaml"
-		line int
-		key  string
-		msg  string // the exact Msg
-	}{
-		// document level
-		{name: "Empty", doc: "", msg: "no settings (the document is empty)"},
-		{name: "OnlyComments", doc: "# nothing\n", msg: "no settings (the document is empty)"},
-		{name: "Syntax", doc: "train:\n  epochs: [1,\n", line: 2, msg: "invalid YAML: did not find expected node content"},
-		{name: "Tab", doc: "train:\n\tepochs: 1\n", line: 2, msg: "invalid YAML: found character that cannot start any token"},
-		{name: "TopLevelList", doc: "- name\n- seed\n", line: 1, msg: "top level must be a mapping of settings (got a list of 2)"},
-		{name: "TopLevelScalar", doc: "\nlstm\n", line: 2, msg: `top level must be a mapping of settings (got "lstm")`},
-		{name: "TwoDocuments", doc: "name: a\n---\nname: b\n", line: 2, msg: "more than one YAML document"},
-		{name: "DuplicateKey", doc: "train:\n  epochs: 1\n  epochs: 2\n", line: 3, key: "train.epochs", msg: "duplicate key (first on line 2)"},
-		{name: "Alias", doc: "model:\n  hidden_size: &h 8\n  num_layers: *h\n", line: 3, key: "model.num_layers", msg: "YAML aliases are not supported"},
-
-		// unknown keys
-		{name: "UnknownTop", doc: "seed: 1\nnmae: x\n", line: 2, key: "nmae", msg: "unknown key; did you mean name?"},
-		{name: "UnknownNested", doc: "model:\n  hiden_size: 3\n", line: 2, key: "model.hiden_size", msg: "unknown key; did you mean hidden_size?"},
-		{name: "UnknownFar", doc: "schedule:\n  kind: step\n", line: 2, key: "schedule.kind",
-			msg: "unknown key; known keys: name, warmup_steps, step_size, gamma, min_lr"},
-
-		// wrong types
-		{name: "WordForInt", doc: "train:\n  epochs: ten\n", line: 2, key: "train.epochs", msg: `must be an integer (got "ten")`},
-		{name: "FloatForInt", doc: "train:\n  epochs: 3.5\n", line: 2, key: "train.epochs", msg: `must be an integer (got "3.5")`},
-		{name: "QuotedNumber", doc: "optimizer:\n  lr: \"0.1\"\n", line: 2, key: "optimizer.lr", msg: `must be a finite number (got "0.1")`},
-		{name: "NaN", doc: "optimizer:\n  lr: .nan\n", line: 2, key: "optimizer.lr", msg: `must be a finite number (got ".nan")`},
-		{name: "NegativeSeed", doc: "seed: -1\n", line: 1, key: "seed", msg: `must be a non-negative integer (got "-1")`},
-		{name: "YesForBool", doc: "deterministic: yes\n", line: 1, key: "deterministic", msg: `must be true or false (got "yes")`},
-		{name: "Null", doc: "train:\n  epochs:\n", line: 2, key: "train.epochs", msg: "must be an integer (got null)"},
-		{name: "MappingForString", doc: "name: {a: 1}\n", line: 1, key: "name", msg: "must be a string (got a mapping)"},
-		{name: "ScalarForSection", doc: "\nmodel: lstm\n", line: 2, key: "model", msg: `must be a mapping (got "lstm")`},
-		{name: "BetasLength", doc: "optimizer:\n  betas: [0.9]\n", line: 2, key: "optimizer.betas", msg: "must be a list of 2 numbers (got a list of 1)"},
-		{name: "BetasElement", doc: "optimizer:\n  betas:\n    - 0.9\n    - x\n", line: 4, key: "optimizer.betas[1]", msg: `must be a finite number (got "x")`},
-		{name: "BadDate", doc: "data:\n  start: 2023-02-30\n", line: 2, key: "data.start",
-			msg: `must be a date (YYYY-MM-DD) or an RFC 3339 time (got "2023-02-30")`},
-
-		// ranges and enums
-		{name: "EpochsZero", doc: "train:\n  epochs: 0\n", line: 2, key: "train.epochs", msg: "must be >= 1 (got 0)"},
-		{name: "HiddenTooBig", doc: "model:\n  hidden_size: 5000\n", line: 2, key: "model.hidden_size", msg: "must be in [1, 4096] (got 5000)"},
-		{name: "DropoutOne", doc: "model:\n  dropout: 1\n", line: 2, key: "model.dropout", msg: "must be in [0, 1) (got 1)"},
-		{name: "Latitude", doc: "data:\n  latitude: -91\n", line: 2, key: "data.latitude", msg: "must be in [-90, 90] (got -91)"},
-		{name: "Horizon", doc: "data:\n  horizon_hours: 25\n", line: 2, key: "data.horizon_hours", msg: "must be in [1, 24] (got 25)"},
-		{name: "Beta", doc: "optimizer:\n  betas: [0.9, 1.0]\n", line: 2, key: "optimizer.betas[1]", msg: "must be in [0, 1) (got 1)"},
-		{name: "SyntheticCapacity", doc: "data:\n  capacity_kw: 0\n", line: 2, key: "data.capacity_kw", msg: "must be > 0 for synthetic data (got 0)"},
-		{name: "Gamma", doc: "schedule:\n  gamma: 0\n", line: 2, key: "schedule.gamma", msg: "must be in (0, 1] (got 0)"},
-		{name: "EnumOptimizer", doc: "optimizer:\n  name: adma\n", line: 2, key: "optimizer.name", msg: `must be one of adam, adamw, sgd (got "adma")`},
-		{name: "EnumModel", doc: "model:\n  kind: vit\n", line: 2, key: "model.kind", msg: `must be one of lstm, resnet (got "vit")`},
-		{name: "ModelNeedsItsData", doc: "model:\n  kind: resnet\n", line: 2, key: "data.source", msg: `model.kind resnet trains on cifar100, cifar10, synthetic-cifar (got "synthetic")`},
-		{name: "ResNetDepth", doc: "model:\n  depth: 20\n", line: 2, key: "model.depth", msg: `must be 18, 34, 50 or 101 (got 20)`},
-		{name: "BF16OnCPU", doc: "device: cpu\ntrain:\n  precision: bf16\n", line: 3, key: "train.precision", msg: `bf16 needs a CUDA device (device is cpu)`},
-		{name: "EnumSchedule", doc: "schedule:\n  name: linear\n", line: 2, key: "schedule.name", msg: `must be one of constant, step, cosine, onecycle (got "linear")`},
-		{name: "Device", doc: "device: cuda:x\n", line: 1, key: "device", msg: `must be auto, cpu, cuda or cuda:N (got "cuda:x")`},
-		{name: "EmptyName", doc: "name: \"\"\n", line: 1, key: "name",
-			msg: `must be letters, digits, '.', '_' or '-', starting with a letter or digit (got "")`},
-
-		// cross-field rules: the error points at the key a layer set
-		{name: "NesterovWithoutMomentum", doc: "optimizer:\n  name: sgd\n  momentum: 0\n  nesterov: true\n", line: 4,
-			key: "optimizer.nesterov", msg: "requires optimizer.momentum > 0 (got 0)"},
-		{name: "SplitsTooBig", doc: "data:\n  train_frac: 0.8\n  val_frac: 0.2\n", line: 3, key: "data.val_frac",
-			msg: "data.train_frac + data.val_frac must be < 1, leaving a test split (got 0.8 + 0.2)"},
-		{name: "SplitsTooBigTrainOnly", doc: "data:\n  train_frac: 0.9\n", line: 2, key: "data.val_frac",
-			msg: "data.train_frac + data.val_frac must be < 1, leaving a test split (got 0.9 + 0.15)"},
-		{name: "CSVWithoutPath", doc: "seed: 1\ndata:\n  source: csv\n", line: 3, key: "data.path", msg: "required when data.source is csv"},
-		{name: "PVGISWithoutPath", doc: "data:\n  source: pvgis\n  path: \"\"\n", line: 3, key: "data.path", msg: "required when data.source is pvgis"},
-		{name: "MinLRNotBelowLR", doc: "optimizer:\n  lr: 0.01\nschedule:\n  min_lr: 0.01\n", line: 4, key: "schedule.min_lr",
-			msg: "must be < optimizer.lr (got 0.01, lr 0.01)"},
-		{name: "MinLRFromSet", doc: "optimizer:\n  lr: 0.001\n", sets: []string{"schedule.min_lr=0.002"},
-			file: "--set schedule.min_lr=0.002", key: "schedule.min_lr", msg: "must be < optimizer.lr (got 0.002, lr 0.001)"},
-
-		// --set
-		{name: "SetNoEquals", doc: "seed: 1\n", sets: []string{"train.epochs"}, file: "--set train.epochs", msg: "want dotted.key=value"},
-		{name: "SetEmptyKey", doc: "seed: 1\n", sets: []string{"=3"}, file: "--set =3", msg: "malformed key: want dotted.key=value"},
-		{name: "SetEmptySegment", doc: "seed: 1\n", sets: []string{"train..epochs=3"}, file: "--set train..epochs=3",
-			key: "train..epochs", msg: "malformed key: want dotted.key=value"},
-		{name: "SetUnknownKey", doc: "seed: 1\n", sets: []string{"train.epoch=3"}, file: "--set train.epoch=3",
-			key: "train.epoch", msg: "unknown key; did you mean epochs?"},
-		{name: "SetWrongType", doc: "seed: 1\n", sets: []string{"train.epochs=ten"}, file: "--set train.epochs=ten",
-			key: "train.epochs", msg: `must be an integer (got "ten")`},
-		{name: "SetOutOfRange", doc: "train:\n  epochs: 3\n", sets: []string{"train.epochs=0"}, file: "--set train.epochs=0",
-			key: "train.epochs", msg: "must be >= 1 (got 0)"},
-		{name: "SetBadYAML", doc: "seed: 1\n", sets: []string{"optimizer.betas=[0.9,"}, file: "--set optimizer.betas=[0.9,",
-			key: "optimizer.betas", msg: "invalid YAML: did not find expected node content"},
-		{name: "SetReplacesSection", doc: "seed: 1\n", sets: []string{"model=lstm"}, file: "--set model=lstm",
-			key: "model", msg: `must be a mapping (got "lstm")`},
-		{name: "SetSecondOfTwo", doc: "seed: 1\n", sets: []string{"seed=2", "seed=x"}, file: "--set seed=x",
-			key: "seed", msg: `must be a non-negative integer (got "x")`},
-
-		{name: "BadNotice", doc: "preemption:\n  notice: azure\n", line: 2, key: "preemption.notice",
-			msg: `must be one of auto, gcp, aws, none (got "azure")`},
-		{name: "RemoteScheme", doc: "checkpoint:\n  remote: ftp://host/x\n", line: 2, key: "checkpoint.remote",
-			msg: `"ftp://host/x": unsupported scheme ftp (want gs, s3 or file)`},
-		{name: "RemoteNoBucket", doc: "checkpoint:\n  remote: gs:///x\n", line: 2, key: "checkpoint.remote",
-			msg: `"gs:///x" has no bucket: want gs://BUCKET/PATH`},
-		{name: "RemoteRunDirOutside", doc: "checkpoint:\n  remote: gs://b/x\nrun_dir: ../elsewhere\n", line: 3, key: "run_dir",
-			msg: `the run's copy goes under checkpoint.remote at the path of run_dir, which must name a directory inside the current one or an absolute one (got "../elsewhere")`},
-		{name: "RemoteGrace", doc: "checkpoint:\n  remote_grace: -1s\n", line: 2, key: "checkpoint.remote_grace", msg: "must be >= 0 (got -1s)"},
-
-		// cost
-		{name: "UnknownGPU", doc: "cost:\n  gpu: rtx9090\n", line: 2, key: "cost.gpu",
-			msg: `unknown GPU "rtx9090": the price list has nvidia-a100-40gb, nvidia-l4, nvidia-t4, nvidia-v100; or set cost.spot_per_hour and cost.on_demand_per_hour`},
-		{name: "NoGPUNoPrice", doc: "cost:\n  gpu: \"\"\n  on_demand_per_hour: 2\n", line: 2, key: "cost.spot_per_hour",
-			msg: "must be > 0, or name cost.gpu (got 0)"},
-		{name: "NegativePrice", doc: "cost:\n  spot_per_hour: -1\n", line: 2, key: "cost.spot_per_hour",
-			msg: "must be > 0, or name cost.gpu (got -1)"},
-	}
-	for _, tt := range tests {
+	for _, tt := range errorCases {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := configs.LoadBytes("cfg.yaml", []byte(tt.doc), "", tt.sets)
 			var cerr *configs.Error
@@ -306,8 +333,9 @@ optimizer:
 data:
   source: csv
   path: pv.csv
-  start: 2024-03-01T00:00:00.5-01:00
-  power_unit: W
+  lstm:
+    start: 2024-03-01T00:00:00.5-01:00
+    power_unit: W
 seed: 18446744073709551615
 `)
 	c, err := configs.Load(path, []string{"optimizer.betas=[0, 0.5]", "device=cuda:1"})

@@ -26,8 +26,8 @@ func (c Change) String() string { return c.Key + ": " + c.Old + " -> " + c.New }
 // resumable lists the keys (a key or a section followed by a dot) whose change keeps resume
 // exact in what it computes.
 var resumable = []string{
-	"name", "layers.", "device", "threads", "deterministic", "run_dir", "data.path", "data.workers",
-	"train.log_every", "train.eval_batch_size", "train.precision", "train.channels_last", "train.cudnn_benchmark",
+	"name", "layers.", "device", "threads", "deterministic", "run_dir", "data.path", "data.resnet.workers",
+	"train.log_every", "train.eval_batch_size", "train.precision", "train.resnet.channels_last", "train.cudnn_benchmark",
 	"checkpoint.", "interrupts.", "preemption.", "cost.",
 }
 

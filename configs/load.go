@@ -127,7 +127,12 @@ func build(layers []*layer) (Config, *decoder, error) {
 		}
 		root = merge(root, l.root)
 	}
-	c := Default()
+	kind, err := d.modelKind(root)
+	if err != nil {
+		return Config{}, nil, err
+	}
+	d.kind = kind
+	c := DefaultFor(kind)
 	if err := d.decode(root, reflect.ValueOf(&c).Elem(), ""); err != nil {
 		return Config{}, nil, err
 	}
@@ -141,6 +146,36 @@ func build(layers []*layer) (Config, *decoder, error) {
 		return Config{}, nil, d.locate(p)
 	}
 	return c, d, nil
+}
+
+// modelKind returns the model kind that the merged tree root names in model.kind, or Default's
+// when it names none; an error when model.kind is not one of modelKinds. A model section that is
+// no mapping is left to decode to report.
+func (d *decoder) modelKind(root *yaml.Node) (string, error) {
+	kind := Default().Model.Kind
+	model := child(root, "model")
+	if model == nil || model.Kind != yaml.MappingNode {
+		return kind, nil
+	}
+	n := child(model, "kind")
+	if n == nil {
+		return kind, nil
+	}
+	if err := d.value(n, reflect.ValueOf(&kind).Elem(), "model.kind"); err != nil {
+		return "", err
+	}
+	if !slices.Contains(modelKinds, kind) {
+		return "", d.errorf(n, "model.kind", "must be one of %s (got %q)", strings.Join(modelKinds, ", "), kind)
+	}
+	return kind, nil
+}
+
+// child returns the value of key in the mapping m, or nil.
+func child(m *yaml.Node, key string) *yaml.Node {
+	if i := keyIndex(m, key); i >= 0 {
+		return m.Content[i+1]
+	}
+	return nil
 }
 
 // merge lays src over dst: mappings merge key by key (recursively), anything else in src
@@ -176,6 +211,7 @@ type decoder struct {
 	origin map[*yaml.Node]*layer // every node of every layer -> its layer
 	set    map[string]*yaml.Node // dotted key -> the value node that set it
 	first  *layer                // the top file, named by errors that no node locates
+	kind   string                // the model kind: the subsections it names exist
 }
 
 // errorf returns an *Error for key located at n (nil: the first layer, no line).
@@ -234,7 +270,8 @@ var (
 	durationType = reflect.TypeFor[time.Duration]()
 )
 
-// decode sets v (a struct or a value) from n; keys n does not name keep their value.
+// decode sets v (a struct or a value) from n; keys n does not name keep their value. A pointer
+// field is the subsection of the model kind its key names: nil unless that kind is d.kind.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) error {
 	if v.Kind() != reflect.Struct || v.Type() == timeType {
 		return d.value(n, v, key)
@@ -248,13 +285,50 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) error {
 		sub := join(key, k.Value)
 		f := slices.Index(names, k.Value)
 		if f < 0 {
-			return d.errorf(k, sub, "unknown key; %s", suggest(k.Value, names))
+			return d.unknown(k, v.Type(), key)
 		}
-		if err := d.decode(n.Content[i+1], v.Field(f), sub); err != nil {
+		field := v.Field(f)
+		if field.Kind() == reflect.Pointer {
+			if field.IsNil() {
+				return d.errorf(k, sub, "only for model.kind %s (model.kind is %s)", k.Value, d.kind)
+			}
+			field = field.Elem()
+		}
+		if err := d.decode(n.Content[i+1], field, sub); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// unknown is the error for the key k that struct type t (at key) lacks: where it moved, if it is
+// a key of one of t's kind subsections, else the key of t or of its active kind subsection that
+// comes closest.
+func (d *decoder) unknown(k *yaml.Node, t reflect.Type, key string) *Error {
+	sub := join(key, k.Value)
+	var known []string
+	for i, name := range yamlNames(t) {
+		ft := t.Field(i).Type
+		if ft.Kind() != reflect.Pointer {
+			known = append(known, name)
+			continue
+		}
+		subNames := yamlNames(ft.Elem())
+		if slices.Contains(subNames, k.Value) {
+			to := join(key, name+"."+k.Value)
+			if name != d.kind {
+				return d.errorf(k, sub, "moved to %s, only for model.kind %s (model.kind is %s)", to, name, d.kind)
+			}
+			return d.errorf(k, sub, "moved to %s", to)
+		}
+		if name == d.kind {
+			known = append(known, name)
+			for _, s := range subNames {
+				known = append(known, name+"."+s)
+			}
+		}
+	}
+	return d.errorf(k, sub, "unknown key; %s", suggest(k.Value, known))
 }
 
 // value sets a leaf field: no coercion beyond YAML's own (3.5 is no integer, "3" no
@@ -361,11 +435,12 @@ func join(prefix, key string) string {
 	return prefix + "." + key
 }
 
-// suggest proposes the known key closest to an unknown one, or lists them all.
+// suggest proposes the known key closest to an unknown one (the last part of a dotted known
+// key counts), or lists them all.
 func suggest(unknown string, known []string) string {
 	best, bestDist := "", len(unknown)/3+2 // suggest within a third of the length, plus one
 	for _, k := range known {
-		if dist := editDistance(unknown, k); dist < bestDist {
+		if dist := editDistance(unknown, k[strings.LastIndex(k, ".")+1:]); dist < bestDist {
 			best, bestDist = k, dist
 		}
 	}

@@ -75,7 +75,8 @@ func tree(t *testing.T, files map[string]string) (configs.Tree, string) {
 func TestLayerPrecedence(t *testing.T) {
 	tr, dir := tree(t, map[string]string{
 		"models/m.yaml": `model:
-  hidden_size: 11
+  lstm:
+    hidden_size: 11
 train:
   epochs: 11
   batch_size: 11
@@ -107,9 +108,9 @@ interrupts:
 		got, want any
 		origin    string
 	}{
-		{"model.num_layers", c.Model.NumLayers, def.Model.NumLayers, "default"},
-		{"model.hidden_size", c.Model.HiddenSize, 11, "models/m.yaml:2"},
-		{"train.epochs", c.Train.Epochs, 11, "models/m.yaml:4"},
+		{"model.lstm.num_layers", c.Model.LSTM.NumLayers, def.Model.LSTM.NumLayers, "default"},
+		{"model.lstm.hidden_size", c.Model.LSTM.HiddenSize, 11, "models/m.yaml:3"},
+		{"train.epochs", c.Train.Epochs, 11, "models/m.yaml:5"},
 		{"train.batch_size", c.Train.BatchSize, 22, "strategies/s.yaml:2"},
 		{"checkpoint.strategy", c.Checkpoint.Strategy, "adaptive", "strategies/s.yaml:5"},
 		{"train.log_every", c.Train.LogEvery, 33, "experiments/e.yaml:5"},
@@ -172,7 +173,7 @@ func TestShowIsLoadable(t *testing.T) {
 // TestLayerErrors: each kind of bad layer is one error naming the file, the line and the key.
 func TestLayerErrors(t *testing.T) {
 	good := map[string]string{
-		"models/m.yaml":     "model:\n  hidden_size: 8\n",
+		"models/m.yaml":     "model:\n  lstm:\n    hidden_size: 8\n",
 		"strategies/s.yaml": "checkpoint:\n  strategy: fixed\n",
 	}
 	tests := []struct {
@@ -181,8 +182,8 @@ func TestLayerErrors(t *testing.T) {
 		sets  []string
 		want  string // the error, with <dir> for the tree's folder
 	}{
-		{"UnknownKeyInModel", map[string]string{"models/m.yaml": "model:\n  hiden_size: 8\n"}, nil,
-			"<dir>/models/m.yaml:2: model.hiden_size: unknown key; did you mean hidden_size?"},
+		{"UnknownKeyInModel", map[string]string{"models/m.yaml": "model:\n  lstm:\n    hiden_size: 8\n"}, nil,
+			"<dir>/models/m.yaml:3: model.lstm.hiden_size: unknown key; did you mean hidden_size?"},
 		{"WrongTypeInStrategy", map[string]string{"strategies/s.yaml": "checkpoint:\n  every_steps: often\n"}, nil,
 			`<dir>/strategies/s.yaml:2: checkpoint.every_steps: must be an integer (got "often")`},
 		{"OutOfRangeInExperiment", map[string]string{"experiments/e.yaml": "layers: {model: m, strategy: s}\ninterrupts:\n  pattern: poisson\n  rate_per_hour: -1\n"}, nil,
@@ -203,7 +204,7 @@ func TestLayerErrors(t *testing.T) {
 			"<dir>/models/m.yaml:1: layers: only an experiment or a --config file names layers"},
 		{"UnknownLayerKey", map[string]string{"experiments/e.yaml": "layers:\n  optimizer: adam\n"}, nil,
 			"<dir>/experiments/e.yaml:2: layers.optimizer: unknown key; known keys: model, strategy"},
-		{"InvalidYAMLInModel", map[string]string{"models/m.yaml": "model:\n\thidden_size: 8\n"}, nil,
+		{"InvalidYAMLInModel", map[string]string{"models/m.yaml": "model:\n\tlstm: {}\n"}, nil,
 			"<dir>/models/m.yaml:2: invalid YAML: found character that cannot start any token"},
 		{"CrossFieldAcrossLayers", map[string]string{"strategies/s.yaml": "checkpoint:\n  strategy: adaptive\n  min_seconds: 60\n", "experiments/e.yaml": "layers: {model: m, strategy: s}\ncheckpoint:\n  max_seconds: 30\n"}, nil,
 			"<dir>/experiments/e.yaml:3: checkpoint.max_seconds: must be >= checkpoint.min_seconds (got 30 < 60)"},

@@ -15,7 +15,7 @@ import (
 
 // Allowed values of the enum fields; extend here (and in the code that switches on them).
 var (
-	modelKinds  = []string{"lstm", "resnet"}
+	modelKinds  = []string{KindLSTM, KindResNet}
 	dataSources = []string{"synthetic", "csv", "pvgis", "cifar100", "cifar10", "synthetic-cifar"}
 	// The sources each model kind trains on.
 	solarSources = []string{"synthetic", "csv", "pvgis"}
@@ -26,8 +26,7 @@ var (
 	powerUnits   = []string{"kW", "W"}
 	optimizers   = []string{"adam", "adamw", "sgd"}
 	schedules    = []string{"constant", "step", "cosine", "onecycle"}
-	strategies   = []string{"fixed", "adaptive", "milestone"}
-	patterns     = []string{"none", "regular", "poisson", "bursty"}
+	strategies   = []string{checkpoint.StrategyFixed, checkpoint.StrategyAdaptive, checkpoint.StrategyMilestone}
 
 	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	deviceRE = regexp.MustCompile(`^(auto|cpu|cuda(:[0-9]+)?)$`)
@@ -79,70 +78,124 @@ func (ch *checker) oneOf(key, v string, allowed []string) {
 	ch.want(slices.Contains(allowed, v), key, "must be one of %s (got %q)", strings.Join(allowed, ", "), v)
 }
 
+// kindSection wants the subsection key (model.lstm, train.resnet, ...), named for a model kind,
+// present exactly when that kind is the config's.
+func (ch *checker) kindSection(key string, present bool, kind string) {
+	own := key[strings.LastIndex(key, ".")+1:]
+	if present {
+		ch.want(own == kind, key, "only for model.kind %s (model.kind is %s)", own, kind)
+	} else {
+		ch.want(own != kind, key, "required for model.kind %s", kind)
+	}
+}
+
+// problem returns the first rule c breaks, section by section, or nil.
 func (c Config) problem() *problem {
 	var ch checker
 	ch.want(nameRE.MatchString(c.Name), "name", "must be letters, digits, '.', '_' or '-', starting with a letter or digit (got %q)", c.Name)
 	ch.want(deviceRE.MatchString(c.Device), "device", "must be auto, cpu, cuda or cuda:N (got %q)", c.Device)
 	ch.atLeast("threads", c.Threads, 0)
 	ch.want(c.RunDir != "", "run_dir", "must not be empty")
+	checkModel(&ch, c.Model)
+	checkData(&ch, c.Data, c.Model.Kind)
+	checkTrain(&ch, c.Train, c.Model.Kind, c.Device)
+	checkOptimizer(&ch, c.Optimizer)
+	checkSchedule(&ch, c.Schedule, c.Optimizer.LR)
+	checkCheckpoint(&ch, c.Checkpoint, c.RunDir)
+	if err := c.Interrupts.Validate(); err != nil {
+		var fe *preemption.FieldError
+		errors.As(err, &fe) // every error of Validate is one
+		ch.want(false, "interrupts."+fe.Key, "%s", fe.Msg)
+	}
+	ch.oneOf("preemption.notice", c.Preemption.Notice, preemption.NoticeSources)
+	if _, err := c.Cost.Prices(); err != nil {
+		var ce *Error
+		errors.As(err, &ce)
+		// A missing price points at the key that set it, or at the GPU that left it unset.
+		ch.cross(false, []string{ce.Key, "cost.gpu"}, "%s", ce.Msg)
+	}
+	return ch.first
+}
 
-	m := c.Model
+func checkModel(ch *checker, m ModelConfig) {
 	ch.oneOf("model.kind", m.Kind, modelKinds)
-	ch.between("model.hidden_size", m.HiddenSize, 1, 4096)
-	ch.between("model.num_layers", m.NumLayers, 1, 16)
-	ch.want(m.Dropout >= 0 && m.Dropout < 1, "model.dropout", "must be in [0, 1) (got %v)", m.Dropout)
-	ch.want(slices.Contains(resnetDepths, m.Depth), "model.depth", "must be 18, 34, 50 or 101 (got %d)", m.Depth)
-	ch.want(m.Width > 0 && m.Width <= 16, "model.width", "must be in (0, 16] (got %v)", m.Width)
-	ch.oneOf("model.stem", m.Stem, stems)
+	ch.kindSection("model.lstm", m.LSTM != nil, m.Kind)
+	ch.kindSection("model.resnet", m.ResNet != nil, m.Kind)
+	if l := m.LSTM; l != nil {
+		ch.between("model.lstm.hidden_size", l.HiddenSize, 1, 4096)
+		ch.between("model.lstm.num_layers", l.NumLayers, 1, 16)
+		ch.want(l.Dropout >= 0 && l.Dropout < 1, "model.lstm.dropout", "must be in [0, 1) (got %v)", l.Dropout)
+	}
+	if r := m.ResNet; r != nil {
+		ch.want(slices.Contains(resnetDepths, r.Depth), "model.resnet.depth", "must be 18, 34, 50 or 101 (got %d)", r.Depth)
+		ch.want(r.Width > 0 && r.Width <= 16, "model.resnet.width", "must be in (0, 16] (got %v)", r.Width)
+		ch.oneOf("model.resnet.stem", r.Stem, stems)
+	}
+}
 
-	d := c.Data
+func checkData(ch *checker, d DataConfig, kind string) {
 	ch.oneOf("data.source", d.Source, dataSources)
-	if m.Kind == "resnet" {
+	if kind == KindResNet {
 		ch.cross(slices.Contains(imageSources, d.Source), []string{"data.source", "model.kind"},
 			"model.kind resnet trains on %s (got %q)", strings.Join(imageSources, ", "), d.Source)
 	} else {
 		ch.cross(slices.Contains(solarSources, d.Source), []string{"data.source", "model.kind"},
-			"model.kind %s trains on %s (got %q)", m.Kind, strings.Join(solarSources, ", "), d.Source)
+			"model.kind %s trains on %s (got %q)", kind, strings.Join(solarSources, ", "), d.Source)
 	}
 	ch.cross(strings.HasPrefix(d.Source, "synthetic") || d.Path != "", []string{"data.path", "data.source"}, "required when data.source is %s", d.Source)
-	ch.atLeast("data.workers", d.Workers, 0)
-	ch.between("data.synthetic_samples", d.SyntheticSamples, 10, 10_000_000)
-	ch.between("data.classes", d.Classes, 2, 1000)
-	if d.Source == "csv" {
-		ch.want(d.TimestampColumn != "", "data.timestamp_column", "must not be empty for csv")
-		ch.want(d.PowerColumn != "", "data.power_column", "must not be empty for csv")
+	ch.kindSection("data.lstm", d.LSTM != nil, kind)
+	ch.kindSection("data.resnet", d.ResNet != nil, kind)
+	if l := d.LSTM; l != nil {
+		checkLSTMData(ch, *l, d.Source)
 	}
-	ch.oneOf("data.power_unit", d.PowerUnit, powerUnits)
-	ch.want(math.Abs(d.Latitude) <= 90, "data.latitude", "must be in [-90, 90] (got %v)", d.Latitude)
-	ch.want(math.Abs(d.Longitude) <= 180, "data.longitude", "must be in [-180, 180] (got %v)", d.Longitude)
-	if d.Source == "synthetic" {
-		ch.want(d.CapacityKW > 0, "data.capacity_kw", "must be > 0 for synthetic data (got %v)", d.CapacityKW)
-	} else {
-		ch.want(d.CapacityKW >= 0, "data.capacity_kw", "must be >= 0, 0 = the maximum observed (got %v)", d.CapacityKW)
+	if r := d.ResNet; r != nil {
+		ch.atLeast("data.resnet.workers", r.Workers, 0)
+		ch.between("data.resnet.synthetic_samples", r.SyntheticSamples, 10, 10_000_000)
+		ch.between("data.resnet.classes", r.Classes, 2, 1000)
 	}
-	ch.atLeast("data.days", d.Days, 7)
-	ch.want(d.CloudPersistence >= 0 && d.CloudPersistence < 1, "data.cloud_persistence", "must be in [0, 1) (got %v)", d.CloudPersistence)
-	ch.want(d.Noise >= 0 && d.Noise <= 0.5, "data.noise", "must be in [0, 0.5] (got %v)", d.Noise)
-	ch.atLeast("data.max_gap_fill_hours", d.MaxGapFillHours, 0)
-	ch.between("data.lookback_hours", d.LookbackHours, 24, 720)
-	ch.between("data.horizon_hours", d.HorizonHours, 1, 24)
-	ch.want(d.TrainFrac > 0 && d.TrainFrac < 1, "data.train_frac", "must be in (0, 1) (got %v)", d.TrainFrac)
-	ch.want(d.ValFrac > 0 && d.ValFrac < 1, "data.val_frac", "must be in (0, 1) (got %v)", d.ValFrac)
-	ch.cross(d.TrainFrac+d.ValFrac < 1, []string{"data.val_frac", "data.train_frac"},
-		"data.train_frac + data.val_frac must be < 1, leaving a test split (got %v + %v)", d.TrainFrac, d.ValFrac)
+}
 
-	t := c.Train
+func checkLSTMData(ch *checker, d LSTMData, source string) {
+	if source == "csv" {
+		ch.want(d.TimestampColumn != "", "data.lstm.timestamp_column", "must not be empty for csv")
+		ch.want(d.PowerColumn != "", "data.lstm.power_column", "must not be empty for csv")
+	}
+	ch.oneOf("data.lstm.power_unit", d.PowerUnit, powerUnits)
+	ch.want(math.Abs(d.Latitude) <= 90, "data.lstm.latitude", "must be in [-90, 90] (got %v)", d.Latitude)
+	ch.want(math.Abs(d.Longitude) <= 180, "data.lstm.longitude", "must be in [-180, 180] (got %v)", d.Longitude)
+	if source == "synthetic" {
+		ch.want(d.CapacityKW > 0, "data.lstm.capacity_kw", "must be > 0 for synthetic data (got %v)", d.CapacityKW)
+	} else {
+		ch.want(d.CapacityKW >= 0, "data.lstm.capacity_kw", "must be >= 0, 0 = the maximum observed (got %v)", d.CapacityKW)
+	}
+	ch.atLeast("data.lstm.days", d.Days, 7)
+	ch.want(d.CloudPersistence >= 0 && d.CloudPersistence < 1, "data.lstm.cloud_persistence", "must be in [0, 1) (got %v)", d.CloudPersistence)
+	ch.want(d.Noise >= 0 && d.Noise <= 0.5, "data.lstm.noise", "must be in [0, 0.5] (got %v)", d.Noise)
+	ch.atLeast("data.lstm.max_gap_fill_hours", d.MaxGapFillHours, 0)
+	ch.between("data.lstm.lookback_hours", d.LookbackHours, 24, 720)
+	ch.between("data.lstm.horizon_hours", d.HorizonHours, 1, 24)
+	ch.want(d.TrainFrac > 0 && d.TrainFrac < 1, "data.lstm.train_frac", "must be in (0, 1) (got %v)", d.TrainFrac)
+	ch.want(d.ValFrac > 0 && d.ValFrac < 1, "data.lstm.val_frac", "must be in (0, 1) (got %v)", d.ValFrac)
+	ch.cross(d.TrainFrac+d.ValFrac < 1, []string{"data.lstm.val_frac", "data.lstm.train_frac"},
+		"data.lstm.train_frac + data.lstm.val_frac must be < 1, leaving a test split (got %v + %v)", d.TrainFrac, d.ValFrac)
+}
+
+func checkTrain(ch *checker, t TrainConfig, kind, device string) {
 	ch.atLeast("train.epochs", t.Epochs, 1)
 	ch.atLeast("train.batch_size", t.BatchSize, 1)
 	ch.atLeast("train.max_steps", t.MaxSteps, 0)
 	ch.atLeast("train.log_every", t.LogEvery, 1)
 	ch.want(t.GradClip >= 0, "train.grad_clip", "must be >= 0 (got %v)", t.GradClip)
 	ch.atLeast("train.eval_batch_size", t.EvalBatchSize, 1)
-	ch.want(t.LabelSmoothing >= 0 && t.LabelSmoothing < 1, "train.label_smoothing", "must be in [0, 1) (got %v)", t.LabelSmoothing)
 	ch.oneOf("train.precision", t.Precision, precisions)
-	ch.cross(t.Precision == "fp32" || c.Device != "cpu", []string{"train.precision", "device"}, "bf16 needs a CUDA device (device is cpu)")
+	ch.cross(t.Precision == "fp32" || device != "cpu", []string{"train.precision", "device"}, "bf16 needs a CUDA device (device is cpu)")
+	ch.kindSection("train.resnet", t.ResNet != nil, kind)
+	if r := t.ResNet; r != nil {
+		ch.want(r.LabelSmoothing >= 0 && r.LabelSmoothing < 1, "train.resnet.label_smoothing", "must be in [0, 1) (got %v)", r.LabelSmoothing)
+	}
+}
 
-	o := c.Optimizer
+func checkOptimizer(ch *checker, o OptimizerConfig) {
 	ch.oneOf("optimizer.name", o.Name, optimizers)
 	ch.want(o.LR > 0, "optimizer.lr", "must be > 0 (got %v)", o.LR)
 	ch.want(o.WeightDecay >= 0, "optimizer.weight_decay", "must be >= 0 (got %v)", o.WeightDecay)
@@ -153,17 +206,21 @@ func (c Config) problem() *problem {
 	ch.want(o.Momentum >= 0 && o.Momentum < 1, "optimizer.momentum", "must be in [0, 1) (got %v)", o.Momentum)
 	ch.cross(!o.Nesterov || o.Momentum > 0, []string{"optimizer.nesterov", "optimizer.momentum"},
 		"requires optimizer.momentum > 0 (got %v)", o.Momentum)
+}
 
-	s := c.Schedule
+func checkSchedule(ch *checker, s ScheduleConfig, lr float64) {
 	ch.oneOf("schedule.name", s.Name, schedules)
 	ch.atLeast("schedule.warmup_steps", s.WarmupSteps, 0)
 	ch.atLeast("schedule.step_size", s.StepSize, 1)
 	ch.want(s.Gamma > 0 && s.Gamma <= 1, "schedule.gamma", "must be in (0, 1] (got %v)", s.Gamma)
 	ch.want(s.MinLR >= 0, "schedule.min_lr", "must be >= 0 (got %v)", s.MinLR)
-	ch.cross(s.MinLR < o.LR, []string{"schedule.min_lr", "optimizer.lr"},
-		"must be < optimizer.lr (got %v, lr %v)", s.MinLR, o.LR)
+	ch.cross(s.MinLR < lr, []string{"schedule.min_lr", "optimizer.lr"},
+		"must be < optimizer.lr (got %v, lr %v)", s.MinLR, lr)
+}
 
-	k := c.Checkpoint
+// checkCheckpoint checks the checkpoint section: the only place where the settings of the
+// checkpoint strategies are validated (checkpoint.NewStrategy trusts them).
+func checkCheckpoint(ch *checker, k CheckpointConfig, runDir string) {
 	ch.oneOf("checkpoint.strategy", k.Strategy, strategies)
 	ch.atLeast("checkpoint.every_steps", k.EverySteps, 0)
 	ch.want(k.EverySeconds >= 0, "checkpoint.every_seconds", "must be >= 0 (got %v)", k.EverySeconds)
@@ -179,42 +236,8 @@ func (c Config) problem() *problem {
 	if k.Remote != "" {
 		if err := checkpoint.CheckRemoteURL(k.Remote); err != nil {
 			ch.want(false, "checkpoint.remote", "%v", err)
-		} else if rel := filepath.ToSlash(filepath.Clean(c.RunDir)); rel == "." || rel == "/" || strings.HasPrefix(rel, "../") || rel == ".." {
-			ch.cross(false, []string{"run_dir", "checkpoint.remote"}, "the run's copy goes under checkpoint.remote at the path of run_dir, which must name a directory inside the current one or an absolute one (got %q)", c.RunDir)
+		} else if rel := filepath.ToSlash(filepath.Clean(runDir)); rel == "." || rel == "/" || strings.HasPrefix(rel, "../") || rel == ".." {
+			ch.cross(false, []string{"run_dir", "checkpoint.remote"}, "the run's copy goes under checkpoint.remote at the path of run_dir, which must name a directory inside the current one or an absolute one (got %q)", runDir)
 		}
 	}
-
-	i := c.Interrupts
-	ch.oneOf("interrupts.pattern", i.Pattern, patterns)
-	if i.Pattern != "none" {
-		if err := i.Preemption(0).Validate(); err != nil {
-			var fe *preemption.FieldError
-			if !errors.As(err, &fe) || interruptKeys[fe.Field] == "" {
-				panic("configs: unexpected error from preemption: " + err.Error()) // keep interruptKeys complete
-			}
-			key := "interrupts." + interruptKeys[fe.Field]
-			ch.want(false, key, "%s", fe.Msg)
-		}
-	}
-	ch.want(i.Grace > 0, "interrupts.grace", "must be > 0 (got %s)", i.Grace)
-	ch.want(i.RestartDelay >= 0, "interrupts.restart_delay", "must be >= 0 (got %s)", i.RestartDelay)
-	ch.want(i.TimeScale > 0, "interrupts.time_scale", "must be > 0 (got %v)", i.TimeScale)
-
-	ch.oneOf("preemption.notice", c.Preemption.Notice, preemption.NoticeSources)
-
-	if _, err := c.Cost.Prices(); err != nil {
-		var ce *Error
-		errors.As(err, &ce)
-		// A missing price points at the key that set it, or at the GPU that left it unset.
-		ch.cross(false, []string{ce.Key, "cost.gpu"}, "%s", ce.Msg)
-	}
-	return ch.first
-}
-
-// interruptKeys maps the fields of preemption.Config to the keys of InterruptsConfig.
-var interruptKeys = map[string]string{
-	"Kind": "pattern", "Every": "every", "Jitter": "jitter", "RatePerHour": "rate_per_hour",
-	"QuietRatePerHour": "quiet_rate_per_hour", "StormRatePerHour": "storm_rate_per_hour",
-	"QuietMean": "quiet_mean", "StormMean": "storm_mean", "NoNoticeShare": "no_notice_share",
-	"Grace": "grace", "RestartDelay": "restart_delay", "TimeScale": "time_scale",
 }

@@ -1,7 +1,6 @@
 package preemption
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -9,22 +8,10 @@ import (
 
 // Pattern yields the gaps, in spot time, between successive interrupts.
 type Pattern interface {
-	// Validate reports a bad parameter as a *FieldError.
+	// Validate reports a bad parameter as a *FieldError naming its key in Config.
 	Validate() error
 	// Gaps returns a generator of successive gaps drawing only from r.
 	Gaps(r *rand.Rand) func() time.Duration
-}
-
-// FieldError is a bad configuration value; Field names it as in Config or the pattern's struct.
-type FieldError struct {
-	Field string
-	Msg   string
-}
-
-func (e *FieldError) Error() string { return "preemption: " + e.Field + ": " + e.Msg }
-
-func fieldErr(field, format string, args ...any) error {
-	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Regular interrupts every Every, each gap stretched by a uniform factor in [1-Jitter, 1+Jitter].
@@ -35,10 +22,10 @@ type Regular struct {
 
 func (p Regular) Validate() error {
 	if p.Every <= 0 {
-		return fieldErr("Every", "must be positive, got %s", p.Every)
+		return fieldErr("every", "must be positive, got %s", p.Every)
 	}
 	if !(p.Jitter >= 0 && p.Jitter < 1) {
-		return fieldErr("Jitter", "must be in [0, 1), got %g", p.Jitter)
+		return fieldErr("jitter", "must be in [0, 1), got %g", p.Jitter)
 	}
 	return nil
 }
@@ -57,7 +44,7 @@ type Poisson struct {
 	Rate float64 // interrupts per hour
 }
 
-func (p Poisson) Validate() error { return positiveRate("Rate", p.Rate) }
+func (p Poisson) Validate() error { return positiveRate("rate_per_hour", p.Rate) }
 
 func (p Poisson) Gaps(r *rand.Rand) func() time.Duration {
 	return func() time.Duration { return hours(r.ExpFloat64() / p.Rate) }
@@ -73,16 +60,16 @@ type Bursty struct {
 
 func (p Bursty) Validate() error {
 	if !(p.QuietRate >= 0 && !math.IsInf(p.QuietRate, 0)) {
-		return fieldErr("QuietRate", "must be finite and >= 0, got %g", p.QuietRate)
+		return fieldErr("quiet_rate_per_hour", "must be finite and >= 0, got %g", p.QuietRate)
 	}
-	if err := positiveRate("StormRate", p.StormRate); err != nil {
+	if err := positiveRate("storm_rate_per_hour", p.StormRate); err != nil {
 		return err
 	}
 	if p.QuietMean <= 0 {
-		return fieldErr("QuietMean", "must be positive, got %s", p.QuietMean)
+		return fieldErr("quiet_mean", "must be positive, got %s", p.QuietMean)
 	}
 	if p.StormMean <= 0 {
-		return fieldErr("StormMean", "must be positive, got %s", p.StormMean)
+		return fieldErr("storm_mean", "must be positive, got %s", p.StormMean)
 	}
 	return nil
 }
@@ -115,9 +102,9 @@ func (p Bursty) Gaps(r *rand.Rand) func() time.Duration {
 	}
 }
 
-func positiveRate(field string, rate float64) error {
+func positiveRate(key string, rate float64) error {
 	if !(rate > 0 && !math.IsInf(rate, 0)) {
-		return fieldErr(field, "must be a positive number of interrupts per hour, got %g", rate)
+		return fieldErr(key, "must be a positive number of interrupts per hour, got %g", rate)
 	}
 	return nil
 }
@@ -144,8 +131,8 @@ func NewSchedule(p Pattern, seed uint64, noNoticeShare float64) (*Schedule, erro
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	if !(noNoticeShare >= 0 && noNoticeShare <= 1) {
-		return nil, fieldErr("NoNoticeShare", "must be in [0, 1], got %g", noNoticeShare)
+	if err := checkShare(noNoticeShare); err != nil {
+		return nil, err
 	}
 	return &Schedule{
 		gap:    p.Gaps(rand.New(rand.NewPCG(seed, 1))),

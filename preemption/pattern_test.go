@@ -144,29 +144,29 @@ func TestNoticeDrawsDoNotMoveTimes(t *testing.T) {
 }
 
 func TestConfigBad(t *testing.T) {
-	good := preemption.Config{Kind: "poisson", RatePerHour: 1}
+	good := preemption.Config{Pattern: "poisson", RatePerHour: 1}.WithDefaults()
 	require.NoError(t, good.Validate())
 	for _, tc := range []struct {
 		name  string
 		edit  func(*preemption.Config)
 		field string
 	}{
-		{"UnknownKind", func(c *preemption.Config) { c.Kind = "weekly" }, "Kind"},
-		{"ZeroRate", func(c *preemption.Config) { c.RatePerHour = 0 }, "RatePerHour"},
-		{"NaNRate", func(c *preemption.Config) { c.RatePerHour = math.NaN() }, "RatePerHour"},
-		{"RegularZeroEvery", func(c *preemption.Config) { c.Kind = "regular" }, "Every"},
-		{"RegularJitter", func(c *preemption.Config) { c.Kind, c.Every, c.Jitter = "regular", time.Hour, 1 }, "Jitter"},
+		{"UnknownPattern", func(c *preemption.Config) { c.Pattern = "weekly" }, "pattern"},
+		{"ZeroRate", func(c *preemption.Config) { c.RatePerHour = 0 }, "rate_per_hour"},
+		{"NaNRate", func(c *preemption.Config) { c.RatePerHour = math.NaN() }, "rate_per_hour"},
+		{"RegularZeroEvery", func(c *preemption.Config) { c.Pattern = "regular" }, "every"},
+		{"RegularJitter", func(c *preemption.Config) { c.Pattern, c.Every, c.Jitter = "regular", time.Hour, 1 }, "jitter"},
 		{"BurstyNoStorm", func(c *preemption.Config) {
-			c.Kind, c.QuietMean, c.StormMean = "bursty", time.Hour, time.Hour
-		}, "StormRatePerHour"},
+			c.Pattern, c.QuietMean, c.StormMean = "bursty", time.Hour, time.Hour
+		}, "storm_rate_per_hour"},
 		{"BurstyNegativeQuiet", func(c *preemption.Config) {
-			c.Kind, c.QuietRatePerHour, c.StormRatePerHour, c.QuietMean, c.StormMean = "bursty", -1, 5, time.Hour, time.Hour
-		}, "QuietRatePerHour"},
-		{"BurstyNoQuietMean", func(c *preemption.Config) { c.Kind, c.StormRatePerHour, c.StormMean = "bursty", 5, time.Hour }, "QuietMean"},
-		{"NoNoticeShare", func(c *preemption.Config) { c.NoNoticeShare = 1.5 }, "NoNoticeShare"},
-		{"NegativeGrace", func(c *preemption.Config) { c.Grace = -time.Second }, "Grace"},
-		{"NegativeRestartDelay", func(c *preemption.Config) { c.RestartDelay = -time.Second }, "RestartDelay"},
-		{"NegativeTimeScale", func(c *preemption.Config) { c.TimeScale = -1 }, "TimeScale"},
+			c.Pattern, c.QuietRatePerHour, c.StormRatePerHour, c.QuietMean, c.StormMean = "bursty", -1, 5, time.Hour, time.Hour
+		}, "quiet_rate_per_hour"},
+		{"BurstyNoQuietMean", func(c *preemption.Config) { c.Pattern, c.StormRatePerHour, c.StormMean = "bursty", 5, time.Hour }, "quiet_mean"},
+		{"NoNoticeShare", func(c *preemption.Config) { c.NoNoticeShare = 1.5 }, "no_notice_share"},
+		{"NegativeGrace", func(c *preemption.Config) { c.Grace = -time.Second }, "grace"},
+		{"NegativeRestartDelay", func(c *preemption.Config) { c.RestartDelay = -time.Second }, "restart_delay"},
+		{"NegativeTimeScale", func(c *preemption.Config) { c.TimeScale = -1 }, "time_scale"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good
@@ -174,7 +174,7 @@ func TestConfigBad(t *testing.T) {
 			err := c.Validate()
 			var fe *preemption.FieldError
 			require.True(t, errors.As(err, &fe), "got %v", err)
-			assert.Equal(t, tc.field, fe.Field)
+			assert.Equal(t, tc.field, fe.Key)
 			assert.Contains(t, err.Error(), tc.field)
 			_, err = c.Schedule()
 			assert.Error(t, err)
@@ -183,9 +183,40 @@ func TestConfigBad(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	c := preemption.Config{Kind: "regular", Every: time.Hour}.WithDefaults()
+	c := preemption.Config{Pattern: "regular", Every: time.Hour}
+	assert.EqualError(t, c.Validate(), "grace: must be > 0 (got 0s)", "Validate checks c as given")
+	s, err := c.Schedule()
+	require.NoError(t, err, "Schedule fills the defaults first")
+	assert.NotNil(t, s)
+	c = c.WithDefaults()
 	assert.Equal(t, 30*time.Second, c.Grace)
 	assert.Equal(t, 1.0, c.TimeScale)
+}
+
+// An on-demand config has no schedule, and the pattern keys do not apply to it.
+func TestConfigNone(t *testing.T) {
+	c := preemption.Config{Pattern: preemption.PatternNone, RatePerHour: -1, NoNoticeShare: 2}.WithDefaults()
+	require.NoError(t, c.Validate())
+	s, err := c.Schedule()
+	require.NoError(t, err)
+	assert.Nil(t, s)
+	c.RestartDelay = -time.Second
+	assert.EqualError(t, c.Validate(), "restart_delay: must be >= 0 (got -1s)", "the common keys do")
+}
+
+// ForRun adds the run index to the seed: repetitions draw other interrupts, each reproducibly.
+func TestConfigForRun(t *testing.T) {
+	c := preemption.Config{Pattern: "poisson", RatePerHour: 1, Seed: 7}
+	assert.Equal(t, uint64(7), c.ForRun(0).Seed)
+	assert.Equal(t, uint64(10), c.ForRun(3).Seed)
+	assert.Equal(t, uint64(7), c.Seed, "c itself is unchanged")
+	first := func(c preemption.Config) time.Duration {
+		s, err := c.Schedule()
+		require.NoError(t, err)
+		return s.Next().At
+	}
+	assert.Equal(t, first(c.ForRun(1)), first(c.ForRun(1)))
+	assert.NotEqual(t, first(c.ForRun(0)), first(c.ForRun(1)))
 }
 
 // Bursty with QuietRate 0 still makes progress (interrupts only in storms).

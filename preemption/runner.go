@@ -31,7 +31,8 @@ type Runner struct {
 	After func(time.Duration) <-chan time.Time
 }
 
-// NewRunner returns a Runner for the validated c.
+// NewRunner validates c.WithDefaults() (errors are *FieldError) and returns a Runner for it: one
+// that interrupts on c's Schedule, or never when its Pattern is none.
 func NewRunner(c Config, command func() *exec.Cmd) (*Runner, error) {
 	c = c.WithDefaults()
 	s, err := c.Schedule()

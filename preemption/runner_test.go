@@ -135,7 +135,7 @@ func withoutPID(evs []event) []event {
 
 func TestRunnerInterruptedRunCompletes(t *testing.T) {
 	h := newHarness(t)
-	cfg := preemption.Config{Kind: "regular", Every: time.Hour, NoNoticeShare: 0.5, Seed: 4,
+	cfg := preemption.Config{Pattern: "regular", Every: time.Hour, NoNoticeShare: 0.5, Seed: 4,
 		RestartDelay: 2 * time.Minute, TimeScale: 3600}
 	const interrupts = 5
 	r, err := preemption.NewRunner(cfg, h.command("trainer", interrupts+1))
@@ -177,7 +177,7 @@ func TestRunnerInterruptedRunCompletes(t *testing.T) {
 
 func TestRunnerKillsAfterGrace(t *testing.T) {
 	h := newHarness(t)
-	cfg := preemption.Config{Kind: "regular", Every: time.Hour, Grace: time.Minute, TimeScale: 3600}
+	cfg := preemption.Config{Pattern: "regular", Every: time.Hour, Grace: time.Minute, TimeScale: 3600}
 	r, err := preemption.NewRunner(cfg, h.command("ignore", 2))
 	require.NoError(t, err)
 	r.OnEvent = h.onEvent
@@ -206,7 +206,7 @@ func TestRunnerChildFailure(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
-			r, err := preemption.NewRunner(preemption.Config{Kind: "poisson", RatePerHour: 1}, h.command(tc.mode, 1))
+			r, err := preemption.NewRunner(preemption.Config{Pattern: "poisson", RatePerHour: 1}, h.command(tc.mode, 1))
 			require.NoError(t, err)
 			r.OnEvent = h.onEvent
 
@@ -225,7 +225,7 @@ func TestRunnerChildFailure(t *testing.T) {
 func TestRunnerCancelForwardsSIGTERM(t *testing.T) {
 	h := newHarness(t)
 	// Real timers (After unset): the first interrupt is 1000 h away, so only the cancel acts.
-	r, err := preemption.NewRunner(preemption.Config{Kind: "regular", Every: 1000 * time.Hour}, h.command("trainer", 10))
+	r, err := preemption.NewRunner(preemption.Config{Pattern: "regular", Every: 1000 * time.Hour}, h.command("trainer", 10))
 	require.NoError(t, err)
 	r.OnEvent = h.onEvent
 
@@ -352,7 +352,7 @@ func TestRunnerNoRestartAfterCancel(t *testing.T) {
 				After: func(time.Duration) <-chan time.Time { return make(chan time.Time) }, // never fires
 			}
 			if tc.schedule {
-				s, err := preemption.Config{Kind: "regular", Every: time.Hour}.Schedule()
+				s, err := preemption.Config{Pattern: "regular", Every: time.Hour}.Schedule()
 				require.NoError(t, err)
 				r.Schedule = s
 			}

@@ -64,7 +64,7 @@ resnet_resume() {
 	local dir=$OUT/resnet-run
 	rm -rf "$dir"
 	local common=(--experiment resnet50-ondemand --set run_dir="$dir" --set data.source=synthetic-cifar
-		--set data.synthetic_samples=4096 --set data.classes=10 --set model.width=0.25 --set train.epochs=2
+		--set data.resnet.synthetic_samples=4096 --set data.resnet.classes=10 --set model.resnet.width=0.25 --set train.epochs=2
 		--set train.batch_size=128 --set train.log_every=2 --set schedule.warmup_steps=8)
 	run_until() { # run_until DEVICE STEP PRECISION: SIGTERM after "step STEP/", expect 75
 		bin/spottrain train "${common[@]}" --set device="$1" --set train.precision="$3" >"$OUT/resnet-$1-$2.out" 2>&1 &

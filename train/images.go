@@ -103,13 +103,14 @@ type imageWorkload struct {
 
 func (w *imageWorkload) Metrics() metrics.Set { return metrics.Classification(w.TestSet.Classes) }
 
+// newImageWorkload loads the images cfg names and makes their workload; cfg is a ResNet config.
 func newImageWorkload(cfg configs.Config) (*imageWorkload, error) {
-	d := cfg.Data
+	d, r := cfg.Data, cfg.Data.ResNet
 	w := &imageWorkload{source: d.Source}
 	var norm cifar.Norm
 	switch d.Source {
 	case "synthetic-cifar":
-		w.TrainSet, w.TestSet = cifar.Synthetic(d.SyntheticSamples, max(d.SyntheticSamples/5, 1), d.Classes, cfg.Seed)
+		w.TrainSet, w.TestSet = cifar.Synthetic(r.SyntheticSamples, max(r.SyntheticSamples/5, 1), r.Classes, cfg.Seed)
 		norm = w.TrainSet.Norm()
 	default:
 		spec, err := cifar.Official(cifar.Kind(d.Source))
@@ -121,16 +122,16 @@ func newImageWorkload(cfg configs.Config) (*imageWorkload, error) {
 		}
 		norm, w.source = spec.Norm, spec.Title+" "+d.Path
 	}
-	workers := d.Workers
+	workers := r.Workers
 	if workers == 0 {
 		workers = runtime.NumCPU()
 	}
 	w.Loader = cifar.LoaderConfig{BatchSize: cfg.Train.BatchSize, Norm: norm, Seed: cfg.Seed, Workers: workers, Prefetch: 4}
-	if d.Augment {
+	if r.Augment {
 		w.Loader.Augment = &cifar.Augment{Pad: 4, Flip: true}
 	}
 	w.EvalBatch = cfg.Train.EvalBatchSize
-	m := cfg.Model
+	m := cfg.Model.ResNet
 	w.spec = ModelSpec{Kind: "resnet", Depth: m.Depth, Classes: w.TrainSet.Classes, CIFARStem: m.Stem == "cifar",
 		ZeroInit: m.ZeroInitResidual, Width: m.Width}
 	return w, nil

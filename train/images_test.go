@@ -19,13 +19,13 @@ import (
 // tinyResNet is a width-reduced ResNet-18 on synthetic CIFAR-shaped images.
 func tinyResNet(t *testing.T) configs.Config {
 	t.Helper()
-	c := configs.Default()
+	c := configs.DefaultFor(configs.KindResNet)
 	c.Name, c.Device, c.Threads, c.RunDir = "tiny-resnet", "cpu", 2, filepath.Join(t.TempDir(), "run")
-	c.Model = configs.ModelConfig{Kind: "resnet", Depth: 18, Width: 0.125, Stem: "cifar", ZeroInitResidual: true,
-		HiddenSize: 1, NumLayers: 1}
-	c.Data.Source, c.Data.SyntheticSamples, c.Data.Classes, c.Data.Workers = "synthetic-cifar", 320, 10, 2
-	c.Train = configs.TrainConfig{Epochs: 2, BatchSize: 32, LogEvery: 5, EvalBatchSize: 64, LabelSmoothing: 0.1,
-		Precision: "fp32", ChannelsLast: true}
+	*c.Model.ResNet = configs.ResNetModel{Depth: 18, Width: 0.125, Stem: "cifar", ZeroInitResidual: true}
+	c.Data.Source = "synthetic-cifar"
+	*c.Data.ResNet = configs.ResNetData{Augment: true, SyntheticSamples: 320, Classes: 10, Workers: 2}
+	c.Train = configs.TrainConfig{Epochs: 2, BatchSize: 32, LogEvery: 5, EvalBatchSize: 64, Precision: "fp32",
+		ResNet: &configs.ResNetTrain{LabelSmoothing: 0.1, ChannelsLast: true}}
 	c.Optimizer = configs.OptimizerConfig{Name: "sgd", LR: 0.05, Momentum: 0.9, Nesterov: true, WeightDecay: 5e-4,
 		Betas: [2]float64{0.9, 0.999}, Eps: 1e-8}
 	c.Schedule = configs.ScheduleConfig{Name: "onecycle", WarmupSteps: 4, StepSize: 1, Gamma: 1}

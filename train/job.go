@@ -161,7 +161,7 @@ func (j *job) buildModel() error {
 		return err
 	}
 	tc := j.cfg.Train
-	if err := j.net.SetOptions(torch.NetOptions{LabelSmoothing: tc.LabelSmoothing, BF16: tc.Precision == "bf16", ChannelsLast: tc.ChannelsLast}); err != nil {
+	if err := j.net.SetOptions(netOptions(j.cfg)); err != nil {
 		return &InputError{err}
 	}
 	torch.SetCudnnBenchmark(tc.CudnnBenchmark)

@@ -27,8 +27,8 @@ func tinyConfig(t *testing.T) configs.Config {
 	t.Helper()
 	c := configs.Default()
 	c.Device, c.Threads, c.RunDir = "cpu", 1, filepath.Join(t.TempDir(), "run")
-	c.Data.Days, c.Data.LookbackHours, c.Data.HorizonHours = 30, 24, 6
-	c.Model.HiddenSize, c.Model.NumLayers = 8, 1
+	c.Data.LSTM.Days, c.Data.LSTM.LookbackHours, c.Data.LSTM.HorizonHours = 30, 24, 6
+	c.Model.LSTM.HiddenSize, c.Model.LSTM.NumLayers = 8, 1
 	c.Train.Epochs, c.Train.BatchSize, c.Train.LogEvery = 1, 32, 5
 	c.Schedule.WarmupSteps = 2
 	c.Checkpoint.EverySteps, c.Checkpoint.EverySeconds, c.Checkpoint.Keep = 2, 0, 100

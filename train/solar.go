@@ -87,24 +87,26 @@ type SolarData struct {
 	Repairs []solar.Repair // repairs made while reading the file
 }
 
-// LoadSolar generates or reads the PV series that dc names and cuts it into windows.
+// LoadSolar generates or reads the PV series that dc names and cuts it into windows. dc is the
+// data section of an LSTM config (dc.LSTM is set).
 func LoadSolar(dc configs.DataConfig, seed uint64) (*SolarData, error) {
+	l := dc.LSTM
 	var s *solar.Series
 	var err error
 	switch dc.Source {
 	case "synthetic":
 		s, err = solar.Generate(solar.SynthConfig{
-			Latitude: dc.Latitude, Longitude: dc.Longitude, Start: dc.Start, Days: dc.Days,
-			CapacityKW: dc.CapacityKW, CloudPersistence: dc.CloudPersistence, Noise: dc.Noise, Seed: seed,
+			Latitude: l.Latitude, Longitude: l.Longitude, Start: l.Start, Days: l.Days,
+			CapacityKW: l.CapacityKW, CloudPersistence: l.CloudPersistence, Noise: l.Noise, Seed: seed,
 		})
 	case "csv":
-		gapFill := dc.MaxGapFillHours
+		gapFill := l.MaxGapFillHours
 		if gapFill == 0 {
 			gapFill = -1 // the config's 0 means "fill nothing"; the reader's 0 means its default
 		}
 		s, err = solar.ReadCSV(dc.Path, solar.CSVOptions{
-			TimeColumn: dc.TimestampColumn, PowerColumn: dc.PowerColumn, PowerInWatts: dc.PowerUnit == "W",
-			CapacityKW: dc.CapacityKW, Site: &solar.Site{Latitude: dc.Latitude, Longitude: dc.Longitude},
+			TimeColumn: l.TimestampColumn, PowerColumn: l.PowerColumn, PowerInWatts: l.PowerUnit == "W",
+			CapacityKW: l.CapacityKW, Site: &solar.Site{Latitude: l.Latitude, Longitude: l.Longitude},
 			MaxGapFillHours: gapFill,
 		})
 	case "pvgis":
@@ -116,7 +118,7 @@ func LoadSolar(dc configs.DataConfig, seed uint64) (*SolarData, error) {
 		return nil, err
 	}
 	ds, err := solar.MakeDataset(s, solar.WindowConfig{
-		Lookback: dc.LookbackHours, Horizon: dc.HorizonHours, TrainFrac: dc.TrainFrac, ValFrac: dc.ValFrac,
+		Lookback: l.LookbackHours, Horizon: l.HorizonHours, TrainFrac: l.TrainFrac, ValFrac: l.ValFrac,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Source, err)

@@ -17,7 +17,7 @@ import (
 // beats the day-ahead persistence forecast.
 func TestSolarTrainingBeatsPersistence(t *testing.T) {
 	cfg := configs.Default()
-	cfg.Data.Days = 730
+	cfg.Data.LSTM.Days = 730
 	data, err := train.LoadSolar(cfg.Data, 3)
 	require.NoError(t, err)
 	task := &train.SolarTask{Data: data.Dataset, EvalBatch: 1024}

@@ -13,9 +13,9 @@ import (
 	"spottrain/metrics"
 )
 
-// strategyFor builds the checkpoint strategy cfg names, with the validation metric it watches
-// (one of the workload's metrics; "" = its main one) and whether smaller or larger values are
-// better ("min" or "max": checkpoint.mode, or the metric's declared direction). The config's
+// strategyFor builds the checkpoint strategy of the validated cfg, with the validation metric it
+// watches (one of the workload's metrics; "" = its main one) and whether smaller or larger values
+// are better ("min" or "max": checkpoint.mode, or the metric's declared direction). The config's
 // times are spot time: divided by interrupts.time_scale, they become the trainer's wall time.
 func strategyFor(cfg configs.Config, declared metrics.Set) (s checkpoint.Strategy, metric, mode string, err error) {
 	k := cfg.Checkpoint
@@ -34,13 +34,10 @@ func strategyFor(cfg configs.Config, declared metrics.Set) (s checkpoint.Strateg
 	wall := func(spotSeconds float64) time.Duration {
 		return time.Duration(spotSeconds / cfg.Interrupts.TimeScale * float64(time.Second))
 	}
-	s, err = checkpoint.NewStrategy(checkpoint.StrategyConfig{
+	s = checkpoint.NewStrategy(checkpoint.StrategyConfig{
 		Name: k.Strategy, EverySteps: k.EverySteps, Every: wall(k.EverySeconds), Min: wall(k.MinSeconds),
 		Max: wall(k.MaxSeconds), PriorMTBI: wall(k.PriorMTBISeconds), EMA: k.EMA, Mode: mode,
 	})
-	if err != nil {
-		return nil, "", "", &InputError{err}
-	}
 	return s, metric, mode, nil
 }
 

@@ -32,7 +32,7 @@ type workload interface {
 // newWorkload loads the data cfg names and makes its workload.
 func newWorkload(cfg configs.Config, log io.Writer) (workload, error) {
 	switch cfg.Model.Kind {
-	case "lstm":
+	case configs.KindLSTM:
 		ds, err := LoadSolar(cfg.Data, cfg.Seed)
 		if err != nil {
 			return nil, err
@@ -40,18 +40,28 @@ func newWorkload(cfg configs.Config, log io.Writer) (workload, error) {
 		for _, r := range ds.Repairs {
 			fmt.Fprintf(log, "data: repaired %s\n", r)
 		}
-		m := cfg.Model
+		m := cfg.Model.LSTM
 		return &solarWorkload{
 			SolarTask: SolarTask{Data: ds.Dataset, EvalBatch: cfg.Train.EvalBatchSize},
 			source:    ds.Source,
 			spec: ModelSpec{Kind: "lstm", Inputs: ds.Train.Features, Hidden: m.HiddenSize, Layers: m.NumLayers,
 				Dropout: m.Dropout, Horizon: ds.Train.Horizon},
 		}, nil
-	case "resnet":
+	case configs.KindResNet:
 		return newImageWorkload(cfg)
 	default:
 		return nil, fmt.Errorf("unknown model kind %q", cfg.Model.Kind)
 	}
+}
+
+// netOptions returns how the network of cfg trains: its precision, and for a ResNet its label
+// smoothing and memory format.
+func netOptions(cfg configs.Config) torch.NetOptions {
+	o := torch.NetOptions{BF16: cfg.Train.Precision == "bf16"}
+	if r := cfg.Train.ResNet; r != nil {
+		o.LabelSmoothing, o.ChannelsLast = r.LabelSmoothing, r.ChannelsLast
+	}
+	return o
 }
 
 type solarWorkload struct {

@@ -268,8 +268,8 @@ func lstmTrain() []string {
 func tiny(runDir string) []string {
 	var args []string
 	for _, kv := range []string{
-		"data.days=30", "data.lookback_hours=24", "data.horizon_hours=6", "train.epochs=1",
-		"model.hidden_size=8", "model.num_layers=1", "train.log_every=5", "device=cpu", "threads=1",
+		"data.lstm.days=30", "data.lstm.lookback_hours=24", "data.lstm.horizon_hours=6", "train.epochs=1",
+		"model.lstm.hidden_size=8", "model.lstm.num_layers=1", "train.log_every=5", "device=cpu", "threads=1",
 		"run_dir=" + runDir, "interrupts.time_scale=1",
 	} {
 		args = append(args, "--set", kv)
@@ -329,24 +329,25 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-// TestBadInput runs commands whose config, flags or data are wrong: each exits with status 2 and
-// one line on stderr that starts with want, and trains nothing.
-func TestBadInput(t *testing.T) {
-	t.Parallel()
-	const good = "name: t\ndata:\n  days: 30\n  lookback_hours: 24\n  horizon_hours: 6\n" +
-		"model:\n  hidden_size: 8\n  num_layers: 1\ndevice: cpu\nthreads: 1\ntrain:\n  epochs: 1\n"
+// badInput is a command whose config, flags or data are wrong.
+type badInput struct {
+	name  string
+	files map[string]string // relative path -> content, written into the working directory
+	args  []string
+	want  string   // prefix of the message after "spottrain: "
+	also  []string // other substrings of it
+}
+
+// badInputs are the cases of TestBadInput.
+func badInputs() []badInput {
+	const good = "name: t\ndata:\n  lstm:\n    days: 30\n    lookback_hours: 24\n    horizon_hours: 6\n" +
+		"model:\n  lstm:\n    hidden_size: 8\n    num_layers: 1\ndevice: cpu\nthreads: 1\ntrain:\n  epochs: 1\n"
 	csvJob := func(path string) string {
-		return "name: t\ndata:\n  source: csv\n  path: " + path + "\n  lookback_hours: 24\n  horizon_hours: 6\n" +
-			"model:\n  hidden_size: 8\n  num_layers: 1\ndevice: cpu\nthreads: 1\n"
+		return "name: t\ndata:\n  source: csv\n  path: " + path + "\n  lstm:\n    lookback_hours: 24\n    horizon_hours: 6\n" +
+			"model:\n  lstm:\n    hidden_size: 8\n    num_layers: 1\ndevice: cpu\nthreads: 1\n"
 	}
 	const header = "timestamp,power_kw\n"
-	for _, tt := range []struct {
-		name  string
-		files map[string]string // relative path -> content, written into the working directory
-		args  []string
-		want  string   // prefix of the message after "spottrain: "
-		also  []string // other substrings of it
-	}{
+	return []badInput{
 		// Config files: file:line: key: message.
 		{name: "UnknownKey", files: map[string]string{"job.yaml": "name: t\ntrain:\n  epochs: 1\n  bogus: 3\n"},
 			args: []string{"train", "--config", "job.yaml"}, want: "job.yaml:4: train.bogus: unknown key"},
@@ -382,8 +383,11 @@ func TestBadInput(t *testing.T) {
 			args: []string{"train", "--config", "job.yaml", "--set", "train.epochs=many"},
 			want: `--set train.epochs=many: train.epochs: must be an integer (got "many")`},
 		{name: "SetOutOfRange", files: map[string]string{"job.yaml": good},
-			args: []string{"train", "--config", "job.yaml", "--set", "model.hidden_size=0"},
-			want: "--set model.hidden_size=0: model.hidden_size: must be in [1, 4096] (got 0)"},
+			args: []string{"train", "--config", "job.yaml", "--set", "model.lstm.hidden_size=0"},
+			want: "--set model.lstm.hidden_size=0: model.lstm.hidden_size: must be in [1, 4096] (got 0)"},
+		{name: "SetMovedKey", files: map[string]string{"job.yaml": good},
+			args: []string{"train", "--config", "job.yaml", "--set", "model.depth=34"},
+			want: "--set model.depth=34: model.depth: moved to model.resnet.depth, only for model.kind resnet (model.kind is lstm)"},
 		{name: "SetLastWins", files: map[string]string{"job.yaml": good},
 			args: []string{"train", "--config", "job.yaml", "--set", "train.epochs=0", "--set", "train.epochs=-2"},
 			want: "--set train.epochs=-2: train.epochs: must be >= 1 (got -2)"},
@@ -411,9 +415,16 @@ func TestBadInput(t *testing.T) {
 		}, args: []string{"train", "--config", "site/job.yaml"}, want: "site/pv.csv", also: []string{"2 hours"}},
 		{name: "CSVMissing", files: map[string]string{"site/job.yaml": csvJob("pv.csv")},
 			args: []string{"train", "--config", "site/job.yaml"}, want: "", also: []string{"site/pv.csv", "no such file"}},
-		{name: "SyntheticTooShort", args: append(append(lstmTrain(), tiny("run")...), "--set", "data.days=8"),
+		{name: "SyntheticTooShort", args: append(append(lstmTrain(), tiny("run")...), "--set", "data.lstm.days=8"),
 			want: "", also: []string{"192 hours", "200"}},
-	} {
+	}
+}
+
+// TestBadInput runs commands whose config, flags or data are wrong: each exits with status 2 and
+// one line on stderr that starts with want, and trains nothing.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	for _, tt := range badInputs() {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
@@ -566,7 +577,7 @@ func checkRun(t *testing.T, r result, dir, name, runDir string, epochs int) metr
 	cfg, err := configs.Load(path, nil)
 	require.NoError(t, err, "config.yaml loads back")
 	assert.Equal(t, name, cfg.Name)
-	assert.Equal(t, 8, cfg.Model.HiddenSize)
+	assert.Equal(t, 8, cfg.Model.LSTM.HiddenSize)
 	return m
 }
 
@@ -579,12 +590,14 @@ name: cli-test
 device: cpu
 threads: 1
 model:
-  hidden_size: 8
-  num_layers: 1
+  lstm:
+    hidden_size: 8
+    num_layers: 1
 data:
-  days: 30
-  lookback_hours: 24
-  horizon_hours: 6
+  lstm:
+    days: 30
+    lookback_hours: 24
+    horizon_hours: 6
 train:
   epochs: 2
   log_every: 5
@@ -632,14 +645,16 @@ threads: 1
 data:
   source: csv
   path: pv.csv           # relative to this file
-  capacity_kw: 0
-  latitude: 52.5
-  longitude: 13.4
-  lookback_hours: 24
-  horizon_hours: 6
+  lstm:
+    capacity_kw: 0
+    latitude: 52.5
+    longitude: 13.4
+    lookback_hours: 24
+    horizon_hours: 6
 model:
-  hidden_size: 8
-  num_layers: 1
+  lstm:
+    hidden_size: 8
+    num_layers: 1
 train:
   epochs: 1
   log_every: 5

@@ -54,6 +54,20 @@ type runJob struct {
 	out io.Writer
 }
 
+// trainer returns a maker of the job's trainer command: the program self's train with the job's
+// config flags, setDir and --force if given, its output to out.
+func (job *runJob) trainer(self, setDir string, out io.Writer) func() *exec.Cmd {
+	args := append([]string{"train"}, job.flags.args(setDir)...)
+	if job.force {
+		args = append(args, "--force")
+	}
+	return func() *exec.Cmd {
+		cmd := exec.Command(self, args...)
+		cmd.Stdout, cmd.Stderr = out, out
+		return cmd
+	}
+}
+
 // runOutcome is what a run did.
 type runOutcome struct {
 	runDir    string
@@ -121,21 +135,9 @@ func runOne(ctx context.Context, job *runJob) (*runOutcome, error) {
 	}
 	defer evlog.Close()
 
-	pc := cfg.Interrupts.Preemption(job.index)
-	childArgs := append([]string{"train"}, job.flags.args(setDir)...)
-	if job.force {
-		childArgs = append(childArgs, "--force")
-	}
-	command := func() *exec.Cmd {
-		cmd := exec.Command(self, childArgs...)
-		cmd.Stdout, cmd.Stderr = out, out
-		return cmd
-	}
-	var runner *preemption.Runner
-	if cfg.Interrupts.Pattern == "none" {
-		pc = pc.WithDefaults()
-		runner = &preemption.Runner{Command: command, Grace: pc.Grace, RestartDelay: pc.RestartDelay, TimeScale: pc.TimeScale}
-	} else if runner, err = preemption.NewRunner(pc, command); err != nil {
+	pc := cfg.Interrupts.ForRun(job.index)
+	runner, err := preemption.NewRunner(pc, job.trainer(self, setDir, out)) // pattern none: never interrupts
+	if err != nil {
 		return nil, err // validated with the config already
 	}
 	// OnEvent runs on Run's goroutine, and o is read after Run returns.

@@ -27,8 +27,8 @@ import (
 func spotJob(extra ...string) []string {
 	var args []string
 	for _, kv := range append([]string{
-		"device=cpu", "threads=1", "data.days=365", "data.lookback_hours=24", "data.horizon_hours=6",
-		"model.hidden_size=32", "model.num_layers=1", "train.epochs=20", "train.log_every=10",
+		"device=cpu", "threads=1", "data.lstm.days=365", "data.lstm.lookback_hours=24", "data.lstm.horizon_hours=6",
+		"model.lstm.hidden_size=32", "model.lstm.num_layers=1", "train.epochs=20", "train.log_every=10",
 		"interrupts.time_scale=3600", "interrupts.every=2h", "interrupts.jitter=0",
 		"interrupts.no_notice_share=0.5", "interrupts.seed=1", "interrupts.restart_delay=1m",
 		"checkpoint.every_seconds=900",
@@ -228,12 +228,20 @@ func TestConfigShow(t *testing.T) {
 	for _, re := range []string{
 		`(?m)^  epochs: 3 # --set train.epochs=3$`,
 		`(?m)^  strategy: adaptive # configs/strategies/adaptive.yaml:\d+$`,
-		`(?m)^  hidden_size: 64 # configs/models/lstm-solar.yaml:\d+$`,
+		`(?m)^    hidden_size: 64 # configs/models/lstm-solar.yaml:\d+$`,
 		`(?m)^  pattern: bursty # configs/experiments/lstm-adaptive-bursty.yaml:\d+$`,
-		`(?m)^  depth: 50 # default$`,
+		`(?m)^  every_steps: 0 # default$`,
 	} {
 		assert.Regexp(t, regexp.MustCompile(re), r.stdout)
 	}
+	assert.NotRegexp(t, regexp.MustCompile(`(?m)^ *(resnet|depth|label_smoothing|workers):`), r.stdout, "no ResNet key in an LSTM config")
+	r = spottrain(t, dir, "config", "show", "resnet50-ondemand", "--origins")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	assert.Regexp(t, regexp.MustCompile(`(?m)^    depth: 50 # configs/models/resnet50-cifar100.yaml:\d+$`), r.stdout)
+	assert.NotRegexp(t, regexp.MustCompile(`(?m)^ *(lstm|hidden_size|lookback_hours|days):`), r.stdout, "no LSTM key in a ResNet config")
+	r = spottrain(t, dir, "config", "show", "lstm-ondemand", "--set", "model.depth=34")
+	assert.Equal(t, 2, r.code)
+	assert.Equal(t, "--set model.depth=34: model.depth: moved to model.resnet.depth, only for model.kind resnet (model.kind is lstm)", errorLine(t, r.stderr))
 
 	r = spottrain(t, dir, "config", "list")
 	require.Equal(t, 0, r.code)
@@ -241,7 +249,7 @@ func TestConfigShow(t *testing.T) {
 	assert.Contains(t, r.stdout, "\n  lstm-milestone-bursty\n")
 
 	// Another tree, and its errors.
-	testutil.WriteFile(t, filepath.Join(dir, "tree", "models", "m.yaml"), "model:\n  hidden_size: 8\n")
+	testutil.WriteFile(t, filepath.Join(dir, "tree", "models", "m.yaml"), "model:\n  lstm:\n    hidden_size: 8\n")
 	testutil.WriteFile(t, filepath.Join(dir, "tree", "experiments", "e.yaml"), "layers:\n  model: m\n  strategy: fixed\n")
 	r = spottrain(t, dir, "config", "show", "e", "--config-dir", "tree")
 	assert.Equal(t, 2, r.code)

@@ -78,13 +78,13 @@ func trainAndReport(ctx context.Context, cfg configs.Config, stdout io.Writer, o
 		return err
 	}
 	t := sum.Test
-	if cfg.Model.Kind == "resnet" {
+	if cfg.Model.Kind == configs.KindResNet {
 		fmt.Fprintf(stdout, "\n%s: %d steps in %s; test set (%d images): top-1 %.2f%%, top-5 %.2f%%\nrun dir: %s\n",
 			sum.Name, sum.Result.Steps, sum.Wall.Round(1e7), sum.Samples[2], 100*t["top1"], 100*t["top5"], sum.RunDir)
 		return nil
 	}
 	fmt.Fprintf(stdout, "\n%s: %d steps in %s; test split (%d windows of %d h):\n", sum.Name, sum.Result.Steps,
-		sum.Wall.Round(1e7), sum.Samples[2], cfg.Data.HorizonHours)
+		sum.Wall.Round(1e7), sum.Samples[2], cfg.Data.LSTM.HorizonHours)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "forecast\tMAE kW\tRMSE kW\t")
 	fmt.Fprintf(tw, "LSTM\t%.4f\t%.4f\t\n", t["mae_kw"], t["rmse_kw"])

@@ -16,9 +16,9 @@ for r in $(seq "$ROUNDS"); do
 	dir=$base/sigterm-$r
 	rm -rf "$dir"
 	log=$(mktemp)
-	"$BIN" demo --set run_dir="$dir" --set model.hidden_size=2430 --set model.num_layers=1 \
-		--set optimizer.name=sgd --set optimizer.momentum=0.9 --set data.days=30 \
-		--set data.lookback_hours=24 --set train.batch_size=2 --set train.log_every=1 \
+	"$BIN" demo --set run_dir="$dir" --set model.lstm.hidden_size=2430 --set model.lstm.num_layers=1 \
+		--set optimizer.name=sgd --set optimizer.momentum=0.9 --set data.lstm.days=30 \
+		--set data.lstm.lookback_hours=24 --set train.batch_size=2 --set train.log_every=1 \
 		--set checkpoint.every_seconds=0 >"$log" 2>&1 &
 	pid=$!
 	until grep -q '^step 3/' "$log"; do
