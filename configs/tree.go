@@ -94,26 +94,6 @@ func (t Tree) File(file string, overrides []string) (Config, error) {
 	return c, err
 }
 
-// ReadSaved reads a config that Config.YAML wrote (a run dir's config.yaml): every key is set, so
-// it does not load the layers it names.
-func ReadSaved(file string) (Config, error) {
-	doc, err := os.ReadFile(file)
-	if err != nil {
-		return Config{}, &Error{File: file, Msg: "cannot read: " + pathErr(err)}
-	}
-	return ParseSaved(file, doc)
-}
-
-// ParseSaved is ReadSaved for a document in memory; name stands for its file in errors.
-func ParseSaved(name string, doc []byte) (Config, error) {
-	top, err := parseDocument(name, doc, "")
-	if err != nil {
-		return Config{}, err
-	}
-	c, _, err := build([]*layer{top})
-	return c, err
-}
-
 // ShowExperiment returns the merged config of an experiment as YAML. With origins, each value
 // carries a comment naming the file and line (or the flag) that set it, or "default".
 func (t Tree) ShowExperiment(name string, overrides []string, origins bool) ([]byte, error) {

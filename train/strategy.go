@@ -1,6 +1,8 @@
 package train
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -102,7 +104,9 @@ func checkResume(cfg configs.Config, cfgHash string, ck *checkpoint.Checkpoint, 
 	if err == nil {
 		old, err = configs.ParseSaved(filepath.Join(ck.Dir, ConfigFile), doc)
 	}
-	if err == nil && old.Hash() != ck.Manifest.ConfigHash {
+	// The file's own hash, not old.Hash(): a config saved by an earlier layout is upgraded when
+	// parsed, and hashes anew.
+	if sum := sha256.Sum256(doc); err == nil && hex.EncodeToString(sum[:]) != ck.Manifest.ConfigHash {
 		err = errors.New("it is not the config of the checkpoint")
 	}
 	if err != nil {
