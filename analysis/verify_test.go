@@ -2,7 +2,6 @@ package analysis_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	"spottrain/analysis"
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/events"
 )
 
@@ -442,7 +442,7 @@ func TestVerify(t *testing.T) {
 				1 start
 				1 ckpt 10
 				1 step 14
-				0 child -1 caused=false
+				0 child -1 uncaused
 				0 restart
 				2 start
 				2 resume 10
@@ -457,7 +457,7 @@ func TestVerify(t *testing.T) {
 				1 ckpt 10
 				1 step 12
 				1 exit 1 12 out of memory
-				0 child 1 caused=false
+				0 child 1 uncaused
 				0 restart
 				2 start
 				2 resume 10
@@ -603,7 +603,7 @@ func TestReadRun(t *testing.T) {
 		0 kill
 		0 child -1
 		0 restart
-		2 start pid=4242 total_steps=31
+		2 start 4242 31
 		2 invalid step-00000012 manifest.json is missing
 		2 resume 10
 		2 emergency 17
@@ -614,11 +614,14 @@ func TestReadRun(t *testing.T) {
 	assert.Equal(t, dir, r.Dir)
 
 	require.Len(t, r.Runner, 3)
-	for i, typ := range []string{events.InterruptSent, events.ChildExit, events.Restart} {
-		assert.Equal(t, typ, r.Runner[i].Type)
+	for i, p := range []events.Payload{
+		events.InterruptSent{Kind: codes.Kill, Reason: codes.Schedule, PID: 11},
+		events.ChildExit{PID: 11, Code: -1, Signal: "killed", Caused: true},
+		events.Restart{Attempt: 1, DelayS: 0.5},
+	} {
+		assert.Equal(t, p, r.Runner[i].Payload)
 		assert.Equal(t, 0, r.Runner[i].Incarnation)
 	}
-	assert.Equal(t, -1.0, r.Runner[1].Fields["code"])
 
 	require.Len(t, r.Incarnations, 2)
 	one, two := r.Incarnations[0], r.Incarnations[1]
@@ -802,12 +805,11 @@ func ckptDir(dir string, step int) string { return filepath.Join(dir, checkpoint
 // writeEvents writes dir's events.jsonl from desc, one event (or a few) a line, one second
 // apart, and returns the steps of the checkpoints the trainers committed. A line is
 //
-//	INCARNATION VERB ARGS... [KEY=VALUE...]
+//	INCARNATION VERB ARGS...
 //
-// where the KEY=VALUEs (an int, a float, a bool or a string) set fields of the verb's last
-// event. The verbs, with the required fields filled in:
+// The verbs, with the required fields filled in:
 //
-//	start                run_start (pid 10+incarnation, total_steps 30)
+//	start [PID [TOTAL]]  run_start (pid 10+incarnation, total_steps 30)
 //	resume S             resume at step S from its checkpoint
 //	step S               progress at step S
 //	begin S [REASON]     checkpoint_begin (periodic)
@@ -819,140 +821,120 @@ func ckptDir(dir string, step int) string { return filepath.Join(dir, checkpoint
 //	exit CODE S [WORDS]  exit (reason "done" or the words)
 //	invalid NAME WORDS   checkpoint_invalid of dir/NAME, the words the reason
 //	notice, kill         the runner's interrupt_sent of that kind
-//	child CODE           the runner's child_exit (signal "killed" for code -1, caused true)
+//	child CODE [uncaused]  the runner's child_exit (signal "killed" for code -1; caused unless uncaused)
 //	restart              the runner's restart
-//	TYPE                 any other event type, with the KEY=VALUEs only
 func writeEvents(t *testing.T, dir, desc string) []int64 {
 	t.Helper()
-	var (
-		buf       bytes.Buffer
-		n         int // events written
-		committed []int64
-		restarts  int
-	)
+	w := &eventWriter{t: t, dir: dir}
 	for l := range strings.Lines(desc) {
 		words := strings.Fields(l)
 		if len(words) == 0 {
 			continue
 		}
 		require.GreaterOrEqual(t, len(words), 2, "event line %q", l)
-		inc := atoi(t, words[0])
-		var args []string
-		over := map[string]any{}
-		for _, w := range words[2:] {
-			if k, v, ok := strings.Cut(w, "="); ok {
-				over[k] = value(v)
-			} else {
-				args = append(args, w)
-			}
-		}
-		emit := func(typ string, fields map[string]any) {
-			fields["time"], fields["type"], fields["incarnation"] = at(n).Format(time.RFC3339Nano), typ, inc
-			data, err := json.Marshal(fields)
-			require.NoError(t, err)
-			buf.Write(append(data, '\n'))
-			n++
-		}
-		arg := func(i int) int {
-			require.Greater(t, len(args), i, "event line %q: argument %d missing", l, i+1)
-			return atoi(t, args[i])
-		}
-		rest := func(i int, def string) string { // the arguments from i on
-			if len(args) > i {
-				return strings.Join(args[i:], " ")
-			}
-			return def
-		}
-		begin := func(step int, reason string) {
-			emit(events.CheckpointBegin, map[string]any{"step": step, "reason": reason})
-		}
-		commit := func(step int, reason string) {
-			committed = append(committed, int64(step))
-			emit(events.CheckpointCommit, map[string]any{"step": step, "reason": reason,
-				"blocking_ms": 1.5, "persist_ms": 20.25, "bytes": 1000, "dir": ckptDir(dir, step)})
-		}
-		switch verb := words[1]; verb {
-		case "start":
-			emit(events.RunStart, map[string]any{"config_hash": "9f86d081", "device": "cpu",
-				"pid": 10 + inc, "libtorch": "1.13.1", "total_steps": 30})
-		case "resume":
-			emit(events.Resume, map[string]any{"step": arg(0), "epoch": arg(0) / 15, "batch": arg(0) % 15,
-				"dir": ckptDir(dir, arg(0))})
-		case "step":
-			emit(events.Progress, map[string]any{"step": arg(0), "epoch": arg(0) / 15, "loss": 0.5})
-		case "begin":
-			begin(arg(0), rest(1, checkpoint.ReasonPeriodic))
-		case "commit":
-			commit(arg(0), rest(1, checkpoint.ReasonPeriodic))
-		case "ckpt":
-			begin(arg(0), rest(1, checkpoint.ReasonPeriodic))
-			commit(arg(0), rest(1, checkpoint.ReasonPeriodic))
-		case "final":
-			begin(arg(0), checkpoint.ReasonFinal)
-			commit(arg(0), checkpoint.ReasonFinal)
-		case "emergency":
-			emit(events.SignalReceived, map[string]any{"signal": "terminated", "step": arg(0), "wait_ms": 3.0})
-			begin(arg(0), checkpoint.ReasonEmergency)
-			emit(events.EmergencyCheckpoint, map[string]any{"step": arg(0), "reason": checkpoint.ReasonEmergency})
-			commit(arg(0), checkpoint.ReasonEmergency)
-		case "epoch":
-			emit(events.EpochEnd, map[string]any{"epoch": arg(0), "step": arg(1), "train_loss": 0.4,
-				"metrics": map[string]float64{"rmse_kw": 0.4}})
-		case "exit":
-			emit(events.Exit, map[string]any{"code": arg(0), "step": arg(1), "reason": rest(2, "done")})
-		case "invalid":
-			require.NotEmpty(t, args, "event line %q: no directory", l)
-			emit(events.CheckpointInvalid, map[string]any{"dir": filepath.Join(dir, args[0]), "reason": rest(1, "")})
-		case "notice", "kill":
-			emit(events.InterruptSent, map[string]any{"kind": verb, "reason": "schedule", "pid": 11 + restarts})
-		case "child":
-			signal := ""
-			if arg(0) == -1 {
-				signal = "killed"
-			}
-			emit(events.ChildExit, map[string]any{"pid": 11 + restarts, "code": arg(0), "signal": signal, "caused": true})
-		case "restart":
-			restarts++
-			emit(events.Restart, map[string]any{"attempt": restarts, "delay_s": 0.5})
-		default:
-			emit(verb, map[string]any{})
-		}
-		if len(over) > 0 {
-			rewriteLast(t, &buf, over)
-		}
+		w.line, w.inc, w.args = l, atoi(t, words[0]), words[2:]
+		w.verb(words[1])
 	}
-	writeFile(t, filepath.Join(dir, events.FileName), buf.String())
-	return committed
+	writeFile(t, filepath.Join(dir, events.FileName), w.buf.String())
+	return w.committed
 }
 
-// rewriteLast sets fields of the last line of buf.
-func rewriteLast(t *testing.T, buf *bytes.Buffer, fields map[string]any) {
-	t.Helper()
-	data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	start := bytes.LastIndexByte(data, '\n') + 1
-	var line map[string]any
-	require.NoError(t, json.Unmarshal(data[start:], &line))
-	for k, v := range fields {
-		line[k] = v
-	}
-	out, err := json.Marshal(line)
-	require.NoError(t, err)
-	buf.Truncate(start)
-	buf.Write(append(out, '\n'))
+// eventWriter is the state of writeEvents.
+type eventWriter struct {
+	t         *testing.T
+	dir       string
+	buf       bytes.Buffer
+	n         int // events written
+	committed []int64
+	restarts  int
+	// the line being written
+	line string
+	inc  int
+	args []string
 }
 
-// value is the JSON value of a KEY=VALUE: an int, a float, a bool or a string.
-func value(s string) any {
-	if i, err := strconv.Atoi(s); err == nil {
-		return i
+// verb writes the events of the verb of the current line.
+func (w *eventWriter) verb(verb string) {
+	switch verb {
+	case "start":
+		p := events.RunStart{ConfigHash: "9f86d081", Device: "cpu", PID: 10 + w.inc, Libtorch: "1.13.1", TotalSteps: 30}
+		if len(w.args) > 0 {
+			p.PID = w.arg(0)
+		}
+		if len(w.args) > 1 {
+			p.TotalSteps = w.arg(1)
+		}
+		w.emit(p)
+	case "resume":
+		w.emit(events.Resume{Step: w.arg(0), Epoch: w.arg(0) / 15, Batch: w.arg(0) % 15, Dir: ckptDir(w.dir, w.arg(0))})
+	case "step":
+		w.emit(events.Progress{Step: w.arg(0), Epoch: w.arg(0) / 15, Loss: 0.5})
+	case "begin":
+		w.begin(w.arg(0), codes.CheckpointReason(w.rest(1, string(codes.Periodic))))
+	case "commit":
+		w.commit(w.arg(0), codes.CheckpointReason(w.rest(1, string(codes.Periodic))))
+	case "ckpt":
+		w.begin(w.arg(0), codes.CheckpointReason(w.rest(1, string(codes.Periodic))))
+		w.commit(w.arg(0), codes.CheckpointReason(w.rest(1, string(codes.Periodic))))
+	case "final":
+		w.begin(w.arg(0), codes.Final)
+		w.commit(w.arg(0), codes.Final)
+	case "emergency":
+		w.emit(events.SignalReceived{Signal: "terminated", Step: w.arg(0), WaitMS: 3})
+		w.begin(w.arg(0), codes.Emergency)
+		w.emit(events.EmergencyCheckpoint{Step: w.arg(0), Reason: codes.Emergency})
+		w.commit(w.arg(0), codes.Emergency)
+	case "epoch":
+		w.emit(events.EpochEnd{Epoch: w.arg(0), Step: w.arg(1), TrainLoss: 0.4, Metrics: map[string]float64{"rmse_kw": 0.4}})
+	case "exit":
+		w.emit(events.Exit{Code: w.arg(0), Step: w.arg(1), Reason: w.rest(2, "done")})
+	case "invalid":
+		require.NotEmpty(w.t, w.args, "event line %q: no directory", w.line)
+		w.emit(events.CheckpointInvalid{Dir: filepath.Join(w.dir, w.args[0]), Reason: w.rest(1, "")})
+	case "notice", "kill":
+		w.emit(events.InterruptSent{Kind: codes.InterruptKind(verb), Reason: codes.Schedule, PID: 11 + w.restarts})
+	case "child":
+		p := events.ChildExit{PID: 11 + w.restarts, Code: w.arg(0), Caused: w.rest(1, "") != "uncaused"}
+		if p.Code == -1 {
+			p.Signal = "killed"
+		}
+		w.emit(p)
+	case "restart":
+		w.restarts++
+		w.emit(events.Restart{Attempt: w.restarts, DelayS: 0.5})
+	default:
+		w.t.Fatalf("event line %q: unknown verb %q", w.line, verb)
 	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		return f
+}
+
+func (w *eventWriter) emit(p events.Payload) {
+	line, err := events.Encode(at(w.n), w.inc, p)
+	require.NoError(w.t, err)
+	w.buf.Write(line)
+	w.n++
+}
+
+// arg is the i-th argument of the line, an integer.
+func (w *eventWriter) arg(i int) int {
+	require.Greater(w.t, len(w.args), i, "event line %q: argument %d missing", w.line, i+1)
+	return atoi(w.t, w.args[i])
+}
+
+// rest is the arguments of the line from i on, or def if there are none.
+func (w *eventWriter) rest(i int, def string) string {
+	if len(w.args) > i {
+		return strings.Join(w.args[i:], " ")
 	}
-	if b, err := strconv.ParseBool(s); err == nil {
-		return b
-	}
-	return s
+	return def
+}
+
+func (w *eventWriter) begin(step int, reason codes.CheckpointReason) {
+	w.emit(events.CheckpointBegin{Step: step, Reason: reason})
+}
+
+func (w *eventWriter) commit(step int, reason codes.CheckpointReason) {
+	w.committed = append(w.committed, int64(step))
+	w.emit(events.CheckpointCommit{Step: step, Reason: reason, BlockingMS: 1.5, PersistMS: 20.25, Bytes: 1000, Dir: ckptDir(w.dir, step)})
 }
 
 func atoi(t *testing.T, s string) int {
@@ -974,7 +956,7 @@ func commitCheckpoints(t *testing.T, dir string, steps []int64) {
 		writePayload(t, p, step)
 		_, err = p.Commit(checkpoint.Manifest{
 			RunID: "test-run", ConfigHash: "9f86d081", Epoch: int(step) / 15, Step: step, Batch: int(step) % 15,
-			Loss: 0.5, Libtorch: "1.13.1", Device: "cpu", Reason: checkpoint.ReasonPeriodic, Time: at(int(step)),
+			Loss: 0.5, Libtorch: "1.13.1", Device: "cpu", Reason: codes.Periodic, Time: at(int(step)),
 		})
 		require.NoError(t, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 )
 
 // file is one payload file; payloads are written in this order.
@@ -44,7 +45,7 @@ func testManifest(step int64) checkpoint.Manifest {
 		ComputeSeconds: 3600.5,
 		Libtorch:       "1.13.1",
 		Device:         "cpu",
-		Reason:         checkpoint.ReasonPeriodic,
+		Reason:         codes.Periodic,
 		Time:           time.Date(2025, 11, 24, 20, 42, 7, 123456789, time.UTC),
 	}
 }

@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
 	"time"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/configs"
 	"spottrain/events"
 	"spottrain/torch"
@@ -166,19 +167,19 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 	defer func() {
 		// step is required: a process that stops before the loop (a refused config, a failed
 		// restore) has done no step.
-		fields := map[string]any{"code": ExitCode(err), "reason": "done", "step": 0}
+		exit := events.Exit{Code: ExitCode(err), Reason: "done", Step: 0}
 		if err != nil {
-			fields["reason"] = err.Error()
+			exit.Reason = err.Error()
 		}
 		if sum != nil && sum.Result != nil {
-			fields["step"] = sum.Result.Steps
+			exit.Step = sum.Result.Steps
 		}
 		var pe *PreemptedError
 		if errors.As(err, &pe) {
-			fields["signal"] = pe.Notice.Signal.String()
-			fields["signal_to_exit_ms"] = time.Since(pe.Notice.At).Milliseconds()
+			ms := time.Since(pe.Notice.At).Milliseconds()
+			exit.Signal, exit.SignalToExitMS = pe.Notice.Signal.String(), &ms
 		}
-		ev.Emit(events.Exit, fields)
+		ev.Emit(exit)
 	}()
 
 	// The saved config names the data file by its absolute path, so it loads again from anywhere.
@@ -192,8 +193,8 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		Name: cfg.Name, Device: dev, Threads: torch.NumThreads(), Params: net.NumParams(),
 		Samples: work.Samples(), RunDir: cfg.RunDir, ConfigSHA: saved.Hash(),
 	}
-	ev.Emit(events.RunStart, map[string]any{"config_hash": sum.ConfigSHA, "training_hash": saved.TrainingHash(),
-		"device": string(dev), "pid": os.Getpid(), "libtorch": torch.Version(), "total_steps": lc.Schedule.Total})
+	ev.Emit(events.RunStart{ConfigHash: sum.ConfigSHA, TrainingHash: saved.TrainingHash(),
+		Device: string(dev), PID: os.Getpid(), Libtorch: torch.Version(), TotalSteps: lc.Schedule.Total})
 
 	// Resume from the newest valid checkpoint, if there is one.
 	configYAML, err := saved.YAML()
@@ -210,13 +211,13 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 	var from Position
 	for _, inv := range invalid {
 		fmt.Fprintf(log, "warning: skipped invalid checkpoint %s: %s\n", inv.Dir, inv.Reason)
-		ev.Emit(events.CheckpointInvalid, map[string]any{"dir": inv.Dir, "reason": inv.Reason})
+		ev.Emit(events.CheckpointInvalid{Dir: inv.Dir, Reason: inv.Reason})
 	}
 	if pulled != nil && pulled.ck != nil {
 		fmt.Fprintf(log, "downloaded step %d from %s (%.1f MB in %.1f s)\n", pulled.ck.Manifest.Step, remote.URL(),
 			float64(pulled.bytes)/1e6, pulled.took.Seconds())
-		ev.Emit(events.CheckpointDownload, map[string]any{"step": pulled.ck.Manifest.Step, "url": remote.URL(),
-			"bytes": pulled.bytes, "download_ms": pulled.took.Seconds() * 1000})
+		ev.Emit(events.CheckpointDownload{Step: pulled.ck.Manifest.Step, URL: remote.URL(),
+			Bytes: pulled.bytes, DownloadMS: pulled.took.Seconds() * 1000})
 	}
 	if remote != nil {
 		mirror = ck.startMirror(remote, storeOpt, cfg.RunDir, latest, pulled.ck == nil)
@@ -243,7 +244,7 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		if from.Step >= lc.Schedule.Total {
 			fmt.Fprintf(log, "the run is complete: evaluating its final checkpoint (another run_dir trains anew)\n")
 		}
-		ev.Emit(events.Resume, map[string]any{"step": from.Step, "epoch": from.Epoch, "batch": from.Batch, "dir": latest.Dir})
+		ev.Emit(events.Resume{Step: from.Step, Epoch: from.Epoch, Batch: from.Batch, Dir: latest.Dir})
 	}
 	if err := os.WriteFile(filepath.Join(cfg.RunDir, ConfigFile), configYAML, 0o644); err != nil {
 		return sum, err
@@ -280,7 +281,7 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (sum *Summary, er
 		return sum, err
 	}
 	if ck.lastStep != sum.Result.Steps {
-		if err := ck.Save(sum.Result.End, checkpoint.ReasonFinal, sum.Result.lastMetrics()); err != nil {
+		if err := ck.Save(sum.Result.End, codes.Final, sum.Result.lastMetrics()); err != nil {
 			return sum, err
 		}
 	}
@@ -316,18 +317,12 @@ func writeMetrics(dir string, s *Summary) error {
 		return err
 	}
 	for _, e := range evs {
-		if e.Type != events.EpochEnd {
+		p, ok := e.Payload.(events.EpochEnd)
+		if !ok {
 			continue
 		}
-		ep := epoch{Val: Metrics{}}
-		ep.Epoch = int(number(e.Fields["epoch"])) + 1
-		ep.Step = int(number(e.Fields["step"]))
-		ep.TrainLoss = number(e.Fields["train_loss"])
-		if m, ok := e.Fields["metrics"].(map[string]any); ok {
-			for k, v := range m {
-				ep.Val[k] = number(v)
-			}
-		}
+		ep := epoch{Epoch: p.Epoch + 1, Step: p.Step, TrainLoss: p.TrainLoss, Val: Metrics{}}
+		maps.Copy(ep.Val, p.Metrics)
 		for n := len(out.Epochs); n > 0 && out.Epochs[n-1].Epoch >= ep.Epoch; n-- {
 			out.Epochs = out.Epochs[:n-1] // a redone epoch replaces the earlier evaluations
 		}
@@ -338,12 +333,4 @@ func writeMetrics(dir string, s *Summary) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "metrics.json"), append(doc, '\n'), 0o644)
-}
-
-// number reads a number of a decoded event (JSON numbers decode as float64; NaN is a string).
-func number(v any) float64 {
-	if f, ok := v.(float64); ok {
-		return f
-	}
-	return math.NaN()
 }

@@ -26,8 +26,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/configs"
 	"spottrain/events"
+	"spottrain/events/eventstest"
 	"spottrain/train"
 )
 
@@ -105,33 +107,6 @@ func checkAllValid(t *testing.T, runDir string) ([]checkpoint.Checkpoint, []chec
 	return valid, invalid
 }
 
-func readEvents(t *testing.T, runDir string) []events.Event {
-	t.Helper()
-	evs, err := events.Read(filepath.Join(runDir, events.FileName))
-	require.NoError(t, err)
-	return evs
-}
-
-// ofType returns the events of type typ.
-func ofType(evs []events.Event, typ string) []events.Event {
-	var out []events.Event
-	for _, e := range evs {
-		if e.Type == typ {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// intField returns the integer field k of e, failing the test if it is not one.
-func intField(t *testing.T, e events.Event, k string) int {
-	t.Helper()
-	f, ok := e.Fields[k].(float64)
-	require.True(t, ok, "%s event has no number %s: %v", e.Type, k, e.Fields)
-	require.Equal(t, float64(int(f)), f, "%s event: %s is not an integer", e.Type, k)
-	return int(f)
-}
-
 // checkIncarnations checks the shape of a log that several processes wrote in turn: the first
 // event of each incarnation is its run_start, incarnations count up from 1 without a gap, and
 // there is one run_start per incarnation. It returns the number of incarnations.
@@ -141,10 +116,10 @@ func checkIncarnations(t *testing.T, evs []events.Event) int {
 	for i, e := range evs {
 		switch {
 		case e.Incarnation == inc+1:
-			require.Equal(t, events.RunStart, e.Type, "event %d: the first of incarnation %d", i+1, e.Incarnation)
+			require.IsType(t, events.RunStart{}, e.Payload, "event %d: the first of incarnation %d", i+1, e.Incarnation)
 			inc++
 		case e.Incarnation == inc:
-			require.NotEqual(t, events.RunStart, e.Type, "event %d: a second run_start in incarnation %d", i+1, inc)
+			require.NotEqual(t, "run_start", e.Type, "event %d: a second run_start in incarnation %d", i+1, inc)
 		default:
 			t.Fatalf("event %d (%s): incarnation %d after %d", i+1, e.Type, e.Incarnation, inc)
 		}
@@ -288,7 +263,7 @@ func TestCrashCampaign(t *testing.T) {
 
 		// Where it landed: the log tells whether it got as far as its run_start, and whether a
 		// checkpoint it began was committed.
-		evs := readEvents(t, runDir)
+		evs := eventstest.Read(t, runDir)
 		n := checkIncarnations(t, evs)
 		switch {
 		case n == inc:
@@ -328,14 +303,14 @@ func TestCrashCampaign(t *testing.T) {
 	assert.Equal(t, want, got, "final weights after %d kills differ from the uninterrupted run's", killed)
 	checkAllValid(t, runDir)
 
-	evs := readEvents(t, runDir)
+	evs := eventstest.Read(t, runDir)
 	n := checkIncarnations(t, evs)
 	assert.GreaterOrEqual(t, n, printed, "a run_start for every start that printed a line")
 	assert.LessOrEqual(t, n, starts)
-	end := evs[len(evs)-1]
-	assert.Equal(t, events.Exit, end.Type)
-	assert.Equal(t, 0, intField(t, end, "code"))
-	assert.Equal(t, int(total), intField(t, end, "step"))
+	end, ok := evs[len(evs)-1].Payload.(events.Exit)
+	require.True(t, ok, "the last event is an exit: %+v", evs[len(evs)-1])
+	assert.Equal(t, codes.ExitDone, end.Code)
+	assert.Equal(t, int(total), end.Step)
 	doc, err := os.ReadFile(filepath.Join(runDir, "metrics.json"))
 	require.NoError(t, err)
 	var mj metrics
@@ -390,7 +365,7 @@ func writing(evs []events.Event, inc int) bool {
 		if e.Incarnation != inc {
 			continue
 		}
-		switch e.Type {
+		switch e.Payload.(type) {
 		case events.CheckpointBegin:
 			open = true
 		case events.CheckpointCommit:
@@ -432,7 +407,7 @@ func preempt(t *testing.T, dir string, env []string, args []string, target int, 
 	assert.GreaterOrEqual(t, step, int64(target))
 	ck := newest(t, filepath.Join(dir, "run"))
 	assert.Equal(t, step, ck.Manifest.Step, "the newest checkpoint is the emergency one")
-	assert.Equal(t, checkpoint.ReasonEmergency, ck.Manifest.Reason)
+	assert.Equal(t, codes.Emergency, ck.Manifest.Reason)
 	assert.Equal(t, checkpoint.DirName(step), filepath.Base(ck.Dir))
 	return step
 }
@@ -470,32 +445,35 @@ func TestSIGTERMResumesExactly(t *testing.T) {
 
 	// The log: per preemption a signal_received, an emergency_checkpoint and an exit 75 with the
 	// time from the signal to the exit; per restart a resume.
-	evs := readEvents(t, runDir)
+	evs := eventstest.Read(t, runDir)
 	assert.Equal(t, 4, checkIncarnations(t, evs))
 	steps := []int{int(s1), int(s2), int(s3)}
 	var got [3][]int
-	for i, typ := range []string{events.SignalReceived, events.EmergencyCheckpoint, events.Resume} {
-		for _, e := range ofType(evs, typ) {
-			got[i] = append(got[i], intField(t, e, "step"))
-		}
+	for _, e := range eventstest.Of[events.SignalReceived](evs) {
+		got[0] = append(got[0], e.Step)
+		assert.Equal(t, "terminated", e.Signal)
+	}
+	for _, e := range eventstest.Of[events.EmergencyCheckpoint](evs) {
+		got[1] = append(got[1], e.Step)
+	}
+	for _, e := range eventstest.Of[events.Resume](evs) {
+		got[2] = append(got[2], e.Step)
 	}
 	assert.Equal(t, steps, got[0], "signal_received steps")
 	assert.Equal(t, steps, got[1], "emergency_checkpoint steps")
 	assert.Equal(t, steps, got[2], "resume steps")
-	for _, e := range ofType(evs, events.SignalReceived) {
-		assert.Equal(t, "terminated", e.Fields["signal"])
-	}
-	exits := ofType(evs, events.Exit)
+	exits := eventstest.Of[events.Exit](evs)
 	require.Len(t, exits, 4)
 	for i, e := range exits[:3] {
-		assert.Equal(t, 75, intField(t, e, "code"))
-		assert.Equal(t, steps[i], intField(t, e, "step"))
-		assert.Equal(t, "terminated", e.Fields["signal"])
-		ms := intField(t, e, "signal_to_exit_ms")
+		assert.Equal(t, codes.ExitPreempted, e.Code)
+		assert.Equal(t, steps[i], e.Step)
+		assert.Equal(t, "terminated", e.Signal)
+		require.NotNil(t, e.SignalToExitMS, "exit %d has signal_to_exit_ms", i)
+		ms := *e.SignalToExitMS
 		assert.True(t, ms >= 0 && ms < 2000, "signal_to_exit_ms %d", ms)
 	}
-	assert.Equal(t, 0, intField(t, exits[3], "code"))
-	assert.Equal(t, 178, intField(t, exits[3], "step"))
+	assert.Equal(t, codes.ExitDone, exits[3].Code)
+	assert.Equal(t, 178, exits[3].Step)
 }
 
 // TestSecondSignalDoesNotAbortSave sends SIGTERM, and once the emergency checkpoint has begun (its
@@ -528,22 +506,22 @@ func TestSecondSignalDoesNotAbortSave(t *testing.T) {
 	require.NoError(t, err)
 	ck, err := checkpoint.Load(filepath.Join(runDir, checkpoint.DirName(step)))
 	require.NoError(t, err, "the emergency checkpoint")
-	assert.Equal(t, checkpoint.ReasonEmergency, ck.Manifest.Reason)
+	assert.Equal(t, codes.Emergency, ck.Manifest.Reason)
 	weightsOf(t, ck)
 	valid, invalid := checkAllValid(t, runDir)
 	assert.Len(t, valid, 1)
 	assert.Empty(t, invalid, "no leftover")
 
 	// The later signals came while the checkpoint was being written, and started nothing else.
-	evs := readEvents(t, runDir)
-	commits := ofType(evs, events.CheckpointCommit)
-	require.Len(t, commits, 1)
-	assert.True(t, commits[0].Time.After(again), "the checkpoint was committed %v after the later signals", commits[0].Time.Sub(again))
-	assert.Len(t, ofType(evs, events.SignalReceived), 1)
-	assert.Len(t, ofType(evs, events.EmergencyCheckpoint), 1)
-	exits := ofType(evs, events.Exit)
+	evs := eventstest.Read(t, runDir)
+	require.Len(t, eventstest.Of[events.CheckpointCommit](evs), 1)
+	committed := evs[eventstest.Index[events.CheckpointCommit](evs, 0)].Time
+	assert.True(t, committed.After(again), "the checkpoint was committed %v after the later signals", committed.Sub(again))
+	assert.Len(t, eventstest.Of[events.SignalReceived](evs), 1)
+	assert.Len(t, eventstest.Of[events.EmergencyCheckpoint](evs), 1)
+	exits := eventstest.Of[events.Exit](evs)
 	require.Len(t, exits, 1)
-	assert.Equal(t, 75, intField(t, exits[0], "code"))
+	assert.Equal(t, codes.ExitPreempted, exits[0].Code)
 }
 
 // TestCorruptNewestFallsBack damages the newest checkpoint of a preempted run in the ways a disk or
@@ -619,14 +597,14 @@ func TestCorruptNewestFallsBack(t *testing.T) {
 			assert.Equal(t, want, weightsOf(t, newest(t, runDir)), "final weights differ from the uninterrupted run's")
 			checkAllValid(t, runDir)
 
-			evs := readEvents(t, runDir)
-			inv := ofType(evs, events.CheckpointInvalid)
+			evs := eventstest.Read(t, runDir)
+			inv := eventstest.Of[events.CheckpointInvalid](evs)
 			require.Len(t, inv, 1)
-			assert.Equal(t, filepath.Join("run", bad), inv[0].Fields["dir"])
-			assert.Contains(t, inv[0].Fields["reason"], tt.reason)
-			res := ofType(evs, events.Resume)
+			assert.Equal(t, filepath.Join("run", bad), inv[0].Dir)
+			assert.Contains(t, inv[0].Reason, tt.reason)
+			res := eventstest.Of[events.Resume](evs)
 			require.Len(t, res, 1)
-			assert.Equal(t, int(prev), intField(t, res[0], "step"))
+			assert.Equal(t, int(prev), res[0].Step)
 		})
 	}
 }
@@ -655,10 +633,10 @@ func TestSecondTrainerOnSameRunDir(t *testing.T) {
 	valid, invalid := checkAllValid(t, runDir)
 	assert.NotEmpty(t, valid)
 	assert.Empty(t, invalid)
-	assert.Equal(t, checkpoint.ReasonEmergency, valid[len(valid)-1].Manifest.Reason)
-	evs := readEvents(t, runDir)
+	assert.Equal(t, codes.Emergency, valid[len(valid)-1].Manifest.Reason)
+	evs := eventstest.Read(t, runDir)
 	assert.Equal(t, 1, checkIncarnations(t, evs), "the second trainer wrote no event")
-	assert.Len(t, ofType(evs, events.Exit), 1)
+	assert.Len(t, eventstest.Of[events.Exit](evs), 1)
 	after, err := os.ReadFile(filepath.Join(runDir, "config.yaml"))
 	require.NoError(t, err)
 	assert.Equal(t, string(config), string(after))
@@ -709,11 +687,11 @@ func TestConfigChangeRefused(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, json.Unmarshal(doc, &mj))
 			assert.Equal(t, mj.ConfigSHA, newest(t, runDir).Manifest.ConfigHash, "checkpoints after --force carry the new config")
-			codes := []int{}
-			for _, e := range ofType(readEvents(t, runDir), events.Exit) {
-				codes = append(codes, intField(t, e, "code"))
+			exits := []int{}
+			for _, e := range eventstest.Of[events.Exit](eventstest.Read(t, runDir)) {
+				exits = append(exits, e.Code)
 			}
-			assert.Equal(t, []int{75, 2, 0}, codes)
+			assert.Equal(t, []int{codes.ExitPreempted, codes.ExitBadInput, codes.ExitDone}, exits)
 		})
 	}
 }
