@@ -42,30 +42,33 @@ const (
 	noMetrics   = "none"
 )
 
-func TestVerify(t *testing.T) {
-	cases := []struct {
-		name string
-		run  runSpec
-		want counts
-		// problems are substrings, one per problem (in any order); {dir} stands for the run
-		// directory. None: the run is sound.
-		problems []string
-	}{
-		// Sound runs.
-		{
-			name: "single incarnation",
-			run: runSpec{log: `
+// verifyCase is a run and what Verify must find of it.
+type verifyCase struct {
+	name string
+	run  runSpec
+	want counts
+	// problems are substrings, one per problem (in any order); {dir} stands for the run
+	// directory. None: the run is sound.
+	problems []string
+}
+
+// verifyCases are the runs of TestVerify.
+var verifyCases = []verifyCase{
+	// Sound runs.
+	{
+		name: "single incarnation",
+		run: runSpec{log: `
 				1 start
 				1 step 5
 				1 ckpt 10
 				1 step 15
 				1 ckpt 20
 			` + done(1)},
-			want: counts{Completed: true, Starts: 1, Final: 30},
-		},
-		{
-			name: "SIGTERM: emergency checkpoint, exit 75, resumed at its step",
-			run: runSpec{log: `
+		want: counts{Completed: true, Starts: 1, Final: 30},
+	},
+	{
+		name: "SIGTERM: emergency checkpoint, exit 75, resumed at its step",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 15
@@ -77,11 +80,11 @@ func TestVerify(t *testing.T) {
 				2 start
 				2 resume 17
 			` + done(2)},
-			want: counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
-		},
-		{
-			name: "SIGKILL: resumed from the last commit, the steps since are redone",
-			run: runSpec{log: `
+		want: counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
+	},
+	{
+		name: "SIGKILL: resumed from the last commit, the steps since are redone",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 14
@@ -91,36 +94,36 @@ func TestVerify(t *testing.T) {
 				2 start
 				2 resume 10
 			` + done(2)},
-			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 4, Final: 30},
-		},
-		{
-			name: "SIGKILL before any checkpoint: started afresh",
-			run: runSpec{log: `
+		want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 4, Final: 30},
+	},
+	{
+		name: "SIGKILL before any checkpoint: started afresh",
+		run: runSpec{log: `
 				1 start
 				1 step 5
 				1 step 8
 				2 start
 				2 ckpt 10
 			` + done(2)},
-			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 8, Final: 30},
-		},
-		{
-			name: "SIGKILL took the commit event: resumed from the checkpoint only begun",
-			run: runSpec{
-				log: `
+		want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 8, Final: 30},
+	},
+	{
+		name: "SIGKILL took the commit event: resumed from the checkpoint only begun",
+		run: runSpec{
+			log: `
 					1 start
 					1 ckpt 10
 					1 begin 12
 					2 start
 					2 resume 12
 				` + done(2),
-				ckpts: []int64{10, 12, 30},
-			},
-			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 0, Final: 30},
+			ckpts: []int64{10, 12, 30},
 		},
-		{
-			name: "SIGKILL after the final checkpoint: the next one only evaluates",
-			run: runSpec{log: `
+		want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 0, Final: 30},
+	},
+	{
+		name: "SIGKILL after the final checkpoint: the next one only evaluates",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 final 30
@@ -129,11 +132,11 @@ func TestVerify(t *testing.T) {
 				2 epoch 2 30
 				2 exit 0 30
 			`},
-			want: counts{Completed: true, Starts: 2, Killed: 1, Final: 30},
-		},
-		{
-			name: "a notice and two kills, one inside a checkpoint write",
-			run: runSpec{log: `
+		want: counts{Completed: true, Starts: 2, Killed: 1, Final: 30},
+	},
+	{
+		name: "a notice and two kills, one inside a checkpoint write",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 emergency 13
@@ -148,13 +151,13 @@ func TestVerify(t *testing.T) {
 				4 start
 				4 resume 20
 			` + done(4)},
-			want: counts{Completed: true, Starts: 4, Notice: 1, Killed: 2, Redo: 4 + 5, Final: 30},
-		},
+		want: counts{Completed: true, Starts: 4, Notice: 1, Killed: 2, Redo: 4 + 5, Final: 30},
+	},
 
-		// Takeovers.
-		{
-			name: "resumed from an older checkpoint than the newest committed",
-			run: runSpec{log: `
+	// Takeovers.
+	{
+		name: "resumed from an older checkpoint than the newest committed",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 ckpt 20
@@ -162,61 +165,61 @@ func TestVerify(t *testing.T) {
 				2 start
 				2 resume 10
 			` + done(2)},
-			want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 12, Final: 30},
-			problems: []string{"incarnation 2 resumed at step 10, not from the newest checkpoint (step 20)"},
-		},
-		{
-			name: "started afresh although a checkpoint was committed",
-			run: runSpec{log: `
+		want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 12, Final: 30},
+		problems: []string{"incarnation 2 resumed at step 10, not from the newest checkpoint (step 20)"},
+	},
+	{
+		name: "started afresh although a checkpoint was committed",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 12
 				2 start
 			` + done(2)},
-			want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 12, Final: 30},
-			problems: []string{"incarnation 2 started afresh although the checkpoint of step 10 had been committed"},
-		},
-		{
-			name: "resumed although nothing was committed",
-			run: runSpec{log: `
+		want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 12, Final: 30},
+		problems: []string{"incarnation 2 started afresh although the checkpoint of step 10 had been committed"},
+	},
+	{
+		name: "resumed although nothing was committed",
+		run: runSpec{log: `
 				1 start
 				1 step 5
 				2 start
 				2 resume 5
 			` + done(2)},
-			want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 0, Final: 30},
-			problems: []string{"incarnation 2 resumed at step 5, but no checkpoint had been committed"},
-		},
-		{
-			name: "resumed at a step no earlier trainer checkpointed",
-			run: runSpec{log: `
+		want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 0, Final: 30},
+		problems: []string{"incarnation 2 resumed at step 5, but no checkpoint had been committed"},
+	},
+	{
+		name: "resumed at a step no earlier trainer checkpointed",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 14
 				2 start
 				2 resume 13
 			` + done(2)},
-			want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 1, Final: 30},
-			problems: []string{"incarnation 2 resumed at step 13, from no checkpoint an earlier trainer wrote"},
-		},
-		{
-			name: "resumed beyond the last step of the previous trainer",
-			run: runSpec{log: `
+		want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 1, Final: 30},
+		problems: []string{"incarnation 2 resumed at step 13, from no checkpoint an earlier trainer wrote"},
+	},
+	{
+		name: "resumed beyond the last step of the previous trainer",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 14
 				2 start
 				2 resume 20
 			` + done(2)},
-			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 0, Final: 30},
-			problems: []string{
-				"incarnation 2 resumed at step 20, from no checkpoint an earlier trainer wrote",
-				"steps 15 to 20 were skipped: incarnation 1 stopped at step 14 and incarnation 2 resumed at 20",
-			},
+		want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 0, Final: 30},
+		problems: []string{
+			"incarnation 2 resumed at step 20, from no checkpoint an earlier trainer wrote",
+			"steps 15 to 20 were skipped: incarnation 1 stopped at step 14 and incarnation 2 resumed at 20",
 		},
-		{
-			name: "skipped steps, the resume itself from the newest checkpoint",
-			run: runSpec{log: `
+	},
+	{
+		name: "skipped steps, the resume itself from the newest checkpoint",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 20
 				1 step 22
@@ -226,15 +229,15 @@ func TestVerify(t *testing.T) {
 				3 start
 				3 resume 20
 			` + done(3)},
-			want: counts{Completed: true, Starts: 3, Killed: 2, Redo: 12, Final: 30},
-			problems: []string{
-				"incarnation 2 resumed at step 10, not from the newest checkpoint (step 20)",
-				"steps 15 to 20 were skipped: incarnation 2 stopped at step 14 and incarnation 3 resumed at 20",
-			},
+		want: counts{Completed: true, Starts: 3, Killed: 2, Redo: 12, Final: 30},
+		problems: []string{
+			"incarnation 2 resumed at step 10, not from the newest checkpoint (step 20)",
+			"steps 15 to 20 were skipped: incarnation 2 stopped at step 14 and incarnation 3 resumed at 20",
 		},
-		{
-			name: "after exit 75, resumed at another step than its emergency checkpoint",
-			run: runSpec{log: `
+	},
+	{
+		name: "after exit 75, resumed at another step than its emergency checkpoint",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 emergency 17
@@ -242,29 +245,29 @@ func TestVerify(t *testing.T) {
 				2 start
 				2 resume 10
 			` + done(2)},
-			want: counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
-			problems: []string{
-				"incarnation 2 resumed at step 10, not from the newest checkpoint (step 17)",
-				"incarnation 1 exited after an emergency checkpoint at step 17, but incarnation 2 resumed at 10 (steps repeated without a kill)",
-			},
+		want: counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
+		problems: []string{
+			"incarnation 2 resumed at step 10, not from the newest checkpoint (step 17)",
+			"incarnation 1 exited after an emergency checkpoint at step 17, but incarnation 2 resumed at 10 (steps repeated without a kill)",
 		},
+	},
 
-		// How trainers ended.
-		{
-			name: "exit 75 without an emergency checkpoint",
-			run: runSpec{log: `
+	// How trainers ended.
+	{
+		name: "exit 75 without an emergency checkpoint",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 exit 75 10 stopped by terminated
 				2 start
 				2 resume 10
 			` + done(2)},
-			want:     counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
-			problems: []string{"incarnation 1 exited 75 without an emergency checkpoint"},
-		},
-		{
-			name: "a trainer failed",
-			run: runSpec{log: `
+		want:     counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
+		problems: []string{"incarnation 1 exited 75 without an emergency checkpoint"},
+	},
+	{
+		name: "a trainer failed",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 12
@@ -272,173 +275,173 @@ func TestVerify(t *testing.T) {
 				2 start
 				2 resume 10
 			` + done(2)},
-			want:     counts{Completed: true, Starts: 2, Final: 30},
-			problems: []string{"incarnation 1 failed with exit code 1: out of memory"},
-		},
-		{
-			name: "not completed: the last trainer was killed",
-			run: runSpec{
-				log: `
+		want:     counts{Completed: true, Starts: 2, Final: 30},
+		problems: []string{"incarnation 1 failed with exit code 1: out of memory"},
+	},
+	{
+		name: "not completed: the last trainer was killed",
+		run: runSpec{
+			log: `
 					1 start
 					1 ckpt 10
 					1 step 14
 				`,
-				metrics: noMetrics,
-			},
-			want:     counts{Starts: 1, Killed: 1, Final: 14},
-			problems: []string{"not completed: the last trainer (incarnation 1) was killed at step 14"},
+			metrics: noMetrics,
 		},
-		{
-			name: "not completed: the last trainer exited 75",
-			run: runSpec{
-				log: `
+		want:     counts{Starts: 1, Killed: 1, Final: 14},
+		problems: []string{"not completed: the last trainer (incarnation 1) was killed at step 14"},
+	},
+	{
+		name: "not completed: the last trainer exited 75",
+		run: runSpec{
+			log: `
 					1 start
 					1 ckpt 10
 					1 emergency 17
 					1 exit 75 17 stopped by terminated
 				`,
-				metrics: noMetrics,
-			},
-			want:     counts{Starts: 1, Notice: 1, Final: 17},
-			problems: []string{"not completed: the last trainer (incarnation 1) was preempted at step 17 (exit 75)"},
+			metrics: noMetrics,
 		},
-		{
-			name: "not completed: the last trainer failed",
-			run: runSpec{
-				log: `
+		want:     counts{Starts: 1, Notice: 1, Final: 17},
+		problems: []string{"not completed: the last trainer (incarnation 1) was preempted at step 17 (exit 75)"},
+	},
+	{
+		name: "not completed: the last trainer failed",
+		run: runSpec{
+			log: `
 					1 start
 					1 ckpt 10
 					1 exit 2 10 run dir made with another config
 				`,
-				metrics: noMetrics,
-			},
-			want: counts{Starts: 1, Final: 10},
-			problems: []string{
-				"incarnation 1 failed with exit code 2: run dir made with another config",
-				"not completed: the last trainer (incarnation 1) exited 2 at step 10: run dir made with another config",
-			},
+			metrics: noMetrics,
 		},
-		{
-			name: "exit 0 before the run's last step",
-			run: runSpec{
-				log: `
+		want: counts{Starts: 1, Final: 10},
+		problems: []string{
+			"incarnation 1 failed with exit code 2: run dir made with another config",
+			"not completed: the last trainer (incarnation 1) exited 2 at step 10: run dir made with another config",
+		},
+	},
+	{
+		name: "exit 0 before the run's last step",
+		run: runSpec{
+			log: `
 					1 start
 					1 ckpt 10
 					1 final 25
 					1 exit 0 25
 				`,
-				metrics: `{"steps":25,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":25,"val":{}}],"test":{"rmse_kw":0.3}}`,
-			},
-			want:     counts{Completed: true, Starts: 1, Final: 25},
-			problems: []string{"the last trainer exited 0 at step 25, not at the run's last step 30"},
+			metrics: `{"steps":25,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":25,"val":{}}],"test":{"rmse_kw":0.3}}`,
 		},
-		{
-			name:     "no trainer ever started",
-			run:      runSpec{log: "0 child -1", metrics: noMetrics},
-			want:     counts{},
-			problems: []string{"no trainer ever started"},
-		},
+		want:     counts{Completed: true, Starts: 1, Final: 25},
+		problems: []string{"the last trainer exited 0 at step 25, not at the run's last step 30"},
+	},
+	{
+		name:     "no trainer ever started",
+		run:      runSpec{log: "0 child -1", metrics: noMetrics},
+		want:     counts{},
+		problems: []string{"no trainer ever started"},
+	},
 
-		// metrics.json.
-		{
-			name:     "metrics.json missing",
-			run:      runSpec{log: "1 start\n" + done(1), metrics: noMetrics},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"final metrics: open {dir}/metrics.json: no such file"},
-		},
-		{
-			name:     "metrics.json unreadable",
-			run:      runSpec{log: "1 start\n" + done(1), metrics: `{"steps":`},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"final metrics: {dir}/metrics.json: unexpected end of JSON input"},
-		},
-		{
-			name: "metrics.json steps mismatch",
-			run: runSpec{log: "1 start\n" + done(1),
-				metrics: `{"steps":29,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":30,"val":{}}],"test":{"rmse_kw":0.3}}`},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"final metrics: metrics.json says 29 steps, the trainer 30"},
-		},
-		{
-			name: "metrics.json epoch numbering gap",
-			run: runSpec{log: "1 start\n" + done(1),
-				metrics: `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":3,"step":30,"val":{}}],"test":{"rmse_kw":0.3}}`},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"final metrics: epoch 3 listed as number 2"},
-		},
-		{
-			name: "metrics.json last validation not at the last step",
-			run: runSpec{log: "1 start\n" + done(1),
-				metrics: `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":28,"val":{}}],"test":{"rmse_kw":0.3}}`},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"final metrics: the last validation is not at the last step 30"},
-		},
-		{
-			name:     "metrics.json without validations",
-			run:      runSpec{log: "1 start\n" + done(1), metrics: `{"steps":30,"epochs":[],"test":{"rmse_kw":0.3}}`},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"final metrics: the last validation is not at the last step 30"},
-		},
-		{
-			name: "metrics.json without test scores",
-			run: runSpec{log: "1 start\n" + done(1),
-				metrics: `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":30,"val":{}}],"test":{}}`},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"final metrics: no test scores in metrics.json"},
-		},
+	// metrics.json.
+	{
+		name:     "metrics.json missing",
+		run:      runSpec{log: "1 start\n" + done(1), metrics: noMetrics},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"final metrics: open {dir}/metrics.json: no such file"},
+	},
+	{
+		name:     "metrics.json unreadable",
+		run:      runSpec{log: "1 start\n" + done(1), metrics: `{"steps":`},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"final metrics: {dir}/metrics.json: unexpected end of JSON input"},
+	},
+	{
+		name: "metrics.json steps mismatch",
+		run: runSpec{log: "1 start\n" + done(1),
+			metrics: `{"steps":29,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":30,"val":{}}],"test":{"rmse_kw":0.3}}`},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"final metrics: metrics.json says 29 steps, the trainer 30"},
+	},
+	{
+		name: "metrics.json epoch numbering gap",
+		run: runSpec{log: "1 start\n" + done(1),
+			metrics: `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":3,"step":30,"val":{}}],"test":{"rmse_kw":0.3}}`},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"final metrics: epoch 3 listed as number 2"},
+	},
+	{
+		name: "metrics.json last validation not at the last step",
+		run: runSpec{log: "1 start\n" + done(1),
+			metrics: `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":28,"val":{}}],"test":{"rmse_kw":0.3}}`},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"final metrics: the last validation is not at the last step 30"},
+	},
+	{
+		name:     "metrics.json without validations",
+		run:      runSpec{log: "1 start\n" + done(1), metrics: `{"steps":30,"epochs":[],"test":{"rmse_kw":0.3}}`},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"final metrics: the last validation is not at the last step 30"},
+	},
+	{
+		name: "metrics.json without test scores",
+		run: runSpec{log: "1 start\n" + done(1),
+			metrics: `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":30,"val":{}}],"test":{}}`},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"final metrics: no test scores in metrics.json"},
+	},
 
-		// Checkpoints on disk.
-		{
-			name: "a checkpoint corrupted after its commit",
-			run: runSpec{
-				log:   "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1),
-				after: func(t *testing.T, dir string) { flipByte(t, dir, 10, "model.pt") },
-			},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"checkpoint {dir}/step-00000010 does not verify: model.pt: sha256 mismatch"},
+	// Checkpoints on disk.
+	{
+		name: "a checkpoint corrupted after its commit",
+		run: runSpec{
+			log:   "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1),
+			after: func(t *testing.T, dir string) { flipByte(t, dir, 10, "model.pt") },
 		},
-		{
-			name: "the final checkpoint corrupted",
-			run: runSpec{
-				log:   "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1),
-				after: func(t *testing.T, dir string) { flipByte(t, dir, 30, "optim.pt") },
-			},
-			want: counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{
-				"checkpoint {dir}/step-00000030 does not verify: optim.pt: sha256 mismatch",
-				"the newest checkpoint is of step 20, not of the last step 30",
-			},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"checkpoint {dir}/step-00000010 does not verify: model.pt: sha256 mismatch"},
+	},
+	{
+		name: "the final checkpoint corrupted",
+		run: runSpec{
+			log:   "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1),
+			after: func(t *testing.T, dir string) { flipByte(t, dir, 30, "optim.pt") },
 		},
-		{
-			name: "a corrupted checkpoint in a run not completed",
-			run: runSpec{
-				log:     "1 start\n1 ckpt 10\n1 step 12",
-				metrics: noMetrics,
-				after:   func(t *testing.T, dir string) { flipByte(t, dir, 10, "model.pt") },
-			},
-			want: counts{Starts: 1, Killed: 1, Final: 12},
-			problems: []string{
-				"not completed: the last trainer (incarnation 1) was killed at step 12",
-				"checkpoint {dir}/step-00000010 does not verify: model.pt: sha256 mismatch",
-			},
+		want: counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{
+			"checkpoint {dir}/step-00000030 does not verify: optim.pt: sha256 mismatch",
+			"the newest checkpoint is of step 20, not of the last step 30",
 		},
-		{
-			name:     "the newest checkpoint is not of the final step",
-			run:      runSpec{log: "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1), ckpts: []int64{10, 20}},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"the newest checkpoint is of step 20, not of the last step 30"},
+	},
+	{
+		name: "a corrupted checkpoint in a run not completed",
+		run: runSpec{
+			log:     "1 start\n1 ckpt 10\n1 step 12",
+			metrics: noMetrics,
+			after:   func(t *testing.T, dir string) { flipByte(t, dir, 10, "model.pt") },
 		},
-		{
-			name:     "no checkpoint left in a completed run",
-			run:      runSpec{log: "1 start\n" + done(1), ckpts: []int64{}},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"no checkpoint left in a completed run"},
+		want: counts{Starts: 1, Killed: 1, Final: 12},
+		problems: []string{
+			"not completed: the last trainer (incarnation 1) was killed at step 12",
+			"checkpoint {dir}/step-00000010 does not verify: model.pt: sha256 mismatch",
 		},
+	},
+	{
+		name:     "the newest checkpoint is not of the final step",
+		run:      runSpec{log: "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1), ckpts: []int64{10, 20}},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"the newest checkpoint is of step 20, not of the last step 30"},
+	},
+	{
+		name:     "no checkpoint left in a completed run",
+		run:      runSpec{log: "1 start\n" + done(1), ckpts: []int64{}},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"no checkpoint left in a completed run"},
+	},
 
-		// What the trainers and the runner reported.
-		{
-			name: "the runner saw a child killed that it had not killed",
-			run: runSpec{log: `
+	// What the trainers and the runner reported.
+	{
+		name: "the runner saw a child killed that it had not killed",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 14
@@ -447,12 +450,12 @@ func TestVerify(t *testing.T) {
 				2 start
 				2 resume 10
 			` + done(2)},
-			want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 4, Final: 30},
-			problems: []string{"the runner saw a child fail that it had not interrupted: code -1, signal killed"},
-		},
-		{
-			name: "the runner saw a child fail on its own",
-			run: runSpec{log: `
+		want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 4, Final: 30},
+		problems: []string{"the runner saw a child fail that it had not interrupted: code -1, signal killed"},
+	},
+	{
+		name: "the runner saw a child fail on its own",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 12
@@ -462,15 +465,15 @@ func TestVerify(t *testing.T) {
 				2 start
 				2 resume 10
 			` + done(2)},
-			want: counts{Completed: true, Starts: 2, Final: 30},
-			problems: []string{
-				"incarnation 1 failed with exit code 1: out of memory",
-				"the runner saw a child fail that it had not interrupted: code 1, signal ",
-			},
+		want: counts{Completed: true, Starts: 2, Final: 30},
+		problems: []string{
+			"incarnation 1 failed with exit code 1: out of memory",
+			"the runner saw a child fail that it had not interrupted: code 1, signal ",
 		},
-		{
-			name: "a trainer found an invalid checkpoint",
-			run: runSpec{log: `
+	},
+	{
+		name: "a trainer found an invalid checkpoint",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 14
@@ -478,15 +481,15 @@ func TestVerify(t *testing.T) {
 				2 invalid step-00000012 manifest.json is missing
 				2 resume 10
 			` + done(2)},
-			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 4, Final: 30},
-			problems: []string{
-				"incarnation 2 found an invalid checkpoint: {dir}/step-00000012: manifest.json is missing",
-			},
+		want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 4, Final: 30},
+		problems: []string{
+			"incarnation 2 found an invalid checkpoint: {dir}/step-00000012: manifest.json is missing",
 		},
-		{
-			name: "a trainer found the newest checkpoint invalid and resumed from the one before",
-			run: runSpec{
-				log: `
+	},
+	{
+		name: "a trainer found the newest checkpoint invalid and resumed from the one before",
+		run: runSpec{
+			log: `
 					1 start
 					1 ckpt 10
 					1 ckpt 20
@@ -495,16 +498,18 @@ func TestVerify(t *testing.T) {
 					2 invalid step-00000020 model.pt: sha256 mismatch
 					2 resume 10
 				` + done(2),
-				ckpts: []int64{10, 30},
-			},
-			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 12, Final: 30},
-			problems: []string{
-				"incarnation 2 found an invalid checkpoint: {dir}/step-00000020: model.pt: sha256 mismatch",
-				"incarnation 2 resumed at step 10, not from the newest checkpoint (step 20)",
-			},
+			ckpts: []int64{10, 30},
 		},
-	}
-	for _, c := range cases {
+		want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 12, Final: 30},
+		problems: []string{
+			"incarnation 2 found an invalid checkpoint: {dir}/step-00000020: model.pt: sha256 mismatch",
+			"incarnation 2 resumed at step 10, not from the newest checkpoint (step 20)",
+		},
+	},
+}
+
+func TestVerify(t *testing.T) {
+	for _, c := range verifyCases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := buildRun(t, c.run)
 			v, err := analysis.Verify(dir)
@@ -635,7 +640,7 @@ func TestReadRun(t *testing.T) {
 	assert.Equal(t, &analysis.Incarnation{
 		N: 2, Start: at(8), End: at(15), PID: 4242, TotalSteps: 31,
 		ResumeStep: 10, ResumeDir: ckptDir(dir, 10), Resumed: true,
-		LastStep: 17, Exit: 75, ExitReason: "stopped by terminated", Emergency: true,
+		LastStep: 17, Exit: codes.ExitPreempted, ExitReason: "stopped by terminated", Emergency: true,
 		Begun:   []int{17},
 		Commits: []analysis.Commit{{Step: 17, Reason: "emergency", Dir: ckptDir(dir, 17)}},
 		Invalid: []string{filepath.Join(dir, "step-00000012") + ": manifest.json is missing"},

@@ -5,14 +5,17 @@
 // Every event has these fields first, then its own ones in alphabetical order:
 //
 //	time         string  RFC 3339 with nanoseconds, UTC
-//	type         string  one of the types below (others are allowed, with no required fields)
+//	type         string  one of the types below, or another
 //	incarnation  int     1 for the first trainer process that wrote the log, +1 for each later
 //	                     one; 0 for the runner that supervises them (spottrain run, OpenRunner)
 //
 // Each type has its payload struct, whose json tags name its fields and which documents them
 // (payloads.go): a process writes an event with Emit(RunStart{...}), and Read returns it with its
-// Payload decoded (switch p := e.Payload.(type) { case RunStart: ... }). The types and their
-// required fields (more fields are allowed; a line of a known type that lacks one does not read):
+// Payload decoded (switch p := e.Payload.(type) { case RunStart: ... }). Emit always writes the
+// required fields of a type, and Read refuses a line of a known type that lacks one (an error
+// naming the line), so a reader never takes a missing field for a zero. More fields are allowed
+// in a line read, and other types are too: Read leaves their fields to Event.Decode. The types
+// and their required fields:
 //
 //	run_start             RunStart: config_hash, device, pid, libtorch; also training_hash, total_steps
 //	resume                Resume: step, epoch, batch (the next batch to run), dir (the checkpoint)

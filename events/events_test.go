@@ -128,7 +128,7 @@ func TestOptionalFields(t *testing.T) {
 	dir := t.TempDir()
 	l := openLog(t, dir)
 	ms := int64(0)
-	require.NoError(t, l.Emit(events.Exit{Code: 75, Reason: "preempted", Step: 7, Signal: "terminated", SignalToExitMS: &ms}))
+	require.NoError(t, l.Emit(events.Exit{Code: codes.ExitPreempted, Reason: "preempted", Step: 7, Signal: "terminated", SignalToExitMS: &ms}))
 	require.NoError(t, l.Emit(events.Exit{Code: 0, Reason: "done", Step: 9}))
 	require.NoError(t, l.Emit(events.RunnerStart{}))
 	data, err := os.ReadFile(filepath.Join(dir, events.FileName))
@@ -143,7 +143,7 @@ func TestOptionalFields(t *testing.T) {
 		`{"time":"2025-11-24T20:00:01Z","type":"run_start","incarnation":1,"config_hash":"ab","device":"cpu","libtorch":"1.13.1","pid":1}`+"\n")
 	evs := eventstest.Read(t, dir)
 	require.Len(t, evs, 5)
-	assert.Equal(t, events.Exit{Code: 75, Reason: "preempted", Step: 7, Signal: "terminated", SignalToExitMS: &ms}, evs[0].Payload)
+	assert.Equal(t, events.Exit{Code: codes.ExitPreempted, Reason: "preempted", Step: 7, Signal: "terminated", SignalToExitMS: &ms}, evs[0].Payload)
 	assert.Equal(t, events.Exit{Code: 0, Reason: "done", Step: 9}, evs[1].Payload)
 	assert.Equal(t, events.RunnerStart{}, evs[3].Payload)
 	assert.Equal(t, events.RunStart{ConfigHash: "ab", Device: "cpu", Libtorch: "1.13.1", PID: 1}, evs[4].Payload)
@@ -373,10 +373,10 @@ func TestDurableTypes(t *testing.T) {
 		{events.SignalReceived{Signal: "terminated"}, false},
 		{events.EmergencyCheckpoint{Step: 1}, true},
 		{events.EpochEnd{Epoch: 0, Step: 1, TrainLoss: 0.5, Metrics: map[string]float64{}}, false},
-		{events.Exit{Code: 75, Reason: "preempted", Step: 1}, true},
+		{events.Exit{Code: codes.ExitPreempted, Reason: "preempted", Step: 1}, true},
 		{events.Progress{Step: 50, Epoch: 0, Loss: 1.25}, false},
 		{events.InterruptSent{Kind: codes.Notice, Reason: codes.Schedule, PID: 4242}, false},
-		{events.ChildExit{PID: 4242, Code: 75, Signal: "", Caused: true}, true},
+		{events.ChildExit{PID: 4242, Code: codes.ExitPreempted, Signal: "", Caused: true}, true},
 		{events.Restart{Attempt: 1, DelayS: 120.0}, false},
 		{events.ChildStart{Attempt: 1, PID: 4242}, false},
 		{events.RunnerStart{Name: "x"}, false},
@@ -427,7 +427,7 @@ func TestFailedWriteCutOff(t *testing.T) {
 	after, err := os.ReadFile(filepath.Join(dir, events.FileName))
 	require.NoError(t, err)
 	assert.Equal(t, string(before), string(after), "exactly the partial line is cut off")
-	require.NoError(t, l.Emit(events.Exit{Code: 75, Reason: "preempted", Step: 7}))
+	require.NoError(t, l.Emit(events.Exit{Code: codes.ExitPreempted, Reason: "preempted", Step: 7}))
 
 	evs, err := events.Read(filepath.Join(dir, events.FileName))
 	require.NoError(t, err)
@@ -547,9 +547,9 @@ func TestTrainerAndRunnerInterleave(t *testing.T) {
 	require.NoError(t, runner.Emit(events.InterruptSent{Kind: codes.Notice, Reason: codes.Schedule, PID: 4242}))
 	require.NoError(t, trainer.Emit(events.SignalReceived{Signal: "terminated"}))
 	require.NoError(t, trainer.Emit(events.EmergencyCheckpoint{Step: 64}))
-	require.NoError(t, trainer.Emit(events.Exit{Code: 75, Reason: "preempted", Step: 64}))
+	require.NoError(t, trainer.Emit(events.Exit{Code: codes.ExitPreempted, Reason: "preempted", Step: 64}))
 	require.NoError(t, trainer.Close())
-	require.NoError(t, runner.Emit(childExit(75)))
+	require.NoError(t, runner.Emit(childExit(codes.ExitPreempted)))
 	require.NoError(t, runner.Emit(events.Restart{Attempt: 1, DelayS: 120.0}))
 
 	trainer = openLog(t, dir)
@@ -572,7 +572,7 @@ func TestTrainerAndRunnerInterleave(t *testing.T) {
 		{"interrupt_sent", 0},
 		{"child_exit", 0},
 	}, typesAndIncarnations(evs))
-	assert.Equal(t, childExit(75), evs[6].Payload)
+	assert.Equal(t, childExit(codes.ExitPreempted), evs[6].Payload)
 	assert.Equal(t, events.Restart{Attempt: 1, DelayS: 120}, evs[7].Payload)
 	for i := 1; i < len(evs); i++ {
 		assert.False(t, evs[i].Time.Before(evs[i-1].Time), "event %d is earlier than event %d", i, i-1)
@@ -593,13 +593,13 @@ func TestOpenIncarnationIgnoresRunner(t *testing.T) {
 		}, 1},
 		{"OnlyRunnerLines", func(t *testing.T, dir string) {
 			r := openRunner(t, dir)
-			require.NoError(t, r.Emit(childExit(75)))
+			require.NoError(t, r.Emit(childExit(codes.ExitPreempted)))
 			require.NoError(t, r.Emit(restart))
 		}, 1},
 		{"RunnerLinesAfterOneTrainer", func(t *testing.T, dir string) {
 			r := openRunner(t, dir)
 			require.NoError(t, openLog(t, dir).Emit(runStart()))
-			require.NoError(t, r.Emit(childExit(75)))
+			require.NoError(t, r.Emit(childExit(codes.ExitPreempted)))
 			require.NoError(t, r.Emit(restart))
 		}, 2},
 		{"RunnerLinesAroundTwoTrainers", func(t *testing.T, dir string) {

@@ -181,36 +181,20 @@ func TestCrashCampaign(t *testing.T) {
 	root := t.TempDir()
 	args := exactJob("run", epochs)
 
-	// The uninterrupted run, at full speed: its weights, its length, and how long the binary
-	// takes to start (to its first line).
-	require.NoError(t, os.Mkdir(filepath.Join(root, "baseline"), 0o755))
-	base := startSpottrain(t, filepath.Join(root, "baseline"), nil, args...)
-	header := base.readLine("lstm-solar: ", time.Minute)
-	startup := base.first.Sub(base.start)
-	require.Equal(t, 0, base.wait(2*time.Minute), "stderr: %s", base.stderr.String())
-	m := headerRE.FindStringSubmatch(header)
-	require.NotNil(t, m, header)
-	total, _ := strconv.ParseInt(m[2], 10, 64)
-	want := weightsOf(t, newest(t, filepath.Join(root, "baseline", "run")))
+	want, total, startup := crashBaseline(t, filepath.Join(root, "baseline"), args)
 
 	dir := filepath.Join(root, "campaign")
 	require.NoError(t, os.Mkdir(dir, 0o755))
 	runDir := filepath.Join(dir, "run")
 	rng := rand.New(rand.NewPCG(*crashSeed, 0x5eed))
 	var (
-		last     int64 = -1 // the newest committed step; -1: none
-		starts   int
-		killed   int
-		printed  int                 // starts that printed a line
-		inc      int                 // incarnations in the event log
-		landed   = map[string]int{}  // where the kills landed
-		aimed    = map[string]int{}  // what their delays aimed at
-		noCkpt   int                 // kills while the run had no committed checkpoint yet
-		tmpLeft  int                 // kills that left a new .tmp- directory (inside a write)
-		delLeft  int                 // kills that left a new .del- directory (inside retention)
-		seen     = map[string]bool{} // leftovers seen after earlier kills
-		maxValid int
-		killsAt  int64 // the newest committed step when the kills were done
+		last    int64 = -1 // the newest committed step; -1: none
+		starts  int
+		killed  int
+		printed int                // starts that printed a line
+		aimed   = map[string]int{} // what the kills' delays aimed at
+		killsAt int64              // the newest committed step when the kills were done
+		c       = newCampaign()
 	)
 	began := time.Now()
 	for {
@@ -260,41 +244,7 @@ func TestCrashCampaign(t *testing.T) {
 		}
 		require.True(t, p.killed(), "start %d: exit status %d, not our SIGKILL:\n%s\nstderr: %s", starts, code, p.tail(10), p.stderr.String())
 		killed++
-
-		// Where it landed: the log tells whether it got as far as its run_start, and whether a
-		// checkpoint it began was committed.
-		evs := eventstest.Read(t, runDir)
-		n := checkIncarnations(t, evs)
-		switch {
-		case n == inc:
-			landed["startup, before the event log"]++
-		case writing(evs, n):
-			landed["inside a checkpoint write"]++
-		default:
-			landed["training, eval or shutdown, no write in flight"]++
-		}
-		inc = n
-
-		// The guarantee: zero unloadable checkpoints, whatever the instant of the kill.
-		valid, leftovers := checkAllValid(t, runDir)
-		maxValid = max(maxValid, len(valid))
-		require.LessOrEqual(t, len(valid), 3+1, "retention keeps 3, and a kill may come between a commit and the deletion")
-		for _, l := range leftovers {
-			name := filepath.Base(l.Dir)
-			if !seen[name] {
-				tmpLeft += b2i(strings.HasPrefix(name, ".tmp-"))
-				delLeft += b2i(strings.HasPrefix(name, ".del-"))
-			}
-			seen[name] = true
-		}
-		if len(valid) == 0 {
-			require.Equal(t, int64(-1), last, "kill %d: the committed checkpoints are gone", killed)
-			noCkpt++
-			continue
-		}
-		step := valid[len(valid)-1].Manifest.Step
-		require.GreaterOrEqual(t, step, last, "kill %d: the newest committed checkpoint went back", killed)
-		last = step
+		last = c.afterKill(t, runDir, killed, last)
 	}
 	took := time.Since(began)
 
@@ -302,33 +252,109 @@ func TestCrashCampaign(t *testing.T) {
 	got := weightsOf(t, newest(t, runDir))
 	assert.Equal(t, want, got, "final weights after %d kills differ from the uninterrupted run's", killed)
 	checkAllValid(t, runDir)
-
-	evs := eventstest.Read(t, runDir)
-	n := checkIncarnations(t, evs)
+	n := checkCompleted(t, runDir, int(total), epochs)
 	assert.GreaterOrEqual(t, n, printed, "a run_start for every start that printed a line")
 	assert.LessOrEqual(t, n, starts)
-	end, ok := evs[len(evs)-1].Payload.(events.Exit)
-	require.True(t, ok, "the last event is an exit: %+v", evs[len(evs)-1])
-	assert.Equal(t, codes.ExitDone, end.Code)
-	assert.Equal(t, int(total), end.Step)
-	doc, err := os.ReadFile(filepath.Join(runDir, "metrics.json"))
-	require.NoError(t, err)
-	var mj metrics
-	require.NoError(t, json.Unmarshal(doc, &mj))
-	assert.Equal(t, int(total), mj.Steps)
-	assert.Len(t, mj.Epochs, epochs, "metrics.json has every epoch's evaluation")
 
 	t.Logf("%d kills, %d starts, %d incarnations in the log, %s; the binary starts in %v; the kills got the run to step %d of %d",
 		killed, starts, n, took.Round(time.Millisecond), startup.Round(time.Millisecond), killsAt, total)
 	t.Logf("kills aimed at: %v", aimed)
-	t.Logf("kills landed: %v", landed)
+	t.Logf("kills landed: %v", c.landed)
 	t.Logf("kills before the first committed checkpoint: %d; leaving a .tmp- dir: %d, a .del- dir: %d; at most %d checkpoints at once",
-		noCkpt, tmpLeft, delLeft, maxValid)
+		c.noCkpt, c.tmpLeft, c.delLeft, c.maxValid)
 	if kills >= 20 {
-		assert.Positive(t, landed["inside a checkpoint write"], "no kill landed inside a checkpoint write")
-		assert.Positive(t, tmpLeft, "no kill left a partial checkpoint")
-		assert.Positive(t, noCkpt, "no kill before the first checkpoint")
+		assert.Positive(t, c.landed["inside a checkpoint write"], "no kill landed inside a checkpoint write")
+		assert.Positive(t, c.tmpLeft, "no kill left a partial checkpoint")
+		assert.Positive(t, c.noCkpt, "no kill before the first checkpoint")
 	}
+}
+
+// crashBaseline runs the job args in dir uninterrupted, at full speed, and returns its final
+// weights, its length in steps, and how long the binary took to start (to its first line).
+func crashBaseline(t *testing.T, dir string, args []string) (weights string, total int64, startup time.Duration) {
+	t.Helper()
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	base := startSpottrain(t, dir, nil, args...)
+	header := base.readLine("lstm-solar: ", time.Minute)
+	startup = base.first.Sub(base.start)
+	require.Equal(t, 0, base.wait(2*time.Minute), "stderr: %s", base.stderr.String())
+	m := headerRE.FindStringSubmatch(header)
+	require.NotNil(t, m, header)
+	total, _ = strconv.ParseInt(m[2], 10, 64)
+	return weightsOf(t, newest(t, filepath.Join(dir, "run"))), total, startup
+}
+
+// campaign is what the kills of TestCrashCampaign did.
+type campaign struct {
+	inc      int             // incarnations in the event log
+	landed   map[string]int  // where the kills landed
+	noCkpt   int             // kills while the run had no committed checkpoint yet
+	tmpLeft  int             // kills that left a new .tmp- directory (inside a write)
+	delLeft  int             // kills that left a new .del- directory (inside retention)
+	seen     map[string]bool // leftovers seen after earlier kills
+	maxValid int
+}
+
+func newCampaign() *campaign { return &campaign{landed: map[string]int{}, seen: map[string]bool{}} }
+
+// afterKill checks runDir after kill number killed, last being the newest committed step before
+// it (-1: none), and records where the kill landed. It returns the newest committed step.
+func (c *campaign) afterKill(t *testing.T, runDir string, killed int, last int64) int64 {
+	t.Helper()
+	// Where it landed: the log tells whether it got as far as its run_start, and whether a
+	// checkpoint it began was committed.
+	evs := eventstest.Read(t, runDir)
+	n := checkIncarnations(t, evs)
+	switch {
+	case n == c.inc:
+		c.landed["startup, before the event log"]++
+	case writing(evs, n):
+		c.landed["inside a checkpoint write"]++
+	default:
+		c.landed["training, eval or shutdown, no write in flight"]++
+	}
+	c.inc = n
+
+	// The guarantee: zero unloadable checkpoints, whatever the instant of the kill.
+	valid, leftovers := checkAllValid(t, runDir)
+	c.maxValid = max(c.maxValid, len(valid))
+	require.LessOrEqual(t, len(valid), 3+1, "retention keeps 3, and a kill may come between a commit and the deletion")
+	for _, l := range leftovers {
+		name := filepath.Base(l.Dir)
+		if !c.seen[name] {
+			c.tmpLeft += b2i(strings.HasPrefix(name, ".tmp-"))
+			c.delLeft += b2i(strings.HasPrefix(name, ".del-"))
+		}
+		c.seen[name] = true
+	}
+	if len(valid) == 0 {
+		require.Equal(t, int64(-1), last, "kill %d: the committed checkpoints are gone", killed)
+		c.noCkpt++
+		return last
+	}
+	step := valid[len(valid)-1].Manifest.Step
+	require.GreaterOrEqual(t, step, last, "kill %d: the newest committed checkpoint went back", killed)
+	return step
+}
+
+// checkCompleted checks that the run in runDir completed at step total after epochs epochs: its
+// log ends with an exit 0 at that step, and metrics.json has every epoch. It returns the number of
+// incarnations in the log.
+func checkCompleted(t *testing.T, runDir string, total, epochs int) int {
+	t.Helper()
+	evs := eventstest.Read(t, runDir)
+	n := checkIncarnations(t, evs)
+	end, ok := evs[len(evs)-1].Payload.(events.Exit)
+	require.True(t, ok, "the last event is an exit: %+v", evs[len(evs)-1])
+	assert.Equal(t, codes.ExitDone, end.Code)
+	assert.Equal(t, total, end.Step)
+	doc, err := os.ReadFile(filepath.Join(runDir, "metrics.json"))
+	require.NoError(t, err)
+	var mj metrics
+	require.NoError(t, json.Unmarshal(doc, &mj))
+	assert.Equal(t, total, mj.Steps)
+	assert.Len(t, mj.Epochs, epochs, "metrics.json has every epoch's evaluation")
+	return n
 }
 
 // kill is when to kill a start: delay after its start, or after its first step line.
@@ -398,7 +424,7 @@ func preempt(t *testing.T, dir string, env []string, args []string, target int, 
 	p.readLine(fmt.Sprintf("step %d/", target), time.Minute)
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	code := p.wait(time.Minute)
-	require.Equal(t, 75, code, "stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
+	require.Equal(t, codes.ExitPreempted, code, "stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
 	assert.Contains(t, errorLine(t, p.stderr.String()), "emergency checkpoint")
 	assert.Equal(t, resumed, resumedFrom(t, p.out))
 	m := checkpointRE.FindStringSubmatch(p.out[len(p.out)-1])
@@ -491,7 +517,7 @@ func TestSecondSignalDoesNotAbortSave(t *testing.T) {
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
 	again := time.Now()
-	require.Equal(t, 75, p.wait(time.Minute), "stderr: %s", p.stderr.String())
+	require.Equal(t, codes.ExitPreempted, p.wait(time.Minute), "stderr: %s", p.stderr.String())
 	assert.Equal(t, line, p.out[len(p.out)-1], "nothing after the checkpointing line")
 
 	stderr := strings.Split(strings.TrimSuffix(p.stderr.String(), "\n"), "\n")
@@ -624,12 +650,12 @@ func TestSecondTrainerOnSameRunDir(t *testing.T) {
 
 	r := spottrain(t, dir, args...)
 	assert.NotEqual(t, 0, r.code)
-	assert.NotEqual(t, 75, r.code)
+	assert.NotEqual(t, codes.ExitPreempted, r.code)
 	assert.Equal(t, fmt.Sprintf("run dir run is in use by another trainer (pid %d)", first.cmd.Process.Pid), errorLine(t, r.stderr))
 	assert.Empty(t, r.stdout)
 
 	require.NoError(t, first.cmd.Process.Signal(syscall.SIGTERM))
-	require.Equal(t, 75, first.wait(time.Minute), "stderr: %s", first.stderr.String())
+	require.Equal(t, codes.ExitPreempted, first.wait(time.Minute), "stderr: %s", first.stderr.String())
 	valid, invalid := checkAllValid(t, runDir)
 	assert.NotEmpty(t, valid)
 	assert.Empty(t, invalid)

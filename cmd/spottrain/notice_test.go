@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spottrain/codes"
 	"spottrain/events"
 	"spottrain/events/eventstest"
 )
@@ -89,7 +90,7 @@ func TestCloudNotice(t *testing.T) {
 				p.readLine("step ", time.Minute)
 				armed.Store(true)
 			}
-			require.Equal(t, 75, p.wait(time.Minute), "stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
+			require.Equal(t, codes.ExitPreempted, p.wait(time.Minute), "stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
 			assert.Contains(t, p.stdout(), tc.says+" received: checkpointing at step ")
 			if tc.source == "auto" {
 				assert.Contains(t, p.stdout(), "on AWS: watching its metadata server for a preemption notice\n")

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/events"
 	"spottrain/events/eventstest"
 	"spottrain/internal/gcstest"
@@ -101,7 +102,7 @@ func TestRemoteStuckUpload(t *testing.T) {
 	p := startSpottrain(t, dir, []string{gcs.Env()}, args...)
 	p.readLine("step 20/", time.Minute)
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	require.Equal(t, 75, p.wait(time.Minute), "stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
+	require.Equal(t, codes.ExitPreempted, p.wait(time.Minute), "stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
 	assert.Regexp(t, regexp.MustCompile(`warning: upload of step \d+ to gs://spot/mirror/run abandoned: context deadline exceeded; the remote keeps its previous checkpoint`), p.stdout())
 	evs := eventstest.Read(t, filepath.Join(dir, "run"))
 	exit := eventstest.Of[events.Exit](evs)

@@ -131,7 +131,7 @@ func TestRunCtrlC(t *testing.T) {
 	p.readLine("step ", time.Minute)
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
 	code := p.wait(time.Minute)
-	assert.Equal(t, 75, code, "stdout: %s\nstderr: %s", p.stdout(), p.stderr.String())
+	assert.Equal(t, codes.ExitPreempted, code, "stdout: %s\nstderr: %s", p.stdout(), p.stderr.String())
 	assert.Contains(t, errorLine(t, p.stderr.String()), "stopped by a signal: run the same command again to go on")
 	runDir := filepath.Join(dir, "runs", "lstm-ondemand", "rep-0")
 	evs := eventstest.Read(t, runDir)
