@@ -92,6 +92,9 @@ func ReadRun(dir string) (*Run, error) {
 			r.Incarnations = append(r.Incarnations, in)
 		}
 		in.End = e.Time
+		if s, ok := stepOf(e); ok {
+			in.LastStep = max(in.LastStep, s)
+		}
 		in.add(e.Payload)
 	}
 	slices.SortFunc(r.Incarnations, func(a, b *Incarnation) int { return cmp.Compare(a.N, b.N) })
@@ -100,9 +103,6 @@ func ReadRun(dir string) (*Run, error) {
 
 // add records what the payload of one of in's events says.
 func (in *Incarnation) add(p events.Payload) {
-	if s, ok := stepOf(p); ok {
-		in.LastStep = max(in.LastStep, s)
-	}
 	switch p := p.(type) {
 	case events.RunStart:
 		in.PID, in.TotalSteps = p.PID, p.TotalSteps
@@ -121,33 +121,15 @@ func (in *Incarnation) add(p events.Payload) {
 	}
 }
 
-// stepOf is the step a trainer's event names, if it names one.
-func stepOf(p events.Payload) (int, bool) {
-	switch p := p.(type) {
-	case events.Resume:
-		return p.Step, true
-	case events.CheckpointBegin:
-		return p.Step, true
-	case events.CheckpointCommit:
-		return p.Step, true
-	case events.SignalReceived:
-		return p.Step, true
-	case events.EmergencyCheckpoint:
-		return p.Step, true
-	case events.EpochEnd:
-		return p.Step, true
-	case events.Progress:
-		return p.Step, true
-	case events.Exit:
-		return p.Step, true
-	case events.CheckpointUpload:
-		return int(p.Step), true
-	case events.CheckpointUploadFailed:
-		return int(p.Step), true
-	case events.CheckpointDownload:
-		return int(p.Step), true
+// stepOf is the step an event names in its field step (an integer), if it has one.
+func stepOf(e events.Event) (int, bool) {
+	var s struct {
+		Step *int `json:"step,omitempty"`
 	}
-	return 0, false
+	if e.Decode(&s) != nil || s.Step == nil {
+		return 0, false
+	}
+	return *s.Step, true
 }
 
 // Metrics is a completed run's metrics.json (the fields analysis reads).
