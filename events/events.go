@@ -368,8 +368,9 @@ type Event struct {
 	fields  map[string]json.RawMessage
 }
 
-// Decode reads the event's fields into p, a pointer to a payload struct, as Read does for the
-// types of this package: a required field that the event lacks is an error; a float written as
+// Decode reads the event's fields into p, a pointer to a struct whose fields are tagged as a
+// Payload's (a payload of another type, or a few fields of any event), as Read does for the types
+// of this package: a required field that the event lacks is an error; a float written as
 // "NaN", "+Inf" or "-Inf" is read as that number; fields that p does not name are ignored.
 func (e Event) Decode(p any) error {
 	if err := decodeInto(e.fields, p); err != nil {
