@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"spottrain/codes"
 	"spottrain/configs"
 	"spottrain/events"
 )
@@ -117,7 +118,7 @@ type StepValue struct {
 type Interrupt struct {
 	At   float64 // seconds from the run's start
 	Step int     // the last step the trainer had reported
-	Kind string  // "notice" or "kill"
+	Kind codes.InterruptKind
 }
 
 // ErrNoRun is returned by Measure for a directory with no trainer events.
@@ -179,8 +180,40 @@ func measure(r *Run, cfg configs.Config) (*RunMetrics, error) {
 	if len(r.Incarnations) == 0 {
 		return nil, ErrNoRun
 	}
+	m, err := fromConfig(r.Dir, cfg)
+	if err != nil {
+		return nil, err
+	}
+	t := newTimes(r)
+	if rs := t.runnerStart; rs != nil {
+		if rs.TimeScale > 0 {
+			m.TimeScale = rs.TimeScale
+		}
+		m.Index = rs.Index
+	}
+	t.scale = m.TimeScale
+	m.addRunner(r, t)
+	m.addTrainers(r, t)
+	m.addTrainerEvents(t)
+	for _, in := range r.Incarnations {
+		if sig := t.signal[in.N]; !sig.IsZero() && in.Exit == codes.ExitPreempted {
+			m.EmergencyS += t.spot(sig, t.end(in))
+		}
+	}
+
+	last := r.Incarnations[len(r.Incarnations)-1]
+	m.Completed = last.Exit == codes.ExitDone
+	m.Steps = last.LastStep
+	m.WallS = t.at(t.finish)
+	m.BilledS = m.WallS - m.DownS
+	m.UsefulS = m.BilledS - m.StartupS - m.CheckpointS - m.EmergencyS - m.WastedS
+	return m, nil
+}
+
+// fromConfig starts the metrics of the run in dir with what its config says.
+func fromConfig(dir string, cfg configs.Config) (*RunMetrics, error) {
 	m := &RunMetrics{
-		Dir: r.Dir, Name: cfg.Name, Model: cfg.Layers.Model, Strategy: cfg.Checkpoint.Strategy,
+		Dir: dir, Name: cfg.Name, Model: cfg.Layers.Model, Strategy: cfg.Checkpoint.Strategy,
 		Pattern: cfg.Interrupts.Pattern, NoNoticeShare: cfg.Interrupts.NoNoticeShare,
 		TrainingHash: cfg.TrainingHash(), TimeScale: cfg.Interrupts.TimeScale,
 	}
@@ -194,19 +227,13 @@ func measure(r *Run, cfg configs.Config) (*RunMetrics, error) {
 	if m.TimeScale <= 0 {
 		m.TimeScale = 1
 	}
-	t := newTimes(r)
-	if ts, ok := floatField(t.runnerStart, "time_scale"); ok && ts > 0 {
-		m.TimeScale = ts
-	}
-	if i, ok := intField(t.runnerStart, "index"); ok {
-		m.Index = i
-	}
-	spot := func(a, b time.Time) float64 { return b.Sub(a).Seconds() * m.TimeScale }
-	at := func(x time.Time) float64 { return spot(t.start, x) }
+	return m, nil
+}
 
-	// The runner's view: times without a VM and the interruptions it sent. A log from before
-	// child_start events existed counts each restart's configured delay instead. A run stopped
-	// (Ctrl+C) and taken up again later by another runner had no VM in between either.
+// addRunner adds the runner's view: times without a VM and the interruptions it sent. A log from
+// before child_start events existed counts each restart's configured delay instead. A run stopped
+// (Ctrl+C) and taken up again later by another runner had no VM in between either.
+func (m *RunMetrics) addRunner(r *Run, t *times) {
 	var pending time.Time // a restart waiting for its child_start
 	var before time.Time  // the previous event's
 	for _, e := range r.Events {
@@ -215,58 +242,66 @@ func measure(r *Run, cfg configs.Config) (*RunMetrics, error) {
 		if e.Incarnation != 0 {
 			continue
 		}
-		switch e.Type {
+		switch p := e.Payload.(type) {
 		case events.RunnerStart:
 			if !prev.IsZero() {
-				m.DownS += spot(prev, e.Time)
-				m.Downs = append(m.Downs, [2]float64{at(prev), at(e.Time)})
+				m.addDown(t, prev, e.Time)
 			}
 		case events.Restart:
 			pending = e.Time
 			if len(t.spawned) == 0 {
-				d, _ := floatField(e, "delay_s")
-				m.DownS += d
-				m.Downs = append(m.Downs, [2]float64{at(e.Time), at(e.Time) + d})
+				m.DownS += p.DelayS
+				m.Downs = append(m.Downs, [2]float64{t.at(e.Time), t.at(e.Time) + p.DelayS})
 			}
 		case events.ChildStart:
 			if !pending.IsZero() {
-				m.DownS += spot(pending, e.Time)
-				m.Downs = append(m.Downs, [2]float64{at(pending), at(e.Time)})
+				m.addDown(t, pending, e.Time)
 				pending = time.Time{}
 			}
 		case events.InterruptSent:
-			kind, _ := e.Fields["kind"].(string)
-			reason, _ := e.Fields["reason"].(string)
-			switch {
-			case reason == "grace":
-				m.GraceKills++
-			case reason != "schedule":
-				continue // a Ctrl+C is no interruption of the spot job
-			case kind == "kill":
-				m.Kills++
-			default:
-				m.Notices++
-			}
-			pid, _ := intField(e, "pid")
-			step := 0
-			if in := t.byPID[pid]; in != nil {
-				step = in.LastStep
-			}
-			if reason == "schedule" {
-				m.Interrupts = append(m.Interrupts, Interrupt{At: at(e.Time), Step: step, Kind: kind})
-			}
+			m.addInterrupt(t, e.Time, p)
 		}
 	}
+}
 
+// addDown adds a time without a VM, from a to b.
+func (m *RunMetrics) addDown(t *times, a, b time.Time) {
+	m.DownS += t.spot(a, b)
+	m.Downs = append(m.Downs, [2]float64{t.at(a), t.at(b)})
+}
+
+// addInterrupt counts an interrupt the runner sent at time at.
+func (m *RunMetrics) addInterrupt(t *times, at time.Time, p events.InterruptSent) {
+	switch {
+	case p.Reason == codes.Grace:
+		m.GraceKills++
+	case p.Reason != codes.Schedule:
+		return // a Ctrl+C is no interruption of the spot job
+	case p.Kind == codes.Kill:
+		m.Kills++
+	default:
+		m.Notices++
+	}
+	step := 0
+	if in := t.byPID[p.PID]; in != nil {
+		step = in.LastStep
+	}
+	if p.Reason == codes.Schedule {
+		m.Interrupts = append(m.Interrupts, Interrupt{At: t.at(at), Step: step, Kind: p.Kind})
+	}
+}
+
+// addTrainers adds each trainer's span: its startup, and the work lost when it was killed.
+func (m *RunMetrics) addTrainers(r *Run, t *times) {
 	var prev *Incarnation // the last trainer that did work
 	prevSpan := -1        // its index in m.Incarnations
 	for i, in := range r.Incarnations {
-		span := Span{Incarnation: in.N, Start: at(t.spawn(in)), End: at(t.end(in)), Ending: endingKind(in)}
+		span := Span{Incarnation: in.N, Start: t.at(t.spawn(in)), End: t.at(t.end(in)), Ending: endingKind(in)}
 		ready := t.ready[in.N]
 		if ready.IsZero() || in.idle() {
 			span.Ready = span.End
 		} else {
-			span.Ready = at(ready)
+			span.Ready = t.at(ready)
 		}
 		span.Lost = span.End
 		if len(r.Runner) == 0 && i > 0 {
@@ -283,70 +318,62 @@ func measure(r *Run, cfg configs.Config) (*RunMetrics, error) {
 			m.RestartS += startup
 		}
 		if prev != nil && prev.Killed() && !in.idle() {
-			// prev's work after the state in resumed from was lost.
-			from := 0
-			if in.Resumed {
-				from = in.ResumeStep
-			}
-			lostAt := t.stateAt(prev, from)
-			if !lostAt.IsZero() {
-				lost := max(spot(lostAt, t.end(prev)), 0)
-				lost -= t.blockedAfter(prev, lostAt) * m.TimeScale
-				m.WastedS += max(lost, 0)
-				m.Incarnations[prevSpan].Lost = at(lostAt)
-			}
-			m.RedoSteps += max(prev.LastStep-from, 0)
+			m.addLost(t, prev, in, prevSpan)
 		}
 		m.Incarnations = append(m.Incarnations, span)
 		if !in.idle() {
 			prev, prevSpan = in, len(m.Incarnations)-1
 		}
 	}
+}
 
+// addLost adds the work of the killed trainer prev (span prevSpan) after the state that in
+// resumed from: it was lost.
+func (m *RunMetrics) addLost(t *times, prev, in *Incarnation, prevSpan int) {
+	from := 0
+	if in.Resumed {
+		from = in.ResumeStep
+	}
+	lostAt := t.stateAt(prev, from)
+	if !lostAt.IsZero() {
+		lost := max(t.spot(lostAt, t.end(prev)), 0)
+		lost -= t.blockedAfter(prev, lostAt) * m.TimeScale
+		m.WastedS += max(lost, 0)
+		m.Incarnations[prevSpan].Lost = t.at(lostAt)
+	}
+	m.RedoSteps += max(prev.LastStep-from, 0)
+}
+
+// addTrainerEvents adds the checkpoints' blocking, the training losses and the validations.
+// Non-finite values (a diverged run) are left out.
+func (m *RunMetrics) addTrainerEvents(t *times) {
 	for _, e := range t.trainer {
-		switch e.Type {
+		switch p := e.Payload.(type) {
 		case events.CheckpointCommit:
-			reason, _ := e.Fields["reason"].(string)
-			ms, _ := floatField(e, "blocking_ms")
-			if reason != "emergency" {
-				m.CheckpointS += ms / 1000 * m.TimeScale
+			if p.Reason != codes.Emergency {
+				m.CheckpointS += p.BlockingMS / 1000 * m.TimeScale
 				m.Checkpoints++
 			}
 		case events.Progress:
-			s, _ := intField(e, "step")
-			if v, ok := floatField(e, "loss"); ok {
-				m.Losses = append(m.Losses, StepValue{Step: s, Value: v, Incarnation: e.Incarnation})
+			if finite(p.Loss) {
+				m.Losses = append(m.Losses, StepValue{Step: p.Step, Value: p.Loss, Incarnation: e.Incarnation})
 			}
 		case events.EpochEnd:
-			s, _ := intField(e, "step")
-			mets, _ := e.Fields["metrics"].(map[string]any)
-			name, _ := primaryMetric(anyFloats(mets))
-			if v, ok := mets[name].(float64); ok {
-				m.Validations = append(m.Validations, StepValue{Step: s, Value: v, Incarnation: e.Incarnation})
+			mets := finiteValues(p.Metrics)
+			name, _ := primaryMetric(mets)
+			if v, ok := mets[name]; ok {
+				m.Validations = append(m.Validations, StepValue{Step: p.Step, Value: v, Incarnation: e.Incarnation})
 			}
 		}
 	}
-	for _, in := range r.Incarnations {
-		if sig := t.signal[in.N]; !sig.IsZero() && in.Exit == 75 {
-			m.EmergencyS += spot(sig, t.end(in))
-		}
-	}
-
-	last := r.Incarnations[len(r.Incarnations)-1]
-	m.Completed = last.Exit == 0
-	m.Steps = last.LastStep
-	m.WallS = at(t.finish)
-	m.BilledS = m.WallS - m.DownS
-	m.UsefulS = m.BilledS - m.StartupS - m.CheckpointS - m.EmergencyS - m.WastedS
-	return m, nil
 }
 
 // endingKind says how an incarnation ended.
 func endingKind(in *Incarnation) string {
 	switch {
-	case in.Exit == 0:
+	case in.Exit == codes.ExitDone:
 		return "done"
-	case in.Exit == 75:
+	case in.Exit == codes.ExitPreempted:
 		return "notice"
 	case in.Killed():
 		return "kill"
@@ -355,41 +382,42 @@ func endingKind(in *Incarnation) string {
 	}
 }
 
-// anyFloats keeps the numbers of a decoded JSON object.
-func anyFloats(obj map[string]any) map[string]float64 {
+// finiteValues is vals without its non-finite values.
+func finiteValues(vals map[string]float64) map[string]float64 {
 	out := map[string]float64{}
-	for k, v := range obj {
-		if f, ok := v.(float64); ok {
-			out[k] = f
+	for k, v := range vals {
+		if finite(v) {
+			out[k] = v
 		}
 	}
 	return out
 }
 
-// floatField reads a number field of an event.
-func floatField(e events.Event, key string) (float64, bool) {
-	f, ok := e.Fields[key].(float64)
-	return f, ok
-}
-
 // times indexes the moments of a run that its metrics need.
 type times struct {
 	start, finish time.Time
-	runnerStart   events.Event
-	trainer       []events.Event // the trainers' events, in order
+	scale         float64             // spot seconds per wall second
+	runnerStart   *events.RunnerStart // the first; nil if none
+	trainer       []events.Event      // the trainers' events, in order
 	byPID         map[int]*Incarnation
 	spawned       map[int]time.Time // child_start by pid
 	exited        map[int]time.Time // child_exit by pid
 	ready         map[int]time.Time // by incarnation: resume, or run_start of a fresh start
 	signal        map[int]time.Time // by incarnation: signal_received
 	begun         map[[2]int]time.Time
-	blocked       map[int][]events.Event // by incarnation: non-emergency checkpoint_commit
+	blocked       map[int][]blocking // by incarnation: non-emergency checkpoint commits
+}
+
+// blocking is a checkpoint that blocked training for ms wall milliseconds, committed at time at.
+type blocking struct {
+	at time.Time
+	ms float64
 }
 
 func newTimes(r *Run) *times {
 	t := &times{byPID: map[int]*Incarnation{}, spawned: map[int]time.Time{}, exited: map[int]time.Time{},
 		ready: map[int]time.Time{}, signal: map[int]time.Time{}, begun: map[[2]int]time.Time{},
-		blocked: map[int][]events.Event{}}
+		blocked: map[int][]blocking{}}
 	for _, in := range r.Incarnations {
 		if in.PID != 0 {
 			t.byPID[in.PID] = in
@@ -402,38 +430,45 @@ func newTimes(r *Run) *times {
 		if e.Time.After(t.finish) {
 			t.finish = e.Time
 		}
-		pid, _ := intField(e, "pid")
-		switch e.Type {
-		case events.RunnerStart:
-			if t.runnerStart.Type == "" {
-				t.runnerStart = e
-			}
-		case events.ChildStart:
-			t.spawned[pid] = e.Time
-		case events.ChildExit:
-			t.exited[pid] = e.Time
-		case events.RunStart:
-			t.ready[e.Incarnation] = e.Time
-		case events.Resume:
-			t.ready[e.Incarnation] = e.Time
-		case events.SignalReceived:
-			if t.signal[e.Incarnation].IsZero() {
-				t.signal[e.Incarnation] = e.Time
-			}
-		case events.CheckpointBegin:
-			s, _ := intField(e, "step")
-			t.begun[[2]int{e.Incarnation, s}] = e.Time
-		case events.CheckpointCommit:
-			if reason, _ := e.Fields["reason"].(string); reason != "emergency" {
-				t.blocked[e.Incarnation] = append(t.blocked[e.Incarnation], e)
-			}
-		}
+		t.add(e)
 		if e.Incarnation > 0 {
 			t.trainer = append(t.trainer, e)
 		}
 	}
 	return t
 }
+
+// add indexes the moment of e, if it is one that metrics need.
+func (t *times) add(e events.Event) {
+	switch p := e.Payload.(type) {
+	case events.RunnerStart:
+		if t.runnerStart == nil {
+			t.runnerStart = &p
+		}
+	case events.ChildStart:
+		t.spawned[p.PID] = e.Time
+	case events.ChildExit:
+		t.exited[p.PID] = e.Time
+	case events.RunStart, events.Resume:
+		t.ready[e.Incarnation] = e.Time
+	case events.SignalReceived:
+		if t.signal[e.Incarnation].IsZero() {
+			t.signal[e.Incarnation] = e.Time
+		}
+	case events.CheckpointBegin:
+		t.begun[[2]int{e.Incarnation, p.Step}] = e.Time
+	case events.CheckpointCommit:
+		if p.Reason != codes.Emergency {
+			t.blocked[e.Incarnation] = append(t.blocked[e.Incarnation], blocking{at: e.Time, ms: p.BlockingMS})
+		}
+	}
+}
+
+// spot is the spot time from a to b, in seconds.
+func (t *times) spot(a, b time.Time) float64 { return b.Sub(a).Seconds() * t.scale }
+
+// at is x in spot seconds from the run's start.
+func (t *times) at(x time.Time) float64 { return t.spot(t.start, x) }
 
 // spawn is when in's process started: the runner's child_start; else the run's start for the
 // first trainer, or in's first event.
@@ -471,10 +506,9 @@ func (t *times) stateAt(in *Incarnation, step int) time.Time {
 // blockedAfter is the wall time in's checkpoints blocked training after from, in seconds.
 func (t *times) blockedAfter(in *Incarnation, from time.Time) float64 {
 	var s float64
-	for _, e := range t.blocked[in.N] {
-		if e.Time.After(from) {
-			ms, _ := floatField(e, "blocking_ms")
-			s += ms / 1000
+	for _, b := range t.blocked[in.N] {
+		if b.at.After(from) {
+			s += b.ms / 1000
 		}
 	}
 	return s

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"time"
 
+	"spottrain/codes"
 	"spottrain/events"
 )
 
@@ -30,7 +31,7 @@ const MetricsFile = "metrics.json"
 // Commit is a checkpoint an incarnation committed (or began to).
 type Commit struct {
 	Step   int
-	Reason string
+	Reason codes.CheckpointReason
 	Dir    string
 }
 
@@ -91,42 +92,44 @@ func ReadRun(dir string) (*Run, error) {
 			r.Incarnations = append(r.Incarnations, in)
 		}
 		in.End = e.Time
-		if s, ok := intField(e, "step"); ok {
+		if s, ok := stepOf(e); ok {
 			in.LastStep = max(in.LastStep, s)
 		}
-		switch e.Type {
-		case events.RunStart:
-			in.PID, _ = intField(e, "pid")
-			in.TotalSteps, _ = intField(e, "total_steps")
-		case events.Resume:
-			in.Resumed = true
-			in.ResumeStep, _ = intField(e, "step")
-			in.ResumeDir, _ = e.Fields["dir"].(string)
-		case events.CheckpointBegin:
-			s, _ := intField(e, "step")
-			in.Begun = append(in.Begun, s)
-		case events.CheckpointCommit:
-			s, _ := intField(e, "step")
-			reason, _ := e.Fields["reason"].(string)
-			d, _ := e.Fields["dir"].(string)
-			in.Commits = append(in.Commits, Commit{Step: s, Reason: reason, Dir: d})
-		case events.CheckpointInvalid:
-			in.Invalid = append(in.Invalid, fmt.Sprintf("%v: %v", e.Fields["dir"], e.Fields["reason"]))
-		case events.EmergencyCheckpoint:
-			in.Emergency = true
-		case events.Exit:
-			in.Exit, _ = intField(e, "code")
-			in.ExitReason, _ = e.Fields["reason"].(string)
-		}
+		in.add(e.Payload)
 	}
 	slices.SortFunc(r.Incarnations, func(a, b *Incarnation) int { return cmp.Compare(a.N, b.N) })
 	return r, nil
 }
 
-// intField reads an integer field of an event.
-func intField(e events.Event, key string) (int, bool) {
-	f, ok := e.Fields[key].(float64)
-	return int(f), ok && f == float64(int(f))
+// add records what the payload of one of in's events says.
+func (in *Incarnation) add(p events.Payload) {
+	switch p := p.(type) {
+	case events.RunStart:
+		in.PID, in.TotalSteps = p.PID, p.TotalSteps
+	case events.Resume:
+		in.Resumed, in.ResumeStep, in.ResumeDir = true, p.Step, p.Dir
+	case events.CheckpointBegin:
+		in.Begun = append(in.Begun, p.Step)
+	case events.CheckpointCommit:
+		in.Commits = append(in.Commits, Commit{Step: p.Step, Reason: p.Reason, Dir: p.Dir})
+	case events.CheckpointInvalid:
+		in.Invalid = append(in.Invalid, fmt.Sprintf("%v: %v", p.Dir, p.Reason))
+	case events.EmergencyCheckpoint:
+		in.Emergency = true
+	case events.Exit:
+		in.Exit, in.ExitReason = p.Code, p.Reason
+	}
+}
+
+// stepOf is the step an event names in its field step (an integer), if it has one.
+func stepOf(e events.Event) (int, bool) {
+	var s struct {
+		Step *int `json:"step,omitempty"`
+	}
+	if e.Decode(&s) != nil || s.Step == nil {
+		return 0, false
+	}
+	return *s.Step, true
 }
 
 // Metrics is a completed run's metrics.json (the fields analysis reads).
@@ -159,7 +162,7 @@ func ReadMetrics(dir string) (*Metrics, error) {
 // metrics.json exists.
 func Completed(dir string) bool {
 	r, err := ReadRun(dir)
-	if err != nil || len(r.Incarnations) == 0 || r.Incarnations[len(r.Incarnations)-1].Exit != 0 {
+	if err != nil || len(r.Incarnations) == 0 || r.Incarnations[len(r.Incarnations)-1].Exit != codes.ExitDone {
 		return false
 	}
 	_, err = os.Stat(filepath.Join(dir, MetricsFile))

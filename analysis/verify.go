@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/events"
 )
 
@@ -76,12 +77,12 @@ func Verify(dir string) (*Verdict, error) {
 		switch {
 		case in.Killed():
 			v.Killed++
-		case in.Exit == 75:
+		case in.Exit == codes.ExitPreempted:
 			v.Notice++
 			if !in.Emergency {
 				v.problem("incarnation %d exited 75 without an emergency checkpoint", in.N)
 			}
-		case in.Exit != 0:
+		case in.Exit != codes.ExitDone:
 			v.problem("incarnation %d failed with exit code %d: %s", in.N, in.Exit, in.ExitReason)
 		}
 		for _, c := range in.Commits {
@@ -98,7 +99,7 @@ func Verify(dir string) (*Verdict, error) {
 
 	last := r.Incarnations[len(r.Incarnations)-1]
 	v.FinalStep = last.LastStep
-	v.Completed = last.Exit == 0
+	v.Completed = last.Exit == codes.ExitDone
 	switch {
 	case !v.Completed:
 		v.problem("not completed: the last trainer (incarnation %d) %s", last.N, ending(last))
@@ -141,7 +142,7 @@ func checkTakeover(v *Verdict, prev, in *Incarnation, newest int, committed, beg
 	case from > prev.LastStep:
 		v.problem("steps %d to %d were skipped: incarnation %d stopped at step %d and incarnation %d resumed at %d",
 			prev.LastStep+1, from, prev.N, prev.LastStep, in.N, from)
-	case prev.Exit == 75 && from != prev.LastStep:
+	case prev.Exit == codes.ExitPreempted && from != prev.LastStep:
 		v.problem("incarnation %d exited after an emergency checkpoint at step %d, but incarnation %d resumed at %d (steps repeated without a kill)",
 			prev.N, prev.LastStep, in.N, from)
 	case prev.Killed():
@@ -154,7 +155,7 @@ func ending(in *Incarnation) string {
 	switch {
 	case in.Killed():
 		return fmt.Sprintf("was killed at step %d or a little later", in.LastStep)
-	case in.Exit == 75:
+	case in.Exit == codes.ExitPreempted:
 		return fmt.Sprintf("was preempted at step %d (exit 75) and not started again", in.LastStep)
 	default:
 		return fmt.Sprintf("exited %d at step %d: %s", in.Exit, in.LastStep, in.ExitReason)
@@ -189,13 +190,9 @@ func checkMetrics(v *Verdict, dir string, final int) {
 // every failure it saw was one it caused.
 func checkRunner(v *Verdict, r *Run) {
 	for _, e := range r.Runner {
-		if e.Type != events.ChildExit {
-			continue
-		}
-		code, _ := intField(e, "code")
-		caused, _ := e.Fields["caused"].(bool)
-		if code != 0 && code != 75 && !caused {
-			v.problem("the runner saw a child fail that it had not interrupted: code %d, signal %v", code, e.Fields["signal"])
+		p, ok := e.Payload.(events.ChildExit)
+		if ok && p.Code != codes.ExitDone && p.Code != codes.ExitPreempted && !p.Caused {
+			v.problem("the runner saw a child fail that it had not interrupted: code %d, signal %v", p.Code, p.Signal)
 		}
 	}
 }

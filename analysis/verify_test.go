@@ -2,7 +2,6 @@ package analysis_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	"spottrain/analysis"
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/events"
 	"spottrain/internal/testutil"
 )
@@ -43,30 +43,33 @@ const (
 	noMetrics   = "none"
 )
 
-func TestVerify(t *testing.T) {
-	cases := []struct {
-		name string
-		run  runSpec
-		want counts
-		// problems are substrings, one per problem (in any order); {dir} stands for the run
-		// directory. None: the run is sound.
-		problems []string
-	}{
-		// Sound runs.
-		{
-			name: "single incarnation",
-			run: runSpec{log: `
+// verifyCase is a run and what Verify must find of it.
+type verifyCase struct {
+	name string
+	run  runSpec
+	want counts
+	// problems are substrings, one per problem (in any order); {dir} stands for the run
+	// directory. None: the run is sound.
+	problems []string
+}
+
+// verifyCases are the runs of TestVerify.
+var verifyCases = []verifyCase{
+	// Sound runs.
+	{
+		name: "single incarnation",
+		run: runSpec{log: `
 				1 start
 				1 step 5
 				1 ckpt 10
 				1 step 15
 				1 ckpt 20
 			` + done(1)},
-			want: counts{Completed: true, Starts: 1, Final: 30},
-		},
-		{
-			name: "SIGTERM: emergency checkpoint, exit 75, resumed at its step",
-			run: runSpec{log: `
+		want: counts{Completed: true, Starts: 1, Final: 30},
+	},
+	{
+		name: "SIGTERM: emergency checkpoint, exit 75, resumed at its step",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 15
@@ -78,11 +81,11 @@ func TestVerify(t *testing.T) {
 				2 start
 				2 resume 17
 			` + done(2)},
-			want: counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
-		},
-		{
-			name: "SIGKILL: resumed from the last commit, the steps since are redone",
-			run: runSpec{log: `
+		want: counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
+	},
+	{
+		name: "SIGKILL: resumed from the last commit, the steps since are redone",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 14
@@ -92,36 +95,36 @@ func TestVerify(t *testing.T) {
 				2 start
 				2 resume 10
 			` + done(2)},
-			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 4, Final: 30},
-		},
-		{
-			name: "SIGKILL before any checkpoint: started afresh",
-			run: runSpec{log: `
+		want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 4, Final: 30},
+	},
+	{
+		name: "SIGKILL before any checkpoint: started afresh",
+		run: runSpec{log: `
 				1 start
 				1 step 5
 				1 step 8
 				2 start
 				2 ckpt 10
 			` + done(2)},
-			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 8, Final: 30},
-		},
-		{
-			name: "SIGKILL took the commit event: resumed from the checkpoint only begun",
-			run: runSpec{
-				log: `
+		want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 8, Final: 30},
+	},
+	{
+		name: "SIGKILL took the commit event: resumed from the checkpoint only begun",
+		run: runSpec{
+			log: `
 					1 start
 					1 ckpt 10
 					1 begin 12
 					2 start
 					2 resume 12
 				` + done(2),
-				ckpts: []int64{10, 12, 30},
-			},
-			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 0, Final: 30},
+			ckpts: []int64{10, 12, 30},
 		},
-		{
-			name: "SIGKILL after the final checkpoint: the next one only evaluates",
-			run: runSpec{log: `
+		want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 0, Final: 30},
+	},
+	{
+		name: "SIGKILL after the final checkpoint: the next one only evaluates",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 final 30
@@ -130,11 +133,11 @@ func TestVerify(t *testing.T) {
 				2 epoch 2 30
 				2 exit 0 30
 			`},
-			want: counts{Completed: true, Starts: 2, Killed: 1, Final: 30},
-		},
-		{
-			name: "a notice and two kills, one inside a checkpoint write",
-			run: runSpec{log: `
+		want: counts{Completed: true, Starts: 2, Killed: 1, Final: 30},
+	},
+	{
+		name: "a notice and two kills, one inside a checkpoint write",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 emergency 13
@@ -149,13 +152,13 @@ func TestVerify(t *testing.T) {
 				4 start
 				4 resume 20
 			` + done(4)},
-			want: counts{Completed: true, Starts: 4, Notice: 1, Killed: 2, Redo: 4 + 5, Final: 30},
-		},
+		want: counts{Completed: true, Starts: 4, Notice: 1, Killed: 2, Redo: 4 + 5, Final: 30},
+	},
 
-		// Takeovers.
-		{
-			name: "resumed from an older checkpoint than the newest committed",
-			run: runSpec{log: `
+	// Takeovers.
+	{
+		name: "resumed from an older checkpoint than the newest committed",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 ckpt 20
@@ -163,61 +166,61 @@ func TestVerify(t *testing.T) {
 				2 start
 				2 resume 10
 			` + done(2)},
-			want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 12, Final: 30},
-			problems: []string{"incarnation 2 resumed at step 10, not from the newest checkpoint (step 20)"},
-		},
-		{
-			name: "started afresh although a checkpoint was committed",
-			run: runSpec{log: `
+		want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 12, Final: 30},
+		problems: []string{"incarnation 2 resumed at step 10, not from the newest checkpoint (step 20)"},
+	},
+	{
+		name: "started afresh although a checkpoint was committed",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 12
 				2 start
 			` + done(2)},
-			want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 12, Final: 30},
-			problems: []string{"incarnation 2 started afresh although the checkpoint of step 10 had been committed"},
-		},
-		{
-			name: "resumed although nothing was committed",
-			run: runSpec{log: `
+		want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 12, Final: 30},
+		problems: []string{"incarnation 2 started afresh although the checkpoint of step 10 had been committed"},
+	},
+	{
+		name: "resumed although nothing was committed",
+		run: runSpec{log: `
 				1 start
 				1 step 5
 				2 start
 				2 resume 5
 			` + done(2)},
-			want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 0, Final: 30},
-			problems: []string{"incarnation 2 resumed at step 5, but no checkpoint had been committed"},
-		},
-		{
-			name: "resumed at a step no earlier trainer checkpointed",
-			run: runSpec{log: `
+		want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 0, Final: 30},
+		problems: []string{"incarnation 2 resumed at step 5, but no checkpoint had been committed"},
+	},
+	{
+		name: "resumed at a step no earlier trainer checkpointed",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 14
 				2 start
 				2 resume 13
 			` + done(2)},
-			want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 1, Final: 30},
-			problems: []string{"incarnation 2 resumed at step 13, from no checkpoint an earlier trainer wrote"},
-		},
-		{
-			name: "resumed beyond the last step of the previous trainer",
-			run: runSpec{log: `
+		want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 1, Final: 30},
+		problems: []string{"incarnation 2 resumed at step 13, from no checkpoint an earlier trainer wrote"},
+	},
+	{
+		name: "resumed beyond the last step of the previous trainer",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 14
 				2 start
 				2 resume 20
 			` + done(2)},
-			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 0, Final: 30},
-			problems: []string{
-				"incarnation 2 resumed at step 20, from no checkpoint an earlier trainer wrote",
-				"steps 15 to 20 were skipped: incarnation 1 stopped at step 14 and incarnation 2 resumed at 20",
-			},
+		want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 0, Final: 30},
+		problems: []string{
+			"incarnation 2 resumed at step 20, from no checkpoint an earlier trainer wrote",
+			"steps 15 to 20 were skipped: incarnation 1 stopped at step 14 and incarnation 2 resumed at 20",
 		},
-		{
-			name: "skipped steps, the resume itself from the newest checkpoint",
-			run: runSpec{log: `
+	},
+	{
+		name: "skipped steps, the resume itself from the newest checkpoint",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 20
 				1 step 22
@@ -227,15 +230,15 @@ func TestVerify(t *testing.T) {
 				3 start
 				3 resume 20
 			` + done(3)},
-			want: counts{Completed: true, Starts: 3, Killed: 2, Redo: 12, Final: 30},
-			problems: []string{
-				"incarnation 2 resumed at step 10, not from the newest checkpoint (step 20)",
-				"steps 15 to 20 were skipped: incarnation 2 stopped at step 14 and incarnation 3 resumed at 20",
-			},
+		want: counts{Completed: true, Starts: 3, Killed: 2, Redo: 12, Final: 30},
+		problems: []string{
+			"incarnation 2 resumed at step 10, not from the newest checkpoint (step 20)",
+			"steps 15 to 20 were skipped: incarnation 2 stopped at step 14 and incarnation 3 resumed at 20",
 		},
-		{
-			name: "after exit 75, resumed at another step than its emergency checkpoint",
-			run: runSpec{log: `
+	},
+	{
+		name: "after exit 75, resumed at another step than its emergency checkpoint",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 emergency 17
@@ -243,29 +246,29 @@ func TestVerify(t *testing.T) {
 				2 start
 				2 resume 10
 			` + done(2)},
-			want: counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
-			problems: []string{
-				"incarnation 2 resumed at step 10, not from the newest checkpoint (step 17)",
-				"incarnation 1 exited after an emergency checkpoint at step 17, but incarnation 2 resumed at 10 (steps repeated without a kill)",
-			},
+		want: counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
+		problems: []string{
+			"incarnation 2 resumed at step 10, not from the newest checkpoint (step 17)",
+			"incarnation 1 exited after an emergency checkpoint at step 17, but incarnation 2 resumed at 10 (steps repeated without a kill)",
 		},
+	},
 
-		// How trainers ended.
-		{
-			name: "exit 75 without an emergency checkpoint",
-			run: runSpec{log: `
+	// How trainers ended.
+	{
+		name: "exit 75 without an emergency checkpoint",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 exit 75 10 stopped by terminated
 				2 start
 				2 resume 10
 			` + done(2)},
-			want:     counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
-			problems: []string{"incarnation 1 exited 75 without an emergency checkpoint"},
-		},
-		{
-			name: "a trainer failed",
-			run: runSpec{log: `
+		want:     counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
+		problems: []string{"incarnation 1 exited 75 without an emergency checkpoint"},
+	},
+	{
+		name: "a trainer failed",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 12
@@ -273,211 +276,211 @@ func TestVerify(t *testing.T) {
 				2 start
 				2 resume 10
 			` + done(2)},
-			want:     counts{Completed: true, Starts: 2, Final: 30},
-			problems: []string{"incarnation 1 failed with exit code 1: out of memory"},
-		},
-		{
-			name: "not completed: the last trainer was killed",
-			run: runSpec{
-				log: `
+		want:     counts{Completed: true, Starts: 2, Final: 30},
+		problems: []string{"incarnation 1 failed with exit code 1: out of memory"},
+	},
+	{
+		name: "not completed: the last trainer was killed",
+		run: runSpec{
+			log: `
 					1 start
 					1 ckpt 10
 					1 step 14
 				`,
-				metrics: noMetrics,
-			},
-			want:     counts{Starts: 1, Killed: 1, Final: 14},
-			problems: []string{"not completed: the last trainer (incarnation 1) was killed at step 14"},
+			metrics: noMetrics,
 		},
-		{
-			name: "not completed: the last trainer exited 75",
-			run: runSpec{
-				log: `
+		want:     counts{Starts: 1, Killed: 1, Final: 14},
+		problems: []string{"not completed: the last trainer (incarnation 1) was killed at step 14"},
+	},
+	{
+		name: "not completed: the last trainer exited 75",
+		run: runSpec{
+			log: `
 					1 start
 					1 ckpt 10
 					1 emergency 17
 					1 exit 75 17 stopped by terminated
 				`,
-				metrics: noMetrics,
-			},
-			want:     counts{Starts: 1, Notice: 1, Final: 17},
-			problems: []string{"not completed: the last trainer (incarnation 1) was preempted at step 17 (exit 75)"},
+			metrics: noMetrics,
 		},
-		{
-			name: "not completed: the last trainer failed",
-			run: runSpec{
-				log: `
+		want:     counts{Starts: 1, Notice: 1, Final: 17},
+		problems: []string{"not completed: the last trainer (incarnation 1) was preempted at step 17 (exit 75)"},
+	},
+	{
+		name: "not completed: the last trainer failed",
+		run: runSpec{
+			log: `
 					1 start
 					1 ckpt 10
 					1 exit 2 10 run dir made with another config
 				`,
-				metrics: noMetrics,
-			},
-			want: counts{Starts: 1, Final: 10},
-			problems: []string{
-				"incarnation 1 failed with exit code 2: run dir made with another config",
-				"not completed: the last trainer (incarnation 1) exited 2 at step 10: run dir made with another config",
-			},
+			metrics: noMetrics,
 		},
-		{
-			name: "exit 0 before the run's last step",
-			run: runSpec{
-				log: `
+		want: counts{Starts: 1, Final: 10},
+		problems: []string{
+			"incarnation 1 failed with exit code 2: run dir made with another config",
+			"not completed: the last trainer (incarnation 1) exited 2 at step 10: run dir made with another config",
+		},
+	},
+	{
+		name: "exit 0 before the run's last step",
+		run: runSpec{
+			log: `
 					1 start
 					1 ckpt 10
 					1 final 25
 					1 exit 0 25
 				`,
-				metrics: `{"steps":25,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":25,"val":{}}],"test":{"rmse_kw":0.3}}`,
-			},
-			want:     counts{Completed: true, Starts: 1, Final: 25},
-			problems: []string{"the last trainer exited 0 at step 25, not at the run's last step 30"},
+			metrics: `{"steps":25,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":25,"val":{}}],"test":{"rmse_kw":0.3}}`,
 		},
-		{
-			name:     "no trainer ever started",
-			run:      runSpec{log: "0 child -1", metrics: noMetrics},
-			want:     counts{},
-			problems: []string{"no trainer ever started"},
-		},
+		want:     counts{Completed: true, Starts: 1, Final: 25},
+		problems: []string{"the last trainer exited 0 at step 25, not at the run's last step 30"},
+	},
+	{
+		name:     "no trainer ever started",
+		run:      runSpec{log: "0 child -1", metrics: noMetrics},
+		want:     counts{},
+		problems: []string{"no trainer ever started"},
+	},
 
-		// metrics.json.
-		{
-			name:     "metrics.json missing",
-			run:      runSpec{log: "1 start\n" + done(1), metrics: noMetrics},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"final metrics: open {dir}/metrics.json: no such file"},
-		},
-		{
-			name:     "metrics.json unreadable",
-			run:      runSpec{log: "1 start\n" + done(1), metrics: `{"steps":`},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"final metrics: {dir}/metrics.json: unexpected end of JSON input"},
-		},
-		{
-			name: "metrics.json steps mismatch",
-			run: runSpec{log: "1 start\n" + done(1),
-				metrics: `{"steps":29,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":30,"val":{}}],"test":{"rmse_kw":0.3}}`},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"final metrics: metrics.json says 29 steps, the trainer 30"},
-		},
-		{
-			name: "metrics.json epoch numbering gap",
-			run: runSpec{log: "1 start\n" + done(1),
-				metrics: `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":3,"step":30,"val":{}}],"test":{"rmse_kw":0.3}}`},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"final metrics: epoch 3 listed as number 2"},
-		},
-		{
-			name: "metrics.json last validation not at the last step",
-			run: runSpec{log: "1 start\n" + done(1),
-				metrics: `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":28,"val":{}}],"test":{"rmse_kw":0.3}}`},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"final metrics: the last validation is not at the last step 30"},
-		},
-		{
-			name:     "metrics.json without validations",
-			run:      runSpec{log: "1 start\n" + done(1), metrics: `{"steps":30,"epochs":[],"test":{"rmse_kw":0.3}}`},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"final metrics: the last validation is not at the last step 30"},
-		},
-		{
-			name: "metrics.json without test scores",
-			run: runSpec{log: "1 start\n" + done(1),
-				metrics: `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":30,"val":{}}],"test":{}}`},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"final metrics: no test scores in metrics.json"},
-		},
+	// metrics.json.
+	{
+		name:     "metrics.json missing",
+		run:      runSpec{log: "1 start\n" + done(1), metrics: noMetrics},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"final metrics: open {dir}/metrics.json: no such file"},
+	},
+	{
+		name:     "metrics.json unreadable",
+		run:      runSpec{log: "1 start\n" + done(1), metrics: `{"steps":`},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"final metrics: {dir}/metrics.json: unexpected end of JSON input"},
+	},
+	{
+		name: "metrics.json steps mismatch",
+		run: runSpec{log: "1 start\n" + done(1),
+			metrics: `{"steps":29,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":30,"val":{}}],"test":{"rmse_kw":0.3}}`},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"final metrics: metrics.json says 29 steps, the trainer 30"},
+	},
+	{
+		name: "metrics.json epoch numbering gap",
+		run: runSpec{log: "1 start\n" + done(1),
+			metrics: `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":3,"step":30,"val":{}}],"test":{"rmse_kw":0.3}}`},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"final metrics: epoch 3 listed as number 2"},
+	},
+	{
+		name: "metrics.json last validation not at the last step",
+		run: runSpec{log: "1 start\n" + done(1),
+			metrics: `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":28,"val":{}}],"test":{"rmse_kw":0.3}}`},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"final metrics: the last validation is not at the last step 30"},
+	},
+	{
+		name:     "metrics.json without validations",
+		run:      runSpec{log: "1 start\n" + done(1), metrics: `{"steps":30,"epochs":[],"test":{"rmse_kw":0.3}}`},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"final metrics: the last validation is not at the last step 30"},
+	},
+	{
+		name: "metrics.json without test scores",
+		run: runSpec{log: "1 start\n" + done(1),
+			metrics: `{"steps":30,"epochs":[{"epoch":1,"step":15,"val":{}},{"epoch":2,"step":30,"val":{}}],"test":{}}`},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"final metrics: no test scores in metrics.json"},
+	},
 
-		// Checkpoints on disk.
-		{
-			name: "a checkpoint corrupted after its commit",
-			run: runSpec{
-				log: "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1),
-				after: func(t *testing.T, dir string) {
-					testutil.Corrupt(t, filepath.Join(dir, checkpoint.DirName(10), "model.pt"))
-				},
-			},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"checkpoint {dir}/step-00000010 does not verify: model.pt: sha256 mismatch"},
-		},
-		{
-			name: "the final checkpoint corrupted",
-			run: runSpec{
-				log: "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1),
-				after: func(t *testing.T, dir string) {
-					testutil.Corrupt(t, filepath.Join(dir, checkpoint.DirName(30), "optim.pt"))
-				},
-			},
-			want: counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{
-				"checkpoint {dir}/step-00000030 does not verify: optim.pt: sha256 mismatch",
-				"the newest checkpoint is of step 20, not of the last step 30",
+	// Checkpoints on disk.
+	{
+		name: "a checkpoint corrupted after its commit",
+		run: runSpec{
+			log: "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1),
+			after: func(t *testing.T, dir string) {
+				testutil.Corrupt(t, filepath.Join(dir, checkpoint.DirName(10), "model.pt"))
 			},
 		},
-		{
-			name: "a corrupted checkpoint in a run not completed",
-			run: runSpec{
-				log:     "1 start\n1 ckpt 10\n1 step 12",
-				metrics: noMetrics,
-				after: func(t *testing.T, dir string) {
-					testutil.Corrupt(t, filepath.Join(dir, checkpoint.DirName(10), "model.pt"))
-				},
-			},
-			want: counts{Starts: 1, Killed: 1, Final: 12},
-			problems: []string{
-				"not completed: the last trainer (incarnation 1) was killed at step 12",
-				"checkpoint {dir}/step-00000010 does not verify: model.pt: sha256 mismatch",
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"checkpoint {dir}/step-00000010 does not verify: model.pt: sha256 mismatch"},
+	},
+	{
+		name: "the final checkpoint corrupted",
+		run: runSpec{
+			log: "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1),
+			after: func(t *testing.T, dir string) {
+				testutil.Corrupt(t, filepath.Join(dir, checkpoint.DirName(30), "optim.pt"))
 			},
 		},
-		{
-			name:     "the newest checkpoint is not of the final step",
-			run:      runSpec{log: "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1), ckpts: []int64{10, 20}},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"the newest checkpoint is of step 20, not of the last step 30"},
+		want: counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{
+			"checkpoint {dir}/step-00000030 does not verify: optim.pt: sha256 mismatch",
+			"the newest checkpoint is of step 20, not of the last step 30",
 		},
-		{
-			name:     "no checkpoint left in a completed run",
-			run:      runSpec{log: "1 start\n" + done(1), ckpts: []int64{}},
-			want:     counts{Completed: true, Starts: 1, Final: 30},
-			problems: []string{"no checkpoint left in a completed run"},
+	},
+	{
+		name: "a corrupted checkpoint in a run not completed",
+		run: runSpec{
+			log:     "1 start\n1 ckpt 10\n1 step 12",
+			metrics: noMetrics,
+			after: func(t *testing.T, dir string) {
+				testutil.Corrupt(t, filepath.Join(dir, checkpoint.DirName(10), "model.pt"))
+			},
 		},
+		want: counts{Starts: 1, Killed: 1, Final: 12},
+		problems: []string{
+			"not completed: the last trainer (incarnation 1) was killed at step 12",
+			"checkpoint {dir}/step-00000010 does not verify: model.pt: sha256 mismatch",
+		},
+	},
+	{
+		name:     "the newest checkpoint is not of the final step",
+		run:      runSpec{log: "1 start\n1 ckpt 10\n1 ckpt 20\n" + done(1), ckpts: []int64{10, 20}},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"the newest checkpoint is of step 20, not of the last step 30"},
+	},
+	{
+		name:     "no checkpoint left in a completed run",
+		run:      runSpec{log: "1 start\n" + done(1), ckpts: []int64{}},
+		want:     counts{Completed: true, Starts: 1, Final: 30},
+		problems: []string{"no checkpoint left in a completed run"},
+	},
 
-		// What the trainers and the runner reported.
-		{
-			name: "the runner saw a child killed that it had not killed",
-			run: runSpec{log: `
+	// What the trainers and the runner reported.
+	{
+		name: "the runner saw a child killed that it had not killed",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 14
-				0 child -1 caused=false
+				0 child -1 uncaused
 				0 restart
 				2 start
 				2 resume 10
 			` + done(2)},
-			want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 4, Final: 30},
-			problems: []string{"the runner saw a child fail that it had not interrupted: code -1, signal killed"},
-		},
-		{
-			name: "the runner saw a child fail on its own",
-			run: runSpec{log: `
+		want:     counts{Completed: true, Starts: 2, Killed: 1, Redo: 4, Final: 30},
+		problems: []string{"the runner saw a child fail that it had not interrupted: code -1, signal killed"},
+	},
+	{
+		name: "the runner saw a child fail on its own",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 12
 				1 exit 1 12 out of memory
-				0 child 1 caused=false
+				0 child 1 uncaused
 				0 restart
 				2 start
 				2 resume 10
 			` + done(2)},
-			want: counts{Completed: true, Starts: 2, Final: 30},
-			problems: []string{
-				"incarnation 1 failed with exit code 1: out of memory",
-				"the runner saw a child fail that it had not interrupted: code 1, signal ",
-			},
+		want: counts{Completed: true, Starts: 2, Final: 30},
+		problems: []string{
+			"incarnation 1 failed with exit code 1: out of memory",
+			"the runner saw a child fail that it had not interrupted: code 1, signal ",
 		},
-		{
-			name: "a trainer found an invalid checkpoint",
-			run: runSpec{log: `
+	},
+	{
+		name: "a trainer found an invalid checkpoint",
+		run: runSpec{log: `
 				1 start
 				1 ckpt 10
 				1 step 14
@@ -485,15 +488,15 @@ func TestVerify(t *testing.T) {
 				2 invalid step-00000012 manifest.json is missing
 				2 resume 10
 			` + done(2)},
-			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 4, Final: 30},
-			problems: []string{
-				"incarnation 2 found an invalid checkpoint: {dir}/step-00000012: manifest.json is missing",
-			},
+		want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 4, Final: 30},
+		problems: []string{
+			"incarnation 2 found an invalid checkpoint: {dir}/step-00000012: manifest.json is missing",
 		},
-		{
-			name: "a trainer found the newest checkpoint invalid and resumed from the one before",
-			run: runSpec{
-				log: `
+	},
+	{
+		name: "a trainer found the newest checkpoint invalid and resumed from the one before",
+		run: runSpec{
+			log: `
 					1 start
 					1 ckpt 10
 					1 ckpt 20
@@ -502,16 +505,18 @@ func TestVerify(t *testing.T) {
 					2 invalid step-00000020 model.pt: sha256 mismatch
 					2 resume 10
 				` + done(2),
-				ckpts: []int64{10, 30},
-			},
-			want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 12, Final: 30},
-			problems: []string{
-				"incarnation 2 found an invalid checkpoint: {dir}/step-00000020: model.pt: sha256 mismatch",
-				"incarnation 2 resumed at step 10, not from the newest checkpoint (step 20)",
-			},
+			ckpts: []int64{10, 30},
 		},
-	}
-	for _, c := range cases {
+		want: counts{Completed: true, Starts: 2, Killed: 1, Redo: 12, Final: 30},
+		problems: []string{
+			"incarnation 2 found an invalid checkpoint: {dir}/step-00000020: model.pt: sha256 mismatch",
+			"incarnation 2 resumed at step 10, not from the newest checkpoint (step 20)",
+		},
+	},
+}
+
+func TestVerify(t *testing.T) {
+	for _, c := range verifyCases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := buildRun(t, c.run)
 			v, err := analysis.Verify(dir)
@@ -610,7 +615,7 @@ func TestReadRun(t *testing.T) {
 		0 kill
 		0 child -1
 		0 restart
-		2 start pid=4242 total_steps=31
+		2 start 4242 31
 		2 invalid step-00000012 manifest.json is missing
 		2 resume 10
 		2 emergency 17
@@ -621,11 +626,14 @@ func TestReadRun(t *testing.T) {
 	assert.Equal(t, dir, r.Dir)
 
 	require.Len(t, r.Runner, 3)
-	for i, typ := range []string{events.InterruptSent, events.ChildExit, events.Restart} {
-		assert.Equal(t, typ, r.Runner[i].Type)
+	for i, p := range []events.Payload{
+		events.InterruptSent{Kind: codes.Kill, Reason: codes.Schedule, PID: 11},
+		events.ChildExit{PID: 11, Code: -1, Signal: "killed", Caused: true},
+		events.Restart{Attempt: 1, DelayS: 0.5},
+	} {
+		assert.Equal(t, p, r.Runner[i].Payload)
 		assert.Equal(t, 0, r.Runner[i].Incarnation)
 	}
-	assert.Equal(t, -1.0, r.Runner[1].Fields["code"])
 
 	require.Len(t, r.Incarnations, 2)
 	one, two := r.Incarnations[0], r.Incarnations[1]
@@ -639,7 +647,7 @@ func TestReadRun(t *testing.T) {
 	assert.Equal(t, &analysis.Incarnation{
 		N: 2, Start: at(8), End: at(15), PID: 4242, TotalSteps: 31,
 		ResumeStep: 10, ResumeDir: ckptDir(dir, 10), Resumed: true,
-		LastStep: 17, Exit: 75, ExitReason: "stopped by terminated", Emergency: true,
+		LastStep: 17, Exit: codes.ExitPreempted, ExitReason: "stopped by terminated", Emergency: true,
 		Begun:   []int{17},
 		Commits: []analysis.Commit{{Step: 17, Reason: "emergency", Dir: ckptDir(dir, 17)}},
 		Invalid: []string{filepath.Join(dir, "step-00000012") + ": manifest.json is missing"},
@@ -809,12 +817,11 @@ func ckptDir(dir string, step int) string { return filepath.Join(dir, checkpoint
 // writeEvents writes dir's events.jsonl from desc, one event (or a few) a line, one second
 // apart, and returns the steps of the checkpoints the trainers committed. A line is
 //
-//	INCARNATION VERB ARGS... [KEY=VALUE...]
+//	INCARNATION VERB ARGS...
 //
-// where the KEY=VALUEs (an int, a float, a bool or a string) set fields of the verb's last
-// event. The verbs, with the required fields filled in:
+// The verbs, with the required fields filled in:
 //
-//	start                run_start (pid 10+incarnation, total_steps 30)
+//	start [PID [TOTAL]]  run_start (pid 10+incarnation, total_steps 30)
 //	resume S             resume at step S from its checkpoint
 //	step S               progress at step S
 //	begin S [REASON]     checkpoint_begin (periodic)
@@ -826,140 +833,120 @@ func ckptDir(dir string, step int) string { return filepath.Join(dir, checkpoint
 //	exit CODE S [WORDS]  exit (reason "done" or the words)
 //	invalid NAME WORDS   checkpoint_invalid of dir/NAME, the words the reason
 //	notice, kill         the runner's interrupt_sent of that kind
-//	child CODE           the runner's child_exit (signal "killed" for code -1, caused true)
+//	child CODE [uncaused]  the runner's child_exit (signal "killed" for code -1; caused unless uncaused)
 //	restart              the runner's restart
-//	TYPE                 any other event type, with the KEY=VALUEs only
 func writeEvents(t *testing.T, dir, desc string) []int64 {
 	t.Helper()
-	var (
-		buf       bytes.Buffer
-		n         int // events written
-		committed []int64
-		restarts  int
-	)
+	w := &eventWriter{t: t, dir: dir}
 	for l := range strings.Lines(desc) {
 		words := strings.Fields(l)
 		if len(words) == 0 {
 			continue
 		}
 		require.GreaterOrEqual(t, len(words), 2, "event line %q", l)
-		inc := atoi(t, words[0])
-		var args []string
-		over := map[string]any{}
-		for _, w := range words[2:] {
-			if k, v, ok := strings.Cut(w, "="); ok {
-				over[k] = value(v)
-			} else {
-				args = append(args, w)
-			}
-		}
-		emit := func(typ string, fields map[string]any) {
-			fields["time"], fields["type"], fields["incarnation"] = at(n).Format(time.RFC3339Nano), typ, inc
-			data, err := json.Marshal(fields)
-			require.NoError(t, err)
-			buf.Write(append(data, '\n'))
-			n++
-		}
-		arg := func(i int) int {
-			require.Greater(t, len(args), i, "event line %q: argument %d missing", l, i+1)
-			return atoi(t, args[i])
-		}
-		rest := func(i int, def string) string { // the arguments from i on
-			if len(args) > i {
-				return strings.Join(args[i:], " ")
-			}
-			return def
-		}
-		begin := func(step int, reason string) {
-			emit(events.CheckpointBegin, map[string]any{"step": step, "reason": reason})
-		}
-		commit := func(step int, reason string) {
-			committed = append(committed, int64(step))
-			emit(events.CheckpointCommit, map[string]any{"step": step, "reason": reason,
-				"blocking_ms": 1.5, "persist_ms": 20.25, "bytes": 1000, "dir": ckptDir(dir, step)})
-		}
-		switch verb := words[1]; verb {
-		case "start":
-			emit(events.RunStart, map[string]any{"config_hash": "9f86d081", "device": "cpu",
-				"pid": 10 + inc, "libtorch": "1.13.1", "total_steps": 30})
-		case "resume":
-			emit(events.Resume, map[string]any{"step": arg(0), "epoch": arg(0) / 15, "batch": arg(0) % 15,
-				"dir": ckptDir(dir, arg(0))})
-		case "step":
-			emit(events.Progress, map[string]any{"step": arg(0), "epoch": arg(0) / 15, "loss": 0.5})
-		case "begin":
-			begin(arg(0), rest(1, checkpoint.ReasonPeriodic))
-		case "commit":
-			commit(arg(0), rest(1, checkpoint.ReasonPeriodic))
-		case "ckpt":
-			begin(arg(0), rest(1, checkpoint.ReasonPeriodic))
-			commit(arg(0), rest(1, checkpoint.ReasonPeriodic))
-		case "final":
-			begin(arg(0), checkpoint.ReasonFinal)
-			commit(arg(0), checkpoint.ReasonFinal)
-		case "emergency":
-			emit(events.SignalReceived, map[string]any{"signal": "terminated", "step": arg(0), "wait_ms": 3.0})
-			begin(arg(0), checkpoint.ReasonEmergency)
-			emit(events.EmergencyCheckpoint, map[string]any{"step": arg(0), "reason": checkpoint.ReasonEmergency})
-			commit(arg(0), checkpoint.ReasonEmergency)
-		case "epoch":
-			emit(events.EpochEnd, map[string]any{"epoch": arg(0), "step": arg(1), "train_loss": 0.4,
-				"metrics": map[string]float64{"rmse_kw": 0.4}})
-		case "exit":
-			emit(events.Exit, map[string]any{"code": arg(0), "step": arg(1), "reason": rest(2, "done")})
-		case "invalid":
-			require.NotEmpty(t, args, "event line %q: no directory", l)
-			emit(events.CheckpointInvalid, map[string]any{"dir": filepath.Join(dir, args[0]), "reason": rest(1, "")})
-		case "notice", "kill":
-			emit(events.InterruptSent, map[string]any{"kind": verb, "reason": "schedule", "pid": 11 + restarts})
-		case "child":
-			signal := ""
-			if arg(0) == -1 {
-				signal = "killed"
-			}
-			emit(events.ChildExit, map[string]any{"pid": 11 + restarts, "code": arg(0), "signal": signal, "caused": true})
-		case "restart":
-			restarts++
-			emit(events.Restart, map[string]any{"attempt": restarts, "delay_s": 0.5})
-		default:
-			emit(verb, map[string]any{})
-		}
-		if len(over) > 0 {
-			rewriteLast(t, &buf, over)
-		}
+		w.line, w.inc, w.args = l, atoi(t, words[0]), words[2:]
+		w.verb(words[1])
 	}
-	testutil.WriteFile(t, filepath.Join(dir, events.FileName), buf.String())
-	return committed
+	testutil.WriteFile(t, filepath.Join(dir, events.FileName), w.buf.String())
+	return w.committed
 }
 
-// rewriteLast sets fields of the last line of buf.
-func rewriteLast(t *testing.T, buf *bytes.Buffer, fields map[string]any) {
-	t.Helper()
-	data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	start := bytes.LastIndexByte(data, '\n') + 1
-	var line map[string]any
-	require.NoError(t, json.Unmarshal(data[start:], &line))
-	for k, v := range fields {
-		line[k] = v
-	}
-	out, err := json.Marshal(line)
-	require.NoError(t, err)
-	buf.Truncate(start)
-	buf.Write(append(out, '\n'))
+// eventWriter is the state of writeEvents.
+type eventWriter struct {
+	t         *testing.T
+	dir       string
+	buf       bytes.Buffer
+	n         int // events written
+	committed []int64
+	restarts  int
+	// the line being written
+	line string
+	inc  int
+	args []string
 }
 
-// value is the JSON value of a KEY=VALUE: an int, a float, a bool or a string.
-func value(s string) any {
-	if i, err := strconv.Atoi(s); err == nil {
-		return i
+// verb writes the events of the verb of the current line.
+func (w *eventWriter) verb(verb string) {
+	switch verb {
+	case "start":
+		p := events.RunStart{ConfigHash: "9f86d081", Device: "cpu", PID: 10 + w.inc, Libtorch: "1.13.1", TotalSteps: 30}
+		if len(w.args) > 0 {
+			p.PID = w.arg(0)
+		}
+		if len(w.args) > 1 {
+			p.TotalSteps = w.arg(1)
+		}
+		w.emit(p)
+	case "resume":
+		w.emit(events.Resume{Step: w.arg(0), Epoch: w.arg(0) / 15, Batch: w.arg(0) % 15, Dir: ckptDir(w.dir, w.arg(0))})
+	case "step":
+		w.emit(events.Progress{Step: w.arg(0), Epoch: w.arg(0) / 15, Loss: 0.5})
+	case "begin":
+		w.begin(w.arg(0), codes.CheckpointReason(w.rest(1, string(codes.Periodic))))
+	case "commit":
+		w.commit(w.arg(0), codes.CheckpointReason(w.rest(1, string(codes.Periodic))))
+	case "ckpt":
+		w.begin(w.arg(0), codes.CheckpointReason(w.rest(1, string(codes.Periodic))))
+		w.commit(w.arg(0), codes.CheckpointReason(w.rest(1, string(codes.Periodic))))
+	case "final":
+		w.begin(w.arg(0), codes.Final)
+		w.commit(w.arg(0), codes.Final)
+	case "emergency":
+		w.emit(events.SignalReceived{Signal: "terminated", Step: w.arg(0), WaitMS: 3})
+		w.begin(w.arg(0), codes.Emergency)
+		w.emit(events.EmergencyCheckpoint{Step: w.arg(0), Reason: codes.Emergency})
+		w.commit(w.arg(0), codes.Emergency)
+	case "epoch":
+		w.emit(events.EpochEnd{Epoch: w.arg(0), Step: w.arg(1), TrainLoss: 0.4, Metrics: map[string]float64{"rmse_kw": 0.4}})
+	case "exit":
+		w.emit(events.Exit{Code: w.arg(0), Step: w.arg(1), Reason: w.rest(2, "done")})
+	case "invalid":
+		require.NotEmpty(w.t, w.args, "event line %q: no directory", w.line)
+		w.emit(events.CheckpointInvalid{Dir: filepath.Join(w.dir, w.args[0]), Reason: w.rest(1, "")})
+	case "notice", "kill":
+		w.emit(events.InterruptSent{Kind: codes.InterruptKind(verb), Reason: codes.Schedule, PID: 11 + w.restarts})
+	case "child":
+		p := events.ChildExit{PID: 11 + w.restarts, Code: w.arg(0), Caused: w.rest(1, "") != "uncaused"}
+		if p.Code == -1 {
+			p.Signal = "killed"
+		}
+		w.emit(p)
+	case "restart":
+		w.restarts++
+		w.emit(events.Restart{Attempt: w.restarts, DelayS: 0.5})
+	default:
+		w.t.Fatalf("event line %q: unknown verb %q", w.line, verb)
 	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		return f
+}
+
+func (w *eventWriter) emit(p events.Payload) {
+	line, err := events.Encode(at(w.n), w.inc, p)
+	require.NoError(w.t, err)
+	w.buf.Write(line)
+	w.n++
+}
+
+// arg is the i-th argument of the line, an integer.
+func (w *eventWriter) arg(i int) int {
+	require.Greater(w.t, len(w.args), i, "event line %q: argument %d missing", w.line, i+1)
+	return atoi(w.t, w.args[i])
+}
+
+// rest is the arguments of the line from i on, or def if there are none.
+func (w *eventWriter) rest(i int, def string) string {
+	if len(w.args) > i {
+		return strings.Join(w.args[i:], " ")
 	}
-	if b, err := strconv.ParseBool(s); err == nil {
-		return b
-	}
-	return s
+	return def
+}
+
+func (w *eventWriter) begin(step int, reason codes.CheckpointReason) {
+	w.emit(events.CheckpointBegin{Step: step, Reason: reason})
+}
+
+func (w *eventWriter) commit(step int, reason codes.CheckpointReason) {
+	w.committed = append(w.committed, int64(step))
+	w.emit(events.CheckpointCommit{Step: step, Reason: reason, BlockingMS: 1.5, PersistMS: 20.25, Bytes: 1000, Dir: ckptDir(w.dir, step)})
 }
 
 func atoi(t *testing.T, s string) int {
@@ -981,7 +968,7 @@ func commitCheckpoints(t *testing.T, dir string, steps []int64) {
 		writePayload(t, p, step)
 		_, err = p.Commit(checkpoint.Manifest{
 			RunID: "test-run", ConfigHash: "9f86d081", Epoch: int(step) / 15, Step: step, Batch: int(step) % 15,
-			Loss: 0.5, Libtorch: "1.13.1", Device: "cpu", Reason: checkpoint.ReasonPeriodic, Time: at(int(step)),
+			Loss: 0.5, Libtorch: "1.13.1", Device: "cpu", Reason: codes.Periodic, Time: at(int(step)),
 		})
 		require.NoError(t, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/internal/testutil"
 )
 
@@ -46,7 +47,7 @@ func testManifest(step int64) checkpoint.Manifest {
 		ComputeSeconds: 3600.5,
 		Libtorch:       "1.13.1",
 		Device:         "cpu",
-		Reason:         checkpoint.ReasonPeriodic,
+		Reason:         codes.Periodic,
 		Time:           time.Date(2025, 11, 24, 20, 42, 7, 123456789, time.UTC),
 	}
 }

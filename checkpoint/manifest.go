@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"spottrain/codes"
 )
 
 // FormatVersion is the manifest format this package writes, and the only one it reads.
@@ -17,33 +19,25 @@ const FormatVersion = 1
 // ManifestName is the name of the manifest file in a checkpoint directory.
 const ManifestName = "manifest.json"
 
-// The reasons of a checkpoint (Manifest.Reason).
-const (
-	ReasonPeriodic  = "periodic"  // the checkpoint strategy asked for it
-	ReasonEmergency = "emergency" // written on a preemption notice, before exiting
-	ReasonFinal     = "final"     // written at the end of training
-	ReasonMilestone = "milestone" // the validation metric improved (the milestone strategy)
-)
-
 // Manifest describes a checkpoint: the position of the run and every payload file. It is
 // manifest.json, JSON with the snake_case names of the tags. Callers fill every field but
 // FormatVersion and Files, which Pending.Commit fills.
 type Manifest struct {
-	FormatVersion  int                `json:"format_version"`
-	RunID          string             `json:"run_id"`
-	ConfigHash     string             `json:"config_hash"` // hex
-	Epoch          int                `json:"epoch"`
-	Step           int64              `json:"step"`  // optimizer steps completed
-	Batch          int                `json:"batch"` // index in the epoch of the next batch to run
-	Loss           float64            `json:"loss"`
-	Metrics        map[string]float64 `json:"metrics"` // never nil once parsed
-	DataSeed       uint64             `json:"data_seed"`
-	ComputeSeconds float64            `json:"compute_seconds"` // across incarnations
-	Libtorch       string             `json:"libtorch"`
-	Device         string             `json:"device"`
-	Reason         string             `json:"reason"` // ReasonPeriodic, ReasonEmergency, ReasonFinal or ReasonMilestone
-	Time           time.Time          `json:"time"`   // UTC, RFC 3339 with nanoseconds
-	Files          []FileEntry        `json:"files"`  // sorted by name; never nil once parsed
+	FormatVersion  int                    `json:"format_version"`
+	RunID          string                 `json:"run_id"`
+	ConfigHash     string                 `json:"config_hash"` // hex
+	Epoch          int                    `json:"epoch"`
+	Step           int64                  `json:"step"`  // optimizer steps completed
+	Batch          int                    `json:"batch"` // index in the epoch of the next batch to run
+	Loss           float64                `json:"loss"`
+	Metrics        map[string]float64     `json:"metrics"` // never nil once parsed
+	DataSeed       uint64                 `json:"data_seed"`
+	ComputeSeconds float64                `json:"compute_seconds"` // across incarnations
+	Libtorch       string                 `json:"libtorch"`
+	Device         string                 `json:"device"`
+	Reason         codes.CheckpointReason `json:"reason"` // codes.Periodic, codes.Emergency, codes.Final or codes.Milestone
+	Time           time.Time              `json:"time"`   // UTC, RFC 3339 with nanoseconds
+	Files          []FileEntry            `json:"files"`  // sorted by name; never nil once parsed
 }
 
 // FileEntry is one payload file of a checkpoint.

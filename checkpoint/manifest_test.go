@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 )
 
 const validManifest = `{
@@ -36,7 +37,7 @@ func TestParseManifest(t *testing.T) {
 	assert.Equal(t, checkpoint.Manifest{
 		FormatVersion: 1, RunID: "solar-lstm-1", ConfigHash: "9f86d081884c7d65", Epoch: 3, Step: 1234, Batch: 17,
 		Loss: 0.125, Metrics: map[string]float64{"val_loss": 0.25}, DataSeed: 18446744073709551615,
-		ComputeSeconds: 3600.5, Libtorch: "1.13.1", Device: "cuda:0", Reason: checkpoint.ReasonEmergency,
+		ComputeSeconds: 3600.5, Libtorch: "1.13.1", Device: "cuda:0", Reason: codes.Emergency,
 		Time:  time.Date(2025, 11, 24, 20, 42, 7, 500_000_000, time.UTC),
 		Files: []checkpoint.FileEntry{{Name: "model.pt", Size: 3, SHA256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}},
 	}, m)

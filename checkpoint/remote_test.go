@@ -20,6 +20,7 @@ import (
 	"gocloud.dev/blob"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/internal/gcstest"
 	"spottrain/internal/testutil"
 )
@@ -251,12 +252,12 @@ func TestRemote(t *testing.T) {
 				s := openStore(t, t.TempDir(), checkpoint.Options{})
 				r := openRemote(t, be.url)
 				upload(t, r, save(t, s, 100, nil))
-				again := save(t, s, 100, func(m *checkpoint.Manifest) { m.Reason = checkpoint.ReasonEmergency; m.Loss = 0.5 })
+				again := save(t, s, 100, func(m *checkpoint.Manifest) { m.Reason = codes.Emergency; m.Loss = 0.5 })
 				upload(t, r, again)
 				valid, _, err := r.List(ctx)
 				require.NoError(t, err)
 				require.Len(t, valid, 1)
-				require.Equal(t, checkpoint.ReasonEmergency, valid[0].Manifest.Reason)
+				require.Equal(t, codes.Emergency, valid[0].Manifest.Reason)
 				require.NoError(t, r.Verify(ctx, valid[0]))
 			})
 

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"spottrain/codes"
 )
 
 // LockName is the lock file of a run directory; it holds the pid of the Store holding it.
@@ -243,7 +245,7 @@ func opError(op, name string, err error) error {
 }
 
 // Commit completes the checkpoint with m, whose Step must be the step of Begin and whose Reason
-// must be one of the Reason constants; it fills m.FormatVersion and m.Files, sets a zero m.Time
+// must be one of the checkpoint reasons of package codes; it fills m.FormatVersion and m.Files, sets a zero m.Time
 // to now and converts it to UTC. It writes manifest.json, fsyncs it and the directory, renames
 // the directory to its final name (replacing a checkpoint of the same step) and fsyncs the run
 // directory: when it returns a Checkpoint, the checkpoint is durable. Then it applies retention;
@@ -274,7 +276,7 @@ func (p *Pending) commit(m Manifest) (c *Checkpoint, replaced string, err error)
 	if m.Step != p.step {
 		return nil, "", fmt.Errorf("manifest step %d is not the step of the checkpoint", m.Step)
 	}
-	if m.Reason != ReasonPeriodic && m.Reason != ReasonEmergency && m.Reason != ReasonFinal && m.Reason != ReasonMilestone {
+	if m.Reason != codes.Periodic && m.Reason != codes.Emergency && m.Reason != codes.Final && m.Reason != codes.Milestone {
 		return nil, "", fmt.Errorf("unknown reason %q", m.Reason)
 	}
 	m.FormatVersion = FormatVersion

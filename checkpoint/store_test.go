@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 )
 
 // holdLockEnv makes the test binary a child that holds the lock of a run directory: it prints
@@ -110,14 +111,14 @@ func TestReplaceSameStep(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, checkpoint.Options{Keep: 1})
 	save(t, s, 100, nil)
-	save(t, s, 100, func(m *checkpoint.Manifest) { m.Loss, m.Reason = 0.5, checkpoint.ReasonFinal })
+	save(t, s, 100, func(m *checkpoint.Manifest) { m.Loss, m.Reason = 0.5, codes.Final })
 
 	assert.Equal(t, []string{"step-00000100"}, entries(t, dir), "the replaced copy is removed")
 	c, invalid, err := s.Latest()
 	require.NoError(t, err)
 	assert.Empty(t, invalid)
 	assert.Equal(t, 0.5, c.Manifest.Loss)
-	assert.Equal(t, checkpoint.ReasonFinal, c.Manifest.Reason)
+	assert.Equal(t, codes.Final, c.Manifest.Reason)
 }
 
 // TestReplaceRenameFails: when the new copy cannot be renamed in, the old one is put back.

@@ -5,48 +5,52 @@
 // Every event has these fields first, then its own ones in alphabetical order:
 //
 //	time         string  RFC 3339 with nanoseconds, UTC
-//	type         string  one of the types below (others are allowed, with no required fields)
+//	type         string  one of the types below, or another
 //	incarnation  int     1 for the first trainer process that wrote the log, +1 for each later
 //	                     one; 0 for the runner that supervises them (spottrain run, OpenRunner)
 //
-// The types and their required fields (Emit refuses an event of a known type that lacks one;
-// more fields are allowed):
+// Each type has its payload struct, whose json tags name its fields and which documents them
+// (payloads.go): a process writes an event with Emit(RunStart{...}), and Read returns it with its
+// Payload decoded (switch p := e.Payload.(type) { case RunStart: ... }). Emit always writes the
+// required fields of a type, and Read refuses a line of a known type that lacks one (an error
+// naming the line), so a reader never takes a missing field for a zero. More fields are allowed
+// in a line read, and other types are too: Read leaves their fields to Event.Decode. The types
+// and their required fields:
 //
-//	run_start             config_hash (hex string), device (string), pid (int), libtorch (string);
-//	                      also training_hash (configs.Config.TrainingHash), total_steps (int)
-//	resume                step (int), epoch (int), batch (int, next batch to run), dir (string: checkpoint)
-//	checkpoint_begin      step (int), reason ("periodic", "emergency", "final" or "milestone")
-//	checkpoint_commit     step, reason, blocking_ms (float: the training loop was blocked),
-//	                      persist_ms (float: background write), bytes (int: payload), dir
-//	checkpoint_failed     error (string: a checkpoint could not be saved; training went on)
-//	checkpoint_invalid    dir (string), reason (string: why it was skipped)
-//	signal_received       signal (string: "terminated", "interrupt", or a cloud's notice from its
-//	                      metadata server, e.g. "GCP preemption notice")
-//	emergency_checkpoint  step (int)
-//	epoch_end             epoch (int), step (int), train_loss (float), metrics (object of floats)
-//	progress              step (int), epoch (int), loss (float): a log line's worth of training
-//	exit                  code (int: the exit status), reason (string), step (int)
-//	checkpoint_upload     step (int), bytes (int: payload sent; 0 if the remote had it),
-//	                      upload_ms (float); also pruned, superseded (lists of steps), warning
-//	checkpoint_upload_failed  step (int), error (string): the remote keeps what it had
-//	checkpoint_download   step (int), url (string), bytes (int), download_ms (float): a run dir
-//	                      without a newer checkpoint took the remote's newest valid one
+//	run_start             RunStart: config_hash, device, pid, libtorch; also training_hash, total_steps
+//	resume                Resume: step, epoch, batch (the next batch to run), dir (the checkpoint)
+//	checkpoint_begin      CheckpointBegin: step, reason (codes.CheckpointReason)
+//	checkpoint_commit     CheckpointCommit: step, reason, blocking_ms, persist_ms, bytes, dir
+//	checkpoint_failed     CheckpointFailed: error (a checkpoint could not be saved; training went on)
+//	checkpoint_invalid    CheckpointInvalid: dir, reason (why it was skipped)
+//	signal_received       SignalReceived: signal; also step, wait_ms
+//	emergency_checkpoint  EmergencyCheckpoint: step; also the other fields of checkpoint_commit
+//	epoch_end             EpochEnd: epoch, step, train_loss, metrics (object of floats)
+//	progress              Progress: step, epoch, loss: a log line's worth of training
+//	exit                  Exit: code (the exit status, codes.ExitDone...), reason, step; also
+//	                      signal, signal_to_exit_ms after a notice
+//	checkpoint_upload     CheckpointUpload: step, bytes (0 if the remote had it), upload_ms; also
+//	                      pruned, superseded (lists of steps), warning
+//	checkpoint_upload_failed  CheckpointUploadFailed: step, error: the remote keeps what it had
+//	checkpoint_download   CheckpointDownload: step, url, bytes, download_ms: a run dir without a
+//	                      newer checkpoint took the remote's newest valid one
 //
 // The runner's types (incarnation 0):
 //
-//	runner_start          a runner took the run up: name, index, pattern, seed, time_scale,
-//	                      no_notice_share, pid (none required)
-//	interrupt_sent        kind ("notice": SIGTERM, or "kill": SIGKILL), reason ("schedule",
-//	                      "grace": the notice's grace period ran out, or "cancel": Ctrl+C), pid
-//	child_exit            pid (int), code (int: -1 when killed by a signal), signal (string, ""
-//	                      if none), caused (bool: the runner signalled this child)
-//	restart               attempt (int: 1 for the first restart), delay_s (float: spot time
-//	                      without a VM; the runner waits it out, scaled, before the next start)
-//	child_start           attempt (int: 0 for the first start), pid (int): a trainer process began
+//	runner_start          RunnerStart: name, index, pattern, seed, time_scale, no_notice_share,
+//	                      pid (none required)
+//	interrupt_sent        InterruptSent: kind (codes.InterruptKind), reason
+//	                      (codes.InterruptReason), pid; also at_spot_s on schedule
+//	signal_failed         SignalFailed: pid, signal, error
+//	child_exit            ChildExit: pid, code (-1 when killed by a signal), signal ("" if none),
+//	                      caused (the runner signalled this child)
+//	restart               Restart: attempt (1 for the first restart), delay_s (spot time without
+//	                      a VM; the runner waits it out, scaled, before the next start)
+//	child_start           ChildStart: attempt (0 for the first start), pid: a trainer process began
 //
-// Numbers decode as float64 in Event.Fields. A non-finite float (a diverged loss) is written as
-// the string "NaN", "+Inf" or "-Inf", since JSON has no such numbers; that applies to float64
-// and float32 values and to the values of a map[string]float64.
+// A non-finite float (a diverged loss) is written as the string "NaN", "+Inf" or "-Inf", since
+// JSON has no such numbers, and read back as that float; that applies to float64 and float32
+// fields and to the values of a map of floats.
 //
 // # Guarantees
 //
@@ -71,6 +75,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strconv"
 	"sync"
@@ -82,56 +87,6 @@ import (
 
 // FileName is the name of the log in the run directory.
 const FileName = "events.jsonl"
-
-// The event types of spottrain; see the package documentation for their fields.
-const (
-	RunStart            = "run_start"
-	Resume              = "resume"
-	CheckpointBegin     = "checkpoint_begin"
-	CheckpointCommit    = "checkpoint_commit"
-	CheckpointFailed    = "checkpoint_failed"
-	CheckpointInvalid   = "checkpoint_invalid"
-	SignalReceived      = "signal_received"
-	EmergencyCheckpoint = "emergency_checkpoint"
-	EpochEnd            = "epoch_end"
-	Progress            = "progress"
-	Exit                = "exit"
-
-	CheckpointUpload       = "checkpoint_upload"
-	CheckpointUploadFailed = "checkpoint_upload_failed"
-	CheckpointDownload     = "checkpoint_download"
-
-	InterruptSent = "interrupt_sent"
-	ChildExit     = "child_exit"
-	Restart       = "restart"
-	ChildStart    = "child_start"
-	RunnerStart   = "runner_start"
-)
-
-// required lists the fields each known type must have.
-var required = map[string][]string{
-	RunStart:               {"config_hash", "device", "pid", "libtorch"},
-	Resume:                 {"step", "epoch", "batch", "dir"},
-	CheckpointBegin:        {"step", "reason"},
-	CheckpointCommit:       {"step", "reason", "blocking_ms", "persist_ms", "bytes", "dir"},
-	CheckpointFailed:       {"error"},
-	CheckpointInvalid:      {"dir", "reason"},
-	SignalReceived:         {"signal"},
-	EmergencyCheckpoint:    {"step"},
-	EpochEnd:               {"epoch", "step", "train_loss", "metrics"},
-	Progress:               {"step", "epoch", "loss"},
-	Exit:                   {"code", "reason", "step"},
-	CheckpointUpload:       {"step", "bytes", "upload_ms"},
-	CheckpointUploadFailed: {"step", "error"},
-	CheckpointDownload:     {"step", "url", "bytes", "download_ms"},
-	InterruptSent:          {"kind", "reason", "pid"},
-	ChildExit:              {"pid", "code", "signal", "caused"},
-	Restart:                {"attempt", "delay_s"},
-	ChildStart:             {"attempt", "pid"},
-}
-
-// syncedTypes are the types fsynced before Emit returns.
-var syncedTypes = map[string]bool{CheckpointCommit: true, EmergencyCheckpoint: true, Exit: true, ChildExit: true}
 
 // file is what Log needs of an *os.File (a seam for tests).
 type file interface {
@@ -269,13 +224,13 @@ func repair(f file) ([]byte, error) {
 // Incarnation is the incarnation of this process, written in every event it emits.
 func (l *Log) Incarnation() int { return l.incarnation }
 
-// Emit appends an event of type typ with fields (the keys time, type and incarnation are
-// reserved) as one line, and fsyncs the log for checkpoint_commit, emergency_checkpoint, exit and
-// child_exit.
-// An event of a known type must have the required fields of its type. If the write fails, what it
-// wrote is cut off (best effort), so the log stays whole lines.
-func (l *Log) Emit(typ string, fields map[string]any) error {
-	line, err := encode(time.Now(), typ, l.incarnation, fields)
+// Emit appends an event with payload p (see Payload) as one line, and fsyncs the log for
+// checkpoint_commit, emergency_checkpoint, exit and child_exit. A payload of a known type must be
+// that type's struct (a RunStart for run_start, ...), so every required field is written. If the
+// write fails, what it wrote is cut off (best effort), so the log stays whole lines.
+func (l *Log) Emit(p Payload) error {
+	typ := p.EventType()
+	line, err := Encode(time.Now(), l.incarnation, p)
 	if err != nil {
 		return fmt.Errorf("emit %s event: %w", typ, err)
 	}
@@ -334,19 +289,23 @@ func cutOff(f file, partial []byte) error {
 	return f.Truncate(at)
 }
 
-// encode is the line of an event, newline included.
-func encode(t time.Time, typ string, incarnation int, fields map[string]any) ([]byte, error) {
+// Encode is the line, newline included, of the event with payload p at time t by incarnation, as
+// Emit writes it: Read reads it back as that event. It refuses what Emit refuses.
+func Encode(t time.Time, incarnation int, p Payload) ([]byte, error) {
+	typ := p.EventType()
 	if typ == "" {
 		return nil, errors.New("empty event type")
+	}
+	if want, ok := known[typ]; ok && reflect.TypeOf(p) != want {
+		return nil, fmt.Errorf("payload %T is not a %s", p, want)
+	}
+	fields, err := fieldsOf(p)
+	if err != nil {
+		return nil, err
 	}
 	for _, k := range []string{"time", "type", "incarnation"} {
 		if _, ok := fields[k]; ok {
 			return nil, fmt.Errorf("field %q is reserved", k)
-		}
-	}
-	for _, k := range required[typ] {
-		if _, ok := fields[k]; !ok {
-			return nil, fmt.Errorf("missing field %q", k)
 		}
 	}
 	var b bytes.Buffer
@@ -374,38 +333,6 @@ func encode(t time.Time, typ string, incarnation int, fields map[string]any) ([]
 	return b.Bytes(), nil
 }
 
-// finite replaces non-finite floats, which JSON cannot hold, by strings.
-func finite(v any) any {
-	switch x := v.(type) {
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nonFinite(x)
-		}
-	case float32:
-		if f := float64(x); math.IsNaN(f) || math.IsInf(f, 0) {
-			return nonFinite(f)
-		}
-	case map[string]float64:
-		out := make(map[string]any, len(x))
-		for k, f := range x {
-			out[k] = finite(f)
-		}
-		return out
-	}
-	return v
-}
-
-func nonFinite(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case f > 0:
-		return "+Inf"
-	default:
-		return "-Inf"
-	}
-}
-
 // Close closes the log; closing twice is a no-op. Emit fails after Close.
 func (l *Log) Close() error {
 	l.mu.Lock()
@@ -425,12 +352,26 @@ type Event struct {
 	Time        time.Time
 	Type        string
 	Incarnation int
-	Fields      map[string]any // the other fields, as encoding/json decodes them; never nil
+	// Payload is the event's fields as the payload struct of its type (a RunStart, an Exit, ...)
+	// for the types of this package; nil for another type, whose fields Decode reads.
+	Payload Payload
+	fields  map[string]json.RawMessage
+}
+
+// Decode reads the event's fields into p, a pointer to a struct whose fields are tagged as a
+// Payload's (a payload of another type, or a few fields of any event), as Read does for the types
+// of this package: a required field that the event lacks is an error; a float written as
+// "NaN", "+Inf" or "-Inf" is read as that number; fields that p does not name are ignored.
+func (e Event) Decode(p any) error {
+	if err := decodeInto(e.fields, p); err != nil {
+		return fmt.Errorf("%s event: %w", e.Type, err)
+	}
+	return nil
 }
 
 // Read reads a log. A last line without newline (a crash, or a write in progress) is read if it
 // is a whole event and ignored if not; any other line that is not an event is an error naming its
-// line number.
+// line number. A line of a type of this package must have the required fields of its payload.
 func Read(path string) ([]Event, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -452,29 +393,39 @@ func Read(path string) ([]Event, error) {
 	return events, nil
 }
 
+// parse reads one line: the time, type and incarnation every event has, and the payload of a
+// known type.
 func parse(line []byte) (Event, error) {
-	var fields map[string]any
+	var head struct {
+		Time        *time.Time `json:"time"`
+		Type        string     `json:"type"`
+		Incarnation *float64   `json:"incarnation"`
+	}
+	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(line, &fields); err != nil {
 		return Event{}, err
 	}
-	ts, ok := fields["time"].(string)
-	if !ok {
-		return Event{}, errors.New("no time")
-	}
-	t, err := time.Parse(time.RFC3339Nano, ts)
-	if err != nil {
+	if err := json.Unmarshal(line, &head); err != nil {
 		return Event{}, err
 	}
-	typ, ok := fields["type"].(string)
-	if !ok || typ == "" {
+	switch inc := head.Incarnation; {
+	case head.Time == nil:
+		return Event{}, errors.New("no time")
+	case head.Type == "":
 		return Event{}, errors.New("no type")
-	}
-	inc, ok := fields["incarnation"].(float64)
-	if !ok || inc < 0 || inc > math.MaxInt32 || inc != math.Trunc(inc) {
+	case inc == nil || *inc < 0 || *inc > math.MaxInt32 || *inc != math.Trunc(*inc):
 		return Event{}, errors.New("no incarnation")
 	}
 	delete(fields, "time")
 	delete(fields, "type")
 	delete(fields, "incarnation")
-	return Event{Time: t.UTC(), Type: typ, Incarnation: int(inc), Fields: fields}, nil
+	e := Event{Time: head.Time.UTC(), Type: head.Type, Incarnation: int(*head.Incarnation), fields: fields}
+	if t, ok := known[e.Type]; ok {
+		p := reflect.New(t)
+		if err := e.Decode(p.Interface()); err != nil {
+			return Event{}, err
+		}
+		e.Payload = p.Elem().Interface().(Payload)
+	}
+	return e, nil
 }

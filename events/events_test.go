@@ -16,7 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spottrain/codes"
 	"spottrain/events"
+	"spottrain/events/eventstest"
 )
 
 func openLog(t *testing.T, dir string) *events.Log {
@@ -41,21 +43,31 @@ var writers = []struct {
 	open func(*testing.T, string) *events.Log
 }{{"trainer", openLog}, {"runner", openRunner}}
 
-func runStart() map[string]any {
-	return map[string]any{"config_hash": "9f86d081", "device": "cpu", "pid": 4242, "libtorch": "1.13.1"}
+func runStart() events.RunStart {
+	return events.RunStart{ConfigHash: "9f86d081", Device: "cpu", PID: 4242, Libtorch: "1.13.1"}
 }
+
+// note is a payload of a type this package does not know.
+type note struct {
+	Text  string  `json:"text"`
+	Count int     `json:"count,omitempty"`
+	Grad  float32 `json:"grad" events:"optional"`
+	Skip  string  `json:"-"`
+}
+
+func (note) EventType() string { return "note" }
 
 func TestIncarnations(t *testing.T) {
 	dir := t.TempDir()
 	l := openLog(t, dir)
 	assert.Equal(t, 1, l.Incarnation())
-	require.NoError(t, l.Emit(events.RunStart, runStart()))
+	require.NoError(t, l.Emit(runStart()))
 	require.NoError(t, l.Close())
 
 	l = openLog(t, dir)
 	assert.Equal(t, 2, l.Incarnation())
-	require.NoError(t, l.Emit(events.RunStart, runStart()))
-	require.NoError(t, l.Emit(events.Resume, map[string]any{"step": 100, "epoch": 2, "batch": 5, "dir": "runs/x/step-00000100"}))
+	require.NoError(t, l.Emit(runStart()))
+	require.NoError(t, l.Emit(events.Resume{Step: 100, Epoch: 2, Batch: 5, Dir: "runs/x/step-00000100"}))
 	require.NoError(t, l.Close())
 
 	// A process that crashed before emitting anything leaves no trace: its number is reused.
@@ -68,86 +80,141 @@ func TestIncarnations(t *testing.T) {
 	for i, want := range []struct {
 		typ         string
 		incarnation int
-	}{{events.RunStart, 1}, {events.RunStart, 2}, {events.Resume, 2}} {
+	}{{"run_start", 1}, {"run_start", 2}, {"resume", 2}} {
 		assert.Equal(t, want.typ, evs[i].Type, i)
 		assert.Equal(t, want.incarnation, evs[i].Incarnation, i)
 	}
-	assert.Equal(t, map[string]any{"config_hash": "9f86d081", "device": "cpu", "pid": 4242.0, "libtorch": "1.13.1"}, evs[0].Fields)
-	assert.Equal(t, map[string]any{"step": 100.0, "epoch": 2.0, "batch": 5.0, "dir": "runs/x/step-00000100"}, evs[2].Fields)
+	assert.Equal(t, runStart(), evs[0].Payload)
+	assert.Equal(t, events.Resume{Step: 100, Epoch: 2, Batch: 5, Dir: "runs/x/step-00000100"}, evs[2].Payload)
 }
 
 func TestLineFormat(t *testing.T) {
 	dir := t.TempDir()
 	l := openLog(t, dir)
 	before := time.Now().UTC()
-	require.NoError(t, l.Emit(events.EpochEnd, map[string]any{
-		"train_loss": 0.5, "step": 300, "epoch": 1, "metrics": map[string]float64{"val_loss": 0.25, "mae": 0.1},
-		"note": "a\nb <&>",
-	}))
+	require.NoError(t, l.Emit(events.EpochEnd{TrainLoss: 0.5, Step: 300, Epoch: 1, Metrics: map[string]float64{"val_loss": 0.25, "mae": 0.1}}))
+	require.NoError(t, l.Emit(events.CheckpointFailed{Error: "a\nb <&>"}))
 	after := time.Now().UTC()
 
 	data, err := os.ReadFile(filepath.Join(dir, events.FileName))
 	require.NoError(t, err)
-	line := string(data)
-	require.True(t, strings.HasSuffix(line, "}\n"), line)
-	assert.Equal(t, 1, strings.Count(line, "\n"), "one line")
-	prefix, rest, ok := strings.Cut(line, `","type":"epoch_end","incarnation":1,`)
-	require.True(t, ok, line)
-	ts, ok := strings.CutPrefix(prefix, `{"time":"`)
-	require.True(t, ok, line)
-	assert.Equal(t, `"epoch":1,"metrics":{"mae":0.1,"val_loss":0.25},"note":"a\nb \u003c\u0026\u003e","step":300,"train_loss":0.5}`+"\n", rest)
-	tm, err := time.Parse(time.RFC3339Nano, ts)
-	require.NoError(t, err)
-	assert.True(t, strings.HasSuffix(ts, "Z"), ts)
-	assert.False(t, tm.Before(before.Truncate(0)) || tm.After(after), "%s not in [%s, %s]", tm, before, after)
+	lines := strings.SplitAfter(string(data), "\n")
+	require.Len(t, lines, 3, "two lines")
+	assert.Empty(t, lines[2])
+	for i, want := range []struct{ typ, fields string }{
+		{"epoch_end", `"epoch":1,"metrics":{"mae":0.1,"val_loss":0.25},"step":300,"train_loss":0.5}` + "\n"},
+		{"checkpoint_failed", `"error":"a\nb \u003c\u0026\u003e"}` + "\n"},
+	} {
+		prefix, rest, ok := strings.Cut(lines[i], `","type":"`+want.typ+`","incarnation":1,`)
+		require.True(t, ok, lines[i])
+		ts, ok := strings.CutPrefix(prefix, `{"time":"`)
+		require.True(t, ok, lines[i])
+		assert.Equal(t, want.fields, rest)
+		tm, err := time.Parse(time.RFC3339Nano, ts)
+		require.NoError(t, err)
+		assert.True(t, strings.HasSuffix(ts, "Z"), ts)
+		assert.False(t, tm.Before(before.Truncate(0)) || tm.After(after), "%s not in [%s, %s]", tm, before, after)
+	}
 
-	evs, err := events.Read(filepath.Join(dir, events.FileName))
+	evs := eventstest.Read(t, dir)
+	require.Len(t, evs, 2)
+	assert.Equal(t, events.CheckpointFailed{Error: "a\nb <&>"}, evs[1].Payload)
+	assert.Equal(t, "checkpoint_failed", evs[1].Type)
+}
+
+// TestOptionalFields: a field tagged omitempty is written only when set, one tagged
+// events:"optional" always; a line of an older log without them reads with zero values.
+func TestOptionalFields(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir)
+	ms := int64(0)
+	require.NoError(t, l.Emit(events.Exit{Code: codes.ExitPreempted, Reason: "preempted", Step: 7, Signal: "terminated", SignalToExitMS: &ms}))
+	require.NoError(t, l.Emit(events.Exit{Code: 0, Reason: "done", Step: 9}))
+	require.NoError(t, l.Emit(events.RunnerStart{}))
+	data, err := os.ReadFile(filepath.Join(dir, events.FileName))
 	require.NoError(t, err)
-	require.Len(t, evs, 1)
-	assert.True(t, evs[0].Time.Equal(tm))
-	assert.Equal(t, "a\nb <&>", evs[0].Fields["note"])
+	lines := strings.Split(string(data), "\n")
+	assert.True(t, strings.HasSuffix(lines[0], `"code":75,"reason":"preempted","signal":"terminated","signal_to_exit_ms":0,"step":7}`), lines[0])
+	assert.True(t, strings.HasSuffix(lines[1], `"code":0,"reason":"done","step":9}`), lines[1])
+	assert.True(t, strings.HasSuffix(lines[2], `"incarnation":1,"index":0,"name":"","no_notice_share":0,"pattern":"","pid":0,"seed":0,"time_scale":0}`), lines[2])
+
+	path := filepath.Join(dir, events.FileName)
+	appendRaw(t, path, `{"time":"2025-11-24T20:00:00Z","type":"runner_start","incarnation":0}`+"\n"+
+		`{"time":"2025-11-24T20:00:01Z","type":"run_start","incarnation":1,"config_hash":"ab","device":"cpu","libtorch":"1.13.1","pid":1}`+"\n")
+	evs := eventstest.Read(t, dir)
+	require.Len(t, evs, 5)
+	assert.Equal(t, events.Exit{Code: codes.ExitPreempted, Reason: "preempted", Step: 7, Signal: "terminated", SignalToExitMS: &ms}, evs[0].Payload)
+	assert.Equal(t, events.Exit{Code: 0, Reason: "done", Step: 9}, evs[1].Payload)
+	assert.Equal(t, events.RunnerStart{}, evs[3].Payload)
+	assert.Equal(t, events.RunStart{ConfigHash: "ab", Device: "cpu", Libtorch: "1.13.1", PID: 1}, evs[4].Payload)
 }
 
 func TestNonFinite(t *testing.T) {
 	dir := t.TempDir()
 	l := openLog(t, dir)
-	require.NoError(t, l.Emit(events.EpochEnd, map[string]any{
-		"epoch": 1, "step": 2, "train_loss": math.NaN(),
-		"metrics": map[string]float64{"val_loss": math.Inf(1), "mae": 0.5}, "grad": float32(math.Inf(-1)),
-	}))
-	evs, err := events.Read(filepath.Join(dir, events.FileName))
+	require.NoError(t, l.Emit(events.EpochEnd{Epoch: 1, Step: 2, TrainLoss: math.NaN(),
+		Metrics: map[string]float64{"val_loss": math.Inf(1), "mae": 0.5}}))
+	require.NoError(t, l.Emit(note{Text: "x", Grad: float32(math.Inf(-1))}))
+	data, err := os.ReadFile(filepath.Join(dir, events.FileName))
 	require.NoError(t, err)
-	require.Len(t, evs, 1)
-	assert.Equal(t, "NaN", evs[0].Fields["train_loss"])
-	assert.Equal(t, map[string]any{"val_loss": "+Inf", "mae": 0.5}, evs[0].Fields["metrics"])
-	assert.Equal(t, "-Inf", evs[0].Fields["grad"])
+	assert.Contains(t, string(data), `"epoch":1,"metrics":{"mae":0.5,"val_loss":"+Inf"},"step":2,"train_loss":"NaN"}`)
+	assert.Contains(t, string(data), `"grad":"-Inf","text":"x"}`)
+
+	evs := eventstest.Read(t, dir)
+	require.Len(t, evs, 2)
+	ee, ok := evs[0].Payload.(events.EpochEnd)
+	require.True(t, ok, "%T", evs[0].Payload)
+	assert.True(t, math.IsNaN(ee.TrainLoss), "%v", ee.TrainLoss)
+	assert.Equal(t, map[string]float64{"val_loss": math.Inf(1), "mae": 0.5}, ee.Metrics)
+	var n note
+	require.NoError(t, evs[1].Decode(&n))
+	assert.Equal(t, note{Text: "x", Grad: float32(math.Inf(-1))}, n)
 }
+
+// Payloads that Emit refuses.
+type (
+	emptyType struct{}
+	reserved  struct {
+		Time string `json:"time"`
+	}
+	reservedInc struct {
+		Inc int `json:"incarnation"`
+	}
+	unencodable struct {
+		Ch chan int `json:"ch"`
+	}
+	fakeExit struct {
+		Code int `json:"code"`
+	}
+	notStruct string
+)
+
+func (emptyType) EventType() string   { return "" }
+func (reserved) EventType() string    { return "custom" }
+func (reservedInc) EventType() string { return "custom" }
+func (unencodable) EventType() string { return "custom" }
+func (fakeExit) EventType() string    { return "exit" }
+func (notStruct) EventType() string   { return "custom" }
 
 func TestEmitRejects(t *testing.T) {
 	cases := []struct {
-		name   string
-		typ    string
-		fields map[string]any
-		msg    string
+		name string
+		p    events.Payload
+		msg  string
 	}{
-		{"EmptyType", "", nil, "emit  event: empty event type"},
-		{"ReservedTime", "custom", map[string]any{"time": "now"}, `emit custom event: field "time" is reserved`},
-		{"ReservedIncarnation", events.Exit, map[string]any{"incarnation": 3}, `emit exit event: field "incarnation" is reserved`},
-		{"MissingField", events.CheckpointCommit, map[string]any{"step": 1, "reason": "periodic", "blocking_ms": 1.5, "persist_ms": 20.0, "bytes": 1024},
-			`emit checkpoint_commit event: missing field "dir"`},
-		{"Unencodable", "custom", map[string]any{"ch": make(chan int)}, `emit custom event: field "ch": json: unsupported type: chan int`},
-		{"ProgressMissingLoss", events.Progress, map[string]any{"step": 10, "epoch": 0}, `emit progress event: missing field "loss"`},
-		{"InterruptSentMissingPID", events.InterruptSent, map[string]any{"kind": "notice", "reason": "schedule"},
-			`emit interrupt_sent event: missing field "pid"`},
-		{"ChildExitMissingCaused", events.ChildExit, map[string]any{"pid": 7, "code": 75, "signal": ""},
-			`emit child_exit event: missing field "caused"`},
-		{"RestartMissingDelay", events.Restart, map[string]any{"attempt": 1}, `emit restart event: missing field "delay_s"`},
+		{"EmptyType", emptyType{}, "emit  event: empty event type"},
+		{"ReservedTime", reserved{}, `emit custom event: field "time" is reserved`},
+		{"ReservedIncarnation", reservedInc{Inc: 3}, `emit custom event: field "incarnation" is reserved`},
+		{"Unencodable", unencodable{Ch: make(chan int)}, `emit custom event: field "ch": json: unsupported type: chan int`},
+		{"KnownTypeOtherStruct", fakeExit{Code: 1}, "emit exit event: payload events_test.fakeExit is not a events.Exit"},
+		{"Pointer", &events.Exit{}, "emit exit event: payload *events.Exit is not a events.Exit"},
+		{"NotStruct", notStruct("x"), "emit custom event: payload events_test.notStruct is not a struct"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			l := openLog(t, dir)
-			assert.EqualError(t, l.Emit(tc.typ, tc.fields), tc.msg)
+			assert.EqualError(t, l.Emit(tc.p), tc.msg)
 			data, err := os.ReadFile(filepath.Join(dir, events.FileName))
 			require.NoError(t, err)
 			assert.Empty(t, data)
@@ -157,12 +224,19 @@ func TestEmitRejects(t *testing.T) {
 
 func TestUnknownTypeAllowed(t *testing.T) {
 	dir := t.TempDir()
-	require.NoError(t, openLog(t, dir).Emit("eval", nil))
-	evs, err := events.Read(filepath.Join(dir, events.FileName))
-	require.NoError(t, err)
-	require.Len(t, evs, 1)
-	assert.Equal(t, "eval", evs[0].Type)
-	assert.Equal(t, map[string]any{}, evs[0].Fields)
+	require.NoError(t, openLog(t, dir).Emit(note{Text: "hi", Count: 2, Skip: "not written"}))
+	appendRaw(t, filepath.Join(dir, events.FileName), `{"time":"2025-11-24T20:00:00Z","type":"eval","incarnation":1}`+"\n")
+	evs := eventstest.Read(t, dir)
+	require.Len(t, evs, 2)
+	assert.Equal(t, "note", evs[0].Type)
+	assert.Nil(t, evs[0].Payload)
+	var n note
+	require.NoError(t, evs[0].Decode(&n))
+	assert.Equal(t, note{Text: "hi", Count: 2}, n)
+	assert.Equal(t, "eval", evs[1].Type)
+	assert.Nil(t, evs[1].Payload)
+	assert.EqualError(t, evs[1].Decode(&n), `eval event: missing field "text"`)
+	assert.EqualError(t, evs[1].Decode(n), "eval event: decode into events_test.note: not a pointer to a payload")
 }
 
 // TestTornLastLine: a crash in the middle of a write leaves a last line without newline. Read
@@ -190,11 +264,11 @@ func TestTornLastLine(t *testing.T) {
 
 			l := openLog(t, dir)
 			assert.Equal(t, 1+min(tc.before, 1), l.Incarnation())
-			require.NoError(t, l.Emit(events.Exit, map[string]any{"code": 0, "reason": "done", "step": 9}))
+			require.NoError(t, l.Emit(events.Exit{Code: 0, Reason: "done", Step: 9}))
 			evs, err = events.Read(path)
 			require.NoError(t, err, "every line is whole")
 			require.Len(t, evs, tc.before+1)
-			assert.Equal(t, events.Exit, evs[tc.before].Type)
+			assert.IsType(t, events.Exit{}, evs[tc.before].Payload)
 			data, err := os.ReadFile(path)
 			require.NoError(t, err)
 			assert.Equal(t, tc.before+1, bytes.Count(data, []byte("\n")))
@@ -203,7 +277,7 @@ func TestTornLastLine(t *testing.T) {
 }
 
 func TestReadRejects(t *testing.T) {
-	good := `{"time":"2025-11-24T20:00:00Z","type":"exit","incarnation":1,"code":0}`
+	good := `{"time":"2025-11-24T20:00:00Z","type":"exit","incarnation":1,"code":0,"reason":"done","step":9}`
 	cases := []struct {
 		name string
 		line string
@@ -219,6 +293,19 @@ func TestReadRejects(t *testing.T) {
 		{"NoIncarnation", `{"time":"2025-11-24T20:00:00Z","type":"exit"}`, "no incarnation"},
 		{"NegativeIncarnation", `{"time":"2025-11-24T20:00:00Z","type":"exit","incarnation":-1}`, "no incarnation"},
 		{"FractionalIncarnation", `{"time":"2025-11-24T20:00:00Z","type":"exit","incarnation":1.5}`, "no incarnation"},
+		// A known type must have its required fields, of the right types.
+		{"MissingField", `{"time":"2025-11-24T20:00:00Z","type":"exit","incarnation":1,"code":0,"reason":"done"}`,
+			`exit event: missing field "step"`},
+		{"MissingFieldRunner", `{"time":"2025-11-24T20:00:00Z","type":"child_exit","incarnation":0,"pid":1,"code":0,"signal":""}`,
+			`child_exit event: missing field "caused"`},
+		{"WrongFieldType", `{"time":"2025-11-24T20:00:00Z","type":"exit","incarnation":1,"code":"0","reason":"done","step":9}`,
+			`exit event: field "code": json: cannot unmarshal string`},
+		{"FractionalStep", `{"time":"2025-11-24T20:00:00Z","type":"progress","incarnation":1,"step":1.5,"epoch":0,"loss":1}`,
+			`progress event: field "step": json: cannot unmarshal number 1.5`},
+		{"BadNonFinite", `{"time":"2025-11-24T20:00:00Z","type":"progress","incarnation":1,"step":1,"epoch":0,"loss":"Infinity"}`,
+			`progress event: field "loss": json: cannot unmarshal string`},
+		{"BadMetric", `{"time":"2025-11-24T20:00:00Z","type":"epoch_end","incarnation":1,"step":1,"epoch":0,"train_loss":1,"metrics":{"mae":true}}`,
+			`epoch_end event: field "metrics": "mae": json: cannot unmarshal bool`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,31 +361,37 @@ func record(l *events.Log) *recordingFile {
 // others not, whichever writer (trainer or runner) emits them.
 func TestDurableTypes(t *testing.T) {
 	cases := []struct {
-		typ    string
-		fields map[string]any
+		p      events.Payload
 		synced bool
 	}{
-		{events.RunStart, runStart(), false},
-		{events.Resume, map[string]any{"step": 1, "epoch": 0, "batch": 1, "dir": "d"}, false},
-		{events.CheckpointBegin, map[string]any{"step": 1, "reason": "periodic"}, false},
-		{events.CheckpointCommit, map[string]any{"step": 1, "reason": "periodic", "blocking_ms": 1.5, "persist_ms": 20.0, "bytes": 1024, "dir": "d"}, true},
-		{events.CheckpointFailed, map[string]any{"error": "no space left on device"}, false},
-		{events.CheckpointInvalid, map[string]any{"dir": "d", "reason": "model.pt: sha256 mismatch"}, false},
-		{events.SignalReceived, map[string]any{"signal": "terminated"}, false},
-		{events.EmergencyCheckpoint, map[string]any{"step": 1}, true},
-		{events.EpochEnd, map[string]any{"epoch": 0, "step": 1, "train_loss": 0.5, "metrics": map[string]float64{}}, false},
-		{events.Exit, map[string]any{"code": 75, "reason": "preempted", "step": 1}, true},
-		{events.Progress, map[string]any{"step": 50, "epoch": 0, "loss": 1.25}, false},
-		{events.InterruptSent, map[string]any{"kind": "notice", "reason": "schedule", "pid": 4242}, false},
-		{events.ChildExit, map[string]any{"pid": 4242, "code": 75, "signal": "", "caused": true}, true},
-		{events.Restart, map[string]any{"attempt": 1, "delay_s": 120.0}, false},
+		{runStart(), false},
+		{events.Resume{Step: 1, Epoch: 0, Batch: 1, Dir: "d"}, false},
+		{events.CheckpointBegin{Step: 1, Reason: codes.Periodic}, false},
+		{events.CheckpointCommit{Step: 1, Reason: codes.Periodic, BlockingMS: 1.5, PersistMS: 20.0, Bytes: 1024, Dir: "d"}, true},
+		{events.CheckpointFailed{Error: "no space left on device"}, false},
+		{events.CheckpointInvalid{Dir: "d", Reason: "model.pt: sha256 mismatch"}, false},
+		{events.SignalReceived{Signal: "terminated"}, false},
+		{events.EmergencyCheckpoint{Step: 1}, true},
+		{events.EpochEnd{Epoch: 0, Step: 1, TrainLoss: 0.5, Metrics: map[string]float64{}}, false},
+		{events.Exit{Code: codes.ExitPreempted, Reason: "preempted", Step: 1}, true},
+		{events.Progress{Step: 50, Epoch: 0, Loss: 1.25}, false},
+		{events.InterruptSent{Kind: codes.Notice, Reason: codes.Schedule, PID: 4242}, false},
+		{events.ChildExit{PID: 4242, Code: codes.ExitPreempted, Signal: "", Caused: true}, true},
+		{events.Restart{Attempt: 1, DelayS: 120.0}, false},
+		{events.ChildStart{Attempt: 1, PID: 4242}, false},
+		{events.RunnerStart{Name: "x"}, false},
+		{events.SignalFailed{PID: 4242, Signal: "killed", Error: "operation not permitted"}, false},
+		{events.CheckpointUpload{Step: 1, Bytes: 1024, UploadMS: 3.5}, false},
+		{events.CheckpointUploadFailed{Step: 1, Error: "timeout"}, false},
+		{events.CheckpointDownload{Step: 1, URL: "gs://b/r", Bytes: 1024, DownloadMS: 7}, false},
+		{note{Text: "other types are not synced"}, false},
 	}
 	for _, tc := range cases {
 		for _, w := range writers {
-			t.Run(tc.typ+"/"+w.name, func(t *testing.T) {
+			t.Run(tc.p.EventType()+"/"+w.name, func(t *testing.T) {
 				l := w.open(t, t.TempDir())
 				rf := record(l)
-				require.NoError(t, l.Emit(tc.typ, tc.fields))
+				require.NoError(t, l.Emit(tc.p))
 				want := 0
 				if tc.synced {
 					want = 1
@@ -314,7 +407,7 @@ func TestSyncError(t *testing.T) {
 	l := openLog(t, dir)
 	rf := record(l)
 	rf.failSync = true
-	err := l.Emit(events.Exit, map[string]any{"code": 1, "reason": "error", "step": 3})
+	err := l.Emit(events.Exit{Code: 1, Reason: "error", Step: 3})
 	require.ErrorIs(t, err, syscall.EIO)
 	assert.Contains(t, err.Error(), "emit exit event to "+filepath.Join(dir, events.FileName)+": ")
 }
@@ -324,24 +417,33 @@ func TestFailedWriteCutOff(t *testing.T) {
 	dir := t.TempDir()
 	l := openLog(t, dir)
 	rf := record(l)
-	require.NoError(t, l.Emit(events.SignalReceived, map[string]any{"signal": "terminated"}))
+	require.NoError(t, l.Emit(events.SignalReceived{Signal: "terminated"}))
 	before, err := os.ReadFile(filepath.Join(dir, events.FileName))
 	require.NoError(t, err)
 	rf.failWrite = true
-	err = l.Emit(events.EmergencyCheckpoint, map[string]any{"step": 7})
+	err = l.Emit(events.EmergencyCheckpoint{Step: 7})
 	require.ErrorIs(t, err, syscall.ENOSPC)
 	rf.failWrite = false
 	after, err := os.ReadFile(filepath.Join(dir, events.FileName))
 	require.NoError(t, err)
 	assert.Equal(t, string(before), string(after), "exactly the partial line is cut off")
-	require.NoError(t, l.Emit(events.Exit, map[string]any{"code": 75, "reason": "preempted", "step": 7}))
+	require.NoError(t, l.Emit(events.Exit{Code: codes.ExitPreempted, Reason: "preempted", Step: 7}))
 
 	evs, err := events.Read(filepath.Join(dir, events.FileName))
 	require.NoError(t, err)
 	require.Len(t, evs, 2)
-	assert.Equal(t, events.SignalReceived, evs[0].Type)
-	assert.Equal(t, events.Exit, evs[1].Type)
+	assert.IsType(t, events.SignalReceived{}, evs[0].Payload)
+	assert.IsType(t, events.Exit{}, evs[1].Payload)
 }
+
+// tick is a payload of a type this package does not know, for the concurrency tests.
+type tick struct {
+	G   int    `json:"g"`
+	I   int    `json:"i"`
+	Pad string `json:"pad"`
+}
+
+func (tick) EventType() string { return "tick" }
 
 // TestConcurrentEmit: events emitted from many goroutines are whole lines, none lost.
 func TestConcurrentEmit(t *testing.T) {
@@ -353,7 +455,7 @@ func TestConcurrentEmit(t *testing.T) {
 	for g := range goroutines {
 		wg.Go(func() {
 			for i := range each {
-				assert.NoError(t, l.Emit("tick", map[string]any{"g": g, "i": i, "pad": pad}))
+				assert.NoError(t, l.Emit(tick{G: g, I: i, Pad: pad}))
 			}
 		})
 	}
@@ -364,8 +466,10 @@ func TestConcurrentEmit(t *testing.T) {
 	require.Len(t, evs, goroutines*each)
 	seen := map[string]bool{}
 	for _, ev := range evs {
-		require.Equal(t, pad, ev.Fields["pad"])
-		key := fmt.Sprint(ev.Fields["g"], "/", ev.Fields["i"])
+		var tk tick
+		require.NoError(t, ev.Decode(&tk))
+		require.Equal(t, pad, tk.Pad)
+		key := fmt.Sprint(tk.G, "/", tk.I)
 		require.False(t, seen[key], key)
 		seen[key] = true
 	}
@@ -377,19 +481,11 @@ func TestClose(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, l.Close())
 	require.NoError(t, l.Close(), "twice")
-	assert.EqualError(t, l.Emit(events.SignalReceived, map[string]any{"signal": "interrupt"}),
+	assert.EqualError(t, l.Emit(events.SignalReceived{Signal: "interrupt"}),
 		"emit signal_received event: log "+filepath.Join(dir, events.FileName)+" is closed")
 
 	_, err = events.Open(filepath.Join(dir, "absent"))
 	assert.ErrorIs(t, err, fs.ErrNotExist)
-}
-
-// readEvents reads the log of dir.
-func readEvents(t *testing.T, dir string) []events.Event {
-	t.Helper()
-	evs, err := events.Read(filepath.Join(dir, events.FileName))
-	require.NoError(t, err)
-	return evs
 }
 
 // appendRaw appends s to path through a file of its own, as another process would.
@@ -416,8 +512,8 @@ func typesAndIncarnations(evs []events.Event) []typeIncarnation {
 	return out
 }
 
-func childExit(code int) map[string]any {
-	return map[string]any{"pid": 4242, "code": code, "signal": "", "caused": true}
+func childExit(code int) events.ChildExit {
+	return events.ChildExit{PID: 4242, Code: code, Signal: "", Caused: true}
 }
 
 func TestOpenRunner(t *testing.T) {
@@ -430,7 +526,7 @@ func TestOpenRunner(t *testing.T) {
 	assert.Empty(t, data)
 	require.NoError(t, l.Close())
 	require.NoError(t, l.Close(), "twice")
-	assert.EqualError(t, l.Emit(events.Restart, map[string]any{"attempt": 1, "delay_s": 0.0}),
+	assert.EqualError(t, l.Emit(events.Restart{Attempt: 1, DelayS: 0.0}),
 		"emit restart event: log "+filepath.Join(dir, events.FileName)+" is closed")
 
 	_, err = events.OpenRunner(filepath.Join(dir, "absent"))
@@ -446,38 +542,38 @@ func TestTrainerAndRunnerInterleave(t *testing.T) {
 
 	trainer := openLog(t, dir)
 	require.Equal(t, 1, trainer.Incarnation())
-	require.NoError(t, trainer.Emit(events.RunStart, runStart()))
-	require.NoError(t, trainer.Emit(events.Progress, map[string]any{"step": 50, "epoch": 0, "loss": 2.5}))
-	require.NoError(t, runner.Emit(events.InterruptSent, map[string]any{"kind": "notice", "reason": "schedule", "pid": 4242}))
-	require.NoError(t, trainer.Emit(events.SignalReceived, map[string]any{"signal": "terminated"}))
-	require.NoError(t, trainer.Emit(events.EmergencyCheckpoint, map[string]any{"step": 64}))
-	require.NoError(t, trainer.Emit(events.Exit, map[string]any{"code": 75, "reason": "preempted", "step": 64}))
+	require.NoError(t, trainer.Emit(runStart()))
+	require.NoError(t, trainer.Emit(events.Progress{Step: 50, Epoch: 0, Loss: 2.5}))
+	require.NoError(t, runner.Emit(events.InterruptSent{Kind: codes.Notice, Reason: codes.Schedule, PID: 4242}))
+	require.NoError(t, trainer.Emit(events.SignalReceived{Signal: "terminated"}))
+	require.NoError(t, trainer.Emit(events.EmergencyCheckpoint{Step: 64}))
+	require.NoError(t, trainer.Emit(events.Exit{Code: codes.ExitPreempted, Reason: "preempted", Step: 64}))
 	require.NoError(t, trainer.Close())
-	require.NoError(t, runner.Emit(events.ChildExit, childExit(75)))
-	require.NoError(t, runner.Emit(events.Restart, map[string]any{"attempt": 1, "delay_s": 120.0}))
+	require.NoError(t, runner.Emit(childExit(codes.ExitPreempted)))
+	require.NoError(t, runner.Emit(events.Restart{Attempt: 1, DelayS: 120.0}))
 
 	trainer = openLog(t, dir)
 	require.Equal(t, 2, trainer.Incarnation(), "the runner's lines do not count")
-	require.NoError(t, trainer.Emit(events.RunStart, runStart()))
-	require.NoError(t, runner.Emit(events.InterruptSent, map[string]any{"kind": "kill", "reason": "schedule", "pid": 4343}))
-	require.NoError(t, runner.Emit(events.ChildExit, map[string]any{"pid": 4343, "code": -1, "signal": "killed", "caused": true}))
+	require.NoError(t, trainer.Emit(runStart()))
+	require.NoError(t, runner.Emit(events.InterruptSent{Kind: codes.Kill, Reason: codes.Schedule, PID: 4343}))
+	require.NoError(t, runner.Emit(events.ChildExit{PID: 4343, Code: -1, Signal: "killed", Caused: true}))
 
-	evs := readEvents(t, dir)
+	evs := eventstest.Read(t, dir)
 	assert.Equal(t, []typeIncarnation{
-		{events.RunStart, 1},
-		{events.Progress, 1},
-		{events.InterruptSent, 0},
-		{events.SignalReceived, 1},
-		{events.EmergencyCheckpoint, 1},
-		{events.Exit, 1},
-		{events.ChildExit, 0},
-		{events.Restart, 0},
-		{events.RunStart, 2},
-		{events.InterruptSent, 0},
-		{events.ChildExit, 0},
+		{"run_start", 1},
+		{"progress", 1},
+		{"interrupt_sent", 0},
+		{"signal_received", 1},
+		{"emergency_checkpoint", 1},
+		{"exit", 1},
+		{"child_exit", 0},
+		{"restart", 0},
+		{"run_start", 2},
+		{"interrupt_sent", 0},
+		{"child_exit", 0},
 	}, typesAndIncarnations(evs))
-	assert.Equal(t, map[string]any{"pid": 4242.0, "code": 75.0, "signal": "", "caused": true}, evs[6].Fields)
-	assert.Equal(t, map[string]any{"attempt": 1.0, "delay_s": 120.0}, evs[7].Fields)
+	assert.Equal(t, childExit(codes.ExitPreempted), evs[6].Payload)
+	assert.Equal(t, events.Restart{Attempt: 1, DelayS: 120}, evs[7].Payload)
 	for i := 1; i < len(evs); i++ {
 		assert.False(t, evs[i].Time.Before(evs[i-1].Time), "event %d is earlier than event %d", i, i-1)
 	}
@@ -486,7 +582,7 @@ func TestTrainerAndRunnerInterleave(t *testing.T) {
 // TestOpenIncarnationIgnoresRunner: the runner's incarnation-0 lines never move the trainer's
 // incarnation: it is one more than the largest trainer incarnation, or 1.
 func TestOpenIncarnationIgnoresRunner(t *testing.T) {
-	restart := map[string]any{"attempt": 1, "delay_s": 0.0}
+	restart := events.Restart{Attempt: 1, DelayS: 0}
 	cases := []struct {
 		name  string
 		setup func(t *testing.T, dir string)
@@ -497,22 +593,22 @@ func TestOpenIncarnationIgnoresRunner(t *testing.T) {
 		}, 1},
 		{"OnlyRunnerLines", func(t *testing.T, dir string) {
 			r := openRunner(t, dir)
-			require.NoError(t, r.Emit(events.ChildExit, childExit(75)))
-			require.NoError(t, r.Emit(events.Restart, restart))
+			require.NoError(t, r.Emit(childExit(codes.ExitPreempted)))
+			require.NoError(t, r.Emit(restart))
 		}, 1},
 		{"RunnerLinesAfterOneTrainer", func(t *testing.T, dir string) {
 			r := openRunner(t, dir)
-			require.NoError(t, openLog(t, dir).Emit(events.RunStart, runStart()))
-			require.NoError(t, r.Emit(events.ChildExit, childExit(75)))
-			require.NoError(t, r.Emit(events.Restart, restart))
+			require.NoError(t, openLog(t, dir).Emit(runStart()))
+			require.NoError(t, r.Emit(childExit(codes.ExitPreempted)))
+			require.NoError(t, r.Emit(restart))
 		}, 2},
 		{"RunnerLinesAroundTwoTrainers", func(t *testing.T, dir string) {
 			r := openRunner(t, dir)
-			require.NoError(t, r.Emit(events.InterruptSent, map[string]any{"kind": "notice", "reason": "cancel", "pid": 1}))
-			require.NoError(t, openLog(t, dir).Emit(events.RunStart, runStart()))
-			require.NoError(t, r.Emit(events.Restart, restart))
-			require.NoError(t, openLog(t, dir).Emit(events.RunStart, runStart()))
-			require.NoError(t, r.Emit(events.Restart, restart))
+			require.NoError(t, r.Emit(events.InterruptSent{Kind: codes.Notice, Reason: codes.Cancel, PID: 1}))
+			require.NoError(t, openLog(t, dir).Emit(runStart()))
+			require.NoError(t, r.Emit(restart))
+			require.NoError(t, openLog(t, dir).Emit(runStart()))
+			require.NoError(t, r.Emit(restart))
 		}, 3},
 	}
 	for _, tc := range cases {
@@ -521,9 +617,9 @@ func TestOpenIncarnationIgnoresRunner(t *testing.T) {
 			tc.setup(t, dir)
 			l := openLog(t, dir)
 			assert.Equal(t, tc.want, l.Incarnation())
-			require.NoError(t, l.Emit(events.RunStart, runStart()))
-			evs := readEvents(t, dir)
-			assert.Equal(t, typeIncarnation{events.RunStart, tc.want}, typesAndIncarnations(evs)[len(evs)-1])
+			require.NoError(t, l.Emit(runStart()))
+			evs := eventstest.Read(t, dir)
+			assert.Equal(t, typeIncarnation{"run_start", tc.want}, typesAndIncarnations(evs)[len(evs)-1])
 		})
 	}
 }
@@ -536,8 +632,8 @@ func TestReadIncarnationZero(t *testing.T) {
 			`{"time":"2025-11-24T20:00:02Z","type":"child_exit","incarnation":0,"pid":1,"code":0,"signal":"","caused":false}`), 0o644))
 	evs, err := events.Read(path)
 	require.NoError(t, err)
-	assert.Equal(t, []typeIncarnation{{events.Restart, 0}, {events.RunStart, 1}, {events.ChildExit, 0}}, typesAndIncarnations(evs))
-	assert.Equal(t, map[string]any{"pid": 1.0, "code": 0.0, "signal": "", "caused": false}, evs[2].Fields)
+	assert.Equal(t, []typeIncarnation{{"restart", 0}, {"run_start", 1}, {"child_exit", 0}}, typesAndIncarnations(evs))
+	assert.Equal(t, events.ChildExit{PID: 1, Code: 0, Signal: "", Caused: false}, evs[2].Payload)
 }
 
 // TestRunnerRepairsTornLine: a trainer killed in the middle of a write leaves a torn last line;
@@ -561,39 +657,39 @@ func TestRunnerRepairsTornLine(t *testing.T) {
 			path := filepath.Join(dir, events.FileName)
 			runner := openRunner(t, dir)
 			trainer := openLog(t, dir)
-			require.NoError(t, trainer.Emit(events.RunStart, runStart()))
-			require.NoError(t, runner.Emit(events.InterruptSent, map[string]any{"kind": "notice", "reason": "schedule", "pid": 4242}))
+			require.NoError(t, trainer.Emit(runStart()))
+			require.NoError(t, runner.Emit(events.InterruptSent{Kind: codes.Notice, Reason: codes.Schedule, PID: 4242}))
 			// The trainer dies in the middle of its next write.
 			appendRaw(t, path, tc.tail)
 			before, err := os.ReadFile(path)
 			require.NoError(t, err)
 
-			require.NoError(t, runner.Emit(events.ChildExit, childExit(-1)))
+			require.NoError(t, runner.Emit(childExit(-1)))
 
 			data, err := os.ReadFile(path)
 			require.NoError(t, err)
 			whole := string(before[:len(before)-len(tc.tail)])
 			require.True(t, strings.HasPrefix(string(data), whole), "the lines before the tail are untouched")
 			rest := strings.TrimPrefix(string(data), whole)
-			want := []typeIncarnation{{events.RunStart, 1}, {events.InterruptSent, 0}}
+			want := []typeIncarnation{{"run_start", 1}, {"interrupt_sent", 0}}
 			if tc.kept {
 				var ok bool
 				rest, ok = strings.CutPrefix(rest, tc.tail+"\n")
 				require.True(t, ok, "the whole event is kept and ended: %q", rest)
-				want = append(want, typeIncarnation{events.Exit, 1})
+				want = append(want, typeIncarnation{"exit", 1})
 			}
 			// What follows is the runner's line alone: the torn line is gone.
 			assert.True(t, strings.HasPrefix(rest, `{"time":"`) && strings.HasSuffix(rest, "}\n") &&
 				strings.Count(rest, "\n") == 1 && strings.Contains(rest, `,"type":"child_exit","incarnation":0,`), "%q", rest)
-			want = append(want, typeIncarnation{events.ChildExit, 0})
+			want = append(want, typeIncarnation{"child_exit", 0})
 			assert.Equal(t, len(want), strings.Count(string(data), "\n"), "whole lines only")
-			assert.Equal(t, want, typesAndIncarnations(readEvents(t, dir)))
+			assert.Equal(t, want, typesAndIncarnations(eventstest.Read(t, dir)))
 
 			// The next trainer counts the one before it, not the runner.
 			next := openLog(t, dir)
 			assert.Equal(t, 2, next.Incarnation())
-			require.NoError(t, next.Emit(events.RunStart, runStart()))
-			assert.Len(t, readEvents(t, dir), len(want)+1)
+			require.NoError(t, next.Emit(runStart()))
+			assert.Len(t, eventstest.Read(t, dir), len(want)+1)
 		})
 	}
 }
@@ -624,7 +720,7 @@ func TestFailedWriteCutOffKeepsOtherWriter(t *testing.T) {
 		dir = t.TempDir()
 		path = filepath.Join(dir, events.FileName)
 		trainer = openLog(t, dir)
-		require.NoError(t, trainer.Emit(events.SignalReceived, map[string]any{"signal": "terminated"}))
+		require.NoError(t, trainer.Emit(events.SignalReceived{Signal: "terminated"}))
 		events.WrapFile(trainer, func(inner events.File) events.File {
 			f = &interleavingFile{File: inner}
 			return f
@@ -642,7 +738,7 @@ func TestFailedWriteCutOffKeepsOtherWriter(t *testing.T) {
 		other := `{"time":"2025-11-24T20:00:02Z","type":"interrupt_sent","incarnation":0,"kind":"kill","pid":4242,"reason":"grace"}` + "\n"
 		f.fail = true
 		f.during = func() { appendRaw(t, path, other) }
-		err = trainer.Emit(events.EmergencyCheckpoint, map[string]any{"step": 7})
+		err = trainer.Emit(events.EmergencyCheckpoint{Step: 7})
 		require.ErrorIs(t, err, syscall.ENOSPC)
 		require.NotEmpty(t, f.partial)
 
@@ -661,19 +757,19 @@ func TestFailedWriteCutOffKeepsOtherWriter(t *testing.T) {
 		emitted := make(chan error, 1)
 		f.during = func() {
 			go func() {
-				emitted <- runner.Emit(events.InterruptSent, map[string]any{"kind": "kill", "reason": "grace", "pid": 4242})
+				emitted <- runner.Emit(events.InterruptSent{Kind: codes.Kill, Reason: codes.Grace, PID: 4242})
 			}()
 		}
-		err := trainer.Emit(events.EmergencyCheckpoint, map[string]any{"step": 7})
+		err := trainer.Emit(events.EmergencyCheckpoint{Step: 7})
 		require.ErrorIs(t, err, syscall.ENOSPC)
 		require.NotEmpty(t, f.partial)
 		require.NoError(t, <-emitted)
 		f.fail = false
-		assert.Equal(t, []typeIncarnation{{events.SignalReceived, 1}, {events.InterruptSent, 0}}, typesAndIncarnations(readEvents(t, dir)))
+		assert.Equal(t, []typeIncarnation{{"signal_received", 1}, {"interrupt_sent", 0}}, typesAndIncarnations(eventstest.Read(t, dir)))
 
-		require.NoError(t, trainer.Emit(events.Exit, map[string]any{"code": 1, "reason": "error", "step": 7}))
-		assert.Equal(t, []typeIncarnation{{events.SignalReceived, 1}, {events.InterruptSent, 0}, {events.Exit, 1}},
-			typesAndIncarnations(readEvents(t, dir)))
+		require.NoError(t, trainer.Emit(events.Exit{Code: 1, Reason: "error", Step: 7}))
+		assert.Equal(t, []typeIncarnation{{"signal_received", 1}, {"interrupt_sent", 0}, {"exit", 1}},
+			typesAndIncarnations(eventstest.Read(t, dir)))
 	})
 }
 
@@ -691,16 +787,18 @@ func TestConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range n {
-				assert.NoError(t, l.Emit("tick", map[string]any{"i": i, "pad": pad}))
+				assert.NoError(t, l.Emit(tick{I: i, Pad: pad}))
 			}
 		}()
 	}
 	wg.Wait()
-	evs := readEvents(t, dir)
+	evs := eventstest.Read(t, dir)
 	require.Equal(t, 2*n, len(evs), "events lost")
 	next := map[int]int{}
 	for _, e := range evs {
-		assert.Equal(t, float64(next[e.Incarnation]), e.Fields["i"], "incarnation %d", e.Incarnation)
+		var tk tick
+		require.NoError(t, e.Decode(&tk))
+		assert.Equal(t, next[e.Incarnation], tk.I, "incarnation %d", e.Incarnation)
 		next[e.Incarnation]++
 	}
 	assert.Equal(t, map[int]int{0: n, 1: n}, next)

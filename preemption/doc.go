@@ -18,13 +18,13 @@
 //     context is a real user's Ctrl+C: the Runner forwards SIGTERM and waits the grace period
 //     before SIGKILL.
 //   - Which exits it caused. The Runner records for each child whether it signalled it. Exit 0
-//     ends the run; exit 75 (preempted, whoever gave the notice) and a death by a signal the
+//     ends the run; exit codes.ExitPreempted (75: preempted, whoever gave the notice) and a death by a signal the
 //     Runner sent start the child again after the restart delay; any other code, or a death by a
 //     signal the Runner did not send, ends the run with an *ExitError.
-//   - Reports. Through Runner.OnEvent, in order: child_start {attempt, pid} as each child
-//     starts, interrupt_sent {kind: notice|kill, reason: schedule|grace|cancel, pid, at_spot_s
-//     for scheduled ones}, child_exit {pid, code, signal, caused: whether the Runner signalled
-//     this child}, restart {attempt, delay_s}, and signal_failed {pid, signal, error} if a signal could not be sent for another reason than
-//     the child having exited. A child that exits on its own just as its signal is sent may be
-//     reported as caused; its exit code still decides what happens next.
+//   - Reports. Through Runner.OnEvent, in order, as payloads of package events: ChildStart as
+//     each child starts, InterruptSent (kind codes.Notice or codes.Kill; reason codes.Schedule,
+//     codes.Grace or codes.Cancel; AtSpotS for scheduled ones), ChildExit (Caused: whether the
+//     Runner signalled this child), Restart, and SignalFailed if a signal could not be sent for
+//     another reason than the child having exited. A child that exits on its own just as its
+//     signal is sent may be reported as caused; its exit code still decides what happens next.
 package preemption

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"spottrain/codes"
 )
 
 // TestMain doubles as a fake trainer when the test binary is re-executed with
@@ -74,7 +76,7 @@ func fakeTrainer(mode, dir string) int {
 			if f.Close() != nil {
 				return 1
 			}
-			return 75
+			return codes.ExitPreempted
 		case <-timeout:
 			return 1
 		}

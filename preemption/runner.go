@@ -8,10 +8,10 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
-)
 
-// ExitPreempted is the trainer's exit status after an emergency checkpoint: start it again.
-const ExitPreempted = 75
+	"spottrain/codes"
+	"spottrain/events"
+)
 
 // Runner runs a child command and interrupts it on a Schedule, restarting it until it is done.
 type Runner struct {
@@ -26,7 +26,7 @@ type Runner struct {
 	Grace, RestartDelay time.Duration
 	TimeScale           float64 // spot seconds per wall second; 0 means 1
 	// OnEvent, if set, hears what happens, from Run's goroutine (see the package doc).
-	OnEvent func(kind string, fields map[string]any)
+	OnEvent func(events.Payload)
 	// After waits wall time; nil means time.After. Tests replace it to control time.
 	After func(time.Duration) <-chan time.Time
 }
@@ -70,7 +70,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			return err // also when the child exited on the same Ctrl+C: no restart
 		}
 		if attempt > 0 {
-			r.emit("restart", map[string]any{"attempt": attempt, "delay_s": r.RestartDelay.Seconds()})
+			r.emit(events.Restart{Attempt: attempt, DelayS: r.RestartDelay.Seconds()})
 			select {
 			case <-r.after(r.wall(r.RestartDelay)):
 			case <-ctx.Done():
@@ -81,7 +81,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start child (attempt %d): %w", attempt, err)
 		}
-		r.emit("child_start", map[string]any{"attempt": attempt, "pid": cmd.Process.Pid})
+		r.emit(events.ChildStart{Attempt: attempt, PID: cmd.Process.Pid})
 		c := &child{cmd: cmd, done: make(chan struct{})}
 		go func() {
 			_ = cmd.Wait() // the exit status is read from cmd.ProcessState
@@ -99,28 +99,28 @@ func (r *Runner) Run(ctx context.Context) error {
 		select {
 		case <-c.done:
 		case <-fire:
-			sched := map[string]any{"at_spot_s": it.At.Seconds()}
+			at := it.At.Seconds()
 			if it.Notice {
-				caused = r.signal(c, syscall.SIGTERM, "schedule", sched)
+				caused = r.signal(c, syscall.SIGTERM, codes.Schedule, at)
 				caused = r.awaitOrKill(c, r.Grace) || caused
 			} else {
-				caused = r.signal(c, syscall.SIGKILL, "schedule", sched)
+				caused = r.signal(c, syscall.SIGKILL, codes.Schedule, at)
 			}
 		case <-ctx.Done():
 			cancelled = true
-			caused = r.signal(c, syscall.SIGTERM, "cancel", nil)
+			caused = r.signal(c, syscall.SIGTERM, codes.Cancel, 0)
 			caused = r.awaitOrKill(c, r.Grace) || caused
 		}
 		<-c.done
 
 		code, sig := exitStatus(cmd.ProcessState)
-		r.emit("child_exit", map[string]any{"pid": cmd.Process.Pid, "code": code, "signal": sig, "caused": caused})
+		r.emit(events.ChildExit{PID: cmd.Process.Pid, Code: code, Signal: sig, Caused: caused})
 		switch {
 		case cancelled:
 			return ctx.Err()
 		case code == 0:
 			return nil
-		case code == ExitPreempted, sig != "" && caused:
+		case code == codes.ExitPreempted, sig != "" && caused:
 			continue
 		default:
 			return &ExitError{Attempt: attempt, Code: code, Signal: sig}
@@ -133,23 +133,20 @@ type child struct {
 	done chan struct{} // closed once the child is reaped
 }
 
-// signal sends sig to c and reports it; false if the child had already exited.
-func (r *Runner) signal(c *child, sig syscall.Signal, reason string, extra map[string]any) bool {
+// signal sends sig to c and reports it, with atSpotS the spot time of a scheduled interrupt (0:
+// none); false if the child had already exited.
+func (r *Runner) signal(c *child, sig syscall.Signal, reason codes.InterruptReason, atSpotS float64) bool {
 	if err := c.cmd.Process.Signal(sig); err != nil {
 		if !errors.Is(err, os.ErrProcessDone) {
-			r.emit("signal_failed", map[string]any{"pid": c.cmd.Process.Pid, "signal": sig.String(), "error": err.Error()})
+			r.emit(events.SignalFailed{PID: c.cmd.Process.Pid, Signal: sig.String(), Error: err.Error()})
 		}
 		return false
 	}
-	kind := "notice"
+	kind := codes.Notice
 	if sig == syscall.SIGKILL {
-		kind = "kill"
+		kind = codes.Kill
 	}
-	fields := map[string]any{"kind": kind, "reason": reason, "pid": c.cmd.Process.Pid}
-	for k, v := range extra {
-		fields[k] = v
-	}
-	r.emit("interrupt_sent", fields)
+	r.emit(events.InterruptSent{Kind: kind, Reason: reason, PID: c.cmd.Process.Pid, AtSpotS: atSpotS})
 	return true
 }
 
@@ -160,7 +157,7 @@ func (r *Runner) awaitOrKill(c *child, grace time.Duration) bool {
 	case <-c.done:
 		return false
 	case <-r.after(grace):
-		return r.signal(c, syscall.SIGKILL, "grace", nil)
+		return r.signal(c, syscall.SIGKILL, codes.Grace, 0)
 	}
 }
 
@@ -185,8 +182,8 @@ func (r *Runner) after(d time.Duration) <-chan time.Time {
 	return time.After(d)
 }
 
-func (r *Runner) emit(kind string, fields map[string]any) {
+func (r *Runner) emit(p events.Payload) {
 	if r.OnEvent != nil {
-		r.OnEvent(kind, fields)
+		r.OnEvent(p)
 	}
 }

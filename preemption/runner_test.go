@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spottrain/codes"
+	"spottrain/events"
 	"spottrain/preemption"
 )
 
@@ -27,12 +29,7 @@ type harness struct {
 	ready    chan struct{}
 	ignoring chan struct{}
 	stop     chan struct{}
-	events   []event
-}
-
-type event struct {
-	kind   string
-	fields map[string]any
+	events   []events.Payload
 }
 
 func newHarness(t *testing.T) *harness {
@@ -52,8 +49,8 @@ func (h *harness) command(mode string, target int) func() *exec.Cmd {
 	}
 }
 
-func (h *harness) onEvent(kind string, fields map[string]any) {
-	h.events = append(h.events, event{kind, fields})
+func (h *harness) onEvent(p events.Payload) {
+	h.events = append(h.events, p)
 }
 
 // after fires a wait of gap when the child says "ready", one of grace when it says "ignoring",
@@ -119,16 +116,21 @@ func wall(spot time.Duration, scale float64) time.Duration {
 }
 
 // withoutPID drops the pid, which differs between runs.
-func withoutPID(evs []event) []event {
-	out := make([]event, len(evs))
+func withoutPID(evs []events.Payload) []events.Payload {
+	out := make([]events.Payload, len(evs))
 	for i, e := range evs {
-		f := map[string]any{}
-		for k, v := range e.fields {
-			if k != "pid" {
-				f[k] = v
-			}
+		switch p := e.(type) {
+		case events.ChildStart:
+			p.PID = 0
+			e = p
+		case events.InterruptSent:
+			p.PID = 0
+			e = p
+		case events.ChildExit:
+			p.PID = 0
+			e = p
 		}
-		out[i] = event{e.kind, f}
+		out[i] = e
 	}
 	return out
 }
@@ -150,24 +152,24 @@ func TestRunnerInterruptedRunCompletes(t *testing.T) {
 	// The same seed gives the same schedule: build the events the run must have reported.
 	twin, err := cfg.Schedule()
 	require.NoError(t, err)
-	want := []event{{"child_start", map[string]any{"attempt": 0}}}
+	want := []events.Payload{events.ChildStart{Attempt: 0}}
 	notices := 0
 	for i := range interrupts {
 		it := twin.Next()
 		if it.Notice {
 			notices++
 			want = append(want,
-				event{"interrupt_sent", map[string]any{"kind": "notice", "reason": "schedule", "at_spot_s": it.At.Seconds()}},
-				event{"child_exit", map[string]any{"code": 75, "signal": "", "caused": true}})
+				events.InterruptSent{Kind: codes.Notice, Reason: codes.Schedule, AtSpotS: it.At.Seconds()},
+				events.ChildExit{Code: codes.ExitPreempted, Signal: "", Caused: true})
 		} else {
 			want = append(want,
-				event{"interrupt_sent", map[string]any{"kind": "kill", "reason": "schedule", "at_spot_s": it.At.Seconds()}},
-				event{"child_exit", map[string]any{"code": -1, "signal": "killed", "caused": true}})
+				events.InterruptSent{Kind: codes.Kill, Reason: codes.Schedule, AtSpotS: it.At.Seconds()},
+				events.ChildExit{Code: -1, Signal: "killed", Caused: true})
 		}
-		want = append(want, event{"restart", map[string]any{"attempt": i + 1, "delay_s": 120.0}},
-			event{"child_start", map[string]any{"attempt": i + 1}})
+		want = append(want, events.Restart{Attempt: i + 1, DelayS: 120.0},
+			events.ChildStart{Attempt: i + 1})
 	}
-	want = append(want, event{"child_exit", map[string]any{"code": 0, "signal": "", "caused": false}})
+	want = append(want, events.ChildExit{Code: codes.ExitDone, Signal: "", Caused: false})
 	require.True(t, notices > 0 && notices < interrupts, "seed 4 should mix both kinds; got %d notices", notices)
 
 	assert.Equal(t, want, withoutPID(h.events))
@@ -184,14 +186,14 @@ func TestRunnerKillsAfterGrace(t *testing.T) {
 	r.After = h.after(wall(time.Hour, 3600), time.Minute) // grace is wall time
 
 	require.NoError(t, r.Run(context.Background()))
-	assert.Equal(t, []event{
-		{"child_start", map[string]any{"attempt": 0}},
-		{"interrupt_sent", map[string]any{"kind": "notice", "reason": "schedule", "at_spot_s": 3600.0}},
-		{"interrupt_sent", map[string]any{"kind": "kill", "reason": "grace"}},
-		{"child_exit", map[string]any{"code": -1, "signal": "killed", "caused": true}},
-		{"restart", map[string]any{"attempt": 1, "delay_s": 0.0}},
-		{"child_start", map[string]any{"attempt": 1}},
-		{"child_exit", map[string]any{"code": 0, "signal": "", "caused": false}},
+	assert.Equal(t, []events.Payload{
+		events.ChildStart{Attempt: 0},
+		events.InterruptSent{Kind: codes.Notice, Reason: codes.Schedule, AtSpotS: 3600.0},
+		events.InterruptSent{Kind: codes.Kill, Reason: codes.Grace},
+		events.ChildExit{Code: -1, Signal: "killed", Caused: true},
+		events.Restart{Attempt: 1, DelayS: 0.0},
+		events.ChildStart{Attempt: 1},
+		events.ChildExit{Code: codes.ExitDone, Signal: "", Caused: false},
 	}, withoutPID(h.events))
 }
 
@@ -215,8 +217,8 @@ func TestRunnerChildFailure(t *testing.T) {
 			require.True(t, errors.As(err, &ee), "got %v", err)
 			assert.Equal(t, tc.want, *ee)
 			assert.Contains(t, err.Error(), tc.msg)
-			assert.Equal(t, []event{{"child_start", map[string]any{"attempt": 0}},
-				{"child_exit", map[string]any{"code": tc.want.Code, "signal": tc.want.Signal, "caused": false}}},
+			assert.Equal(t, []events.Payload{events.ChildStart{Attempt: 0},
+				events.ChildExit{Code: tc.want.Code, Signal: tc.want.Signal, Caused: false}},
 				withoutPID(h.events))
 		})
 	}
@@ -246,10 +248,10 @@ func TestRunnerCancelForwardsSIGTERM(t *testing.T) {
 	}
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, "term\n", h.file("markers"))
-	assert.Equal(t, []event{
-		{"child_start", map[string]any{"attempt": 0}},
-		{"interrupt_sent", map[string]any{"kind": "notice", "reason": "cancel"}},
-		{"child_exit", map[string]any{"code": 75, "signal": "", "caused": true}},
+	assert.Equal(t, []events.Payload{
+		events.ChildStart{Attempt: 0},
+		events.InterruptSent{Kind: codes.Notice, Reason: codes.Cancel},
+		events.ChildExit{Code: codes.ExitPreempted, Signal: "", Caused: true},
 	}, withoutPID(h.events))
 }
 
@@ -315,12 +317,12 @@ func TestRunnerNoSchedule(t *testing.T) {
 	h.preemptByOthers(cmds)
 	require.NoError(t, waitRun(t, done))
 
-	assert.Equal(t, []event{
-		{"child_start", map[string]any{"attempt": 0}},
-		{"child_exit", map[string]any{"code": 75, "signal": "", "caused": false}},
-		{"restart", map[string]any{"attempt": 1, "delay_s": 120.0}},
-		{"child_start", map[string]any{"attempt": 1}},
-		{"child_exit", map[string]any{"code": 0, "signal": "", "caused": false}},
+	assert.Equal(t, []events.Payload{
+		events.ChildStart{Attempt: 0},
+		events.ChildExit{Code: codes.ExitPreempted, Signal: "", Caused: false},
+		events.Restart{Attempt: 1, DelayS: 120.0},
+		events.ChildStart{Attempt: 1},
+		events.ChildExit{Code: codes.ExitDone, Signal: "", Caused: false},
 	}, withoutPID(h.events), "no interrupt_sent")
 	assert.Equal(t, []time.Duration{2 * time.Second}, waits, "only the restart delay, scaled; no interrupt is armed")
 	assert.Len(t, cmds, 1, "two starts") // the first was taken by preemptByOthers
@@ -343,9 +345,9 @@ func TestRunnerNoRestartAfterCancel(t *testing.T) {
 			defer cancel()
 			r := &preemption.Runner{
 				Command: command, Grace: time.Minute, RestartDelay: time.Minute,
-				OnEvent: func(kind string, fields map[string]any) {
-					h.onEvent(kind, fields)
-					if kind == "child_exit" {
+				OnEvent: func(p events.Payload) {
+					h.onEvent(p)
+					if _, ok := p.(events.ChildExit); ok {
 						cancel()
 					}
 				},
@@ -362,8 +364,8 @@ func TestRunnerNoRestartAfterCancel(t *testing.T) {
 			err := waitRun(t, done)
 
 			assert.ErrorIs(t, err, context.Canceled)
-			assert.Equal(t, []event{{"child_start", map[string]any{"attempt": 0}},
-				{"child_exit", map[string]any{"code": 75, "signal": "", "caused": false}}},
+			assert.Equal(t, []events.Payload{events.ChildStart{Attempt: 0},
+				events.ChildExit{Code: codes.ExitPreempted, Signal: "", Caused: false}},
 				withoutPID(h.events), "no restart")
 			assert.Empty(t, cmds, "one start")
 			assert.Equal(t, "1", h.file("progress"))
@@ -400,9 +402,9 @@ func TestRunnerNoScheduleCancel(t *testing.T) {
 	cancel()
 	assert.ErrorIs(t, waitRun(t, done), context.Canceled)
 	assert.Equal(t, "term\n", h.file("markers"))
-	assert.Equal(t, []event{
-		{"child_start", map[string]any{"attempt": 0}},
-		{"interrupt_sent", map[string]any{"kind": "notice", "reason": "cancel"}},
-		{"child_exit", map[string]any{"code": 75, "signal": "", "caused": true}},
+	assert.Equal(t, []events.Payload{
+		events.ChildStart{Attempt: 0},
+		events.InterruptSent{Kind: codes.Notice, Reason: codes.Cancel},
+		events.ChildExit{Code: codes.ExitPreempted, Signal: "", Caused: true},
 	}, withoutPID(h.events))
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/torch"
 )
 
@@ -103,7 +104,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			if _, err := p.Commit(checkpoint.Manifest{Step: int64(i + 1), Reason: checkpoint.ReasonPeriodic, Time: time.Now()}); err != nil {
+			if _, err := p.Commit(checkpoint.Manifest{Step: int64(i + 1), Reason: codes.Periodic, Time: time.Now()}); err != nil {
 				b.Fatal(err)
 			}
 		}

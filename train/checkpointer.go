@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/events"
 	"spottrain/torch"
 )
@@ -65,7 +66,7 @@ func (c *checkpointer) Improved(step int, val Metrics) bool {
 }
 
 // Save implements Checkpointer.
-func (c *checkpointer) Save(pos Position, reason string, metrics Metrics) error {
+func (c *checkpointer) Save(pos Position, reason codes.CheckpointReason, metrics Metrics) error {
 	c.wait()
 	begin := time.Now()
 	snap, err := torch.TakeSnapshot(c.net, c.opt)
@@ -83,7 +84,7 @@ func (c *checkpointer) Save(pos Position, reason string, metrics Metrics) error 
 	m.Reason = reason
 	m.Time = time.Now().UTC()
 	c.lastStep = pos.Step
-	c.events.Emit(events.CheckpointBegin, map[string]any{"step": pos.Step, "reason": reason})
+	c.events.Emit(events.CheckpointBegin{Step: pos.Step, Reason: reason})
 
 	persist := func() error {
 		defer snap.Close()
@@ -132,16 +133,16 @@ func (c *checkpointer) Save(pos Position, reason string, metrics Metrics) error 
 		if c.mirror != nil {
 			c.mirror.Push(ck)
 		}
-		fields := map[string]any{
-			"step": pos.Step, "reason": reason, "dir": ck.Dir, "bytes": len(model) + len(optim) + len(rng),
-			"blocking_ms": blocking.Seconds() * 1000, "persist_ms": time.Since(start).Seconds() * 1000,
+		commit := events.CheckpointCommit{
+			Step: pos.Step, Reason: reason, Dir: ck.Dir, Bytes: len(model) + len(optim) + len(rng),
+			BlockingMS: blocking.Seconds() * 1000, PersistMS: time.Since(start).Seconds() * 1000,
 		}
-		if reason == checkpoint.ReasonEmergency {
-			c.events.Emit(events.EmergencyCheckpoint, fields)
+		if reason == codes.Emergency {
+			c.events.Emit(events.EmergencyCheckpoint(commit))
 		}
-		return c.events.Emit(events.CheckpointCommit, fields)
+		return c.events.Emit(commit)
 	}
-	if reason == checkpoint.ReasonEmergency || reason == checkpoint.ReasonFinal {
+	if reason == codes.Emergency || reason == codes.Final {
 		return persist()
 	}
 	done := make(chan error, 1)
@@ -165,7 +166,7 @@ func (c *checkpointer) wait() {
 	c.persisting = nil
 	if err != nil {
 		fmt.Fprintf(c.log, "warning: periodic checkpoint failed, training goes on from the previous one: %v\n", err)
-		c.events.Emit(events.CheckpointFailed, map[string]any{"error": err.Error()})
+		c.events.Emit(events.CheckpointFailed{Error: err.Error()})
 	}
 }
 

@@ -5,16 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"spottrain/codes"
 	"spottrain/configs"
 	"spottrain/data/solar"
-)
-
-// Exit statuses of a training process.
-const (
-	ExitDone      = 0
-	ExitFailure   = 1
-	ExitBadInput  = 2
-	ExitPreempted = 75 // EX_TEMPFAIL: stopped by a notice after an emergency checkpoint; start me again
 )
 
 // InputError marks an error caused by what the user gave (a device this machine lacks, a data file
@@ -45,12 +38,12 @@ func ExitCode(err error) int {
 	var se *solar.ParseError
 	switch {
 	case err == nil:
-		return ExitDone
+		return codes.ExitDone
 	case errors.As(err, &pe):
-		return ExitPreempted
+		return codes.ExitPreempted
 	case errors.As(err, &ie), errors.As(err, &ce), errors.As(err, &se):
-		return ExitBadInput
+		return codes.ExitBadInput
 	default:
-		return ExitFailure
+		return codes.ExitFailure
 	}
 }

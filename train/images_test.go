@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/configs"
 	"spottrain/data/cifar"
 	"spottrain/train"
@@ -74,7 +75,7 @@ func TestImageRunMissingDataset(t *testing.T) {
 	cfg.Data.Source, cfg.Data.Path = "cifar100", filepath.Join(t.TempDir(), "nowhere")
 	_, err := train.Run(context.Background(), cfg, train.Options{Log: io.Discard, Stop: make(chan train.Notice)})
 	require.Error(t, err)
-	assert.Equal(t, train.ExitBadInput, train.ExitCode(err))
+	assert.Equal(t, codes.ExitBadInput, train.ExitCode(err))
 	var de *cifar.DataError
 	assert.True(t, errors.As(err, &de), "%v", err)
 	assert.Contains(t, err.Error(), "cifar-100-binary.tar.gz")

@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
 	"time"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/configs"
 	"spottrain/events"
 	"spottrain/internal/durable"
@@ -247,8 +248,8 @@ func (j *job) begin() error {
 		Name: j.cfg.Name, Device: j.dev, Threads: torch.NumThreads(), Params: j.net.NumParams(),
 		Samples: j.work.Samples(), RunDir: j.cfg.RunDir, ConfigSHA: j.saved.Hash(),
 	}
-	j.events.Emit(events.RunStart, map[string]any{"config_hash": j.sum.ConfigSHA, "training_hash": j.saved.TrainingHash(),
-		"device": string(j.dev), "pid": os.Getpid(), "libtorch": torch.Version(), "total_steps": j.loop.Schedule.Total})
+	j.events.Emit(events.RunStart{ConfigHash: j.sum.ConfigSHA, TrainingHash: j.saved.TrainingHash(),
+		Device: string(j.dev), PID: os.Getpid(), Libtorch: torch.Version(), TotalSteps: j.loop.Schedule.Total})
 	j.ck = &checkpointer{
 		store: j.store, events: j.events, net: j.net, opt: j.optim, spec: j.work.Spec(), strategy: j.strategy,
 		metric: j.metric, log: j.log, config: configYAML,
@@ -264,15 +265,15 @@ func (j *job) begin() error {
 func (j *job) reportFound(invalid []checkpoint.Invalid, pulled *pull) {
 	for _, inv := range invalid {
 		fmt.Fprintf(j.log, "warning: skipped invalid checkpoint %s: %s\n", inv.Dir, inv.Reason)
-		j.events.Emit(events.CheckpointInvalid, map[string]any{"dir": inv.Dir, "reason": inv.Reason})
+		j.events.Emit(events.CheckpointInvalid{Dir: inv.Dir, Reason: inv.Reason})
 	}
 	if pulled == nil || pulled.ck == nil {
 		return
 	}
 	fmt.Fprintf(j.log, "downloaded step %d from %s (%.1f MB in %.1f s)\n", pulled.ck.Manifest.Step, j.remote.URL(),
 		float64(pulled.bytes)/1e6, pulled.took.Seconds())
-	j.events.Emit(events.CheckpointDownload, map[string]any{"step": pulled.ck.Manifest.Step, "url": j.remote.URL(),
-		"bytes": pulled.bytes, "download_ms": pulled.took.Seconds() * 1000})
+	j.events.Emit(events.CheckpointDownload{Step: pulled.ck.Manifest.Step, URL: j.remote.URL(),
+		Bytes: pulled.bytes, DownloadMS: pulled.took.Seconds() * 1000})
 }
 
 // restore takes the run up at its newest checkpoint, if there is one, writes the run's
@@ -311,7 +312,7 @@ func (j *job) resume(ck *checkpoint.Checkpoint) error {
 	if j.from.Step >= j.loop.Schedule.Total {
 		fmt.Fprintf(j.log, "the run is complete: evaluating its final checkpoint (another run_dir trains anew)\n")
 	}
-	return j.events.Emit(events.Resume, map[string]any{"step": j.from.Step, "epoch": j.from.Epoch, "batch": j.from.Batch, "dir": ck.Dir})
+	return j.events.Emit(events.Resume{Step: j.from.Step, Epoch: j.from.Epoch, Batch: j.from.Batch, Dir: ck.Dir})
 }
 
 // teachStrategy tells the strategy the run's history: its interruptions, and the best value of
@@ -358,7 +359,7 @@ func (j *job) train(ctx context.Context) error {
 func (j *job) complete() error {
 	res := j.sum.Result
 	if j.ck.lastStep != res.Steps {
-		if err := j.ck.Save(res.End, checkpoint.ReasonFinal, res.lastMetrics()); err != nil {
+		if err := j.ck.Save(res.End, codes.Final, res.lastMetrics()); err != nil {
 			return err
 		}
 	}
@@ -393,21 +394,20 @@ func (j *job) end(ctx context.Context, err error) error {
 
 // emitExit records the exit of this process with the outcome err.
 func (j *job) emitExit(err error) {
-	// step is required: a process that stops before the loop (a refused config, a failed
-	// restore) has done no step.
-	fields := map[string]any{"code": ExitCode(err), "reason": "done", "step": 0}
+	// A process that stops before the loop (a refused config, a failed restore) has done no step.
+	exit := events.Exit{Code: ExitCode(err), Reason: "done"}
 	if err != nil {
-		fields["reason"] = err.Error()
+		exit.Reason = err.Error()
 	}
 	if j.sum.Result != nil {
-		fields["step"] = j.sum.Result.Steps
+		exit.Step = j.sum.Result.Steps
 	}
 	var pe *PreemptedError
 	if errors.As(err, &pe) {
-		fields["signal"] = pe.Notice.Signal.String()
-		fields["signal_to_exit_ms"] = time.Since(pe.Notice.At).Milliseconds()
+		ms := time.Since(pe.Notice.At).Milliseconds()
+		exit.Signal, exit.SignalToExitMS = pe.Notice.Signal.String(), &ms
 	}
-	j.events.Emit(events.Exit, fields)
+	j.events.Emit(exit)
 }
 
 // release frees what the phases acquired, those that got that far: the log, the remote, the run
@@ -458,18 +458,12 @@ func writeMetrics(dir string, s *Summary) error {
 		return err
 	}
 	for _, e := range evs {
-		if e.Type != events.EpochEnd {
+		p, ok := e.Payload.(events.EpochEnd)
+		if !ok {
 			continue
 		}
-		ep := epoch{Val: Metrics{}}
-		ep.Epoch = int(number(e.Fields["epoch"])) + 1
-		ep.Step = int(number(e.Fields["step"]))
-		ep.TrainLoss = number(e.Fields["train_loss"])
-		if m, ok := e.Fields["metrics"].(map[string]any); ok {
-			for k, v := range m {
-				ep.Val[k] = number(v)
-			}
-		}
+		ep := epoch{Epoch: p.Epoch + 1, Step: p.Step, TrainLoss: p.TrainLoss, Val: Metrics{}}
+		maps.Copy(ep.Val, p.Metrics)
 		for n := len(out.Epochs); n > 0 && out.Epochs[n-1].Epoch >= ep.Epoch; n-- {
 			out.Epochs = out.Epochs[:n-1] // a redone epoch replaces the earlier evaluations
 		}
@@ -480,12 +474,4 @@ func writeMetrics(dir string, s *Summary) error {
 		return err
 	}
 	return durable.WriteFile(filepath.Join(dir, "metrics.json"), append(doc, '\n'), 0o644)
-}
-
-// number reads a number of a decoded event (JSON numbers decode as float64; NaN is a string).
-func number(v any) float64 {
-	if f, ok := v.(float64); ok {
-		return f
-	}
-	return math.NaN()
 }

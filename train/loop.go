@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/events"
 	"spottrain/torch"
 )
@@ -109,7 +109,7 @@ type Checkpointer interface {
 	// Save checkpoints the state at pos, with the newest validation metrics (nil before the first
 	// evaluation). The snapshot blocks; a periodic or milestone save persists in the background,
 	// others before Save returns.
-	Save(pos Position, reason string, metrics Metrics) error
+	Save(pos Position, reason codes.CheckpointReason, metrics Metrics) error
 }
 
 // Loop trains Net with Opt on Task.
@@ -211,7 +211,7 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 				res.End = pos
 				prog.step(res.Steps, epoch, loss, lr)
 				if res.Steps%c.LogEvery == 0 {
-					l.emit(events.Progress, map[string]any{"step": res.Steps, "epoch": epoch, "loss": loss})
+					l.emit(events.Progress{Step: res.Steps, Epoch: epoch, Loss: loss})
 				}
 			}
 
@@ -220,17 +220,17 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 			if notice != nil {
 				prog.done()
 				fmt.Fprintf(l.Log, "%s received: checkpointing at step %d\n", notice.Signal, res.Steps)
-				l.emit(events.SignalReceived, map[string]any{"signal": notice.Signal.String(), "step": res.Steps,
-					"wait_ms": time.Since(notice.At).Seconds() * 1000})
+				l.emit(events.SignalReceived{Signal: notice.Signal.String(), Step: res.Steps,
+					WaitMS: time.Since(notice.At).Seconds() * 1000})
 				if l.Checkpoints != nil {
-					if err := l.Checkpoints.Save(pos, checkpoint.ReasonEmergency, res.lastMetrics()); err != nil {
+					if err := l.Checkpoints.Save(pos, codes.Emergency, res.lastMetrics()); err != nil {
 						return res, fmt.Errorf("emergency checkpoint: %w", err)
 					}
 				}
 				return res, &PreemptedError{Notice: *notice, Step: res.Steps}
 			}
 			if due {
-				if err := l.Checkpoints.Save(pos, checkpoint.ReasonPeriodic, res.lastMetrics()); err != nil {
+				if err := l.Checkpoints.Save(pos, codes.Periodic, res.lastMetrics()); err != nil {
 					return res, err
 				}
 			}
@@ -252,7 +252,7 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 			if at.Batch == perEpoch {
 				at = Position{Epoch: epoch + 1, Step: pos.Step}
 			}
-			if err := l.Checkpoints.Save(at, checkpoint.ReasonMilestone, er.Val); err != nil {
+			if err := l.Checkpoints.Save(at, codes.Milestone, er.Val); err != nil {
 				return res, err
 			}
 		}
@@ -266,13 +266,13 @@ func (l *Loop) evaluate(pos Position, start time.Time) (EpochResult, error) {
 		return EpochResult{}, fmt.Errorf("evaluate epoch %d: %w", pos.Epoch+1, err)
 	}
 	er := EpochResult{Epoch: pos.Epoch, Step: pos.Step, TrainLoss: pos.LossSum / float64(max(pos.Batch, 1)), Val: val, Duration: time.Since(start)}
-	l.emit(events.EpochEnd, map[string]any{"epoch": er.Epoch, "step": er.Step, "train_loss": er.TrainLoss, "metrics": map[string]float64(er.Val)})
+	l.emit(events.EpochEnd{Epoch: er.Epoch, Step: er.Step, TrainLoss: er.TrainLoss, Metrics: er.Val})
 	return er, nil
 }
 
-func (l *Loop) emit(typ string, fields map[string]any) {
+func (l *Loop) emit(p events.Payload) {
 	if l.Events != nil {
-		l.Events.Emit(typ, fields)
+		l.Events.Emit(p)
 	}
 }
 

@@ -109,16 +109,16 @@ func (c *checkpointer) reportUpload(u checkpoint.Upload) {
 	c.uploadMu.Unlock()
 	if u.Err != nil {
 		fmt.Fprintf(c.log, "warning: checkpoint upload failed, the remote keeps its previous one: %v\n", u.Err)
-		c.events.Emit(events.CheckpointUploadFailed, map[string]any{"step": u.Step, "error": u.Err.Error()})
+		c.events.Emit(events.CheckpointUploadFailed{Step: u.Step, Error: u.Err.Error()})
 		return
 	}
-	fields := map[string]any{"step": u.Step, "bytes": u.Bytes, "upload_ms": u.Duration.Seconds() * 1000,
-		"pruned": nonNil(u.Pruned), "superseded": nonNil(u.Superseded)}
+	up := events.CheckpointUpload{Step: u.Step, Bytes: u.Bytes, UploadMS: u.Duration.Seconds() * 1000,
+		Pruned: nonNil(u.Pruned), Superseded: nonNil(u.Superseded)}
 	if u.Warn != nil {
 		fmt.Fprintf(c.log, "warning: after the upload of step %d: %v\n", u.Step, u.Warn)
-		fields["warning"] = u.Warn.Error()
+		up.Warning = u.Warn.Error()
 	}
-	c.events.Emit(events.CheckpointUpload, fields)
+	c.events.Emit(up)
 }
 
 // uploadError is the error of the upload of step, if it was the last one tried and it failed.

@@ -17,8 +17,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/configs"
 	"spottrain/events"
+	"spottrain/events/eventstest"
 	"spottrain/train"
 )
 
@@ -62,23 +64,6 @@ func (f *fullFile) Write(p []byte) (int, error) {
 	return 0, syscall.ENOSPC
 }
 
-func readEvents(t *testing.T, dir string) []events.Event {
-	t.Helper()
-	evs, err := events.Read(filepath.Join(dir, events.FileName))
-	require.NoError(t, err)
-	return evs
-}
-
-func eventsOf(evs []events.Event, typ string) []events.Event {
-	var out []events.Event
-	for _, e := range evs {
-		if e.Type == typ {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 // NoSpace: a periodic checkpoint that hits a full disk is reported, training goes on from the
 // previous checkpoints, and the run completes with a final checkpoint.
 func TestRunPeriodicCheckpointNoSpace(t *testing.T) {
@@ -106,9 +91,9 @@ func TestRunPeriodicCheckpointNoSpace(t *testing.T) {
 	for _, e := range entries {
 		assert.False(t, strings.HasPrefix(e.Name(), ".tmp"), "temp dir %s left behind", e.Name())
 	}
-	failed := eventsOf(readEvents(t, cfg.RunDir), events.CheckpointFailed)
+	failed := eventstest.Of[events.CheckpointFailed](eventstest.Read(t, cfg.RunDir))
 	require.Len(t, failed, 1)
-	assert.Contains(t, failed[0].Fields["error"], "no space left on device")
+	assert.Contains(t, failed[0].Error, "no space left on device")
 }
 
 // An emergency checkpoint that fails is an error (exit 1, not 75: nothing new was saved), and
@@ -121,7 +106,7 @@ func TestRunEmergencyCheckpointNoSpace(t *testing.T) {
 	task := stopAfter(stop, 5)
 	_, err := train.Run(context.Background(), cfg, train.Options{Log: task, FS: fsys, Stop: stop})
 	require.Error(t, err)
-	assert.Equal(t, train.ExitFailure, train.ExitCode(err), "%v", err)
+	assert.Equal(t, codes.ExitFailure, train.ExitCode(err), "%v", err)
 	assert.Contains(t, err.Error(), "emergency checkpoint")
 	assert.Contains(t, err.Error(), "no space left on device")
 	var pe *train.PreemptedError
@@ -132,9 +117,9 @@ func TestRunEmergencyCheckpointNoSpace(t *testing.T) {
 	assert.Empty(t, invalid)
 	require.Len(t, cks, 1)
 	assert.Equal(t, int64(4), cks[0].Manifest.Step)
-	exits := eventsOf(readEvents(t, cfg.RunDir), events.Exit)
+	exits := eventstest.Of[events.Exit](eventstest.Read(t, cfg.RunDir))
 	require.Len(t, exits, 1)
-	assert.EqualValues(t, train.ExitFailure, exits[0].Fields["code"])
+	assert.Equal(t, codes.ExitFailure, exits[0].Code)
 }
 
 // stopAfter returns a log writer that sends a notice on stop once the loop has logged step n.

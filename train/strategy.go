@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/configs"
 	"spottrain/events"
 	"spottrain/metrics"
@@ -60,7 +61,7 @@ func pastInterruptions(runDir string, current int) ([]interruption, error) {
 	}
 	type span struct {
 		start, last time.Time
-		exit        float64 // -1: none
+		exit        int // -1: none
 		emergency   bool
 	}
 	var spans []*span
@@ -76,16 +77,16 @@ func pastInterruptions(runDir string, current int) ([]interruption, error) {
 			spans = append(spans, s)
 		}
 		s.last = e.Time
-		switch e.Type {
+		switch p := e.Payload.(type) {
 		case events.EmergencyCheckpoint:
 			s.emergency = true
 		case events.Exit:
-			s.exit = number(e.Fields["code"])
+			s.exit = p.Code
 		}
 	}
 	var out []interruption
 	for _, s := range spans {
-		if s.exit == -1 || s.exit == ExitPreempted {
+		if s.exit == -1 || s.exit == codes.ExitPreempted {
 			out = append(out, interruption{uptime: s.last.Sub(s.start), notice: s.emergency})
 		}
 	}

@@ -15,8 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/configs"
 	"spottrain/events"
+	"spottrain/events/eventstest"
 	"spottrain/train"
 )
 
@@ -49,12 +51,10 @@ type epochEnd struct {
 func epochEnds(t *testing.T, evs []events.Event) []epochEnd {
 	t.Helper()
 	var out []epochEnd
-	for _, e := range eventsOf(evs, events.EpochEnd) {
-		m, ok := e.Fields["metrics"].(map[string]any)
-		require.True(t, ok, "epoch_end without metrics: %v", e.Fields)
-		rmse, ok := m["rmse_kw"].(float64)
-		require.True(t, ok, "epoch_end without rmse_kw: %v", m)
-		out = append(out, epochEnd{epoch: int(e.Fields["epoch"].(float64)), step: int(e.Fields["step"].(float64)), rmse: rmse})
+	for _, e := range eventstest.Of[events.EpochEnd](evs) {
+		rmse, ok := e.Metrics["rmse_kw"]
+		require.True(t, ok, "epoch_end without rmse_kw: %v", e.Metrics)
+		out = append(out, epochEnd{epoch: e.Epoch, step: e.Step, rmse: rmse})
 	}
 	return out
 }
@@ -72,11 +72,11 @@ func improving(ends []epochEnd) []epochEnd {
 
 // commitSteps returns the steps of the checkpoint_commit events of reason, in log order (all
 // incarnations).
-func commitSteps(evs []events.Event, reason string) []int {
+func commitSteps(evs []events.Event, reason codes.CheckpointReason) []int {
 	var out []int
-	for _, e := range eventsOf(evs, events.CheckpointCommit) {
-		if e.Fields["reason"] == reason {
-			out = append(out, int(e.Fields["step"].(float64)))
+	for _, e := range eventstest.Of[events.CheckpointCommit](evs) {
+		if e.Reason == reason {
+			out = append(out, e.Step)
 		}
 	}
 	return out
@@ -114,7 +114,7 @@ func preempt(t *testing.T, cfg configs.Config, n int) {
 	require.True(t, errors.As(err, &pe), "%v", err)
 	require.Equal(t, n+1, pe.Step)
 	ck := newest(t, cfg.RunDir)
-	require.Equal(t, checkpoint.ReasonEmergency, ck.Manifest.Reason)
+	require.Equal(t, codes.Emergency, ck.Manifest.Reason)
 	require.EqualValues(t, n+1, ck.Manifest.Step)
 }
 
@@ -129,7 +129,7 @@ func TestMilestoneCheckpointsOnImprovement(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 6*stepsPerEpoch, sum.Result.Steps)
 
-	evs := readEvents(t, cfg.RunDir)
+	evs := eventstest.Read(t, cfg.RunDir)
 	ends := epochEnds(t, evs)
 	require.Len(t, ends, 6)
 	better := improving(ends)
@@ -139,10 +139,10 @@ func TestMilestoneCheckpointsOnImprovement(t *testing.T) {
 	for _, e := range better {
 		want = append(want, e.step)
 	}
-	assert.Equal(t, want, commitSteps(evs, checkpoint.ReasonMilestone), "a milestone after each improvement, none else")
-	assert.Empty(t, commitSteps(evs, checkpoint.ReasonPeriodic))
-	for _, e := range eventsOf(evs, events.CheckpointBegin) {
-		assert.Contains(t, []any{checkpoint.ReasonMilestone, checkpoint.ReasonFinal}, e.Fields["reason"])
+	assert.Equal(t, want, commitSteps(evs, codes.Milestone), "a milestone after each improvement, none else")
+	assert.Empty(t, commitSteps(evs, codes.Periodic))
+	for _, e := range eventstest.Of[events.CheckpointBegin](evs) {
+		assert.Contains(t, []codes.CheckpointReason{codes.Milestone, codes.Final}, e.Reason)
 	}
 
 	cks, invalid, err := checkpoint.List(cfg.RunDir)
@@ -155,7 +155,7 @@ func TestMilestoneCheckpointsOnImprovement(t *testing.T) {
 	for _, e := range better {
 		m, ok := byStep[e.step]
 		require.True(t, ok, "milestone checkpoint of step %d", e.step)
-		assert.Equal(t, checkpoint.ReasonMilestone, m.Reason, "step %d", e.step)
+		assert.Equal(t, codes.Milestone, m.Reason, "step %d", e.step)
 		assert.Equal(t, e.epoch+1, m.Epoch, "step %d: a resume starts the next epoch", e.step)
 		assert.Equal(t, 0, m.Batch, "step %d", e.step)
 		assert.Equal(t, e.rmse, m.Metrics["rmse_kw"], "step %d: the metrics of the evaluation", e.step)
@@ -163,7 +163,7 @@ func TestMilestoneCheckpointsOnImprovement(t *testing.T) {
 	last := ends[len(ends)-1]
 	require.NotEqual(t, better[len(better)-1], last, "the last epoch does not improve with lr 0.01")
 	final := byStep[sum.Result.Steps]
-	assert.Equal(t, checkpoint.ReasonFinal, final.Reason)
+	assert.Equal(t, codes.Final, final.Reason)
 	assert.Equal(t, last.rmse, final.Metrics["rmse_kw"])
 	assert.Len(t, cks, len(better)+1, "the milestones and the final checkpoint")
 }
@@ -174,7 +174,7 @@ func TestMilestoneRetentionKeepsBest(t *testing.T) {
 	cfg := milestoneConfig(t, 6, 0.01, 1)
 	sum, err := train.Run(context.Background(), cfg, train.Options{Log: io.Discard})
 	require.NoError(t, err)
-	better := improving(epochEnds(t, readEvents(t, cfg.RunDir)))
+	better := improving(epochEnds(t, eventstest.Read(t, cfg.RunDir)))
 	best := better[len(better)-1]
 	require.Less(t, best.step, sum.Result.Steps, "the best is not the newest")
 
@@ -183,10 +183,10 @@ func TestMilestoneRetentionKeepsBest(t *testing.T) {
 	require.Empty(t, invalid)
 	require.Len(t, cks, 2, "the best and the newest")
 	assert.EqualValues(t, best.step, cks[0].Manifest.Step)
-	assert.Equal(t, checkpoint.ReasonMilestone, cks[0].Manifest.Reason)
+	assert.Equal(t, codes.Milestone, cks[0].Manifest.Reason)
 	assert.Equal(t, best.rmse, cks[0].Manifest.Metrics["rmse_kw"])
 	assert.EqualValues(t, sum.Result.Steps, cks[1].Manifest.Step)
-	assert.Equal(t, checkpoint.ReasonFinal, cks[1].Manifest.Reason)
+	assert.Equal(t, codes.Final, cks[1].Manifest.Reason)
 	for _, c := range cks {
 		_, err := train.WeightsDigest(&c)
 		assert.NoError(t, err, "%s loads", c.Dir)
@@ -204,8 +204,8 @@ func TestMilestoneResumeExact(t *testing.T) {
 	_, err := train.Run(context.Background(), base, train.Options{Log: io.Discard})
 	require.NoError(t, err)
 	want := finalWeights(t, base.RunDir)
-	baseEvs := readEvents(t, base.RunDir)
-	wantMilestones := commitSteps(baseEvs, checkpoint.ReasonMilestone)
+	baseEvs := eventstest.Read(t, base.RunDir)
+	wantMilestones := commitSteps(baseEvs, codes.Milestone)
 	ends := epochEnds(t, baseEvs)
 	require.Less(t, len(improving(ends)), len(ends), "the test needs an epoch that does not improve: %+v", ends)
 	require.Equal(t, improving(ends[:4]), ends[:4], "epochs 1-4 improve with lr 0.03: %+v", ends)
@@ -219,7 +219,7 @@ func TestMilestoneResumeExact(t *testing.T) {
 		assert.Equal(t, epochs*stepsPerEpoch, sum.Result.Steps)
 		assert.NotContains(t, log.String(), "config changed")
 		assert.Equal(t, want, finalWeights(t, cfg.RunDir), "the final weights are the uninterrupted run's")
-		assert.Equal(t, wantMilestones, commitSteps(readEvents(t, cfg.RunDir), checkpoint.ReasonMilestone),
+		assert.Equal(t, wantMilestones, commitSteps(eventstest.Read(t, cfg.RunDir), codes.Milestone),
 			"the same milestones, over both incarnations")
 		return log.String()
 	}
@@ -258,7 +258,7 @@ func TestMilestoneResumeExact(t *testing.T) {
 		for _, c := range cks {
 			if c.Manifest.Step == 4*stepsPerEpoch {
 				found = true
-				assert.Equal(t, checkpoint.ReasonMilestone, c.Manifest.Reason)
+				assert.Equal(t, codes.Milestone, c.Manifest.Reason)
 				assert.Equal(t, 4, c.Manifest.Epoch)
 				assert.Equal(t, 0, c.Manifest.Batch)
 				assert.Equal(t, ends[3].rmse, c.Manifest.Metrics["rmse_kw"])
@@ -273,7 +273,7 @@ func TestMilestoneResumeExact(t *testing.T) {
 		_, err := train.Run(ctx, cfg, train.Options{Log: cancelOn(cancel, "epoch 2 done")})
 		require.ErrorIs(t, err, context.Canceled)
 		ck := newest(t, cfg.RunDir)
-		assert.Equal(t, checkpoint.ReasonMilestone, ck.Manifest.Reason)
+		assert.Equal(t, codes.Milestone, ck.Manifest.Reason)
 		assert.EqualValues(t, 2*stepsPerEpoch, ck.Manifest.Step)
 		assert.Equal(t, 2, ck.Manifest.Epoch)
 		assert.Equal(t, 0, ck.Manifest.Batch)
@@ -302,37 +302,39 @@ func TestAdaptiveCheckpointSpacing(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 8*stepsPerEpoch, sum.Result.Steps)
 
-	evs := readEvents(t, cfg.RunDir)
-	starts := eventsOf(evs, events.RunStart)
-	require.Len(t, starts, 1)
+	evs := eventstest.Read(t, cfg.RunDir)
+	require.Len(t, eventstest.Of[events.RunStart](evs), 1)
+	started := evs[eventstest.Index[events.RunStart](evs, 0)].Time
 	var begins []events.Event // of periodic checkpoints
 	var finalAt time.Time
-	for _, e := range eventsOf(evs, events.CheckpointBegin) {
-		switch e.Fields["reason"] {
-		case checkpoint.ReasonPeriodic:
+	for _, e := range evs {
+		b, ok := e.Payload.(events.CheckpointBegin)
+		switch {
+		case !ok:
+		case b.Reason == codes.Periodic:
 			begins = append(begins, e)
-		case checkpoint.ReasonFinal:
+		case b.Reason == codes.Final:
 			finalAt = e.Time
 		default:
-			t.Errorf("unexpected checkpoint %v", e.Fields)
+			t.Errorf("unexpected checkpoint %+v", b)
 		}
 	}
-	commits := commitSteps(evs, checkpoint.ReasonPeriodic)
+	commits := commitSteps(evs, codes.Periodic)
 	require.Len(t, commits, len(begins), "every periodic checkpoint is committed")
 	for i, b := range begins {
-		assert.EqualValues(t, commits[i], b.Fields["step"])
+		assert.Equal(t, commits[i], b.Payload.(events.CheckpointBegin).Step)
 	}
 
 	if len(begins) > 0 {
-		assert.GreaterOrEqual(t, begins[0].Time.Sub(starts[0].Time), minWall, "the first one comes min_seconds after the start")
+		assert.GreaterOrEqual(t, begins[0].Time.Sub(started), minWall, "the first one comes min_seconds after the start")
 	}
 	for i := 1; i < len(begins); i++ {
 		gap := begins[i].Time.Sub(begins[i-1].Time)
 		assert.GreaterOrEqual(t, gap, minWall-slack, "periodic checkpoints %d and %d (steps %v, %v)",
-			i-1, i, begins[i-1].Fields["step"], begins[i].Fields["step"])
+			i-1, i, commits[i-1], commits[i])
 	}
-	if !finalAt.IsZero() && finalAt.Sub(starts[0].Time) >= 2*maxWall {
-		assert.NotEmpty(t, begins, "a run of %v has periodic checkpoints: time_scale divides min/max_seconds", finalAt.Sub(starts[0].Time))
+	if !finalAt.IsZero() && finalAt.Sub(started) >= 2*maxWall {
+		assert.NotEmpty(t, begins, "a run of %v has periodic checkpoints: time_scale divides min/max_seconds", finalAt.Sub(started))
 	}
 	t.Logf("%d periodic checkpoints in %v", len(begins), sum.Wall)
 }
@@ -375,8 +377,8 @@ func TestAdaptiveLearnsFromKills(t *testing.T) {
 		_, err = train.Run(context.Background(), cfg, train.Options{Log: io.Discard})
 		require.NoError(t, err)
 		n := 0
-		for _, e := range eventsOf(readEvents(t, cfg.RunDir), events.CheckpointBegin) {
-			if e.Incarnation == 2 && e.Fields["reason"] == checkpoint.ReasonPeriodic {
+		for _, e := range eventstest.Read(t, cfg.RunDir) {
+			if b, ok := e.Payload.(events.CheckpointBegin); ok && e.Incarnation == 2 && b.Reason == codes.Periodic {
 				n++
 			}
 		}
@@ -450,7 +452,7 @@ func TestResumeBreakingConfigChange(t *testing.T) {
 	var log strings.Builder
 	_, err := train.Run(context.Background(), cfg, train.Options{Log: &log})
 	require.Error(t, err)
-	assert.Equal(t, train.ExitBadInput, train.ExitCode(err), "%v", err)
+	assert.Equal(t, codes.ExitBadInput, train.ExitCode(err), "%v", err)
 	assert.Contains(t, err.Error(), change)
 	assert.Contains(t, err.Error(), "--force")
 	assert.Contains(t, err.Error(), old.RunDir)
@@ -462,9 +464,9 @@ func TestResumeBreakingConfigChange(t *testing.T) {
 	saved, err := configs.ReadSaved(filepath.Join(old.RunDir, "config.yaml"))
 	require.NoError(t, err)
 	assert.Equal(t, old.Hash(), saved.Hash(), "config.yaml is not overwritten")
-	exits := eventsOf(readEvents(t, old.RunDir), events.Exit)
+	exits := eventstest.Of[events.Exit](eventstest.Read(t, old.RunDir))
 	require.NotEmpty(t, exits)
-	assert.EqualValues(t, train.ExitBadInput, exits[len(exits)-1].Fields["code"])
+	assert.Equal(t, codes.ExitBadInput, exits[len(exits)-1].Code)
 
 	// Again: the refusal left the run dir as it was.
 	_, err = train.Run(context.Background(), cfg, train.Options{Log: io.Discard})
@@ -509,7 +511,7 @@ func TestResumeIgnoresRunDirConfig(t *testing.T) {
 			breaking.Optimizer.LR *= 2
 			_, err := train.Run(context.Background(), breaking, train.Options{Log: io.Discard})
 			require.Error(t, err)
-			assert.Equal(t, train.ExitBadInput, train.ExitCode(err), "%v", err)
+			assert.Equal(t, codes.ExitBadInput, train.ExitCode(err), "%v", err)
 			assert.Contains(t, err.Error(), "optimizer.lr: "+formatFloat(old.Optimizer.LR)+" -> "+formatFloat(breaking.Optimizer.LR))
 			assert.EqualValues(t, 11, newest(t, old.RunDir).Manifest.Step, "nothing trained")
 

@@ -85,7 +85,7 @@ beside a trainer. Leftovers of interrupted writes (.tmp-*, ...) are not listed.`
 	for _, r := range rows {
 		epoch, batch, reason, loss, when := "-", "-", "-", "-", "-"
 		if m := r.manifest; m != nil {
-			epoch, batch, reason = strconv.Itoa(m.Epoch+1), strconv.Itoa(m.Batch), m.Reason
+			epoch, batch, reason = strconv.Itoa(m.Epoch+1), strconv.Itoa(m.Batch), string(m.Reason)
 			loss, when = fmt.Sprintf("%.4g", m.Loss), m.Time.Format(time.RFC3339)
 		}
 		size := "?"

@@ -160,7 +160,7 @@ func TestCkptLsVerify(t *testing.T) {
 		assert.Equal(t, strconv.FormatInt(m.Step, 10), row[0], "oldest first")
 		assert.Equal(t, strconv.Itoa(m.Epoch+1), row[1], "epochs from 1")
 		assert.Equal(t, strconv.Itoa(m.Batch), row[2])
-		assert.Equal(t, m.Reason, row[3])
+		assert.Equal(t, string(m.Reason), row[3])
 		assert.Equal(t, m.Time.Format("2006-01-02T15:04:05Z"), row[5])
 		assert.Regexp(t, `^\d+\.\d KiB$`, row[6], "the size of the files, about 30 KiB")
 		assert.Equal(t, "ok", row[7])

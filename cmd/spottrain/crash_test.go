@@ -26,8 +26,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/configs"
 	"spottrain/events"
+	"spottrain/events/eventstest"
 	"spottrain/internal/testutil"
 	"spottrain/train"
 )
@@ -107,33 +109,6 @@ func checkAllValid(t *testing.T, runDir string) ([]checkpoint.Checkpoint, []chec
 	return valid, invalid
 }
 
-func readEvents(t *testing.T, runDir string) []events.Event {
-	t.Helper()
-	evs, err := events.Read(filepath.Join(runDir, events.FileName))
-	require.NoError(t, err)
-	return evs
-}
-
-// ofType returns the events of type typ.
-func ofType(evs []events.Event, typ string) []events.Event {
-	var out []events.Event
-	for _, e := range evs {
-		if e.Type == typ {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// intField returns the integer field k of e, failing the test if it is not one.
-func intField(t *testing.T, e events.Event, k string) int {
-	t.Helper()
-	f, ok := e.Fields[k].(float64)
-	require.True(t, ok, "%s event has no number %s: %v", e.Type, k, e.Fields)
-	require.Equal(t, float64(int(f)), f, "%s event: %s is not an integer", e.Type, k)
-	return int(f)
-}
-
 // checkIncarnations checks the shape of a log that several processes wrote in turn: the first
 // event of each incarnation is its run_start, incarnations count up from 1 without a gap, and
 // there is one run_start per incarnation. It returns the number of incarnations.
@@ -143,10 +118,10 @@ func checkIncarnations(t *testing.T, evs []events.Event) int {
 	for i, e := range evs {
 		switch {
 		case e.Incarnation == inc+1:
-			require.Equal(t, events.RunStart, e.Type, "event %d: the first of incarnation %d", i+1, e.Incarnation)
+			require.IsType(t, events.RunStart{}, e.Payload, "event %d: the first of incarnation %d", i+1, e.Incarnation)
 			inc++
 		case e.Incarnation == inc:
-			require.NotEqual(t, events.RunStart, e.Type, "event %d: a second run_start in incarnation %d", i+1, inc)
+			require.NotEqual(t, "run_start", e.Type, "event %d: a second run_start in incarnation %d", i+1, inc)
 		default:
 			t.Fatalf("event %d (%s): incarnation %d after %d", i+1, e.Type, e.Incarnation, inc)
 		}
@@ -208,36 +183,20 @@ func TestCrashCampaign(t *testing.T) {
 	root := t.TempDir()
 	args := exactJob("run", epochs)
 
-	// The uninterrupted run, at full speed: its weights, its length, and how long the binary
-	// takes to start (to its first line).
-	require.NoError(t, os.Mkdir(filepath.Join(root, "baseline"), 0o755))
-	base := startSpottrain(t, filepath.Join(root, "baseline"), nil, args...)
-	header := base.readLine("lstm-solar: ", time.Minute)
-	startup := base.first.Sub(base.start)
-	require.Equal(t, 0, base.wait(2*time.Minute), "stderr: %s", base.stderr.String())
-	m := headerRE.FindStringSubmatch(header)
-	require.NotNil(t, m, header)
-	total, _ := strconv.ParseInt(m[2], 10, 64)
-	want := weightsOf(t, newest(t, filepath.Join(root, "baseline", "run")))
+	want, total, startup := crashBaseline(t, filepath.Join(root, "baseline"), args)
 
 	dir := filepath.Join(root, "campaign")
 	require.NoError(t, os.Mkdir(dir, 0o755))
 	runDir := filepath.Join(dir, "run")
 	rng := rand.New(rand.NewPCG(*crashSeed, 0x5eed))
 	var (
-		last     int64 = -1 // the newest committed step; -1: none
-		starts   int
-		killed   int
-		printed  int                 // starts that printed a line
-		inc      int                 // incarnations in the event log
-		landed   = map[string]int{}  // where the kills landed
-		aimed    = map[string]int{}  // what their delays aimed at
-		noCkpt   int                 // kills while the run had no committed checkpoint yet
-		tmpLeft  int                 // kills that left a new .tmp- directory (inside a write)
-		delLeft  int                 // kills that left a new .del- directory (inside retention)
-		seen     = map[string]bool{} // leftovers seen after earlier kills
-		maxValid int
-		killsAt  int64 // the newest committed step when the kills were done
+		last    int64 = -1 // the newest committed step; -1: none
+		starts  int
+		killed  int
+		printed int                // starts that printed a line
+		aimed   = map[string]int{} // what the kills' delays aimed at
+		killsAt int64              // the newest committed step when the kills were done
+		c       = newCampaign()
 	)
 	began := time.Now()
 	for {
@@ -287,41 +246,7 @@ func TestCrashCampaign(t *testing.T) {
 		}
 		require.True(t, p.killed(), "start %d: exit status %d, not our SIGKILL:\n%s\nstderr: %s", starts, code, p.tail(10), p.stderr.String())
 		killed++
-
-		// Where it landed: the log tells whether it got as far as its run_start, and whether a
-		// checkpoint it began was committed.
-		evs := readEvents(t, runDir)
-		n := checkIncarnations(t, evs)
-		switch {
-		case n == inc:
-			landed["startup, before the event log"]++
-		case writing(evs, n):
-			landed["inside a checkpoint write"]++
-		default:
-			landed["training, eval or shutdown, no write in flight"]++
-		}
-		inc = n
-
-		// The guarantee: zero unloadable checkpoints, whatever the instant of the kill.
-		valid, leftovers := checkAllValid(t, runDir)
-		maxValid = max(maxValid, len(valid))
-		require.LessOrEqual(t, len(valid), 3+1, "retention keeps 3, and a kill may come between a commit and the deletion")
-		for _, l := range leftovers {
-			name := filepath.Base(l.Dir)
-			if !seen[name] {
-				tmpLeft += b2i(strings.HasPrefix(name, ".tmp-"))
-				delLeft += b2i(strings.HasPrefix(name, ".del-"))
-			}
-			seen[name] = true
-		}
-		if len(valid) == 0 {
-			require.Equal(t, int64(-1), last, "kill %d: the committed checkpoints are gone", killed)
-			noCkpt++
-			continue
-		}
-		step := valid[len(valid)-1].Manifest.Step
-		require.GreaterOrEqual(t, step, last, "kill %d: the newest committed checkpoint went back", killed)
-		last = step
+		last = c.afterKill(t, runDir, killed, last)
 	}
 	took := time.Since(began)
 
@@ -329,33 +254,109 @@ func TestCrashCampaign(t *testing.T) {
 	got := weightsOf(t, newest(t, runDir))
 	assert.Equal(t, want, got, "final weights after %d kills differ from the uninterrupted run's", killed)
 	checkAllValid(t, runDir)
-
-	evs := readEvents(t, runDir)
-	n := checkIncarnations(t, evs)
+	n := checkCompleted(t, runDir, int(total), epochs)
 	assert.GreaterOrEqual(t, n, printed, "a run_start for every start that printed a line")
 	assert.LessOrEqual(t, n, starts)
-	end := evs[len(evs)-1]
-	assert.Equal(t, events.Exit, end.Type)
-	assert.Equal(t, 0, intField(t, end, "code"))
-	assert.Equal(t, int(total), intField(t, end, "step"))
-	doc, err := os.ReadFile(filepath.Join(runDir, "metrics.json"))
-	require.NoError(t, err)
-	var mj metrics
-	require.NoError(t, json.Unmarshal(doc, &mj))
-	assert.Equal(t, int(total), mj.Steps)
-	assert.Len(t, mj.Epochs, epochs, "metrics.json has every epoch's evaluation")
 
 	t.Logf("%d kills, %d starts, %d incarnations in the log, %s; the binary starts in %v; the kills got the run to step %d of %d",
 		killed, starts, n, took.Round(time.Millisecond), startup.Round(time.Millisecond), killsAt, total)
 	t.Logf("kills aimed at: %v", aimed)
-	t.Logf("kills landed: %v", landed)
+	t.Logf("kills landed: %v", c.landed)
 	t.Logf("kills before the first committed checkpoint: %d; leaving a .tmp- dir: %d, a .del- dir: %d; at most %d checkpoints at once",
-		noCkpt, tmpLeft, delLeft, maxValid)
+		c.noCkpt, c.tmpLeft, c.delLeft, c.maxValid)
 	if kills >= 20 {
-		assert.Positive(t, landed["inside a checkpoint write"], "no kill landed inside a checkpoint write")
-		assert.Positive(t, tmpLeft, "no kill left a partial checkpoint")
-		assert.Positive(t, noCkpt, "no kill before the first checkpoint")
+		assert.Positive(t, c.landed["inside a checkpoint write"], "no kill landed inside a checkpoint write")
+		assert.Positive(t, c.tmpLeft, "no kill left a partial checkpoint")
+		assert.Positive(t, c.noCkpt, "no kill before the first checkpoint")
 	}
+}
+
+// crashBaseline runs the job args in dir uninterrupted, at full speed, and returns its final
+// weights, its length in steps, and how long the binary took to start (to its first line).
+func crashBaseline(t *testing.T, dir string, args []string) (weights string, total int64, startup time.Duration) {
+	t.Helper()
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	base := startSpottrain(t, dir, nil, args...)
+	header := base.readLine("lstm-solar: ", time.Minute)
+	startup = base.first.Sub(base.start)
+	require.Equal(t, 0, base.wait(2*time.Minute), "stderr: %s", base.stderr.String())
+	m := headerRE.FindStringSubmatch(header)
+	require.NotNil(t, m, header)
+	total, _ = strconv.ParseInt(m[2], 10, 64)
+	return weightsOf(t, newest(t, filepath.Join(dir, "run"))), total, startup
+}
+
+// campaign is what the kills of TestCrashCampaign did.
+type campaign struct {
+	inc      int             // incarnations in the event log
+	landed   map[string]int  // where the kills landed
+	noCkpt   int             // kills while the run had no committed checkpoint yet
+	tmpLeft  int             // kills that left a new .tmp- directory (inside a write)
+	delLeft  int             // kills that left a new .del- directory (inside retention)
+	seen     map[string]bool // leftovers seen after earlier kills
+	maxValid int
+}
+
+func newCampaign() *campaign { return &campaign{landed: map[string]int{}, seen: map[string]bool{}} }
+
+// afterKill checks runDir after kill number killed, last being the newest committed step before
+// it (-1: none), and records where the kill landed. It returns the newest committed step.
+func (c *campaign) afterKill(t *testing.T, runDir string, killed int, last int64) int64 {
+	t.Helper()
+	// Where it landed: the log tells whether it got as far as its run_start, and whether a
+	// checkpoint it began was committed.
+	evs := eventstest.Read(t, runDir)
+	n := checkIncarnations(t, evs)
+	switch {
+	case n == c.inc:
+		c.landed["startup, before the event log"]++
+	case writing(evs, n):
+		c.landed["inside a checkpoint write"]++
+	default:
+		c.landed["training, eval or shutdown, no write in flight"]++
+	}
+	c.inc = n
+
+	// The guarantee: zero unloadable checkpoints, whatever the instant of the kill.
+	valid, leftovers := checkAllValid(t, runDir)
+	c.maxValid = max(c.maxValid, len(valid))
+	require.LessOrEqual(t, len(valid), 3+1, "retention keeps 3, and a kill may come between a commit and the deletion")
+	for _, l := range leftovers {
+		name := filepath.Base(l.Dir)
+		if !c.seen[name] {
+			c.tmpLeft += b2i(strings.HasPrefix(name, ".tmp-"))
+			c.delLeft += b2i(strings.HasPrefix(name, ".del-"))
+		}
+		c.seen[name] = true
+	}
+	if len(valid) == 0 {
+		require.Equal(t, int64(-1), last, "kill %d: the committed checkpoints are gone", killed)
+		c.noCkpt++
+		return last
+	}
+	step := valid[len(valid)-1].Manifest.Step
+	require.GreaterOrEqual(t, step, last, "kill %d: the newest committed checkpoint went back", killed)
+	return step
+}
+
+// checkCompleted checks that the run in runDir completed at step total after epochs epochs: its
+// log ends with an exit 0 at that step, and metrics.json has every epoch. It returns the number of
+// incarnations in the log.
+func checkCompleted(t *testing.T, runDir string, total, epochs int) int {
+	t.Helper()
+	evs := eventstest.Read(t, runDir)
+	n := checkIncarnations(t, evs)
+	end, ok := evs[len(evs)-1].Payload.(events.Exit)
+	require.True(t, ok, "the last event is an exit: %+v", evs[len(evs)-1])
+	assert.Equal(t, codes.ExitDone, end.Code)
+	assert.Equal(t, total, end.Step)
+	doc, err := os.ReadFile(filepath.Join(runDir, "metrics.json"))
+	require.NoError(t, err)
+	var mj metrics
+	require.NoError(t, json.Unmarshal(doc, &mj))
+	assert.Equal(t, total, mj.Steps)
+	assert.Len(t, mj.Epochs, epochs, "metrics.json has every epoch's evaluation")
+	return n
 }
 
 // kill is when to kill a start: delay after its start, or after its first step line.
@@ -392,7 +393,7 @@ func writing(evs []events.Event, inc int) bool {
 		if e.Incarnation != inc {
 			continue
 		}
-		switch e.Type {
+		switch e.Payload.(type) {
 		case events.CheckpointBegin:
 			open = true
 		case events.CheckpointCommit:
@@ -425,7 +426,7 @@ func preempt(t *testing.T, dir string, env []string, args []string, target int, 
 	p.readLine(fmt.Sprintf("step %d/", target), time.Minute)
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	code := p.wait(time.Minute)
-	require.Equal(t, 75, code, "stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
+	require.Equal(t, codes.ExitPreempted, code, "stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
 	assert.Contains(t, errorLine(t, p.stderr.String()), "emergency checkpoint")
 	assert.Equal(t, resumed, resumedFrom(t, p.out))
 	m := checkpointRE.FindStringSubmatch(p.out[len(p.out)-1])
@@ -434,7 +435,7 @@ func preempt(t *testing.T, dir string, env []string, args []string, target int, 
 	assert.GreaterOrEqual(t, step, int64(target))
 	ck := newest(t, filepath.Join(dir, "run"))
 	assert.Equal(t, step, ck.Manifest.Step, "the newest checkpoint is the emergency one")
-	assert.Equal(t, checkpoint.ReasonEmergency, ck.Manifest.Reason)
+	assert.Equal(t, codes.Emergency, ck.Manifest.Reason)
 	assert.Equal(t, checkpoint.DirName(step), filepath.Base(ck.Dir))
 	return step
 }
@@ -472,32 +473,35 @@ func TestSIGTERMResumesExactly(t *testing.T) {
 
 	// The log: per preemption a signal_received, an emergency_checkpoint and an exit 75 with the
 	// time from the signal to the exit; per restart a resume.
-	evs := readEvents(t, runDir)
+	evs := eventstest.Read(t, runDir)
 	assert.Equal(t, 4, checkIncarnations(t, evs))
 	steps := []int{int(s1), int(s2), int(s3)}
 	var got [3][]int
-	for i, typ := range []string{events.SignalReceived, events.EmergencyCheckpoint, events.Resume} {
-		for _, e := range ofType(evs, typ) {
-			got[i] = append(got[i], intField(t, e, "step"))
-		}
+	for _, e := range eventstest.Of[events.SignalReceived](evs) {
+		got[0] = append(got[0], e.Step)
+		assert.Equal(t, "terminated", e.Signal)
+	}
+	for _, e := range eventstest.Of[events.EmergencyCheckpoint](evs) {
+		got[1] = append(got[1], e.Step)
+	}
+	for _, e := range eventstest.Of[events.Resume](evs) {
+		got[2] = append(got[2], e.Step)
 	}
 	assert.Equal(t, steps, got[0], "signal_received steps")
 	assert.Equal(t, steps, got[1], "emergency_checkpoint steps")
 	assert.Equal(t, steps, got[2], "resume steps")
-	for _, e := range ofType(evs, events.SignalReceived) {
-		assert.Equal(t, "terminated", e.Fields["signal"])
-	}
-	exits := ofType(evs, events.Exit)
+	exits := eventstest.Of[events.Exit](evs)
 	require.Len(t, exits, 4)
 	for i, e := range exits[:3] {
-		assert.Equal(t, 75, intField(t, e, "code"))
-		assert.Equal(t, steps[i], intField(t, e, "step"))
-		assert.Equal(t, "terminated", e.Fields["signal"])
-		ms := intField(t, e, "signal_to_exit_ms")
+		assert.Equal(t, codes.ExitPreempted, e.Code)
+		assert.Equal(t, steps[i], e.Step)
+		assert.Equal(t, "terminated", e.Signal)
+		require.NotNil(t, e.SignalToExitMS, "exit %d has signal_to_exit_ms", i)
+		ms := *e.SignalToExitMS
 		assert.True(t, ms >= 0 && ms < 2000, "signal_to_exit_ms %d", ms)
 	}
-	assert.Equal(t, 0, intField(t, exits[3], "code"))
-	assert.Equal(t, 178, intField(t, exits[3], "step"))
+	assert.Equal(t, codes.ExitDone, exits[3].Code)
+	assert.Equal(t, 178, exits[3].Step)
 }
 
 // TestSecondSignalDoesNotAbortSave sends SIGTERM, and once the emergency checkpoint has begun (its
@@ -515,7 +519,7 @@ func TestSecondSignalDoesNotAbortSave(t *testing.T) {
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
 	again := time.Now()
-	require.Equal(t, 75, p.wait(time.Minute), "stderr: %s", p.stderr.String())
+	require.Equal(t, codes.ExitPreempted, p.wait(time.Minute), "stderr: %s", p.stderr.String())
 	assert.Equal(t, line, p.out[len(p.out)-1], "nothing after the checkpointing line")
 
 	stderr := strings.Split(strings.TrimSuffix(p.stderr.String(), "\n"), "\n")
@@ -530,22 +534,22 @@ func TestSecondSignalDoesNotAbortSave(t *testing.T) {
 	require.NoError(t, err)
 	ck, err := checkpoint.Load(filepath.Join(runDir, checkpoint.DirName(step)))
 	require.NoError(t, err, "the emergency checkpoint")
-	assert.Equal(t, checkpoint.ReasonEmergency, ck.Manifest.Reason)
+	assert.Equal(t, codes.Emergency, ck.Manifest.Reason)
 	weightsOf(t, ck)
 	valid, invalid := checkAllValid(t, runDir)
 	assert.Len(t, valid, 1)
 	assert.Empty(t, invalid, "no leftover")
 
 	// The later signals came while the checkpoint was being written, and started nothing else.
-	evs := readEvents(t, runDir)
-	commits := ofType(evs, events.CheckpointCommit)
-	require.Len(t, commits, 1)
-	assert.True(t, commits[0].Time.After(again), "the checkpoint was committed %v after the later signals", commits[0].Time.Sub(again))
-	assert.Len(t, ofType(evs, events.SignalReceived), 1)
-	assert.Len(t, ofType(evs, events.EmergencyCheckpoint), 1)
-	exits := ofType(evs, events.Exit)
+	evs := eventstest.Read(t, runDir)
+	require.Len(t, eventstest.Of[events.CheckpointCommit](evs), 1)
+	committed := evs[eventstest.Index[events.CheckpointCommit](evs, 0)].Time
+	assert.True(t, committed.After(again), "the checkpoint was committed %v after the later signals", committed.Sub(again))
+	assert.Len(t, eventstest.Of[events.SignalReceived](evs), 1)
+	assert.Len(t, eventstest.Of[events.EmergencyCheckpoint](evs), 1)
+	exits := eventstest.Of[events.Exit](evs)
 	require.Len(t, exits, 1)
-	assert.Equal(t, 75, intField(t, exits[0], "code"))
+	assert.Equal(t, codes.ExitPreempted, exits[0].Code)
 }
 
 // TestCorruptNewestFallsBack damages the newest checkpoint of a preempted run in the ways a disk or
@@ -621,14 +625,14 @@ func TestCorruptNewestFallsBack(t *testing.T) {
 			assert.Equal(t, want, weightsOf(t, newest(t, runDir)), "final weights differ from the uninterrupted run's")
 			checkAllValid(t, runDir)
 
-			evs := readEvents(t, runDir)
-			inv := ofType(evs, events.CheckpointInvalid)
+			evs := eventstest.Read(t, runDir)
+			inv := eventstest.Of[events.CheckpointInvalid](evs)
 			require.Len(t, inv, 1)
-			assert.Equal(t, filepath.Join("run", bad), inv[0].Fields["dir"])
-			assert.Contains(t, inv[0].Fields["reason"], tt.reason)
-			res := ofType(evs, events.Resume)
+			assert.Equal(t, filepath.Join("run", bad), inv[0].Dir)
+			assert.Contains(t, inv[0].Reason, tt.reason)
+			res := eventstest.Of[events.Resume](evs)
 			require.Len(t, res, 1)
-			assert.Equal(t, int(prev), intField(t, res[0], "step"))
+			assert.Equal(t, int(prev), res[0].Step)
 		})
 	}
 }
@@ -648,19 +652,19 @@ func TestSecondTrainerOnSameRunDir(t *testing.T) {
 
 	r := spottrain(t, dir, args...)
 	assert.NotEqual(t, 0, r.code)
-	assert.NotEqual(t, 75, r.code)
+	assert.NotEqual(t, codes.ExitPreempted, r.code)
 	assert.Equal(t, fmt.Sprintf("run dir run is in use by another trainer (pid %d)", first.cmd.Process.Pid), errorLine(t, r.stderr))
 	assert.Empty(t, r.stdout)
 
 	require.NoError(t, first.cmd.Process.Signal(syscall.SIGTERM))
-	require.Equal(t, 75, first.wait(time.Minute), "stderr: %s", first.stderr.String())
+	require.Equal(t, codes.ExitPreempted, first.wait(time.Minute), "stderr: %s", first.stderr.String())
 	valid, invalid := checkAllValid(t, runDir)
 	assert.NotEmpty(t, valid)
 	assert.Empty(t, invalid)
-	assert.Equal(t, checkpoint.ReasonEmergency, valid[len(valid)-1].Manifest.Reason)
-	evs := readEvents(t, runDir)
+	assert.Equal(t, codes.Emergency, valid[len(valid)-1].Manifest.Reason)
+	evs := eventstest.Read(t, runDir)
 	assert.Equal(t, 1, checkIncarnations(t, evs), "the second trainer wrote no event")
-	assert.Len(t, ofType(evs, events.Exit), 1)
+	assert.Len(t, eventstest.Of[events.Exit](evs), 1)
 	after, err := os.ReadFile(filepath.Join(runDir, "config.yaml"))
 	require.NoError(t, err)
 	assert.Equal(t, string(config), string(after))
@@ -711,11 +715,11 @@ func TestConfigChangeRefused(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, json.Unmarshal(doc, &mj))
 			assert.Equal(t, mj.ConfigSHA, newest(t, runDir).Manifest.ConfigHash, "checkpoints after --force carry the new config")
-			codes := []int{}
-			for _, e := range ofType(readEvents(t, runDir), events.Exit) {
-				codes = append(codes, intField(t, e, "code"))
+			exits := []int{}
+			for _, e := range eventstest.Of[events.Exit](eventstest.Read(t, runDir)) {
+				exits = append(exits, e.Code)
 			}
-			assert.Equal(t, []int{75, 2, 0}, codes)
+			assert.Equal(t, []int{codes.ExitPreempted, codes.ExitBadInput, codes.ExitDone}, exits)
 		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"spottrain/codes"
 	"spottrain/preemption"
 	"spottrain/train"
 )
@@ -126,13 +127,13 @@ func exitCode(err error) int {
 	var ee *preemption.ExitError
 	switch {
 	case errors.Is(err, pflag.ErrHelp):
-		return 0
+		return codes.ExitDone
 	case errors.As(err, &ue):
-		return 2
+		return codes.ExitBadInput
 	case errors.Is(err, errStopped):
-		return train.ExitPreempted
-	case errors.As(err, &ee) && ee.Code == train.ExitBadInput:
-		return train.ExitBadInput // the trainer refused its input
+		return codes.ExitPreempted
+	case errors.As(err, &ee) && ee.Code == codes.ExitBadInput:
+		return codes.ExitBadInput // the trainer refused its input
 	default:
 		return train.ExitCode(err)
 	}

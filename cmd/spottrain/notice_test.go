@@ -12,7 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spottrain/codes"
 	"spottrain/events"
+	"spottrain/events/eventstest"
 )
 
 // TestCloudNotice: a preemption notice from a cloud's metadata server (a fake on loopback) takes
@@ -88,17 +90,17 @@ func TestCloudNotice(t *testing.T) {
 				p.readLine("step ", time.Minute)
 				armed.Store(true)
 			}
-			require.Equal(t, 75, p.wait(time.Minute), "stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
+			require.Equal(t, codes.ExitPreempted, p.wait(time.Minute), "stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
 			assert.Contains(t, p.stdout(), tc.says+" received: checkpointing at step ")
 			if tc.source == "auto" {
 				assert.Contains(t, p.stdout(), "on AWS: watching its metadata server for a preemption notice\n")
 			}
-			evs := readEvents(t, runDir)
-			got := ofType(evs, events.SignalReceived)
+			evs := eventstest.Read(t, runDir)
+			got := eventstest.Of[events.SignalReceived](evs)
 			require.Len(t, got, 1)
-			assert.Equal(t, tc.says, got[0].Fields["signal"])
-			require.Len(t, ofType(evs, events.EmergencyCheckpoint), 1)
-			step := intField(t, ofType(evs, events.EmergencyCheckpoint)[0], "step")
+			assert.Equal(t, tc.says, got[0].Signal)
+			require.Len(t, eventstest.Of[events.EmergencyCheckpoint](evs), 1)
+			step := eventstest.Of[events.EmergencyCheckpoint](evs)[0].Step
 
 			// Started again (the metadata server still says preempted: a new VM would not), it
 			// resumes from the emergency checkpoint and completes.
@@ -106,7 +108,7 @@ func TestCloudNotice(t *testing.T) {
 			r := spottrain(t, dir, append(args, "--set", "preemption.notice=none")...)
 			require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 			assert.True(t, strings.Contains(r.stdout, "resumed from step "), r.stdout)
-			assert.Equal(t, step, intField(t, ofType(readEvents(t, runDir), events.Resume)[0], "step"))
+			assert.Equal(t, step, eventstest.Of[events.Resume](eventstest.Read(t, runDir))[0].Step)
 		})
 	}
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/events"
+	"spottrain/events/eventstest"
 	"spottrain/internal/gcstest"
 )
 
@@ -36,11 +38,11 @@ func TestRemoteFreshVM(t *testing.T) {
 	runDir := filepath.Join(dir, "run")
 
 	s1 := preempt(t, dir, env, args, 40, -1)
-	evs := readEvents(t, runDir)
-	uploads := ofType(evs, events.CheckpointUpload)
+	evs := eventstest.Read(t, runDir)
+	uploads := eventstest.Of[events.CheckpointUpload](evs)
 	require.NotEmpty(t, uploads)
-	assert.Equal(t, int(s1), intField(t, uploads[len(uploads)-1], "step"), "the emergency checkpoint is uploaded before the exit")
-	assert.Less(t, indexOf(evs, uploads[len(uploads)-1]), indexOf(evs, ofType(evs, events.Exit)[0]))
+	assert.Equal(t, s1, uploads[len(uploads)-1].Step, "the emergency checkpoint is uploaded before the exit")
+	assert.Less(t, eventstest.Index[events.CheckpointUpload](evs, -1), eventstest.Index[events.Exit](evs, 0))
 	ls := spottrainEnv(t, dir, []string{gcs.Env()}, "ckpt", "verify", url)
 	require.Equal(t, 0, ls.code, "stdout: %s\nstderr: %s", ls.stdout, ls.stderr)
 	assert.Contains(t, ls.stdout, checkpoint.DirName(s1)+"  ok\n")
@@ -53,12 +55,12 @@ func TestRemoteFreshVM(t *testing.T) {
 	assert.Equal(t, s1, resumedFrom(t, p.out))
 	assert.Equal(t, want, weightsOf(t, newest(t, runDir)), "final weights differ from the uninterrupted run's")
 
-	evs = readEvents(t, runDir)
+	evs = eventstest.Read(t, runDir)
 	assert.Equal(t, 2, checkIncarnations(t, evs), "the log came back from the remote")
-	down := ofType(evs, events.CheckpointDownload)
+	down := eventstest.Of[events.CheckpointDownload](evs)
 	require.Len(t, down, 1)
-	assert.Equal(t, int(s1), intField(t, down[0], "step"))
-	assert.Equal(t, url, down[0].Fields["url"])
+	assert.Equal(t, s1, down[0].Step)
+	assert.Equal(t, url, down[0].URL)
 	ls = spottrainEnv(t, dir, []string{gcs.Env()}, "ckpt", "ls", url)
 	require.Equal(t, 0, ls.code, "stderr: %s", ls.stderr)
 	rows := strings.Split(strings.TrimSpace(ls.stdout), "\n")
@@ -100,14 +102,14 @@ func TestRemoteStuckUpload(t *testing.T) {
 	p := startSpottrain(t, dir, []string{gcs.Env()}, args...)
 	p.readLine("step 20/", time.Minute)
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	require.Equal(t, 75, p.wait(time.Minute), "stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
+	require.Equal(t, codes.ExitPreempted, p.wait(time.Minute), "stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
 	assert.Regexp(t, regexp.MustCompile(`warning: upload of step \d+ to gs://spot/mirror/run abandoned: context deadline exceeded; the remote keeps its previous checkpoint`), p.stdout())
-	evs := readEvents(t, filepath.Join(dir, "run"))
-	exit := ofType(evs, events.Exit)
+	evs := eventstest.Read(t, filepath.Join(dir, "run"))
+	exit := eventstest.Of[events.Exit](evs)
 	require.Len(t, exit, 1)
-	ms := intField(t, exit[0], "signal_to_exit_ms")
-	assert.GreaterOrEqual(t, ms, 1000, "it waited for the upload")
-	assert.Empty(t, ofType(evs, events.CheckpointUpload))
+	require.NotNil(t, exit[0].SignalToExitMS)
+	assert.GreaterOrEqual(t, *exit[0].SignalToExitMS, int64(1000), "it waited for the upload")
+	assert.Empty(t, eventstest.Of[events.CheckpointUpload](evs))
 
 	objs, _, err := gcs.ListObjects("spot", "", "", false)
 	require.NoError(t, err)
@@ -118,13 +120,13 @@ func TestRemoteStuckUpload(t *testing.T) {
 	// The store is back; the disk survived: the next start uploads the emergency checkpoint the
 	// last exit had to give up, and the run completes.
 	stuck.Store(false)
-	emergency := intField(t, ofType(evs, events.EmergencyCheckpoint)[0], "step")
+	emergency := eventstest.Of[events.EmergencyCheckpoint](evs)[0].Step
 	r := spottrainEnv(t, dir, []string{gcs.Env()}, args...)
 	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 	var second []int
-	for _, e := range ofType(readEvents(t, filepath.Join(dir, "run")), events.CheckpointUpload) {
-		if e.Incarnation == 2 {
-			second = append(second, intField(t, e, "step"))
+	for _, e := range eventstest.Read(t, filepath.Join(dir, "run")) {
+		if u, ok := e.Payload.(events.CheckpointUpload); ok && e.Incarnation == 2 {
+			second = append(second, int(u.Step))
 		}
 	}
 	require.NotEmpty(t, second)
@@ -151,9 +153,9 @@ func TestRemoteFinalUploadFails(t *testing.T) {
 	assert.Contains(t, errorLine(t, r.stderr), "the final checkpoint is in the run dir but not in object storage")
 	assert.Contains(t, r.stdout, "warning: checkpoint upload failed, the remote keeps its previous one: ")
 	assert.Contains(t, r.stdout, "\nepoch 1 done in ", "it trained to the end")
-	failed := ofType(readEvents(t, filepath.Join(dir, "run")), events.CheckpointUploadFailed)
+	failed := eventstest.Of[events.CheckpointUploadFailed](eventstest.Read(t, filepath.Join(dir, "run")))
 	require.NotEmpty(t, failed)
-	assert.Equal(t, 7, intField(t, failed[len(failed)-1], "step"))
+	assert.Equal(t, int64(7), failed[len(failed)-1].Step)
 }
 
 // TestRemoteErrors: a remote that cannot be used stops the trainer before it trains, with one
@@ -185,15 +187,6 @@ func TestRemoteErrors(t *testing.T) {
 	r = spottrainEnv(t, dir, nil, "ckpt", "export", "gs://spot/x")
 	assert.Equal(t, 2, r.code)
 	assert.Contains(t, r.stderr, "RUN_DIR must be a local run dir, not a URL")
-}
-
-func indexOf(evs []events.Event, e events.Event) int {
-	for i := range evs {
-		if evs[i].Time.Equal(e.Time) && evs[i].Type == e.Type {
-			return i
-		}
-	}
-	return -1
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

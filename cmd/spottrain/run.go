@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"spottrain/analysis"
+	"spottrain/codes"
 	"spottrain/events"
 	"spottrain/preemption"
 )
@@ -141,44 +142,15 @@ func runOne(ctx context.Context, job *runJob) (*runOutcome, error) {
 		return nil, err // validated with the config already
 	}
 	// OnEvent runs on Run's goroutine, and o is read after Run returns.
-	runner.OnEvent = func(kind string, fields map[string]any) {
-		if err := evlog.Emit(kind, fields); err != nil {
+	runner.OnEvent = func(p events.Payload) {
+		if err := evlog.Emit(p); err != nil {
 			fmt.Fprintf(out, "[run] warning: %v\n", err)
 		}
-		switch kind {
-		case events.InterruptSent:
-			if fields["kind"] == "kill" {
-				o.kills++
-			} else if fields["reason"] == "schedule" {
-				o.notices++
-			}
-			at := ""
-			if s, ok := fields["at_spot_s"].(float64); ok {
-				at = fmt.Sprintf(" at %s of spot time", (time.Duration(s) * time.Second).Round(time.Second))
-			}
-			sig := "SIGTERM"
-			if fields["kind"] == "kill" {
-				sig = "SIGKILL"
-			}
-			fmt.Fprintf(out, "[run] interrupt%s: %s to pid %v (%v)\n", at, sig, fields["pid"], fields["reason"])
-		case events.ChildExit:
-			how := fmt.Sprintf("exited %v", fields["code"])
-			if s, _ := fields["signal"].(string); s != "" {
-				how = "killed by " + s
-			}
-			fmt.Fprintf(out, "[run] trainer pid %v %s\n", fields["pid"], how)
-		case events.ChildStart:
-			fmt.Fprintf(out, "[run] trainer started: pid %v\n", fields["pid"])
-		case events.Restart:
-			o.starts++
-			fmt.Fprintf(out, "[run] restart %v after %.0f s of spot time (a new VM)\n", fields["attempt"], fields["delay_s"])
-		default:
-			fmt.Fprintf(out, "[run] %s %v\n", kind, fields)
-		}
+		o.report(out, p)
 	}
-	evlog.Emit(events.RunnerStart, map[string]any{
-		"name": cfg.Name, "index": job.index, "pattern": cfg.Interrupts.Pattern, "seed": pc.Seed,
-		"time_scale": cfg.Interrupts.TimeScale, "no_notice_share": pc.NoNoticeShare, "pid": os.Getpid(),
+	evlog.Emit(events.RunnerStart{
+		Name: cfg.Name, Index: job.index, Pattern: cfg.Interrupts.Pattern, Seed: pc.Seed,
+		TimeScale: cfg.Interrupts.TimeScale, NoNoticeShare: pc.NoNoticeShare, PID: os.Getpid(),
 	})
 	fmt.Fprintf(out, "[run] %s: pattern %s (seed %d), %.0f s of spot time per second, run dir %s\n",
 		cfg.Name, cfg.Interrupts.Pattern, pc.Seed, cfg.Interrupts.TimeScale, runDir)
@@ -190,4 +162,38 @@ func runOne(ctx context.Context, job *runJob) (*runOutcome, error) {
 		return o, errStopped
 	}
 	return o, err
+}
+
+// report counts and logs an event of the runner.
+func (o *runOutcome) report(out io.Writer, p events.Payload) {
+	switch p := p.(type) {
+	case events.InterruptSent:
+		if p.Kind == codes.Kill {
+			o.kills++
+		} else if p.Reason == codes.Schedule {
+			o.notices++
+		}
+		at := ""
+		if p.AtSpotS != 0 {
+			at = fmt.Sprintf(" at %s of spot time", (time.Duration(p.AtSpotS) * time.Second).Round(time.Second))
+		}
+		sig := "SIGTERM"
+		if p.Kind == codes.Kill {
+			sig = "SIGKILL"
+		}
+		fmt.Fprintf(out, "[run] interrupt%s: %s to pid %v (%v)\n", at, sig, p.PID, p.Reason)
+	case events.ChildExit:
+		how := fmt.Sprintf("exited %v", p.Code)
+		if p.Signal != "" {
+			how = "killed by " + p.Signal
+		}
+		fmt.Fprintf(out, "[run] trainer pid %v %s\n", p.PID, how)
+	case events.ChildStart:
+		fmt.Fprintf(out, "[run] trainer started: pid %v\n", p.PID)
+	case events.Restart:
+		o.starts++
+		fmt.Fprintf(out, "[run] restart %v after %.0f s of spot time (a new VM)\n", p.Attempt, p.DelayS)
+	default:
+		fmt.Fprintf(out, "[run] %s %+v\n", p.EventType(), p)
+	}
 }

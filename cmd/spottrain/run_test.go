@@ -15,8 +15,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spottrain/codes"
 	"spottrain/configs"
 	"spottrain/events"
+	"spottrain/events/eventstest"
 	"spottrain/internal/testutil"
 )
 
@@ -51,25 +53,29 @@ func TestRunInterruptedEqualsBaseline(t *testing.T) {
 	assert.Regexp(t, `\[run\] interrupt at 2h0m0s of spot time: SIGTERM to pid \d+ \(schedule\)`, r.stdout)
 	assert.Regexp(t, `\[run\] interrupt at 4h0m0s of spot time: SIGKILL to pid \d+ \(schedule\)`, r.stdout)
 
-	evs := readEvents(t, runDir)
+	evs := eventstest.Read(t, runDir)
 	var notice, kill int
-	for _, e := range ofType(evs, events.InterruptSent) {
+	for _, e := range evs {
+		p, ok := e.Payload.(events.InterruptSent)
+		if !ok {
+			continue
+		}
 		assert.Equal(t, 0, e.Incarnation, "the runner's event")
-		switch e.Fields["kind"] {
-		case "notice":
+		switch p.Kind {
+		case codes.Notice:
 			notice++
-		case "kill":
+		case codes.Kill:
 			kill++
 		}
 	}
 	assert.GreaterOrEqual(t, notice+kill, 3, "interruptions")
 	assert.GreaterOrEqual(t, notice, 1)
 	assert.GreaterOrEqual(t, kill, 1)
-	exits := ofType(evs, events.ChildExit)
+	exits := eventstest.Of[events.ChildExit](evs)
 	require.Len(t, exits, notice+kill+1, "a child_exit for every start")
-	assert.Equal(t, 0, intField(t, exits[len(exits)-1], "code"))
-	assert.Len(t, ofType(evs, events.Restart), notice+kill)
-	assert.Equal(t, 1, len(ofType(evs, "runner_start")))
+	assert.Equal(t, codes.ExitDone, exits[len(exits)-1].Code)
+	assert.Len(t, eventstest.Of[events.Restart](evs), notice+kill)
+	assert.Len(t, eventstest.Of[events.RunnerStart](evs), 1)
 
 	// The baseline: the same model and data, no interruptions.
 	r = spottrain(t, dir, append([]string{"run", "--experiment", "lstm-ondemand", "--runs-dir", "runs"}, spotJob()...)...)
@@ -86,7 +92,7 @@ func TestRunInterruptedEqualsBaseline(t *testing.T) {
 	r = spottrain(t, dir, append([]string{"run", "--experiment", "lstm-fixed-regular", "--runs-dir", "runs"}, spotJob()...)...)
 	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 	assert.Contains(t, r.stdout, "is complete already")
-	assert.Len(t, ofType(readEvents(t, runDir), events.RunStart), len(exits))
+	assert.Len(t, eventstest.Of[events.RunStart](eventstest.Read(t, runDir)), len(exits))
 }
 
 // TestVerifyFails: verify exits 1 with a table naming what is wrong with each unsound run.
@@ -126,12 +132,12 @@ func TestRunCtrlC(t *testing.T) {
 	p.readLine("step ", time.Minute)
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
 	code := p.wait(time.Minute)
-	assert.Equal(t, 75, code, "stdout: %s\nstderr: %s", p.stdout(), p.stderr.String())
+	assert.Equal(t, codes.ExitPreempted, code, "stdout: %s\nstderr: %s", p.stdout(), p.stderr.String())
 	assert.Contains(t, errorLine(t, p.stderr.String()), "stopped by a signal: run the same command again to go on")
 	runDir := filepath.Join(dir, "runs", "lstm-ondemand", "rep-0")
-	evs := readEvents(t, runDir)
-	assert.Empty(t, ofType(evs, events.Restart))
-	require.Len(t, ofType(evs, events.EmergencyCheckpoint), 1)
+	evs := eventstest.Read(t, runDir)
+	assert.Empty(t, eventstest.Of[events.Restart](evs))
+	require.Len(t, eventstest.Of[events.EmergencyCheckpoint](evs), 1)
 
 	r := spottrain(t, dir, args...)
 	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
@@ -157,11 +163,11 @@ func TestBatch(t *testing.T) {
 		assert.Contains(t, r.stdout, want)
 	}
 	// The run index seeds the pattern: rep 1 has interrupts.seed + 1.
-	for rep, seed := range []float64{1, 2} {
-		evs := readEvents(t, filepath.Join(dir, "runs", "lstm-fixed-poisson", "rep-"+string(rune('0'+rep))))
-		starts := ofType(evs, "runner_start")
+	for rep, seed := range []uint64{1, 2} {
+		evs := eventstest.Read(t, filepath.Join(dir, "runs", "lstm-fixed-poisson", "rep-"+string(rune('0'+rep))))
+		starts := eventstest.Of[events.RunnerStart](evs)
 		require.Len(t, starts, 1)
-		assert.Equal(t, seed, starts[0].Fields["seed"])
+		assert.Equal(t, seed, starts[0].Seed)
 	}
 	r = spottrain(t, dir, args...)
 	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/codes"
 	"spottrain/internal/checkpointtest"
 )
 
@@ -28,7 +29,7 @@ func TestSlowFS(t *testing.T) {
 	start := time.Now()
 	require.NoError(t, p.Write("model.pt", big))
 	assert.GreaterOrEqual(t, time.Since(start), 3*perWrite, "one sleep per chunk")
-	c, err := p.Commit(checkpoint.Manifest{Step: 1, Reason: checkpoint.ReasonPeriodic})
+	c, err := p.Commit(checkpoint.Manifest{Step: 1, Reason: codes.Periodic})
 	require.NoError(t, err)
 
 	c, err = checkpoint.Load(c.Dir)
