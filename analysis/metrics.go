@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"spottrain/codes"
 	"spottrain/configs"
 	"spottrain/events"
+	"spottrain/metrics"
 )
 
 // RunMetrics is what one run did, cost and achieved, measured from its events, its config.yaml
@@ -58,7 +58,8 @@ type RunMetrics struct {
 	Kills       int // interruptions without notice (SIGKILL on schedule)
 	GraceKills  int // notices whose trainer outlived the grace period and was killed
 
-	// Metric is the primary final test metric: top1 (higher is better) or rmse_kw (lower).
+	// Metric is the final test metric the workload is judged by (its main metric: top1, higher is
+	// better, or rmse_kw, lower); "" when the run has no final test scores.
 	Metric       string
 	MetricValue  float64
 	HigherBetter bool
@@ -69,6 +70,8 @@ type RunMetrics struct {
 	Validations  []StepValue  // the primary metric at each epoch's end
 	Interrupts   []Interrupt  // in the order sent
 	Downs        [][2]float64 // [start, end] of each time without a VM, seconds from the start
+
+	main metrics.Metric // the workload's main metric, as its model kind declares it
 }
 
 // Interruptions is the number of interruptions the run had (notices and kills on schedule).
@@ -149,30 +152,12 @@ func Measure(dir string) (*RunMetrics, error) {
 			return nil, err
 		default:
 			m.Test = fm.Test
-			m.Metric, m.HigherBetter = primaryMetric(fm.Test)
-			m.MetricValue = fm.Test[m.Metric]
+			if v, ok := fm.Test[m.main.Name]; ok {
+				m.Metric, m.HigherBetter, m.MetricValue = m.main.Name, m.main.HigherBetter, v
+			}
 		}
 	}
 	return m, nil
-}
-
-// primaryMetric names the metric a workload is judged by among its test metrics.
-func primaryMetric(test map[string]float64) (name string, higherBetter bool) {
-	if _, ok := test["top1"]; ok {
-		return "top1", true
-	}
-	if _, ok := test["rmse_kw"]; ok {
-		return "rmse_kw", false
-	}
-	keys := make([]string, 0, len(test))
-	for k := range test {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	if len(keys) == 0 {
-		return "", false
-	}
-	return keys[0], false
 }
 
 // measure computes the metrics of r, whose config is cfg.
@@ -217,6 +202,11 @@ func fromConfig(dir string, cfg configs.Config) (*RunMetrics, error) {
 		Pattern: cfg.Interrupts.Pattern, NoNoticeShare: cfg.Interrupts.NoNoticeShare,
 		TrainingHash: cfg.TrainingHash(), TimeScale: cfg.Interrupts.TimeScale,
 	}
+	set, ok := metrics.OfModel(cfg.Model.Kind)
+	if !ok {
+		return nil, fmt.Errorf("model.kind %q declares no metrics", cfg.Model.Kind) // a saved config has been validated
+	}
+	m.main = set.Main()
 	var err error
 	if m.Prices, err = cfg.Cost.Prices(); err != nil {
 		return nil, err // a saved config has been validated: only a price list that changed
@@ -359,9 +349,7 @@ func (m *RunMetrics) addTrainerEvents(t *times) {
 				m.Losses = append(m.Losses, StepValue{Step: p.Step, Value: p.Loss, Incarnation: e.Incarnation})
 			}
 		case events.EpochEnd:
-			mets := finiteValues(p.Metrics)
-			name, _ := primaryMetric(mets)
-			if v, ok := mets[name]; ok {
+			if v, ok := finiteValues(p.Metrics)[m.main.Name]; ok {
 				m.Validations = append(m.Validations, StepValue{Step: p.Step, Value: v, Incarnation: e.Incarnation})
 			}
 		}

@@ -197,6 +197,7 @@ func TestMeasure(t *testing.T) {
 func TestMeasureCases(t *testing.T) {
 	cases := []struct {
 		name, log, metrics string
+		sets               []string // of the run's config
 		check              func(t *testing.T, m *analysis.RunMetrics)
 	}{
 		{
@@ -207,6 +208,7 @@ func TestMeasureCases(t *testing.T) {
 				3.5 1 checkpoint_commit step=10 reason=final blocking_ms=1000 persist_ms=1 bytes=1 dir=x
 				4 1 exit code=0 reason=done step=10`,
 			metrics: `{"steps":10,"test":{"top1":0.8,"top5":0.9}}`,
+			sets:    []string{"model.kind=resnet", "data.source=synthetic-cifar"},
 			check: func(t *testing.T, m *analysis.RunMetrics) {
 				assert.True(t, m.Completed)
 				assert.InDelta(t, 2, m.WallS, 1e-9)
@@ -334,7 +336,7 @@ func TestMeasureCases(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.check(t, measureRun(t, tc.log, tc.metrics))
+			tc.check(t, measureRun(t, tc.log, tc.metrics, tc.sets...))
 		})
 	}
 }
