@@ -15,6 +15,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"spottrain/codes"
 )
 
 // Figure is one plot of a study, written as NAME.png and NAME.svg in the output directory.
@@ -485,7 +487,7 @@ func (set *figureSet) timeline(pattern string) *figure {
 		}
 		for _, in := range rw.run.Interrupts {
 			pt := plotter.XY{X: in.At / hour, Y: y + h}
-			if in.Kind == "kill" {
+			if in.Kind == codes.Kill {
 				kills = append(kills, pt)
 			} else {
 				notices = append(notices, pt)
@@ -839,7 +841,7 @@ func (set *figureSet) progress(g *Group) *figure {
 
 	var killSteps, noticeSteps []float64
 	for _, in := range r.Interrupts {
-		if in.Kind == "kill" {
+		if in.Kind == codes.Kill {
 			killSteps = append(killSteps, float64(in.Step))
 		} else {
 			noticeSteps = append(noticeSteps, float64(in.Step))
