@@ -93,21 +93,22 @@ type job struct {
 	started time.Time
 
 	// prepare
-	dev      torch.Device
-	work     workload
-	net      *torch.Net
-	optim    *torch.Optimizer
-	loop     Config
-	strategy checkpoint.Strategy
-	metric   string // of the validation metrics, the one the strategy and the retention watch
-	storeOpt checkpoint.Options
+	dev       torch.Device
+	work      workload
+	net       *torch.Net
+	optim     *torch.Optimizer
+	loop      Config
+	strategy  checkpoint.Strategy
+	metric    string // of the validation metrics, the one the strategy and the retention watch
+	storeOpt  checkpoint.Options
+	saved     configs.Config // the config as the run dir records it
+	savedYAML []byte         // and as its config.yaml and every checkpoint hold it
 
 	// open
 	store  *checkpoint.Store
 	remote *checkpoint.Remote // nil: no checkpoint.remote
 	events *events.Log
 	latest *checkpoint.Checkpoint // the newest valid checkpoint, local or downloaded; nil: none
-	saved  configs.Config         // the config as the run dir records it
 	sum    *Summary
 	ck     *checkpointer
 
@@ -152,7 +153,22 @@ func (j *job) prepare() error {
 	if j.strategy.Name() == checkpoint.StrategyMilestone {
 		j.storeOpt.BestMetric, j.storeOpt.BestMode = j.metric, mode // the best checkpoint is kept too
 	}
-	return nil
+	j.saved, j.savedYAML, err = savedConfig(cfg)
+	return err
+}
+
+// savedConfig is cfg as the run dir records it, and its YAML: the data file named by its absolute
+// path, so that the config loads again from anywhere.
+func savedConfig(cfg configs.Config) (configs.Config, []byte, error) {
+	if p := cfg.Data.Path; p != "" {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return cfg, nil, err
+		}
+		cfg.Data.Path = abs
+	}
+	doc, err := cfg.YAML()
+	return cfg, doc, err
 }
 
 // buildModel makes the workload's network on the job's device, and its optimizer.
@@ -218,9 +234,7 @@ func (j *job) open(ctx context.Context) error {
 	if j.events, err = events.Open(cfg.RunDir); err != nil {
 		return err
 	}
-	if err := j.begin(); err != nil {
-		return err
-	}
+	j.begin()
 	j.reportFound(invalid, pulled)
 	if j.remote != nil {
 		j.ck.startMirror(j.remote, j.storeOpt, cfg.RunDir, j.latest, pulled.ck == nil)
@@ -230,20 +244,7 @@ func (j *job) open(ctx context.Context) error {
 
 // begin records the start of this process: the summary, the run_start event and the
 // checkpointer that will write the run's checkpoints.
-func (j *job) begin() error {
-	// The saved config names the data file by its absolute path, so it loads again from anywhere.
-	j.saved = j.cfg
-	if p := j.saved.Data.Path; p != "" {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return err
-		}
-		j.saved.Data.Path = abs
-	}
-	configYAML, err := j.saved.YAML()
-	if err != nil {
-		return err
-	}
+func (j *job) begin() {
 	j.sum = &Summary{
 		Name: j.cfg.Name, Device: j.dev, Threads: torch.NumThreads(), Params: j.net.NumParams(),
 		Samples: j.work.Samples(), RunDir: j.cfg.RunDir, ConfigSHA: j.saved.Hash(),
@@ -252,12 +253,11 @@ func (j *job) begin() error {
 		Device: string(j.dev), PID: os.Getpid(), Libtorch: torch.Version(), TotalSteps: j.loop.Schedule.Total})
 	j.ck = &checkpointer{
 		store: j.store, events: j.events, net: j.net, opt: j.optim, spec: j.work.Spec(), strategy: j.strategy,
-		metric: j.metric, log: j.log, config: configYAML,
+		metric: j.metric, log: j.log, config: j.savedYAML,
 		manifest: checkpoint.Manifest{
 			ConfigHash: j.sum.ConfigSHA, DataSeed: j.cfg.Seed, Libtorch: torch.Version(), Device: string(j.dev),
 		},
 	}
-	return nil
 }
 
 // reportFound logs the checkpoints skipped as invalid and the one downloaded, if any, with
@@ -284,7 +284,7 @@ func (j *job) restore() error {
 	} else if err := j.resume(j.latest); err != nil {
 		return err
 	}
-	if err := durable.WriteFile(filepath.Join(j.cfg.RunDir, ConfigFile), j.ck.config, 0o644); err != nil {
+	if err := durable.WriteFile(filepath.Join(j.cfg.RunDir, ConfigFile), j.savedYAML, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(j.log, "%s: %s on %s (%d threads), libtorch %s | %s %d params | %s | %d steps\n",
