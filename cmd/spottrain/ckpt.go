@@ -58,6 +58,9 @@ func runCkpt(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, ckptUsage)
 		return nil
 	default:
+		if s := nearest(args[0], []string{"ls", "verify", "export", "help"}); s != "" {
+			return usageError{fmt.Sprintf("ckpt: unknown command %q: did you mean %s?", args[0], s)}
+		}
 		fmt.Fprint(os.Stderr, ckptUsage)
 		return usageError{fmt.Sprintf("ckpt: unknown command %q", args[0])}
 	}
