@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -35,7 +36,8 @@ func runTrain(ctx context.Context, args []string, stdout io.Writer, stop <-chan 
 
 // withCloudNotices starts watching for the cloud's preemption notice as source (the config's
 // preemption.notice) says, and returns a channel that carries the first notice, the cloud's or
-// one of stop's (a signal); the watch ends with ctx.
+// one of stop's (a signal); the watch ends with ctx. A cloud named in the config whose metadata
+// server cannot be reached is one warning on stderr.
 func withCloudNotices(ctx context.Context, source string, stop <-chan train.Notice, log io.Writer) <-chan train.Notice {
 	if source == preemption.NoticeNone {
 		return stop
@@ -43,7 +45,8 @@ func withCloudNotices(ctx context.Context, source string, stop <-chan train.Noti
 	cloud := make(chan train.Notice, 1)
 	go preemption.WatchNotices(ctx, source,
 		func(n preemption.CloudNotice) { cloud <- train.Notice{Signal: n, At: time.Now()} },
-		func(msg string) { fmt.Fprintln(log, msg) })
+		func(msg string) { fmt.Fprintln(log, msg) },
+		func(msg string) { fmt.Fprintln(os.Stderr, "spottrain: warning: "+msg) })
 	first := make(chan train.Notice, 1)
 	go func() {
 		select {
