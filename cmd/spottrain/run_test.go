@@ -146,6 +146,29 @@ func TestRunCtrlC(t *testing.T) {
 	assert.Equal(t, 0, r.code, "stdout: %s", r.stdout)
 }
 
+// TestBatchCtrlC: SIGINT to a batch stops the run in progress and starts no other; the batch says
+// which runs it did not start and exits 75, as run does.
+func TestBatchCtrlC(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := append([]string{"batch", "lstm-ondemand", "--reps", "3", "--runs-dir", "runs"}, spotJob("train.log_every=1")...)
+	p := startSpottrain(t, dir, nil, args...)
+	p.readLine("[1/3] lstm-ondemand rep 0: running", time.Minute)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
+	code := p.wait(time.Minute)
+	assert.Equal(t, codes.ExitPreempted, code, "stdout: %s\nstderr: %s", p.stdout(), p.stderr.String())
+	assert.Contains(t, errorLine(t, p.stderr.String()), "stopped by a signal: run the same command again to go on")
+	out := p.stdout()
+	assert.Contains(t, out, "[1/3] lstm-ondemand rep 0: stopped\n")
+	assert.NotContains(t, out, "[2/3]")
+	assert.NotContains(t, out, "[3/3]")
+	assert.Contains(t, out, "batch: stopped by a signal: 0 runs done, 0 complete already, 0 failed, 1 stopped; "+
+		"not started: 2 (lstm-ondemand rep 1, lstm-ondemand rep 2)\n")
+	for _, rep := range []string{"rep-1", "rep-2"} {
+		assert.NoDirExists(t, filepath.Join(dir, "runs", "lstm-ondemand", rep), "nothing started")
+	}
+}
+
 // TestBatch runs an experiment glob twice over: runs that completed are skipped, so a batch
 // stopped half-way goes on where it stopped. Each strategy's runs end with the baseline's weights.
 func TestBatch(t *testing.T) {
