@@ -296,9 +296,7 @@ func TestWatchAWSErrors(t *testing.T) {
 }
 
 func TestProbe(t *testing.T) {
-	restore := preemption.ProbeTimeout
-	preemption.ProbeTimeout = 300 * time.Millisecond
-	t.Cleanup(func() { preemption.ProbeTimeout = restore })
+	shortProbes(t)
 	nowhere := closedAddr(t)
 
 	t.Run("GCP", func(t *testing.T) {
@@ -345,9 +343,7 @@ func TestProbe(t *testing.T) {
 // TestWatchNotices: auto finds the cloud and reports its notice once; away from a cloud it
 // returns without a notice; none watches nothing.
 func TestWatchNotices(t *testing.T) {
-	restore := preemption.ProbeTimeout
-	preemption.ProbeTimeout = 300 * time.Millisecond
-	t.Cleanup(func() { preemption.ProbeTimeout = restore })
+	shortProbes(t)
 	fastPolls(t)
 	nowhere := closedAddr(t)
 
@@ -375,9 +371,7 @@ func TestWatchNotices(t *testing.T) {
 // TestWatchNoticesUnreachable: a cloud named explicitly whose metadata server is away is one
 // warning, and is watched all the same; one that answers is no warning.
 func TestWatchNoticesUnreachable(t *testing.T) {
-	restore := preemption.ProbeTimeout
-	preemption.ProbeTimeout = 300 * time.Millisecond
-	t.Cleanup(func() { preemption.ProbeTimeout = restore })
+	shortProbes(t)
 	fastPolls(t)
 	nowhere := closedAddr(t)
 	t.Setenv("GCE_METADATA_HOST", nowhere)
@@ -400,6 +394,13 @@ func TestWatchNoticesUnreachable(t *testing.T) {
 	preemption.WatchNotices(context.Background(), "gcp", func(n preemption.CloudNotice) { notices = append(notices, n) },
 		func(s string) { t.Errorf("log: %s", s) }, func(s string) { t.Errorf("warning: %s", s) })
 	assert.Len(t, notices, 1)
+}
+
+// shortProbes makes the probes of the metadata servers give up after 300 ms, for the test.
+func shortProbes(t *testing.T) {
+	restore := preemption.ProbeTimeout
+	preemption.ProbeTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { preemption.ProbeTimeout = restore })
 }
 
 // closedAddr is a loopback address where nothing listens.
