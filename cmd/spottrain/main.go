@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -114,8 +115,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, stop <-chan train
 	case "ckpt":
 		return runCkpt(args[1:], stdout)
 	case "-h", "--help", "help":
-		if len(args) > 1 && args[0] == "help" {
-			return run(ctx, []string{args[1], "--help"}, stdout, stop)
+		if len(args) > 1 && args[0] == "help" { // help ckpt verify: spottrain ckpt verify --help
+			return run(ctx, append(slices.Clone(args[1:]), "--help"), stdout, stop)
 		}
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -297,6 +297,7 @@ func TestUsage(t *testing.T) {
 		{name: "DemoHelp", args: []string{"demo", "-h"}, code: 0, stdout: []string{"Usage: spottrain demo", "--set"}},
 		{name: "HelpTrain", args: []string{"help", "train"}, code: 0, stdout: []string{"Usage: spottrain train", "--config", "--set"}},
 		{name: "HelpCkpt", args: []string{"help", "ckpt"}, code: 0, stdout: []string{"spottrain ckpt <command> RUN_DIR"}},
+		{name: "HelpCkptVerify", args: []string{"help", "ckpt", "verify"}, code: 0, stdout: []string{"Usage: spottrain ckpt verify RUN_DIR\n"}},
 		{name: "HelpUnknown", args: []string{"help", "fly"}, code: 2, stderr: []string{"Usage:"}, lastStderr: `spottrain: unknown command "fly"`},
 		{name: "Misspelled", args: []string{"trian"}, code: 2, lastStderr: `spottrain: unknown command "trian": did you mean train?`},
 		{name: "MisspelledHelp", args: []string{"help", "verfy"}, code: 2, lastStderr: `spottrain: unknown command "verfy": did you mean verify?`},
