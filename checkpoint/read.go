@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -57,17 +58,30 @@ type Invalid struct {
 // was, nothing is removed and the error wraps ErrNoCheckpoint. Before that, a checkpoint set
 // aside by a replacement interrupted between its two renames is renamed back to its name.
 func (s *Store) Latest() (*Checkpoint, []Invalid, error) {
+	return s.newest(math.MaxInt64, "latest checkpoint")
+}
+
+// Before is Latest among the checkpoints of steps below step: for a caller that cannot use the
+// checkpoint of step although it verifies (its payload does not load), the newest valid one
+// before it. It reports and removes as Latest does; the checkpoint of step and newer ones are
+// neither read nor removed.
+func (s *Store) Before(step int64) (*Checkpoint, []Invalid, error) {
+	return s.newest(step, fmt.Sprintf("checkpoint before step %d", step))
+}
+
+// newest is Latest among the checkpoints of steps below limit; what names the search in errors.
+func (s *Store) newest(limit int64, what string) (*Checkpoint, []Invalid, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, nil, fmt.Errorf("latest checkpoint in %s: store is closed", s.dir)
+		return nil, nil, fmt.Errorf("%s in %s: store is closed", what, s.dir)
 	}
 	sc, err := scan(s.fs, s.dir, s.pending)
 	if err != nil {
-		return nil, nil, fmt.Errorf("latest checkpoint in %s: %w", s.dir, err)
+		return nil, nil, fmt.Errorf("%s in %s: %w", what, s.dir, err)
 	}
 	if err := s.restore(&sc); err != nil {
-		return nil, nil, fmt.Errorf("latest checkpoint in %s: %w", s.dir, err)
+		return nil, nil, fmt.Errorf("%s in %s: %w", what, s.dir, err)
 	}
 	var (
 		found   *Checkpoint
@@ -75,6 +89,9 @@ func (s *Store) Latest() (*Checkpoint, []Invalid, error) {
 		proven  []bool // per checkpoint in invalid
 	)
 	for i := len(sc.ckpts) - 1; i >= 0 && found == nil; i-- {
+		if sc.ckpts[i].step >= limit {
+			continue
+		}
 		c, err := verify(s.fs, sc.ckpts[i].dir, sc.ckpts[i].step)
 		if err != nil {
 			var ie *invalidError
@@ -85,7 +102,7 @@ func (s *Store) Latest() (*Checkpoint, []Invalid, error) {
 		found = c
 	}
 	if found == nil {
-		return nil, append(invalid, sc.leftovers...), fmt.Errorf("latest checkpoint in %s: %w", s.dir, ErrNoCheckpoint)
+		return nil, append(invalid, sc.leftovers...), fmt.Errorf("%s in %s: %w", what, s.dir, ErrNoCheckpoint)
 	}
 	for i := range invalid {
 		if proven[i] {

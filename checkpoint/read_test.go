@@ -104,6 +104,31 @@ func TestLatestFallsBack(t *testing.T) {
 	}
 }
 
+// TestBefore: the newest valid checkpoint below a step, skipping (and removing) invalid ones
+// there; the checkpoint of that step and newer ones are left alone.
+func TestBefore(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, checkpoint.Options{})
+	for _, step := range []int64{100, 200, 300, 400} {
+		save(t, s, step, nil)
+	}
+	testutil.Corrupt(t, filepath.Join(stepDir(dir, 200), "model.pt"))
+
+	c, invalid, err := s.Before(300)
+	require.NoError(t, err)
+	assert.Equal(t, int64(100), c.Manifest.Step)
+	require.Len(t, invalid, 1)
+	assert.Equal(t, stepDir(dir, 200), invalid[0].Dir)
+	assert.Equal(t, []string{"step-00000100", "step-00000300", "step-00000400"}, entries(t, dir))
+
+	c, _, err = s.Before(400)
+	require.NoError(t, err)
+	assert.Equal(t, int64(300), c.Manifest.Step)
+	_, _, err = s.Before(100)
+	assert.ErrorIs(t, err, checkpoint.ErrNoCheckpoint)
+	assert.ErrorContains(t, err, "checkpoint before step 100 in "+dir)
+}
+
 // TestNoValidCheckpointRemovesNothing: with no valid checkpoint, Latest reports every invalid
 // directory and leftover, and removes none of them.
 func TestNoValidCheckpointRemovesNothing(t *testing.T) {

@@ -219,6 +219,21 @@ func Probe(ctx context.Context) string {
 	return NoticeNone
 }
 
+// answers reports whether the metadata server of source answers within ProbeTimeout; true for a
+// source that is not a cloud.
+func answers(ctx context.Context, source string) bool {
+	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	defer cancel()
+	switch source {
+	case NoticeGCP:
+		return probeGCP(ctx)
+	case NoticeAWS:
+		_, err := awsToken(ctx)
+		return err == nil
+	}
+	return true
+}
+
 func probeGCP(ctx context.Context) bool {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+gcpHost()+"/computeMetadata/v1/instance/id", nil)
 	if err != nil {
@@ -235,16 +250,22 @@ func probeGCP(ctx context.Context) bool {
 
 // WatchNotices watches for a cloud's preemption notice as source says (one of NoticeSources)
 // and calls notify once with it. With NoticeAuto it first probes the metadata servers (Probe),
-// and returns if none answers: away from a cloud it turns itself off. It returns when ctx ends,
-// after a notice, or after the probe found no cloud; log hears which cloud it watches. Run it on
-// its own goroutine: the trainer need not wait for the probe.
-func WatchNotices(ctx context.Context, source string, notify func(CloudNotice), log func(string)) {
+// and returns if none answers: away from a cloud it turns itself off. A cloud named explicitly
+// is probed too, and watched whatever the answer; when its metadata server does not answer within
+// ProbeTimeout, warn hears so once (a sentence without a trailing newline). It returns when ctx
+// ends, after a notice, or after the probe found no cloud; log hears which cloud it watches. Run
+// it on its own goroutine: the trainer need not wait for the probe.
+func WatchNotices(ctx context.Context, source string, notify func(CloudNotice), log, warn func(string)) {
 	if source == NoticeAuto {
 		source = Probe(ctx)
 		if source == NoticeNone {
 			return
 		}
 		log(fmt.Sprintf("on %s: watching its metadata server for a preemption notice", strings.ToUpper(source)))
+	} else if !answers(ctx, source) && ctx.Err() == nil {
+		where := map[string]string{NoticeGCP: gcpHost(), NoticeAWS: awsURL()}[source]
+		warn(fmt.Sprintf("preemption.notice is %s, but %s's metadata server (%s) cannot be reached: no preemption notice "+
+			"can come from it until it answers; SIGTERM still stops the run with an emergency checkpoint", source, strings.ToUpper(source), where))
 	}
 	watch := map[string]func(context.Context) (CloudNotice, error){NoticeGCP: WatchGCP, NoticeAWS: WatchAWS}[source]
 	if watch == nil {

@@ -296,9 +296,7 @@ func TestWatchAWSErrors(t *testing.T) {
 }
 
 func TestProbe(t *testing.T) {
-	restore := preemption.ProbeTimeout
-	preemption.ProbeTimeout = 300 * time.Millisecond
-	t.Cleanup(func() { preemption.ProbeTimeout = restore })
+	shortProbes(t)
 	nowhere := closedAddr(t)
 
 	t.Run("GCP", func(t *testing.T) {
@@ -345,9 +343,7 @@ func TestProbe(t *testing.T) {
 // TestWatchNotices: auto finds the cloud and reports its notice once; away from a cloud it
 // returns without a notice; none watches nothing.
 func TestWatchNotices(t *testing.T) {
-	restore := preemption.ProbeTimeout
-	preemption.ProbeTimeout = 300 * time.Millisecond
-	t.Cleanup(func() { preemption.ProbeTimeout = restore })
+	shortProbes(t)
 	fastPolls(t)
 	nowhere := closedAddr(t)
 
@@ -357,7 +353,7 @@ func TestWatchNotices(t *testing.T) {
 	var notices []preemption.CloudNotice
 	var logs []string
 	preemption.WatchNotices(context.Background(), "auto", func(n preemption.CloudNotice) { notices = append(notices, n) },
-		func(s string) { logs = append(logs, s) })
+		func(s string) { logs = append(logs, s) }, func(s string) { t.Errorf("warning: %s", s) })
 	require.Len(t, notices, 1)
 	assert.Equal(t, "hibernate", notices[0].Action)
 	assert.Equal(t, []string{"on AWS: watching its metadata server for a preemption notice"}, logs)
@@ -366,10 +362,45 @@ func TestWatchNotices(t *testing.T) {
 	for _, source := range []string{"auto", "none"} {
 		notices, logs = nil, nil
 		preemption.WatchNotices(context.Background(), source, func(n preemption.CloudNotice) { notices = append(notices, n) },
-			func(s string) { logs = append(logs, s) })
+			func(s string) { logs = append(logs, s) }, func(s string) { t.Errorf("warning: %s", s) })
 		assert.Empty(t, notices, source)
 		assert.Empty(t, logs, source)
 	}
+}
+
+// TestWatchNoticesUnreachable: a cloud named explicitly whose metadata server is away is one
+// warning, and is watched all the same; one that answers is no warning.
+func TestWatchNoticesUnreachable(t *testing.T) {
+	shortProbes(t)
+	fastPolls(t)
+	nowhere := closedAddr(t)
+	t.Setenv("GCE_METADATA_HOST", nowhere)
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://"+nowhere)
+	for _, tc := range []struct{ source, server string }{{"gcp", "GCP's metadata server (" + nowhere + ")"}, {"aws", "AWS's metadata server (http://" + nowhere + ")"}} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var warnings []string
+		preemption.WatchNotices(ctx, tc.source, func(n preemption.CloudNotice) { t.Errorf("notice %v", n) },
+			func(s string) { t.Errorf("log: %s", s) },
+			func(s string) { warnings = append(warnings, s); cancel() })
+		cancel()
+		require.Len(t, warnings, 1, tc.source)
+		assert.Equal(t, "preemption.notice is "+tc.source+", but "+tc.server+" cannot be reached: no preemption notice can come "+
+			"from it until it answers; SIGTERM still stops the run with an emergency checkpoint", warnings[0])
+	}
+
+	f := newFakeGCP(t)
+	f.preempt()
+	var notices []preemption.CloudNotice
+	preemption.WatchNotices(context.Background(), "gcp", func(n preemption.CloudNotice) { notices = append(notices, n) },
+		func(s string) { t.Errorf("log: %s", s) }, func(s string) { t.Errorf("warning: %s", s) })
+	assert.Len(t, notices, 1)
+}
+
+// shortProbes makes the probes of the metadata servers give up after 300 ms, for the test.
+func shortProbes(t *testing.T) {
+	restore := preemption.ProbeTimeout
+	preemption.ProbeTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { preemption.ProbeTimeout = restore })
 }
 
 // closedAddr is a loopback address where nothing listens.

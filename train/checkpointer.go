@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"spottrain/checkpoint"
 	"spottrain/codes"
+	"spottrain/configs"
 	"spottrain/events"
 	"spottrain/torch"
 )
@@ -170,7 +172,8 @@ func (c *checkpointer) wait() {
 	}
 }
 
-// restore loads a checkpoint's model, optimizer and RNG state.
+// restore loads a checkpoint's model, optimizer and RNG state. Its error names the file that did
+// not load, not the checkpoint; after one, net and opt may hold part of the checkpoint's state.
 func restore(ck *checkpoint.Checkpoint, net *torch.Net, opt *torch.Optimizer) error {
 	for _, f := range []struct {
 		name string
@@ -181,10 +184,44 @@ func restore(ck *checkpoint.Checkpoint, net *torch.Net, opt *torch.Optimizer) er
 			err = f.load(data)
 		}
 		if err != nil {
-			return fmt.Errorf("resume from %s: %s: %w", ck.Dir, f.name, err)
+			return fmt.Errorf("%s does not load: %w", f.name, err)
 		}
 	}
 	return nil
+}
+
+// CheckLoads loads the checkpoint as a resume does, on the CPU: it builds the network that its
+// model.json describes and the optimizer that its config.yaml names, and loads model.pt, optim.pt
+// and rng.pt into them (rng.pt into this process's generators, which it changes). nil means a
+// trainer can take the run up from it (if the config it resumes under permits); an error names the
+// file that does not load, and why.
+func CheckLoads(ck *checkpoint.Checkpoint) error {
+	doc, err := ck.ReadFile(SpecFile)
+	if err != nil {
+		return err
+	}
+	spec, err := ParseModelSpec(doc)
+	if err != nil {
+		return fmt.Errorf("%s: %w", SpecFile, err)
+	}
+	net, err := spec.Build(torch.CPU)
+	if err != nil {
+		return fmt.Errorf("%s: %w", SpecFile, err)
+	}
+	defer net.Close()
+	if doc, err = ck.ReadFile(ConfigFile); err != nil {
+		return err
+	}
+	cfg, err := configs.ParseSaved(filepath.Join(ck.Dir, ConfigFile), doc)
+	if err != nil {
+		return err
+	}
+	opt, err := torch.NewOptimizer(net, optimizerConfig(cfg))
+	if err != nil {
+		return fmt.Errorf("%s: %w", ConfigFile, err)
+	}
+	defer opt.Close()
+	return restore(ck, net, opt)
 }
 
 // newRunID returns a random identifier for a new run.

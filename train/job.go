@@ -182,12 +182,17 @@ func (j *job) buildModel() error {
 		return &InputError{err}
 	}
 	torch.SetCudnnBenchmark(tc.CudnnBenchmark)
-	oc := j.cfg.Optimizer
-	j.optim, err = torch.NewOptimizer(j.net, torch.OptimizerConfig{
+	j.optim, err = torch.NewOptimizer(j.net, optimizerConfig(j.cfg))
+	return err
+}
+
+// optimizerConfig is the optimizer that cfg describes.
+func optimizerConfig(cfg configs.Config) torch.OptimizerConfig {
+	oc := cfg.Optimizer
+	return torch.OptimizerConfig{
 		Name: oc.Name, LR: oc.LR, WeightDecay: oc.WeightDecay, Beta1: oc.Betas[0], Beta2: oc.Betas[1],
 		Eps: oc.Eps, Momentum: oc.Momentum, Nesterov: oc.Nesterov,
-	})
-	return err
+	}
 }
 
 // loopConfig is what the loop needs of cfg, for a training split of n samples.
@@ -293,17 +298,25 @@ func (j *job) restore() error {
 	return j.teachStrategy()
 }
 
-// resume loads the state of ck, once the config it was made under is found compatible.
+// resume loads the state of ck, once the config it was made under is found compatible. A
+// checkpoint whose state does not load (it verifies, but libtorch refuses a file: another shape,
+// another libtorch) is reported as invalid, and the newest valid one before it is tried instead,
+// and so on; resume fails when none is left, or when a config refuses the resume.
 func (j *job) resume(ck *checkpoint.Checkpoint) error {
-	changes, err := checkResume(j.saved, j.sum.ConfigSHA, ck, j.opt.Force)
-	if err != nil {
-		return err
-	}
-	for _, c := range changes {
-		fmt.Fprintf(j.log, "config changed since the checkpoint: %s\n", c)
-	}
-	if err := restore(ck, j.net, j.optim); err != nil {
-		return err
+	for {
+		changes, err := checkResume(j.saved, j.sum.ConfigSHA, ck, j.opt.Force)
+		if err != nil {
+			return err
+		}
+		if err = restore(ck, j.net, j.optim); err == nil {
+			for _, c := range changes {
+				fmt.Fprintf(j.log, "config changed since the checkpoint: %s\n", c)
+			}
+			break
+		}
+		if ck, err = j.before(ck, err); err != nil {
+			return err
+		}
 	}
 	m := ck.Manifest
 	j.from = Position{Epoch: m.Epoch, Batch: m.Batch, Step: int(m.Step), LossSum: m.Loss * float64(m.Batch)}
@@ -313,6 +326,24 @@ func (j *job) resume(ck *checkpoint.Checkpoint) error {
 		fmt.Fprintf(j.log, "the run is complete: evaluating its final checkpoint (another run_dir trains anew)\n")
 	}
 	return j.events.Emit(events.Resume{Step: j.from.Step, Epoch: j.from.Epoch, Batch: j.from.Batch, Dir: ck.Dir})
+}
+
+// before reports ck, whose state did not load (loadErr), as an invalid checkpoint (a warning and a
+// checkpoint_invalid event) and returns the newest valid checkpoint before it, reporting those it
+// skipped; or an error when there is none. ck itself stays: it verifies, and retention or a
+// checkpoint of its step replaces it.
+func (j *job) before(ck *checkpoint.Checkpoint, loadErr error) (*checkpoint.Checkpoint, error) {
+	j.reportFound([]checkpoint.Invalid{{Dir: ck.Dir, Reason: loadErr.Error()}}, nil)
+	prev, invalid, err := j.store.Before(ck.Manifest.Step)
+	j.reportFound(invalid, nil)
+	if errors.Is(err, checkpoint.ErrNoCheckpoint) {
+		return nil, fmt.Errorf("resume from %s: %w; no valid checkpoint before it is left (move the run dir aside to train anew)", ck.Dir, loadErr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(j.log, "resuming from the previous valid checkpoint, %s\n", prev.Dir)
+	return prev, nil
 }
 
 // teachStrategy tells the strategy the run's history: its interruptions, and the best value of

@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,7 +61,8 @@ func runBatch(ctx context.Context, args []string, stdout io.Writer) error {
 	start := time.Now()
 	var mu sync.Mutex
 	var failed []string
-	done, skipped := 0, 0
+	done, skipped, stopped := 0, 0, 0
+	started := make([]bool, len(all))
 	queue := make(chan int)
 	var wg sync.WaitGroup
 	for range *jobs {
@@ -68,8 +70,14 @@ func runBatch(ctx context.Context, args []string, stdout io.Writer) error {
 		go func() {
 			defer wg.Done()
 			for i := range queue {
+				if ctx.Err() != nil {
+					continue // stopped: nothing more starts
+				}
 				job := all[i]
 				tag := fmt.Sprintf("[%*d/%d] %s rep %d", len(fmt.Sprint(len(all))), i+1, len(all), job.flags.experiment, job.index)
+				mu.Lock()
+				started[i] = true
+				mu.Unlock()
 				if !analysis.Completed(dirs[i]) {
 					mu.Lock()
 					fmt.Fprintf(stdout, "%s: running (log: %s)\n", tag, filepath.Join(dirs[i], "run.log"))
@@ -79,6 +87,7 @@ func runBatch(ctx context.Context, args []string, stdout io.Writer) error {
 				mu.Lock()
 				switch {
 				case errors.Is(err, errStopped):
+					stopped++
 					fmt.Fprintf(stdout, "%s: stopped\n", tag)
 				case err != nil:
 					failed = append(failed, fmt.Sprintf("%s: %v", tag, err))
@@ -94,15 +103,29 @@ func runBatch(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 		}()
 	}
+send:
 	for i := range all {
-		if ctx.Err() != nil {
-			break
+		select {
+		case queue <- i:
+		case <-ctx.Done():
+			break send
 		}
-		queue <- i
 	}
 	close(queue)
 	wg.Wait()
 	if ctx.Err() != nil {
+		var skippedRuns []string
+		for i, job := range all {
+			if !started[i] {
+				skippedRuns = append(skippedRuns, fmt.Sprintf("%s rep %d", job.flags.experiment, job.index))
+			}
+		}
+		notStarted := "none"
+		if len(skippedRuns) > 0 {
+			notStarted = fmt.Sprintf("%d (%s)", len(skippedRuns), strings.Join(skippedRuns, ", "))
+		}
+		fmt.Fprintf(stdout, "batch: stopped by a signal: %d runs done, %d complete already, %d failed, %d stopped; not started: %s\n",
+			done, skipped, len(failed), stopped, notStarted)
 		return errStopped
 	}
 	fmt.Fprintf(stdout, "batch: %d runs done, %d complete already, %d failed, in %s; check them with 'spottrain verify %s'\n",

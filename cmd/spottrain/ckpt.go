@@ -58,6 +58,9 @@ func runCkpt(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, ckptUsage)
 		return nil
 	default:
+		if s := nearest(args[0], []string{"ls", "verify", "export", "help"}); s != "" {
+			return usageError{fmt.Sprintf("ckpt: unknown command %q: did you mean %s?", args[0], s)}
+		}
 		fmt.Fprint(os.Stderr, ckptUsage)
 		return usageError{fmt.Sprintf("ckpt: unknown command %q", args[0])}
 	}
@@ -99,8 +102,11 @@ beside a trainer. Leftovers of interrupted writes (.tmp-*, ...) are not listed.`
 
 func runCkptVerify(args []string, stdout io.Writer) error {
 	fs := newCkptFlagSet("verify", "verify RUN_DIR", `Verifies every checkpoint of RUN_DIR (its manifest, and the size and SHA-256 of each file)
-and prints one line for each. Exit status 0 when there is at least one checkpoint and all are
-valid, 1 otherwise. It takes no lock and changes nothing.`, stdout)
+and, in a local run dir, loads it as a resume would: the model that its model.json describes,
+on the CPU, takes model.pt, the optimizer of its config.yaml takes optim.pt, and the generators
+take rng.pt. A checkpoint in object storage is checked by its sizes and hashes only. It prints one
+line for each. Exit status 0 when there is at least one checkpoint and all are valid, 1
+otherwise. It takes no lock and changes nothing.`, stdout)
 	runDir, err := parseRunDir(fs, args, "RUN_DIR")
 	if err != nil {
 		return err
@@ -114,6 +120,11 @@ valid, 1 otherwise. It takes no lock and changes nothing.`, stdout)
 	}
 	bad := 0
 	for _, r := range rows {
+		if r.ck != nil {
+			if err := train.CheckLoads(r.ck); err != nil {
+				r.invalid = err.Error()
+			}
+		}
 		fmt.Fprintf(stdout, "%s  %s\n", path.Base(r.dir), r.status())
 		if r.invalid != "" {
 			bad++
@@ -122,7 +133,11 @@ valid, 1 otherwise. It takes no lock and changes nothing.`, stdout)
 	if bad > 0 {
 		return fmt.Errorf("%d of %d checkpoints invalid in %s", bad, len(rows), runDir)
 	}
-	fmt.Fprintf(stdout, "%d checkpoints, all valid\n", len(rows))
+	if strings.Contains(runDir, "://") {
+		fmt.Fprintf(stdout, "%d checkpoints, all valid: every file has the size and SHA-256 of its manifest (not loaded: download one to load it)\n", len(rows))
+	} else {
+		fmt.Fprintf(stdout, "%d checkpoints, all valid: every file has the size and SHA-256 of its manifest, and the model, optimizer and RNG state load\n", len(rows))
+	}
 	return nil
 }
 

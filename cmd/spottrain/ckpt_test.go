@@ -6,6 +6,8 @@ package main
 // the exported weights.
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -174,7 +176,7 @@ func TestCkptLsVerify(t *testing.T) {
 	for _, c := range ckpts {
 		fmt.Fprintf(&want, "%s  ok\n", filepath.Base(c))
 	}
-	fmt.Fprintf(&want, "%d checkpoints, all valid\n", len(ckpts))
+	fmt.Fprintf(&want, "%d checkpoints, all valid: every file has the size and SHA-256 of its manifest, and the model, optimizer and RNG state load\n", len(ckpts))
 	assert.Equal(t, want.String(), r.stdout)
 
 	// Corrupt the newest model.pt and delete the oldest manifest.
@@ -206,6 +208,73 @@ func TestCkptLsVerify(t *testing.T) {
 	assert.FileExists(t, filepath.Join(newest, train.ModelFile))
 	assert.DirExists(t, oldest)
 	assert.DirExists(t, filepath.Join(dir, "run", ".tmp-step-00000099-42"))
+}
+
+// wrongShapes replaces the model.pt of the checkpoint ckDir with valid torch serialization of the
+// model of its model.json one hidden unit wider, and rewrites its manifest to match: the checkpoint
+// verifies, but its weights do not load into its model.
+func wrongShapes(t *testing.T, ckDir string) {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join(ckDir, train.SpecFile))
+	require.NoError(t, err)
+	spec, err := train.ParseModelSpec(doc)
+	require.NoError(t, err)
+	spec.Hidden++
+	net, err := spec.Build(torch.CPU)
+	require.NoError(t, err)
+	defer net.Close()
+	opt, err := torch.NewOptimizer(net, torch.OptimizerConfig{Name: "adam", LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
+	require.NoError(t, err)
+	defer opt.Close()
+	snap, err := torch.TakeSnapshot(net, opt)
+	require.NoError(t, err)
+	defer snap.Close()
+	model, err := snap.Model()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(ckDir, train.ModelFile), model, 0o644))
+
+	path := filepath.Join(ckDir, checkpoint.ManifestName)
+	doc, err = os.ReadFile(path)
+	require.NoError(t, err)
+	var m checkpoint.Manifest
+	require.NoError(t, json.Unmarshal(doc, &m))
+	sum := sha256.Sum256(model)
+	for i, f := range m.Files {
+		if f.Name == train.ModelFile {
+			m.Files[i].Size, m.Files[i].SHA256 = int64(len(model)), hex.EncodeToString(sum[:])
+		}
+	}
+	doc, err = json.Marshal(m)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, doc, 0o644))
+	_, err = checkpoint.Load(ckDir)
+	require.NoError(t, err, "the checkpoint verifies")
+}
+
+// TestCkptVerifyLoads: a checkpoint whose files match its manifest but whose model.pt does not fit
+// its model is ok for ls (hashes only) and INVALID for verify, which loads every checkpoint.
+func TestCkptVerifyLoads(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ckpts := trainRun(t, dir)
+	bad := ckpts[len(ckpts)-2]
+	wrongShapes(t, bad)
+
+	for _, row := range lsRows(t, dir) {
+		assert.Equal(t, "ok", row[7], "ls checks sizes and hashes only")
+	}
+	r := spottrain(t, dir, "ckpt", "verify", "run")
+	assert.Equal(t, 1, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Equal(t, fmt.Sprintf("1 of %d checkpoints invalid in run", len(ckpts)), errorLine(t, r.stderr))
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	require.Len(t, lines, len(ckpts), "one line per checkpoint: %s", r.stdout)
+	for i, l := range lines {
+		if ckpts[i] != bad {
+			assert.Equal(t, filepath.Base(ckpts[i])+"  ok", l)
+			continue
+		}
+		assert.Regexp(t, `^`+filepath.Base(bad)+`  INVALID: model.pt does not load: torch: load model state: \S+: state has shape \[`, l)
+	}
 }
 
 // readExport reads an exported file and checks what any export holds: the tensors of the LSTM

@@ -553,7 +553,7 @@ func TestSecondSignalDoesNotAbortSave(t *testing.T) {
 }
 
 // TestCorruptNewestFallsBack damages the newest checkpoint of a preempted run in the ways a disk or
-// a person can; the restart reports it, resumes from the previous checkpoint, and still ends with
+// a person can (or a libtorch that cannot load what its hashes vouch for); the restart reports it, resumes from the previous checkpoint, and still ends with
 // the weights of an uninterrupted run.
 func TestCorruptNewestFallsBack(t *testing.T) {
 	t.Parallel()
@@ -600,6 +600,7 @@ func TestCorruptNewestFallsBack(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, os.WriteFile(path, doc, 0o644))
 		}, "unsupported format version 99"},
+		{"WrongShapes", wrongShapes, "model.pt does not load: torch: load model state: "},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

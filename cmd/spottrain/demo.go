@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"spottrain/analysis"
@@ -28,7 +29,9 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if o.skipped {
-		fmt.Fprintf(stdout, "%s is complete already (remove it to train again)\n", o.runDir)
+		if err := printFinished(stdout, o.runDir); err != nil {
+			return err
+		}
 	} else {
 		fmt.Fprintf(stdout, "\n[run] completed in %s wall, %s of spot time: %s\n", o.wall.Round(time.Second/10), o.spot().Round(time.Minute), o.describe())
 	}
@@ -45,5 +48,23 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("demo: the run is not sound")
 	}
 	fmt.Fprintf(stdout, "sound: every interruption was followed by a resume from the newest committed checkpoint\n")
+	return nil
+}
+
+// printFinished prints the result of the completed run in runDir, from its metrics.json: the test
+// scores that its trainer printed when it finished (for a ResNet, top-1 and top-5 accuracy).
+func printFinished(stdout io.Writer, runDir string) error {
+	m, err := analysis.ReadMetrics(runDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s completed before (remove it to train again): %s, %d steps; its test scores (%s):\n",
+		runDir, m.Name, m.Steps, filepath.Join(runDir, analysis.MetricsFile))
+	if top1, ok := m.Test["top1"]; ok {
+		fmt.Fprintf(stdout, "top-1 %.2f%%, top-5 %.2f%%\n", 100*top1, 100*m.Test["top5"])
+	} else {
+		printForecastScores(stdout, m.Test)
+	}
+	fmt.Fprintln(stdout)
 	return nil
 }

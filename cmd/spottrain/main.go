@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -36,8 +37,10 @@ Commands:
   config   show the merged config of an experiment, list the config tree
   ckpt     list, verify and export the checkpoints of a run dir
   demo     run the LSTM solar forecaster under simulated spot interruptions, then verify it
+  help     show this, or a command's flags: spottrain help <command>
+  version  show the version of spottrain, of its libtorch and of Go (also --version)
 
-Run 'spottrain <command> --help' for a command's flags.
+Run 'spottrain <command> --help' (or 'spottrain help <command>') for a command's flags.
 
 Exit status: 0 done; 75 stopped by SIGTERM or SIGINT after an emergency checkpoint (run the same
 command again to resume); 2 bad input (flags, config, data, device); 1 other failure (verify: a
@@ -112,9 +115,18 @@ func run(ctx context.Context, args []string, stdout io.Writer, stop <-chan train
 	case "ckpt":
 		return runCkpt(args[1:], stdout)
 	case "-h", "--help", "help":
+		if len(args) > 1 && args[0] == "help" { // help ckpt verify: spottrain ckpt verify --help
+			return run(ctx, append(slices.Clone(args[1:]), "--help"), stdout, stop)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "--version", "version":
+		fmt.Fprintln(stdout, versionLine())
+		return nil
 	default:
+		if s := nearest(args[0], commands); s != "" {
+			return usageError{fmt.Sprintf("unknown command %q: did you mean %s?", args[0], s)}
+		}
 		fmt.Fprint(os.Stderr, usage)
 		return usageError{fmt.Sprintf("unknown command %q", args[0])}
 	}

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -294,6 +295,13 @@ func TestUsage(t *testing.T) {
 		{name: "HelpShort", args: []string{"-h"}, code: 0, stdout: []string{"Usage:", "\n  train ", "\n  demo "}},
 		{name: "TrainHelp", args: []string{"train", "--help"}, code: 0, stdout: []string{"Usage: spottrain train", "--config", "--set"}},
 		{name: "DemoHelp", args: []string{"demo", "-h"}, code: 0, stdout: []string{"Usage: spottrain demo", "--set"}},
+		{name: "HelpTrain", args: []string{"help", "train"}, code: 0, stdout: []string{"Usage: spottrain train", "--config", "--set"}},
+		{name: "HelpCkpt", args: []string{"help", "ckpt"}, code: 0, stdout: []string{"spottrain ckpt <command> RUN_DIR"}},
+		{name: "HelpCkptVerify", args: []string{"help", "ckpt", "verify"}, code: 0, stdout: []string{"Usage: spottrain ckpt verify RUN_DIR\n"}},
+		{name: "HelpUnknown", args: []string{"help", "fly"}, code: 2, stderr: []string{"Usage:"}, lastStderr: `spottrain: unknown command "fly"`},
+		{name: "Misspelled", args: []string{"trian"}, code: 2, lastStderr: `spottrain: unknown command "trian": did you mean train?`},
+		{name: "MisspelledHelp", args: []string{"help", "verfy"}, code: 2, lastStderr: `spottrain: unknown command "verfy": did you mean verify?`},
+		{name: "MisspelledCkpt", args: []string{"ckpt", "veriy", "run"}, code: 2, lastStderr: `spottrain: ckpt: unknown command "veriy": did you mean verify?`},
 		{name: "TrainWithoutConfig", args: []string{"train"}, code: 2, lastStderr: "spottrain: train: --experiment NAME or --config FILE is required"},
 		{name: "TrainConfigWithoutValue", args: []string{"train", "--config"}, code: 2, lastStderr: "spottrain: train: flag needs an argument: --config"},
 		{name: "TrainUnknownFlag", args: []string{"train", "--epochs", "3"}, code: 2, lastStderr: "spottrain: train: unknown flag: --epochs"},
@@ -327,6 +335,21 @@ func TestUsage(t *testing.T) {
 			assert.Empty(t, entries, "nothing written to the working directory")
 		})
 	}
+}
+
+// TestVersion: --version and version print one line: this build's version (its revision, or
+// "(devel)" when it was built with -buildvcs=false, as here), its libtorch's and Go's.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := spottrain(t, dir, "--version")
+	assert.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	assert.Empty(t, r.stderr)
+	assert.Regexp(t, `^spottrain \S+, libtorch \d+\.\d+\.\d+\S*, go\d+\.\d+\S* \w+/\w+\n$`, r.stdout)
+	assert.Contains(t, r.stdout, ", "+runtime.Version()+" ", "built by the toolchain that built this test")
+	again := spottrain(t, dir, "version")
+	assert.Equal(t, 0, again.code)
+	assert.Equal(t, r.stdout, again.stdout)
 }
 
 // badInput is a command whose config, flags or data are wrong.

@@ -112,3 +112,25 @@ func TestCloudNotice(t *testing.T) {
 		})
 	}
 }
+
+// TestCloudNoticeUnreachable: a trainer told to watch a cloud whose metadata server is away says
+// so once, on stderr, and trains to the end all the same.
+func TestCloudNoticeUnreachable(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ source, env, server string }{
+		{"gcp", "GCE_METADATA_HOST=127.0.0.1:1", "GCP's metadata server (127.0.0.1:1)"},
+		{"aws", "AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1", "AWS's metadata server (http://127.0.0.1:1)"},
+	} {
+		t.Run(tc.source, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			args := append(lstmTrain(), tiny("run")...)
+			args = append(args, "--set", "train.epochs=2", "--set", "preemption.notice="+tc.source)
+			r := spottrainEnv(t, dir, []string{tc.env}, args...)
+			require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+			assert.Equal(t, "spottrain: warning: preemption.notice is "+tc.source+", but "+tc.server+" cannot be reached: "+
+				"no preemption notice can come from it until it answers; SIGTERM still stops the run with an emergency checkpoint\n", r.stderr)
+			assert.Contains(t, r.stdout, "skill vs persistence")
+		})
+	}
+}

@@ -46,7 +46,7 @@ func TestRemoteFreshVM(t *testing.T) {
 	ls := spottrainEnv(t, dir, []string{gcs.Env()}, "ckpt", "verify", url)
 	require.Equal(t, 0, ls.code, "stdout: %s\nstderr: %s", ls.stdout, ls.stderr)
 	assert.Contains(t, ls.stdout, checkpoint.DirName(s1)+"  ok\n")
-	assert.Contains(t, ls.stdout, "3 checkpoints, all valid\n", "checkpoint.keep=3 on the remote too")
+	assert.Contains(t, ls.stdout, "3 checkpoints, all valid: every file has the size and SHA-256 of its manifest (not loaded: download one to load it)\n", "checkpoint.keep=3 on the remote too")
 
 	require.NoError(t, os.RemoveAll(runDir))
 	p := startSpottrain(t, dir, env, args...)

@@ -122,18 +122,26 @@ func TestVerifyFails(t *testing.T) {
 	assert.Contains(t, errorLine(t, r.stderr), "nothing-here")
 }
 
+// ctrlC starts the runner command args in dir, sends it SIGINT once a line of stdout starts with
+// line, checks that it exits 75 saying it was stopped, and returns its stdout.
+func ctrlC(t *testing.T, dir string, args []string, line string) string {
+	t.Helper()
+	p := startSpottrain(t, dir, nil, args...)
+	p.readLine(line, time.Minute)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
+	code := p.wait(time.Minute)
+	assert.Equal(t, codes.ExitPreempted, code, "stdout: %s\nstderr: %s", p.stdout(), p.stderr.String())
+	assert.Contains(t, errorLine(t, p.stderr.String()), "stopped by a signal: run the same command again to go on")
+	return p.stdout()
+}
+
 // TestRunCtrlC: SIGINT to the runner reaches the trainer, which writes an emergency checkpoint;
 // the runner exits 75 without starting it again, and the same command later completes the run.
 func TestRunCtrlC(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	args := append([]string{"run", "--experiment", "lstm-ondemand", "--runs-dir", "runs"}, spotJob("train.log_every=1")...)
-	p := startSpottrain(t, dir, nil, args...)
-	p.readLine("step ", time.Minute)
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
-	code := p.wait(time.Minute)
-	assert.Equal(t, codes.ExitPreempted, code, "stdout: %s\nstderr: %s", p.stdout(), p.stderr.String())
-	assert.Contains(t, errorLine(t, p.stderr.String()), "stopped by a signal: run the same command again to go on")
+	ctrlC(t, dir, args, "step ")
 	runDir := filepath.Join(dir, "runs", "lstm-ondemand", "rep-0")
 	evs := eventstest.Read(t, runDir)
 	assert.Empty(t, eventstest.Of[events.Restart](evs))
@@ -144,6 +152,23 @@ func TestRunCtrlC(t *testing.T) {
 	assert.Contains(t, r.stdout, "resumed from step ")
 	r = spottrain(t, dir, "verify", "runs")
 	assert.Equal(t, 0, r.code, "stdout: %s", r.stdout)
+}
+
+// TestBatchCtrlC: SIGINT to a batch stops the run in progress and starts no other; the batch says
+// which runs it did not start and exits 75, as run does.
+func TestBatchCtrlC(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := append([]string{"batch", "lstm-ondemand", "--reps", "3", "--runs-dir", "runs"}, spotJob("train.log_every=1")...)
+	out := ctrlC(t, dir, args, "[1/3] lstm-ondemand rep 0: running")
+	assert.Contains(t, out, "[1/3] lstm-ondemand rep 0: stopped\n")
+	assert.NotContains(t, out, "[2/3]")
+	assert.NotContains(t, out, "[3/3]")
+	assert.Contains(t, out, "batch: stopped by a signal: 0 runs done, 0 complete already, 0 failed, 1 stopped; "+
+		"not started: 2 (lstm-ondemand rep 1, lstm-ondemand rep 2)\n")
+	for _, rep := range []string{"rep-1", "rep-2"} {
+		assert.NoDirExists(t, filepath.Join(dir, "runs", "lstm-ondemand", rep), "nothing started")
+	}
 }
 
 // TestBatch runs an experiment glob twice over: runs that completed are skipped, so a batch
@@ -269,7 +294,8 @@ func TestConfigShow(t *testing.T) {
 	assert.False(t, strings.Contains(r.stdout, "name:"))
 }
 
-// TestDemo runs the demo on a small job: a simulated spot run that it verifies.
+// TestDemo runs the demo on a small job: a simulated spot run that it verifies; run again, it shows
+// the same result without training.
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -279,6 +305,17 @@ func TestDemo(t *testing.T) {
 	assert.Contains(t, r.stdout, "skill vs persistence")
 	assert.Contains(t, r.stdout, "sound: every interruption was followed by a resume")
 	assert.FileExists(t, filepath.Join(dir, "runs", "lstm-fixed-poisson", "rep-0", "metrics.json"))
+
+	// Again: nothing trains, and the answer is the same table, read from the finished run.
+	again := spottrain(t, dir, append([]string{"demo"}, spotJob("train.epochs=6")...)...)
+	require.Equal(t, 0, again.code, "stdout: %s\nstderr: %s", again.stdout, again.stderr)
+	assert.NotContains(t, again.stdout, "[run] trainer started")
+	assert.Contains(t, again.stdout, filepath.Join("runs", "lstm-fixed-poisson", "rep-0")+" completed before (remove it to train again)")
+	table := regexp.MustCompile(`(?m)^ *(forecast|LSTM|persistence \(24 h\)|skill vs persistence)[ :].*$`)
+	first := table.FindAllString(r.stdout, -1)
+	require.Len(t, first, 4, r.stdout)
+	assert.Equal(t, first, table.FindAllString(again.stdout, -1), again.stdout)
+	assert.Contains(t, again.stdout, "sound: every interruption was followed by a resume")
 }
 
 // TestAnalyzeErrors: bad input to analyze is one line naming what is wrong, exit 2, and no report.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -35,7 +36,8 @@ func runTrain(ctx context.Context, args []string, stdout io.Writer, stop <-chan 
 
 // withCloudNotices starts watching for the cloud's preemption notice as source (the config's
 // preemption.notice) says, and returns a channel that carries the first notice, the cloud's or
-// one of stop's (a signal); the watch ends with ctx.
+// one of stop's (a signal); the watch ends with ctx. A cloud named in the config whose metadata
+// server cannot be reached is one warning on stderr.
 func withCloudNotices(ctx context.Context, source string, stop <-chan train.Notice, log io.Writer) <-chan train.Notice {
 	if source == preemption.NoticeNone {
 		return stop
@@ -43,7 +45,8 @@ func withCloudNotices(ctx context.Context, source string, stop <-chan train.Noti
 	cloud := make(chan train.Notice, 1)
 	go preemption.WatchNotices(ctx, source,
 		func(n preemption.CloudNotice) { cloud <- train.Notice{Signal: n, At: time.Now()} },
-		func(msg string) { fmt.Fprintln(log, msg) })
+		func(msg string) { fmt.Fprintln(log, msg) },
+		func(msg string) { fmt.Fprintln(os.Stderr, "spottrain: warning: "+msg) })
 	first := make(chan train.Notice, 1)
 	go func() {
 		select {
@@ -85,12 +88,18 @@ func trainAndReport(ctx context.Context, cfg configs.Config, stdout io.Writer, o
 	}
 	fmt.Fprintf(stdout, "\n%s: %d steps in %s; test split (%d windows of %d h):\n", sum.Name, sum.Result.Steps,
 		sum.Wall.Round(1e7), sum.Samples[2], cfg.Data.LSTM.HorizonHours)
+	printForecastScores(stdout, t)
+	fmt.Fprintf(stdout, "run dir: %s\n", sum.RunDir)
+	return nil
+}
+
+// printForecastScores prints the LSTM's test scores t: its errors beside the persistence
+// forecast's, and its skill.
+func printForecastScores(stdout io.Writer, t map[string]float64) {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "forecast\tMAE kW\tRMSE kW\t")
 	fmt.Fprintf(tw, "LSTM\t%.4f\t%.4f\t\n", t["mae_kw"], t["rmse_kw"])
 	fmt.Fprintf(tw, "persistence (24 h)\t%.4f\t%.4f\t\n", t["persistence_mae_kw"], t["persistence_rmse_kw"])
 	tw.Flush()
-	fmt.Fprintf(stdout, "skill vs persistence: %+.3f (1 - RMSE/RMSE_persistence; above 0 beats persistence)\nrun dir: %s\n",
-		t["skill"], sum.RunDir)
-	return nil
+	fmt.Fprintf(stdout, "skill vs persistence: %+.3f (1 - RMSE/RMSE_persistence; above 0 beats persistence)\n", t["skill"])
 }
