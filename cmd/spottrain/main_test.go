@@ -416,7 +416,33 @@ func badInputs() []badInput {
 		{name: "CSVMissing", files: map[string]string{"site/job.yaml": csvJob("pv.csv")},
 			args: []string{"train", "--config", "site/job.yaml"}, want: "", also: []string{"site/pv.csv", "no such file"}},
 		{name: "SyntheticTooShort", args: append(append(lstmTrain(), tiny("run")...), "--set", "data.lstm.days=8"),
-			want: "", also: []string{"192 hours", "200"}},
+			want: "--set data.lstm.days=8: data.lstm.days: must be >= 9: each split", also: []string{"(24 + 6) hours (got 8 days)"}},
+
+		// Issue 15: every bad input refused up front, naming the key, not a Go type or field.
+		{name: "SetLayersModel", args: append(append(lstmTrain(), tiny("run")...), "--set", "layers.model=nope"),
+			want: "--set layers.model=nope: layers.model: cannot be set with --set"},
+		{name: "ThreadsTooMany", args: append(append(lstmTrain(), tiny("run")...), "--set", "threads=100000"),
+			want: "--set threads=100000: threads: must be in [0, 1024]"},
+		{name: "EpochsOverflow", args: append(append(lstmTrain(), tiny("run")...), "--set", "train.epochs=9223372036854775807"),
+			want: "--set train.epochs=9223372036854775807: train.epochs: must be <= 1000000"},
+		{name: "SyntheticDaysTooMany", args: append(append(lstmTrain(), tiny("run")...), "--set", "data.lstm.days=40000"),
+			want: "--set data.lstm.days=40000: data.lstm.days: must be <= 36600 (got 40000)"},
+		{name: "SyntheticStartOffTheHour", args: append(append(lstmTrain(), tiny("run")...), "--set", "data.lstm.start=2023-01-01T00:30:00Z"),
+			want: "--set data.lstm.start=2023-01-01T00:30:00Z: data.lstm.start: must be on the hour"},
+		{name: "RunDirRoot", args: append(append(lstmTrain(), tiny("run")...), "--set", "run_dir=/"),
+			want: `--set run_dir=/: run_dir: must not be a system folder`},
+		{name: "NameTooLong", args: append(append(lstmTrain(), tiny("run")...), "--set", "name="+strings.Repeat("n", 300)),
+			want: "--set name=" + strings.Repeat("n", 300) + ": name: must be at most 255 bytes"},
+		{name: "CSVNoTimestampColumn", files: map[string]string{
+			"site/job.yaml": csvJob("pv.csv"),
+			"site/pv.csv":   "time,power_kw\n2021-06-01 00:00,0\n",
+		}, args: []string{"train", "--config", "site/job.yaml"}, want: `site/pv.csv:1: no timestamp column "timestamp"`,
+			also: []string{"(set data.lstm.timestamp_column)"}},
+		{name: "CSVGapTooLong", files: map[string]string{
+			"site/job.yaml": csvJob("pv.csv"),
+			"site/pv.csv":   header + "2021-06-01 00:00,0\n2021-06-01 09:00,0.1\n",
+		}, args: []string{"train", "--config", "site/job.yaml"}, want: "site/pv.csv:3: gap of 8 missing hours",
+			also: []string{"(set data.lstm.max_gap_fill_hours)"}},
 	}
 }
 
