@@ -250,6 +250,11 @@ var errorCases = []errorCase{
 	{name: "RunDirUnderEtc", doc: "run_dir: /etc/runs/x\n", line: 1, key: "run_dir", msg: `must not be a system folder: a run fills its run dir with files (got "/etc/runs/x")`},
 	{name: "RunDirElementTooLong", doc: "run_dir: runs/" + strings.Repeat("b", 256) + "\n", line: 1, key: "run_dir", msg: "a folder name is at most 255 bytes (got one of 256)"},
 
+	{name: "DigestNotHex", doc: "data:\n  source: csv\n  path: a.csv\n  digest: abc\n", line: 4, key: "data.digest",
+		msg: `must be a SHA-256 in 64 lowercase hex digits (got "abc")`},
+	{name: "DigestWithoutPath", doc: "data:\n  digest: " + strings.Repeat("0", 64) + "\n", line: 2, key: "data.digest",
+		msg: "needs data.path: the digest is that of the data file"},
+
 	{name: "BadNotice", doc: "preemption:\n  notice: azure\n", line: 2, key: "preemption.notice",
 		msg: `must be one of auto, gcp, aws, none (got "azure")`},
 	{name: "RemoteScheme", doc: "checkpoint:\n  remote: ftp://host/x\n", line: 2, key: "checkpoint.remote",

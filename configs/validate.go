@@ -32,6 +32,7 @@ var (
 
 	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	deviceRE = regexp.MustCompile(`^(auto|cpu|cuda(:[0-9]+)?)$`)
+	digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 	// systemDirs are folders a run dir must not be: a run would fill them with its files.
 	systemDirs = []string{"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
@@ -182,6 +183,8 @@ func checkData(ch *checker, d DataConfig, kind string) {
 			"model.kind %s trains on %s (got %q)", kind, strings.Join(solarSources, ", "), d.Source)
 	}
 	ch.cross(strings.HasPrefix(d.Source, "synthetic") || d.Path != "", []string{"data.path", "data.source"}, "required when data.source is %s", d.Source)
+	ch.want(d.Digest == "" || digestRE.MatchString(d.Digest), "data.digest", "must be a SHA-256 in 64 lowercase hex digits (got %q)", d.Digest)
+	ch.cross(d.Digest == "" || d.Path != "", []string{"data.digest", "data.path"}, "needs data.path: the digest is that of the data file")
 	ch.kindSection("data.lstm", d.LSTM != nil, kind)
 	ch.kindSection("data.resnet", d.ResNet != nil, kind)
 	if l := d.LSTM; l != nil {

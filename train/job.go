@@ -158,7 +158,9 @@ func (j *job) prepare() error {
 }
 
 // savedConfig is cfg as the run dir records it, and its YAML: the data file named by its absolute
-// path, so that the config loads again from anywhere.
+// path, so that the config loads again from anywhere, and with its digest (data.digest), so that
+// a resume on other data is refused and the TrainingHash tells the data apart. A data.digest set
+// in cfg that the data does not match is an *InputError.
 func savedConfig(cfg configs.Config) (configs.Config, []byte, error) {
 	if p := cfg.Data.Path; p != "" {
 		abs, err := filepath.Abs(p)
@@ -166,6 +168,14 @@ func savedConfig(cfg configs.Config) (configs.Config, []byte, error) {
 			return cfg, nil, err
 		}
 		cfg.Data.Path = abs
+		digest, err := dataDigest(abs)
+		if err != nil {
+			return cfg, nil, &InputError{fmt.Errorf("data.path: %w", err)}
+		}
+		if cfg.Data.Digest != "" && cfg.Data.Digest != digest {
+			return cfg, nil, &InputError{fmt.Errorf("data.digest: %s has SHA-256 %s, not %s", p, digest, cfg.Data.Digest)}
+		}
+		cfg.Data.Digest = digest
 	}
 	doc, err := cfg.YAML()
 	return cfg, doc, err
@@ -364,10 +374,13 @@ func (j *job) complete() error {
 		}
 	}
 	j.sum.ComputeSeconds = j.ck.computeSeconds()
-	var err error
-	if j.sum.Test, err = j.work.Test(j.net); err != nil {
+	test, err := j.work.Test(j.net)
+	if err != nil {
 		return fmt.Errorf("score test split: %w", err)
 	}
+	var absent map[string]string
+	j.sum.Test, absent = test.Finite()
+	warnAbsent(j.log, "test", absent)
 	return writeMetrics(j.cfg.RunDir, j.sum)
 }
 

@@ -733,3 +733,71 @@ func TestInterrupt(t *testing.T) {
 	require.NoError(t, err)
 	assert.FileExists(t, filepath.Join(dir, "run", fmt.Sprintf("step-%08d", step), "manifest.json"))
 }
+
+// TestNonFiniteMetric trains on PV history of constant power, whose persistence forecast is
+// perfect: the skill score (1 - RMSE/RMSE_persistence) is -Inf. The run leaves it out of its
+// metrics with a warning, checkpoints after each evaluation and completes; so does a restart.
+func TestNonFiniteMetric(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("timestamp,power_kw\n")
+	start := time.Date(2021, 6, 1, 0, 0, 0, 0, time.UTC)
+	for h := range 40 * 24 {
+		fmt.Fprintf(&b, "%s,1.5\n", start.Add(time.Duration(h)*time.Hour).Format("2006-01-02 15:04"))
+	}
+	testutil.WriteFile(t, filepath.Join(dir, "pv.csv"), b.String())
+	testutil.WriteFile(t, filepath.Join(dir, "job.yaml"), "name: flat\ndevice: cpu\nthreads: 1\n"+
+		"data:\n  source: csv\n  path: pv.csv\n  lstm:\n    capacity_kw: 5\n    lookback_hours: 24\n    horizon_hours: 6\n"+
+		"model:\n  lstm:\n    hidden_size: 8\n    num_layers: 1\ntrain:\n  epochs: 2\n  log_every: 5\n"+
+		"checkpoint:\n  every_steps: 3\n  every_seconds: 0\n")
+	for run := range 2 {
+		r := spottrain(t, dir, "train", "--config", "job.yaml")
+		require.Equal(t, 0, r.code, "run %d: stdout: %s\nstderr: %s", run, r.stdout, r.stderr)
+		assert.Contains(t, r.stdout, "warning: test metric skill left out: -Inf is not a finite number")
+		if run == 0 {
+			assert.Contains(t, r.stdout, "warning: validation metric skill left out: -Inf is not a finite number")
+		}
+	}
+	doc, err := os.ReadFile(filepath.Join(dir, "runs", "flat", "metrics.json"))
+	require.NoError(t, err)
+	var m metrics
+	require.NoError(t, json.Unmarshal(doc, &m))
+	require.Len(t, m.Epochs, 2)
+	assert.NotContains(t, m.Epochs[1].Val, "skill")
+	assert.Contains(t, m.Epochs[1].Val, "rmse_kw")
+	assert.NotContains(t, m.Test, "skill")
+}
+
+// TestResumeOtherData: what a run trains on is part of what it trains. A run dir whose
+// checkpoints were made on one CSV file refuses another without --force, naming data.digest; the
+// same file moved elsewhere resumes.
+func TestResumeOtherData(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writePVCSV(t, filepath.Join(dir, "a", "pv.csv"), 40, 0)
+	writePVCSV(t, filepath.Join(dir, "b", "pv.csv"), 41, 0)
+	train := func(data string) result {
+		return spottrain(t, dir, append([]string{"train", "--config", "job.yaml", "--set", "data.path=" + data}, tiny("run")...)...)
+	}
+	testutil.WriteFile(t, filepath.Join(dir, "job.yaml"), "name: roof\ndata:\n  source: csv\n  lstm:\n    capacity_kw: 0\n")
+	r := train("a/pv.csv")
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	before, err := os.ReadFile(filepath.Join(dir, "run", "config.yaml"))
+	require.NoError(t, err)
+
+	r = train("b/pv.csv")
+	assert.Equal(t, 2, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	msg := errorLine(t, r.stderr)
+	assert.Contains(t, msg, "holds checkpoints of another config")
+	assert.Contains(t, msg, "data.digest: ")
+	after, err := os.ReadFile(filepath.Join(dir, "run", "config.yaml"))
+	require.NoError(t, err)
+	assert.Equal(t, string(before), string(after), "config.yaml untouched")
+
+	require.NoError(t, os.Rename(filepath.Join(dir, "a"), filepath.Join(dir, "moved")))
+	r = train("moved/pv.csv")
+	assert.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Contains(t, r.stdout, "config changed since the checkpoint: data.path: ")
+	assert.Contains(t, r.stdout, "the run is complete")
+}
