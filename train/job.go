@@ -44,6 +44,9 @@ type Options struct {
 	Force    bool          // resume a run dir whose checkpoints were made with another config
 	// FS is the file system checkpoints are written through; nil: the operating system's.
 	FS checkpoint.FS
+	// Memory is the memory in bytes that generated data may take; 0: what the machine has
+	// available. Data that would not fit is refused before it is made, naming the key that sizes it.
+	Memory uint64
 }
 
 // Run trains the job that cfg describes in its run dir, resuming from the newest valid checkpoint
@@ -133,6 +136,12 @@ func (j *job) prepare() error {
 		return err
 	}
 	torch.ManualSeed(cfg.Seed)
+	if err := checkMemory(cfg, j.opt.Memory); err != nil {
+		return err
+	}
+	if err := checkRegion(context.Background(), cfg.Checkpoint.Remote); err != nil {
+		return err
+	}
 	work, err := newWorkload(cfg, j.log)
 	if err != nil {
 		return &InputError{err}

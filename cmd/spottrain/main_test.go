@@ -801,3 +801,31 @@ func TestResumeOtherData(t *testing.T) {
 	assert.Contains(t, r.stdout, "config changed since the checkpoint: data.path: ")
 	assert.Contains(t, r.stdout, "the run is complete")
 }
+
+// TestDataTooBigForMemory: synthetic data that would not fit in the machine's memory is refused
+// before it is made, naming the key that sizes it; nothing is written.
+func TestDataTooBigForMemory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := spottrainEnv(t, dir, []string{"SPOTTRAIN_TEST_MEMORY=100000"}, append(lstmTrain(), tiny("run")...)...)
+	assert.Equal(t, 2, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Equal(t, "data.lstm.days: the data would take about 0.000657 GB of memory, and this machine has 0.0001 GB available",
+		errorLine(t, r.stderr))
+	assert.NoDirExists(t, filepath.Join(dir, "run"))
+}
+
+// TestS3WithoutRegion: an s3:// checkpoint.remote without a region, where the AWS SDK finds none
+// either, is refused before anything is written, naming the key.
+func TestS3WithoutRegion(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := []string{"AWS_REGION=", "AWS_DEFAULT_REGION=", "AWS_PROFILE=", "AWS_CONFIG_FILE=" + filepath.Join(dir, "none"),
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "none")}
+	r := spottrainEnv(t, dir, env, append(append(lstmTrain(), tiny("run")...), "--set", "checkpoint.remote=s3://bucket/runs")...)
+	assert.Equal(t, 2, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Equal(t, "checkpoint.remote: s3://bucket/runs names no AWS region: add ?region=REGION to it, or set AWS_REGION",
+		errorLine(t, r.stderr))
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing written")
+}
