@@ -429,8 +429,9 @@ func badInputs() []badInput {
 			want: "--set data.lstm.days=40000: data.lstm.days: must be <= 36600 (got 40000)"},
 		{name: "SyntheticStartOffTheHour", args: append(append(lstmTrain(), tiny("run")...), "--set", "data.lstm.start=2023-01-01T00:30:00Z"),
 			want: "--set data.lstm.start=2023-01-01T00:30:00Z: data.lstm.start: must be on the hour"},
-		{name: "RunDirRoot", args: append(append(lstmTrain(), tiny("run")...), "--set", "run_dir=/"),
-			want: `--set run_dir=/: run_dir: must not be a system folder`},
+		// A system folder nothing can be written to: before the fix, run_dir=/ trained into /.
+		{name: "RunDirSystemFolder", args: append(append(lstmTrain(), tiny("run")...), "--set", "run_dir=/proc/spottrain-runs"),
+			want: `--set run_dir=/proc/spottrain-runs: run_dir: must not be a system folder`},
 		{name: "NameTooLong", args: append(append(lstmTrain(), tiny("run")...), "--set", "name="+strings.Repeat("n", 300)),
 			want: "--set name=" + strings.Repeat("n", 300) + ": name: must be at most 255 bytes"},
 		{name: "CSVNoTimestampColumn", files: map[string]string{
@@ -755,6 +756,7 @@ func TestNonFiniteMetric(t *testing.T) {
 		r := spottrain(t, dir, "train", "--config", "job.yaml")
 		require.Equal(t, 0, r.code, "run %d: stdout: %s\nstderr: %s", run, r.stdout, r.stderr)
 		assert.Contains(t, r.stdout, "warning: test metric skill left out: -Inf is not a finite number")
+		assert.Contains(t, r.stdout, "skill vs persistence: - (", "an absent metric shows as -")
 		if run == 0 {
 			assert.Contains(t, r.stdout, "warning: validation metric skill left out: -Inf is not a finite number")
 		}
