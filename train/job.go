@@ -142,6 +142,9 @@ func (j *job) prepare() error {
 	if err := checkRegion(context.Background(), cfg.Checkpoint.Remote); err != nil {
 		return err
 	}
+	if err := checkRunDirOwner(cfg.RunDir); err != nil {
+		return err
+	}
 	work, err := newWorkload(cfg, j.log)
 	if err != nil {
 		return &InputError{err}

@@ -432,6 +432,9 @@ func badInputs() []badInput {
 		// A system folder nothing can be written to: before the fix, run_dir=/ trained into /.
 		{name: "RunDirSystemFolder", args: append(append(lstmTrain(), tiny("run")...), "--set", "run_dir=/proc/spottrain-runs"),
 			want: `--set run_dir=/proc/spottrain-runs: run_dir: must not be a system folder`},
+		{name: "RunDirOfSomethingElse", files: map[string]string{"mine/notes.txt": "mine"},
+			args: append(append(lstmTrain(), tiny("run")...), "--set", "run_dir=mine"),
+			want: "run_dir: mine is not empty (it holds notes.txt) and is no run's: give a new or empty folder"},
 		{name: "NameTooLong", args: append(append(lstmTrain(), tiny("run")...), "--set", "name="+strings.Repeat("n", 300)),
 			want: "--set name=" + strings.Repeat("n", 300) + ": name: must be at most 255 bytes"},
 		{name: "CSVNoTimestampColumn", files: map[string]string{

@@ -1,5 +1,8 @@
 package train
 
+// Checks of a job's inputs against the machine it runs on, made in prepare before anything is
+// written: each error names the config key.
+
 import (
 	"bufio"
 	"fmt"
@@ -7,8 +10,10 @@ import (
 	"strconv"
 	"strings"
 
+	"spottrain/checkpoint"
 	"spottrain/configs"
 	"spottrain/data/cifar"
+	"spottrain/events"
 )
 
 // solarFeatures bounds the features per hour of a PV series (data/solar: at most 8).
@@ -67,4 +72,23 @@ func memAvailable() (uint64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// checkRunDirOwner returns a *configs.Error at run_dir when dir exists, holds files and none of
+// them is a run's (its lock, event log, config, a step-* checkpoint or the run.log of spottrain
+// run): a run would mix its files with another's (run_dir=. or a home folder). A missing or empty
+// dir is fine.
+func checkRunDirOwner(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) == 0 {
+		return nil // a dir that cannot be listed fails at open, with its own error
+	}
+	for _, e := range entries {
+		switch n := e.Name(); {
+		case n == checkpoint.LockName, n == events.FileName, n == ConfigFile, n == "run.log", strings.HasPrefix(n, "step-"):
+			return nil
+		}
+	}
+	return &configs.Error{Key: "run_dir", Msg: fmt.Sprintf("%s is not empty (it holds %s) and is no run's: give a new or empty folder",
+		dir, entries[0].Name())}
 }
