@@ -124,8 +124,13 @@ type ResNetModel struct {
 // DataConfig names the data set. Of LSTM and ResNet, the one model.kind names is set and the
 // other is nil.
 type DataConfig struct {
-	Source string      `yaml:"source"` // synthetic, csv or pvgis (lstm); cifar100, cifar10 or synthetic-cifar (resnet)
-	Path   string      `yaml:"path"`   // csv, pvgis: the file; cifar*: the .tar.gz or its folder; resolved (see package doc)
+	Source string `yaml:"source"` // synthetic, csv or pvgis (lstm); cifar100, cifar10 or synthetic-cifar (resnet)
+	Path   string `yaml:"path"`   // csv, pvgis: the file; cifar*: the .tar.gz or its folder; resolved (see package doc)
+	// Digest is the hex SHA-256 of what Path names (a folder: of its files' names and contents),
+	// as the trainer found it; empty: not recorded (synthetic data, whose settings are keys). It is
+	// part of TrainingHash, unlike Path: a moved file trains the same, another file does not. A
+	// run dir's config.yaml records it; set in a config, the trainer refuses data that differs.
+	Digest string      `yaml:"digest,omitempty"`
 	LSTM   *LSTMData   `yaml:"lstm,omitempty"`
 	ResNet *ResNetData `yaml:"resnet,omitempty"`
 }

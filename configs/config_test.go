@@ -3,6 +3,7 @@ package configs_test
 import (
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -230,6 +231,29 @@ var errorCases = []errorCase{
 		key: "model", msg: `must be a mapping (got "lstm")`},
 	{name: "SetSecondOfTwo", doc: "seed: 1\n", sets: []string{"seed=2", "seed=x"}, file: "--set seed=x",
 		key: "seed", msg: `must be a non-negative integer (got "x")`},
+
+	// issue 15: bounds checked up front, naming the key
+	{name: "SetLayers", doc: "seed: 1\n", sets: []string{"layers.model=nope"}, file: "--set layers.model=nope", key: "layers.model",
+		msg: "cannot be set with --set (the layers are read before any flag): name them in the layers section of an experiment or a --config file"},
+	{name: "SetLayersSection", doc: "seed: 1\n", sets: []string{"layers={model: m}"}, file: "--set layers={model: m}", key: "layers",
+		msg: "cannot be set with --set (the layers are read before any flag): name them in the layers section of an experiment or a --config file"},
+	{name: "ThreadsTooMany", doc: "threads: 100000\n", line: 1, key: "threads", msg: "must be in [0, 1024], 0 = one per CPU core (got 100000)"},
+	{name: "EpochsTooMany", doc: "train:\n  epochs: 9223372036854775807\n", line: 2, key: "train.epochs", msg: "must be <= 1000000 (got 9223372036854775807)"},
+	{name: "DaysTooMany", doc: "data:\n  lstm:\n    days: 40000\n", line: 3, key: "data.lstm.days", msg: "must be <= 36600 (got 40000)"},
+	{name: "DaysTooFewForWindows", doc: "data:\n  lstm:\n    days: 7\n", line: 3, key: "data.lstm.days",
+		msg: "must be >= 20: each split (data.lstm.train_frac, data.lstm.val_frac, the rest) needs data.lstm.lookback_hours + data.lstm.horizon_hours (48 + 24) hours (got 7 days)"},
+	{name: "StartOffTheHour", doc: "data:\n  lstm:\n    start: 2023-01-01T00:30:00Z\n", line: 3, key: "data.lstm.start",
+		msg: "must be on the hour for synthetic data (got 2023-01-01T00:30:00Z)"},
+	{name: "NameTooLong", doc: "name: " + strings.Repeat("a", 300) + "\n", line: 1, key: "name", msg: "must be at most 255 bytes, a file name (got 300)"},
+	{name: "RunDirRoot", doc: "run_dir: /\n", line: 1, key: "run_dir", msg: `must not be a system folder: a run fills its run dir with files (got "/")`},
+	{name: "RunDirUsr", doc: "run_dir: /usr/\n", line: 1, key: "run_dir", msg: `must not be a system folder: a run fills its run dir with files (got "/usr/")`},
+	{name: "RunDirUnderEtc", doc: "run_dir: /etc/runs/x\n", line: 1, key: "run_dir", msg: `must not be a system folder: a run fills its run dir with files (got "/etc/runs/x")`},
+	{name: "RunDirElementTooLong", doc: "run_dir: runs/" + strings.Repeat("b", 256) + "\n", line: 1, key: "run_dir", msg: "a folder name is at most 255 bytes (got one of 256)"},
+
+	{name: "DigestNotHex", doc: "data:\n  source: csv\n  path: a.csv\n  digest: abc\n", line: 4, key: "data.digest",
+		msg: `must be a SHA-256 in 64 lowercase hex digits (got "abc")`},
+	{name: "DigestWithoutPath", doc: "data:\n  digest: " + strings.Repeat("0", 64) + "\n", line: 2, key: "data.digest",
+		msg: "needs data.path: the digest is that of the data file"},
 
 	{name: "BadNotice", doc: "preemption:\n  notice: azure\n", line: 2, key: "preemption.notice",
 		msg: `must be one of auto, gcp, aws, none (got "azure")`},

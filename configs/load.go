@@ -86,7 +86,8 @@ func yamlSyntax(err error) (int, string) {
 }
 
 // parseSet turns "a.b.c=value" into the layer {a: {b: {c: value}}}; value is parsed as
-// YAML (so "[0.9,0.98]" is a list and "foo" a string), and an empty value is "".
+// YAML (so "[0.9,0.98]" is a list and "foo" a string), and an empty value is "". A key under
+// layers is an error: the layers are loaded before the flags apply, so it could not take effect.
 func parseSet(arg string) (*layer, error) {
 	name := "--set " + arg
 	key, value, ok := strings.Cut(arg, "=")
@@ -96,6 +97,10 @@ func parseSet(arg string) (*layer, error) {
 	parts := strings.Split(key, ".")
 	if slices.Contains(parts, "") {
 		return nil, &Error{File: name, Key: key, Msg: "malformed key: want dotted.key=value"}
+	}
+	if parts[0] == "layers" {
+		return nil, &Error{File: name, Key: key, Msg: "cannot be set with --set (the layers are read before any flag): " +
+			"name them in the layers section of an experiment or a --config file"}
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(value), &doc); err != nil {

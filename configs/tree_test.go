@@ -293,3 +293,23 @@ func TestTrainingHash(t *testing.T) {
 	b.Train.BatchSize++
 	assert.NotEqual(t, a.TrainingHash(), b.TrainingHash())
 }
+
+// TestTrainingHashData: the data file's digest is part of what is trained, its path is not.
+func TestTrainingHashData(t *testing.T) {
+	a := configs.Default()
+	a.Data.Source, a.Data.Path, a.Data.Digest = "csv", "/data/a.csv", strings.Repeat("a", 64)
+	moved := a
+	moved.Data.Path = "/elsewhere/a.csv"
+	assert.Equal(t, a.TrainingHash(), moved.TrainingHash(), "a moved file trains the same")
+	other := a
+	other.Data.Digest = strings.Repeat("b", 64)
+	assert.NotEqual(t, a.TrainingHash(), other.TrainingHash(), "another file trains something else")
+	changes := configs.Diff(a, other)
+	require.Len(t, changes, 1)
+	assert.Equal(t, "data.digest", changes[0].Key)
+	assert.True(t, changes[0].Breaks)
+	// A config saved before digests were recorded has none: it names no change.
+	before := a
+	before.Data.Digest = ""
+	assert.Empty(t, configs.Diff(before, a))
+}

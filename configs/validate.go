@@ -8,8 +8,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"spottrain/checkpoint"
+	"spottrain/data/solar"
 	"spottrain/preemption"
 )
 
@@ -30,6 +32,23 @@ var (
 
 	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	deviceRE = regexp.MustCompile(`^(auto|cpu|cuda(:[0-9]+)?)$`)
+	digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+	// systemDirs are folders a run dir must not be: a run would fill them with its files.
+	systemDirs = []string{"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
+		"/media", "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var"}
+	// systemTrees are folders nothing of a run may be under.
+	systemTrees = []string{"/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin", "/sys"}
+)
+
+// Bounds that a typo breaks at validation, naming its key, rather than hours later, in the Go
+// runtime or as an overflow.
+const (
+	maxThreads   = 1024      // libtorch intra-op threads
+	maxEpochs    = 1_000_000 // epochs times batches stays far from overflowing an int
+	maxSynthDays = 36600     // 100 years of synthetic PV history
+	maxNameBytes = 255       // a file name (one path element) on Linux file systems
+	maxPathBytes = 3800      // PATH_MAX (4096), less room for the files a run keeps in its run dir
 )
 
 // Validate reports the first rule c breaks as an *Error with Key and Msg (no File or
@@ -68,6 +87,11 @@ func (ch *checker) atLeast(key string, v, lo int) {
 	ch.want(v >= lo, key, "must be >= %d (got %d)", lo, v)
 }
 
+// atMost wants v <= hi.
+func (ch *checker) atMost(key string, v, hi int) {
+	ch.want(v <= hi, key, "must be <= %d (got %d)", hi, v)
+}
+
 // between wants lo <= v <= hi.
 func (ch *checker) between(key string, v, lo, hi int) {
 	ch.want(v >= lo && v <= hi, key, "must be in [%d, %d] (got %d)", lo, hi, v)
@@ -93,9 +117,10 @@ func (ch *checker) kindSection(key string, present bool, kind string) {
 func (c Config) problem() *problem {
 	var ch checker
 	ch.want(nameRE.MatchString(c.Name), "name", "must be letters, digits, '.', '_' or '-', starting with a letter or digit (got %q)", c.Name)
+	ch.want(len(c.Name) <= maxNameBytes, "name", "must be at most %d bytes, a file name (got %d)", maxNameBytes, len(c.Name))
 	ch.want(deviceRE.MatchString(c.Device), "device", "must be auto, cpu, cuda or cuda:N (got %q)", c.Device)
-	ch.atLeast("threads", c.Threads, 0)
-	ch.want(c.RunDir != "", "run_dir", "must not be empty")
+	ch.want(c.Threads >= 0 && c.Threads <= maxThreads, "threads", "must be in [0, %d], 0 = one per CPU core (got %d)", maxThreads, c.Threads)
+	checkRunDir(&ch, c.RunDir)
 	checkModel(&ch, c.Model)
 	checkData(&ch, c.Data, c.Model.Kind)
 	checkTrain(&ch, c.Train, c.Model.Kind, c.Device)
@@ -115,6 +140,21 @@ func (c Config) problem() *problem {
 		ch.cross(false, []string{ce.Key, "cost.gpu"}, "%s", ce.Msg)
 	}
 	return ch.first
+}
+
+// checkRunDir wants run_dir to be a folder the file system can create, and no system folder.
+func checkRunDir(ch *checker, dir string) {
+	ch.want(dir != "", "run_dir", "must not be empty")
+	for _, e := range strings.Split(filepath.ToSlash(dir), "/") {
+		ch.want(len(e) <= maxNameBytes, "run_dir", "a folder name is at most %d bytes (got one of %d)", maxNameBytes, len(e))
+	}
+	abs, err := filepath.Abs(dir)
+	ch.want(err == nil && len(abs) <= maxPathBytes, "run_dir", "must be at most %d bytes as an absolute path (got %d)", maxPathBytes, len(abs))
+	system := slices.Contains(systemDirs, abs)
+	for _, t := range systemTrees {
+		system = system || strings.HasPrefix(abs, t+"/")
+	}
+	ch.want(!system, "run_dir", "must not be a system folder: a run fills its run dir with files (got %q)", dir)
 }
 
 func checkModel(ch *checker, m ModelConfig) {
@@ -143,6 +183,8 @@ func checkData(ch *checker, d DataConfig, kind string) {
 			"model.kind %s trains on %s (got %q)", kind, strings.Join(solarSources, ", "), d.Source)
 	}
 	ch.cross(strings.HasPrefix(d.Source, "synthetic") || d.Path != "", []string{"data.path", "data.source"}, "required when data.source is %s", d.Source)
+	ch.want(d.Digest == "" || digestRE.MatchString(d.Digest), "data.digest", "must be a SHA-256 in 64 lowercase hex digits (got %q)", d.Digest)
+	ch.cross(d.Digest == "" || d.Path != "", []string{"data.digest", "data.path"}, "needs data.path: the digest is that of the data file")
 	ch.kindSection("data.lstm", d.LSTM != nil, kind)
 	ch.kindSection("data.resnet", d.ResNet != nil, kind)
 	if l := d.LSTM; l != nil {
@@ -165,10 +207,12 @@ func checkLSTMData(ch *checker, d LSTMData, source string) {
 	ch.want(math.Abs(d.Longitude) <= 180, "data.lstm.longitude", "must be in [-180, 180] (got %v)", d.Longitude)
 	if source == "synthetic" {
 		ch.want(d.CapacityKW > 0, "data.lstm.capacity_kw", "must be > 0 for synthetic data (got %v)", d.CapacityKW)
+		ch.want(d.Start.Equal(d.Start.Truncate(time.Hour)), "data.lstm.start", "must be on the hour for synthetic data (got %s)", d.Start.Format(time.RFC3339Nano))
 	} else {
 		ch.want(d.CapacityKW >= 0, "data.lstm.capacity_kw", "must be >= 0, 0 = the maximum observed (got %v)", d.CapacityKW)
 	}
 	ch.atLeast("data.lstm.days", d.Days, 7)
+	ch.atMost("data.lstm.days", d.Days, maxSynthDays)
 	ch.want(d.CloudPersistence >= 0 && d.CloudPersistence < 1, "data.lstm.cloud_persistence", "must be in [0, 1) (got %v)", d.CloudPersistence)
 	ch.want(d.Noise >= 0 && d.Noise <= 0.5, "data.lstm.noise", "must be in [0, 0.5] (got %v)", d.Noise)
 	ch.atLeast("data.lstm.max_gap_fill_hours", d.MaxGapFillHours, 0)
@@ -178,10 +222,17 @@ func checkLSTMData(ch *checker, d LSTMData, source string) {
 	ch.want(d.ValFrac > 0 && d.ValFrac < 1, "data.lstm.val_frac", "must be in (0, 1) (got %v)", d.ValFrac)
 	ch.cross(d.TrainFrac+d.ValFrac < 1, []string{"data.lstm.val_frac", "data.lstm.train_frac"},
 		"data.lstm.train_frac + data.lstm.val_frac must be < 1, leaving a test split (got %v + %v)", d.TrainFrac, d.ValFrac)
+	if source == "synthetic" && ch.first == nil {
+		need := solar.MinHours(solar.WindowConfig{Lookback: d.LookbackHours, Horizon: d.HorizonHours, TrainFrac: d.TrainFrac, ValFrac: d.ValFrac})
+		ch.cross(d.Days*24 >= need, []string{"data.lstm.days", "data.lstm.lookback_hours", "data.lstm.horizon_hours"},
+			"must be >= %d: each split (data.lstm.train_frac, data.lstm.val_frac, the rest) needs data.lstm.lookback_hours + "+
+				"data.lstm.horizon_hours (%d + %d) hours (got %d days)", (need+23)/24, d.LookbackHours, d.HorizonHours, d.Days)
+	}
 }
 
 func checkTrain(ch *checker, t TrainConfig, kind, device string) {
 	ch.atLeast("train.epochs", t.Epochs, 1)
+	ch.atMost("train.epochs", t.Epochs, maxEpochs)
 	ch.atLeast("train.batch_size", t.BatchSize, 1)
 	ch.atLeast("train.max_steps", t.MaxSteps, 0)
 	ch.atLeast("train.log_every", t.LogEvery, 1)

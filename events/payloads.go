@@ -88,7 +88,10 @@ type EpochEnd struct {
 	Epoch     int                `json:"epoch"` // 0 for the first
 	Step      int                `json:"step"`
 	TrainLoss float64            `json:"train_loss"`
-	Metrics   map[string]float64 `json:"metrics"` // validation metrics by name
+	Metrics   map[string]float64 `json:"metrics"` // validation metrics by name, all finite
+	// Absent names the metrics the evaluation left out, each with the reason (a score undefined on
+	// the data, such as a skill against a persistence RMSE of 0); nil: none.
+	Absent map[string]string `json:"absent,omitempty"`
 }
 
 // Progress: a log line's worth of training.

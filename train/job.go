@@ -44,6 +44,9 @@ type Options struct {
 	Force    bool          // resume a run dir whose checkpoints were made with another config
 	// FS is the file system checkpoints are written through; nil: the operating system's.
 	FS checkpoint.FS
+	// Memory is the memory in bytes that generated data may take; 0: what the machine has
+	// available. Data that would not fit is refused before it is made, naming the key that sizes it.
+	Memory uint64
 }
 
 // Run trains the job that cfg describes in its run dir, resuming from the newest valid checkpoint
@@ -133,6 +136,15 @@ func (j *job) prepare() error {
 		return err
 	}
 	torch.ManualSeed(cfg.Seed)
+	if err := checkMemory(cfg, j.opt.Memory); err != nil {
+		return err
+	}
+	if err := checkRegion(context.Background(), cfg.Checkpoint.Remote); err != nil {
+		return err
+	}
+	if err := checkRunDirOwner(cfg.RunDir); err != nil {
+		return err
+	}
 	work, err := newWorkload(cfg, j.log)
 	if err != nil {
 		return &InputError{err}
@@ -158,7 +170,9 @@ func (j *job) prepare() error {
 }
 
 // savedConfig is cfg as the run dir records it, and its YAML: the data file named by its absolute
-// path, so that the config loads again from anywhere.
+// path, so that the config loads again from anywhere, and with its digest (data.digest), so that
+// a resume on other data is refused and the TrainingHash tells the data apart. A data.digest set
+// in cfg that the data does not match is an *InputError.
 func savedConfig(cfg configs.Config) (configs.Config, []byte, error) {
 	if p := cfg.Data.Path; p != "" {
 		abs, err := filepath.Abs(p)
@@ -166,6 +180,14 @@ func savedConfig(cfg configs.Config) (configs.Config, []byte, error) {
 			return cfg, nil, err
 		}
 		cfg.Data.Path = abs
+		digest, err := dataDigest(abs)
+		if err != nil {
+			return cfg, nil, &InputError{fmt.Errorf("data.path: %w", err)}
+		}
+		if cfg.Data.Digest != "" && cfg.Data.Digest != digest {
+			return cfg, nil, &InputError{fmt.Errorf("data.digest: %s has SHA-256 %s, not %s", p, digest, cfg.Data.Digest)}
+		}
+		cfg.Data.Digest = digest
 	}
 	doc, err := cfg.YAML()
 	return cfg, doc, err
@@ -395,10 +417,13 @@ func (j *job) complete() error {
 		}
 	}
 	j.sum.ComputeSeconds = j.ck.computeSeconds()
-	var err error
-	if j.sum.Test, err = j.work.Test(j.net); err != nil {
+	test, err := j.work.Test(j.net)
+	if err != nil {
 		return fmt.Errorf("score test split: %w", err)
 	}
+	var absent map[string]string
+	j.sum.Test, absent = test.Finite()
+	warnAbsent(j.log, "test", absent)
 	return writeMetrics(j.cfg.RunDir, j.sum)
 }
 

@@ -12,10 +12,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -44,6 +46,39 @@ type EpochStarter interface {
 
 // Metrics are named scores of an evaluation, e.g. "mae_kw".
 type Metrics map[string]float64
+
+// Finite returns m without its non-finite values (an undefined score: a skill against a
+// persistence RMSE of 0 is -Inf, an overflow gives NaN), which no JSON file can hold and no
+// strategy can compare, and the names of those left out, each with the reason. m is unchanged;
+// the first result is nil when m is.
+func (m Metrics) Finite() (Metrics, map[string]string) {
+	var absent map[string]string
+	for k, v := range m {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			if absent == nil {
+				absent = map[string]string{}
+			}
+			absent[k] = fmt.Sprintf("%v is not a finite number: the score is undefined on this data", v)
+		}
+	}
+	if absent == nil {
+		return m, nil
+	}
+	kept := Metrics{}
+	for k, v := range m {
+		if _, out := absent[k]; !out {
+			kept[k] = v
+		}
+	}
+	return kept, absent
+}
+
+// warnAbsent logs one line for each metric that Finite left out, in name order.
+func warnAbsent(w io.Writer, what string, absent map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(absent)) {
+		fmt.Fprintf(w, "warning: %s metric %s left out: %s\n", what, k, absent[k])
+	}
+}
 
 // String formats the metrics as "name=value" pairs in name order.
 func (m Metrics) String() string {
@@ -265,8 +300,10 @@ func (l *Loop) evaluate(pos Position, start time.Time) (EpochResult, error) {
 	if err != nil {
 		return EpochResult{}, fmt.Errorf("evaluate epoch %d: %w", pos.Epoch+1, err)
 	}
+	val, absent := val.Finite()
+	warnAbsent(l.Log, "validation", absent)
 	er := EpochResult{Epoch: pos.Epoch, Step: pos.Step, TrainLoss: pos.LossSum / float64(max(pos.Batch, 1)), Val: val, Duration: time.Since(start)}
-	l.emit(events.EpochEnd{Epoch: er.Epoch, Step: er.Step, TrainLoss: er.TrainLoss, Metrics: er.Val})
+	l.emit(events.EpochEnd{Epoch: er.Epoch, Step: er.Step, TrainLoss: er.TrainLoss, Metrics: er.Val, Absent: absent})
 	return er, nil
 }
 

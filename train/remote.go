@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
 	"spottrain/checkpoint"
+	"spottrain/configs"
 	"spottrain/events"
 	"spottrain/internal/durable"
 )
@@ -136,4 +141,21 @@ func nonNil(steps []int64) []int64 {
 		return []int64{}
 	}
 	return steps
+}
+
+// checkRegion returns a *configs.Error at checkpoint.remote when remote is an s3:// URL without a
+// region that the AWS SDK's default chain (AWS_REGION, the shared config files) does not supply
+// either: the SDK would fail later, with a DNS message. It reads no network.
+func checkRegion(ctx context.Context, remote string) error {
+	base, query, _ := strings.Cut(remote, "?")
+	if !strings.HasPrefix(base, "s3://") {
+		return nil
+	}
+	if q, err := url.ParseQuery(query); err == nil && q.Get("region") != "" {
+		return nil
+	}
+	if aws, err := awsconfig.LoadDefaultConfig(ctx); err == nil && aws.Region != "" {
+		return nil
+	}
+	return &configs.Error{Key: "checkpoint.remote", Msg: fmt.Sprintf("%s names no AWS region: add ?region=REGION to it, or set AWS_REGION", remote)}
 }

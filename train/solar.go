@@ -1,6 +1,7 @@
 package train
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -115,13 +116,46 @@ func LoadSolar(dc configs.DataConfig, seed uint64) (*SolarData, error) {
 		err = fmt.Errorf("unknown data source %q", dc.Source)
 	}
 	if err != nil {
-		return nil, err
+		return nil, inConfigTerms(err)
 	}
 	ds, err := solar.MakeDataset(s, solar.WindowConfig{
 		Lookback: l.LookbackHours, Horizon: l.HorizonHours, TrainFrac: l.TrainFrac, ValFrac: l.ValFrac,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Source, err)
+		return nil, fmt.Errorf("%s: %w", s.Source, inConfigTerms(err))
 	}
 	return &SolarData{Dataset: ds, Source: s.Source, Repairs: s.Repairs}, nil
+}
+
+// solarKeys maps the option fields of the solar package (as its errors name them) to the config
+// keys that set them.
+var solarKeys = map[string]string{
+	"SynthConfig.Latitude": "data.lstm.latitude", "SynthConfig.Longitude": "data.lstm.longitude",
+	"SynthConfig.Start": "data.lstm.start", "SynthConfig.Days": "data.lstm.days",
+	"SynthConfig.CapacityKW": "data.lstm.capacity_kw", "SynthConfig.CloudPersistence": "data.lstm.cloud_persistence",
+	"SynthConfig.Noise": "data.lstm.noise", "CSVOptions.CapacityKW": "data.lstm.capacity_kw",
+	"CSVOptions.Site.Latitude": "data.lstm.latitude", "CSVOptions.Site.Longitude": "data.lstm.longitude",
+	"WindowConfig.Lookback": "data.lstm.lookback_hours", "WindowConfig.Horizon": "data.lstm.horizon_hours",
+	"WindowConfig.TrainFrac": "data.lstm.train_frac", "WindowConfig.ValFrac": "data.lstm.val_frac",
+	"TimeColumn": "data.lstm.timestamp_column", "PowerColumn": "data.lstm.power_column",
+	"MaxGapFillHours": "data.lstm.max_gap_fill_hours",
+}
+
+// inConfigTerms returns err with the solar option field it names replaced by its config key: a
+// *solar.ConfigError becomes a *configs.Error at that key, and a *solar.ParseError that an option
+// would resolve says which key to set. Other errors are returned as they are.
+func inConfigTerms(err error) error {
+	var ce *solar.ConfigError
+	if errors.As(err, &ce) {
+		if key, ok := solarKeys[ce.Field]; ok {
+			return &configs.Error{Key: key, Msg: ce.Msg}
+		}
+	}
+	var pe *solar.ParseError
+	if errors.As(err, &pe) && solarKeys[pe.Option] != "" {
+		named := *pe
+		named.Msg += " (set " + solarKeys[pe.Option] + ")"
+		return &named
+	}
+	return err
 }

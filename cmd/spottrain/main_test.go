@@ -439,7 +439,37 @@ func badInputs() []badInput {
 		{name: "CSVMissing", files: map[string]string{"site/job.yaml": csvJob("pv.csv")},
 			args: []string{"train", "--config", "site/job.yaml"}, want: "", also: []string{"site/pv.csv", "no such file"}},
 		{name: "SyntheticTooShort", args: append(append(lstmTrain(), tiny("run")...), "--set", "data.lstm.days=8"),
-			want: "", also: []string{"192 hours", "200"}},
+			want: "--set data.lstm.days=8: data.lstm.days: must be >= 9: each split", also: []string{"(24 + 6) hours (got 8 days)"}},
+
+		// Issue 15: every bad input refused up front, naming the key, not a Go type or field.
+		{name: "SetLayersModel", args: append(append(lstmTrain(), tiny("run")...), "--set", "layers.model=nope"),
+			want: "--set layers.model=nope: layers.model: cannot be set with --set"},
+		{name: "ThreadsTooMany", args: append(append(lstmTrain(), tiny("run")...), "--set", "threads=100000"),
+			want: "--set threads=100000: threads: must be in [0, 1024]"},
+		{name: "EpochsOverflow", args: append(append(lstmTrain(), tiny("run")...), "--set", "train.epochs=9223372036854775807"),
+			want: "--set train.epochs=9223372036854775807: train.epochs: must be <= 1000000"},
+		{name: "SyntheticDaysTooMany", args: append(append(lstmTrain(), tiny("run")...), "--set", "data.lstm.days=40000"),
+			want: "--set data.lstm.days=40000: data.lstm.days: must be <= 36600 (got 40000)"},
+		{name: "SyntheticStartOffTheHour", args: append(append(lstmTrain(), tiny("run")...), "--set", "data.lstm.start=2023-01-01T00:30:00Z"),
+			want: "--set data.lstm.start=2023-01-01T00:30:00Z: data.lstm.start: must be on the hour"},
+		// A system folder nothing can be written to: before the fix, run_dir=/ trained into /.
+		{name: "RunDirSystemFolder", args: append(append(lstmTrain(), tiny("run")...), "--set", "run_dir=/proc/spottrain-runs"),
+			want: `--set run_dir=/proc/spottrain-runs: run_dir: must not be a system folder`},
+		{name: "RunDirOfSomethingElse", files: map[string]string{"mine/notes.txt": "mine"},
+			args: append(append(lstmTrain(), tiny("run")...), "--set", "run_dir=mine"),
+			want: "run_dir: mine is not empty (it holds notes.txt) and is no run's: give a new or empty folder"},
+		{name: "NameTooLong", args: append(append(lstmTrain(), tiny("run")...), "--set", "name="+strings.Repeat("n", 300)),
+			want: "--set name=" + strings.Repeat("n", 300) + ": name: must be at most 255 bytes"},
+		{name: "CSVNoTimestampColumn", files: map[string]string{
+			"site/job.yaml": csvJob("pv.csv"),
+			"site/pv.csv":   "time,power_kw\n2021-06-01 00:00,0\n",
+		}, args: []string{"train", "--config", "site/job.yaml"}, want: `site/pv.csv:1: no timestamp column "timestamp"`,
+			also: []string{"(set data.lstm.timestamp_column)"}},
+		{name: "CSVGapTooLong", files: map[string]string{
+			"site/job.yaml": csvJob("pv.csv"),
+			"site/pv.csv":   header + "2021-06-01 00:00,0\n2021-06-01 09:00,0.1\n",
+		}, args: []string{"train", "--config", "site/job.yaml"}, want: "site/pv.csv:3: gap of 8 missing hours",
+			also: []string{"(set data.lstm.max_gap_fill_hours)"}},
 	}
 }
 
@@ -729,4 +759,101 @@ func TestInterrupt(t *testing.T) {
 	step, err := strconv.Atoi(lastStep)
 	require.NoError(t, err)
 	assert.FileExists(t, filepath.Join(dir, "run", fmt.Sprintf("step-%08d", step), "manifest.json"))
+}
+
+// TestNonFiniteMetric trains on PV history of constant power, whose persistence forecast is
+// perfect: the skill score (1 - RMSE/RMSE_persistence) is -Inf. The run leaves it out of its
+// metrics with a warning, checkpoints after each evaluation and completes; so does a restart.
+func TestNonFiniteMetric(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("timestamp,power_kw\n")
+	start := time.Date(2021, 6, 1, 0, 0, 0, 0, time.UTC)
+	for h := range 40 * 24 {
+		fmt.Fprintf(&b, "%s,1.5\n", start.Add(time.Duration(h)*time.Hour).Format("2006-01-02 15:04"))
+	}
+	testutil.WriteFile(t, filepath.Join(dir, "pv.csv"), b.String())
+	testutil.WriteFile(t, filepath.Join(dir, "job.yaml"), "name: flat\ndevice: cpu\nthreads: 1\n"+
+		"data:\n  source: csv\n  path: pv.csv\n  lstm:\n    capacity_kw: 5\n    lookback_hours: 24\n    horizon_hours: 6\n"+
+		"model:\n  lstm:\n    hidden_size: 8\n    num_layers: 1\ntrain:\n  epochs: 2\n  log_every: 5\n"+
+		"checkpoint:\n  every_steps: 3\n  every_seconds: 0\n")
+	for run := range 2 {
+		r := spottrain(t, dir, "train", "--config", "job.yaml")
+		require.Equal(t, 0, r.code, "run %d: stdout: %s\nstderr: %s", run, r.stdout, r.stderr)
+		assert.Contains(t, r.stdout, "warning: test metric skill left out: -Inf is not a finite number")
+		assert.Contains(t, r.stdout, "skill vs persistence: - (", "an absent metric shows as -")
+		if run == 0 {
+			assert.Contains(t, r.stdout, "warning: validation metric skill left out: -Inf is not a finite number")
+		}
+	}
+	doc, err := os.ReadFile(filepath.Join(dir, "runs", "flat", "metrics.json"))
+	require.NoError(t, err)
+	var m metrics
+	require.NoError(t, json.Unmarshal(doc, &m))
+	require.Len(t, m.Epochs, 2)
+	assert.NotContains(t, m.Epochs[1].Val, "skill")
+	assert.Contains(t, m.Epochs[1].Val, "rmse_kw")
+	assert.NotContains(t, m.Test, "skill")
+}
+
+// TestResumeOtherData: what a run trains on is part of what it trains. A run dir whose
+// checkpoints were made on one CSV file refuses another without --force, naming data.digest; the
+// same file moved elsewhere resumes.
+func TestResumeOtherData(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writePVCSV(t, filepath.Join(dir, "a", "pv.csv"), 40, 0)
+	writePVCSV(t, filepath.Join(dir, "b", "pv.csv"), 41, 0)
+	train := func(data string) result {
+		return spottrain(t, dir, append([]string{"train", "--config", "job.yaml", "--set", "data.path=" + data}, tiny("run")...)...)
+	}
+	testutil.WriteFile(t, filepath.Join(dir, "job.yaml"), "name: roof\ndata:\n  source: csv\n  lstm:\n    capacity_kw: 0\n")
+	r := train("a/pv.csv")
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	before, err := os.ReadFile(filepath.Join(dir, "run", "config.yaml"))
+	require.NoError(t, err)
+
+	r = train("b/pv.csv")
+	assert.Equal(t, 2, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	msg := errorLine(t, r.stderr)
+	assert.Contains(t, msg, "holds checkpoints of another config")
+	assert.Contains(t, msg, "data.digest: ")
+	after, err := os.ReadFile(filepath.Join(dir, "run", "config.yaml"))
+	require.NoError(t, err)
+	assert.Equal(t, string(before), string(after), "config.yaml untouched")
+
+	require.NoError(t, os.Rename(filepath.Join(dir, "a"), filepath.Join(dir, "moved")))
+	r = train("moved/pv.csv")
+	assert.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Contains(t, r.stdout, "config changed since the checkpoint: data.path: ")
+	assert.Contains(t, r.stdout, "the run is complete")
+}
+
+// TestDataTooBigForMemory: synthetic data that would not fit in the machine's memory is refused
+// before it is made, naming the key that sizes it; nothing is written.
+func TestDataTooBigForMemory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := spottrainEnv(t, dir, []string{"SPOTTRAIN_TEST_MEMORY=100000"}, append(lstmTrain(), tiny("run")...)...)
+	assert.Equal(t, 2, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Equal(t, "data.lstm.days: the data would take about 0.000657 GB of memory, and this machine has 0.0001 GB available",
+		errorLine(t, r.stderr))
+	assert.NoDirExists(t, filepath.Join(dir, "run"))
+}
+
+// TestS3WithoutRegion: an s3:// checkpoint.remote without a region, where the AWS SDK finds none
+// either, is refused before anything is written, naming the key.
+func TestS3WithoutRegion(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := []string{"AWS_REGION=", "AWS_DEFAULT_REGION=", "AWS_PROFILE=", "AWS_CONFIG_FILE=" + filepath.Join(dir, "none"),
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "none")}
+	r := spottrainEnv(t, dir, env, append(append(lstmTrain(), tiny("run")...), "--set", "checkpoint.remote=s3://bucket/runs")...)
+	assert.Equal(t, 2, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Equal(t, "checkpoint.remote: s3://bucket/runs names no AWS region: add ?region=REGION to it, or set AWS_REGION",
+		errorLine(t, r.stderr))
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing written")
 }

@@ -8,6 +8,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"spottrain/checkpoint"
@@ -19,8 +20,18 @@ import (
 // (e.g. 20ms), so that the crash tests' kills and signals land inside checkpoint writes.
 const ckptWriteDelayEnv = "SPOTTRAIN_TEST_CKPT_WRITE_DELAY"
 
+// memoryEnv sets train.Options.Memory, in bytes: the memory the data may take.
+const memoryEnv = "SPOTTRAIN_TEST_MEMORY"
+
 func init() {
 	testHook = func(opt *train.Options) error {
+		if v := os.Getenv(memoryEnv); v != "" {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return usageError{fmt.Sprintf("%s: %v", memoryEnv, err)}
+			}
+			opt.Memory = n
+		}
 		v := os.Getenv(ckptWriteDelayEnv)
 		if v == "" {
 			return nil

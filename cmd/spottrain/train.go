@@ -82,8 +82,8 @@ func trainAndReport(ctx context.Context, cfg configs.Config, stdout io.Writer, o
 	}
 	t := sum.Test
 	if cfg.Model.Kind == configs.KindResNet {
-		fmt.Fprintf(stdout, "\n%s: %d steps in %s; test set (%d images): top-1 %.2f%%, top-5 %.2f%%\nrun dir: %s\n",
-			sum.Name, sum.Result.Steps, sum.Wall.Round(1e7), sum.Samples[2], 100*t["top1"], 100*t["top5"], sum.RunDir)
+		fmt.Fprintf(stdout, "\n%s: %d steps in %s; test set (%d images): top-1 %s%%, top-5 %s%%\nrun dir: %s\n",
+			sum.Name, sum.Result.Steps, sum.Wall.Round(1e7), sum.Samples[2], score(t, "top1", 100, "%.2f"), score(t, "top5", 100, "%.2f"), sum.RunDir)
 		return nil
 	}
 	fmt.Fprintf(stdout, "\n%s: %d steps in %s; test split (%d windows of %d h):\n", sum.Name, sum.Result.Steps,
@@ -98,8 +98,18 @@ func trainAndReport(ctx context.Context, cfg configs.Config, stdout io.Writer, o
 func printForecastScores(stdout io.Writer, t map[string]float64) {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "forecast\tMAE kW\tRMSE kW\t")
-	fmt.Fprintf(tw, "LSTM\t%.4f\t%.4f\t\n", t["mae_kw"], t["rmse_kw"])
-	fmt.Fprintf(tw, "persistence (24 h)\t%.4f\t%.4f\t\n", t["persistence_mae_kw"], t["persistence_rmse_kw"])
+	fmt.Fprintf(tw, "LSTM\t%s\t%s\t\n", score(t, "mae_kw", 1, "%.4f"), score(t, "rmse_kw", 1, "%.4f"))
+	fmt.Fprintf(tw, "persistence (24 h)\t%s\t%s\t\n", score(t, "persistence_mae_kw", 1, "%.4f"), score(t, "persistence_rmse_kw", 1, "%.4f"))
 	tw.Flush()
-	fmt.Fprintf(stdout, "skill vs persistence: %+.3f (1 - RMSE/RMSE_persistence; above 0 beats persistence)\n", t["skill"])
+	fmt.Fprintf(stdout, "skill vs persistence: %s (1 - RMSE/RMSE_persistence; above 0 beats persistence)\n", score(t, "skill", 1, "%+.3f"))
+}
+
+// score formats the metric name of t, times scale, with format; "-" when t lacks it (a score
+// undefined on the data, left out with a warning).
+func score(t train.Metrics, name string, scale float64, format string) string {
+	v, ok := t[name]
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf(format, scale*v)
 }

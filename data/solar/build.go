@@ -44,6 +44,13 @@ func (b *builder) errf(line int, format string, args ...any) *ParseError {
 	return &ParseError{File: b.file, Line: line, Msg: fmt.Sprintf(format, args...)}
 }
 
+// optErrf is errf for a problem that the CSVOptions field option could resolve.
+func (b *builder) optErrf(option string, line int, format string, args ...any) *ParseError {
+	e := b.errf(line, format, args...)
+	e.Option = option
+	return e
+}
+
 // parseNumber parses a numeric field; name is the column name for messages.
 func (b *builder) parseNumber(line int, name, field string) (float64, error) {
 	v, err := strconv.ParseFloat(strings.TrimSpace(field), 64)
@@ -80,7 +87,7 @@ func (b *builder) add(r row) error {
 		case d > time.Hour:
 			missing := int(d/time.Hour) - 1
 			if missing > b.maxFill {
-				return b.errf(r.line, "gap of %s between %s (line %d) and %s; at most %s are filled (MaxGapFillHours)",
+				return b.optErrf("MaxGapFillHours", r.line, "gap of %s between %s (line %d) and %s; at most %s are filled",
 					hours(missing, "missing hour"), stamp(prev), b.prevLine, stamp(r.t), hours(max(b.maxFill, 0), "hour"))
 			}
 			b.fill(r, missing)

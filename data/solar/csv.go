@@ -154,10 +154,10 @@ func ReadCSV(path string, opt CSVOptions) (*Series, error) {
 		}
 	}
 	if timeIdx < 0 {
-		return nil, b.errf(headerLine, "no timestamp column %q in header %q (set CSVOptions.TimeColumn)", opt.TimeColumn, strings.Join(header, ","))
+		return nil, b.optErrf("TimeColumn", headerLine, "no timestamp column %q in header %q", opt.TimeColumn, strings.Join(header, ","))
 	}
 	if powerIdx < 0 {
-		return nil, b.errf(headerLine, "no power column %q in header %q (set CSVOptions.PowerColumn)", opt.PowerColumn, strings.Join(header, ","))
+		return nil, b.optErrf("PowerColumn", headerLine, "no power column %q in header %q", opt.PowerColumn, strings.Join(header, ","))
 	}
 	b.powerName = header[powerIdx]
 

@@ -127,8 +127,8 @@ func MakeDataset(s *Series, wc WindowConfig) (*Dataset, error) {
 	}
 	total := s.Len()
 	if !fits(total, wc) {
-		return nil, fmt.Errorf("series %q has %d hours, too short for Lookback %d + Horizon %d hours in each of the train/val/test splits (%.3g/%.3g/%.3g): need at least %d hours",
-			s.Source, total, wc.Lookback, wc.Horizon, wc.TrainFrac, wc.ValFrac, 1-wc.TrainFrac-wc.ValFrac, minHours(wc))
+		return nil, fmt.Errorf("series %q has %d hours, too short for windows of %d + %d hours (lookback + horizon) in each of the train/val/test splits (%.3g/%.3g/%.3g): need at least %d hours",
+			s.Source, total, wc.Lookback, wc.Horizon, wc.TrainFrac, wc.ValFrac, 1-wc.TrainFrac-wc.ValFrac, MinHours(wc))
 	}
 
 	trainEnd, valEnd := splitPoints(total, wc)
@@ -174,9 +174,9 @@ func fits(total int, wc WindowConfig) bool {
 	return trainEnd >= span && valEnd-trainEnd >= span && total-valEnd >= span
 }
 
-// minHours returns the least N such that every series of N or more hours
+// MinHours returns the least N such that every series of N or more hours
 // fits wc.
-func minHours(wc WindowConfig) int {
+func MinHours(wc WindowConfig) int {
 	span := float64(wc.Lookback + wc.Horizon)
 	// From here on the split sizes, bounded below as in splitPoints, all
 	// reach span.

@@ -9,6 +9,9 @@ type ParseError struct {
 	File string // path as given to the reader
 	Line int    // 1-based line number; 0 when the problem concerns the whole file
 	Msg  string // one line, without the file and line
+	// Option is the field of CSVOptions ("TimeColumn", "PowerColumn", "MaxGapFillHours") whose
+	// setting would accept the file, or "": a caller names it in its own terms.
+	Option string
 }
 
 func (e *ParseError) Error() string {
