@@ -64,6 +64,15 @@ func (in *Incarnation) idle() bool {
 	return in.Killed() && !in.Resumed && in.LastStep == 0 && len(in.Begun) == 0 && len(in.Commits) == 0
 }
 
+// savedLast reports whether the incarnation's last step is one it resumed at (or 0, started
+// afresh) or committed a checkpoint of: stopped there, it leaves nothing unsaved.
+func (in *Incarnation) savedLast() bool {
+	if in.LastStep == in.ResumeStep {
+		return true
+	}
+	return slices.ContainsFunc(in.Commits, func(c Commit) bool { return c.Step == in.LastStep })
+}
+
 // Run is a run directory's history.
 type Run struct {
 	Dir          string

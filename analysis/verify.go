@@ -45,8 +45,10 @@ func (v *Verdict) problem(format string, args ...any) {
 //     afresh only when no checkpoint had been committed; no checkpoint it found was invalid
 //     (the dot-named leftovers of a write or deletion that a kill cut short do not count); a
 //     trainer killed before it resumed or did a step is passed over;
-//   - steps have no gap and are repeated only after a kill: a trainer that exited 75 after its
-//     emergency checkpoint is taken up at exactly its last step;
+//   - steps have no gap and are repeated only after a kill: a trainer that exited 75 wrote an
+//     emergency checkpoint, or its last step was saved already (it resumed there, or committed
+//     it: a notice before its first step, during the final evaluation), and is taken up at
+//     exactly its last step;
 //   - every child the runner saw fail was one it interrupted (if a runner supervised the run);
 //   - every checkpoint in dir verifies against its manifest.
 //
@@ -79,8 +81,8 @@ func Verify(dir string) (*Verdict, error) {
 			v.Killed++
 		case in.Exit == codes.ExitPreempted:
 			v.Notice++
-			if !in.Emergency {
-				v.problem("incarnation %d exited 75 without an emergency checkpoint", in.N)
+			if !in.Emergency && !in.savedLast() {
+				v.problem("incarnation %d exited 75 at step %d without an emergency checkpoint", in.N, in.LastStep)
 			}
 		case in.Exit != codes.ExitDone:
 			v.problem("incarnation %d failed with exit code %d: %s", in.N, in.Exit, in.ExitReason)

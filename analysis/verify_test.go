@@ -259,12 +259,29 @@ var verifyCases = []verifyCase{
 		run: runSpec{log: `
 				1 start
 				1 ckpt 10
-				1 exit 75 10 stopped by terminated
+				1 step 12
+				1 exit 75 12 stopped by terminated
 				2 start
 				2 resume 10
 			` + done(2)},
 		want:     counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
-		problems: []string{"incarnation 1 exited 75 without an emergency checkpoint"},
+		problems: []string{"incarnation 1 exited 75 at step 12 without an emergency checkpoint", "incarnation 2 resumed at 10 (steps repeated without a kill)"},
+	},
+	{
+		// A notice during an evaluation (or the final one) after a step that a periodic
+		// checkpoint saved, or before the first step after a resume: nothing new to save.
+		name: "exit 75 with its last step saved already",
+		run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 exit 75 10 stopped by terminated during the evaluation
+				2 start
+				2 resume 10
+				2 exit 75 10 stopped by hangup during restore
+				3 start
+				3 resume 10
+			` + done(3)},
+		want: counts{Completed: true, Starts: 3, Notice: 2, Final: 30},
 	},
 	{
 		name: "a trainer failed",
