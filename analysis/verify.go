@@ -25,8 +25,14 @@ type Verdict struct {
 	Redo      int
 	FinalStep int
 	// Final is the newest valid checkpoint of a completed run (nil otherwise).
-	Final    *checkpoint.Checkpoint
-	Problems []string // empty: the run is sound
+	Final *checkpoint.Checkpoint
+	// CutStarts is the longest streak of trainer starts in a row cut before their first step
+	// (Run.CutStarts).
+	CutStarts int
+	Problems  []string // empty: the run is sound
+	// Notes are what is worth knowing of a run but leaves it sound: a stall (StallStarts or more
+	// starts in a row cut before their first step).
+	Notes []string
 }
 
 // OK reports whether the run completed with no problem.
@@ -52,6 +58,9 @@ func (v *Verdict) problem(format string, args ...any) {
 //   - every child the runner saw fail was one it interrupted (if a runner supervised the run);
 //   - every checkpoint in dir verifies against its manifest.
 //
+// It notes, without failing the run, a stall: StallStarts or more trainer starts in a row cut
+// before their first step.
+//
 // An error means the run could not be read at all.
 func Verify(dir string) (*Verdict, error) {
 	r, err := ReadRun(dir)
@@ -59,6 +68,10 @@ func Verify(dir string) (*Verdict, error) {
 		return nil, err
 	}
 	v := &Verdict{Dir: dir, Starts: len(r.Incarnations)}
+	v.CutStarts, _ = r.CutStarts()
+	if v.CutStarts >= StallStarts {
+		v.Notes = append(v.Notes, StallNote(v.CutStarts))
+	}
 	if len(r.Incarnations) == 0 {
 		v.problem("no trainer ever started")
 		return v, nil
@@ -114,6 +127,11 @@ func Verify(dir string) (*Verdict, error) {
 	checkRunner(v, r)
 	checkCheckpoints(v, dir)
 	return v, nil
+}
+
+// StallNote says that n trainer starts in a row were cut before their first step.
+func StallNote(n int) string {
+	return fmt.Sprintf("stalled: %d trainer starts in a row were interrupted before their first step (interruptions came faster than a trainer starts)", n)
 }
 
 // leftover reports whether an invalid checkpoint ("dir: reason") is the leftover of a write or a

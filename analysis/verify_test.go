@@ -1008,3 +1008,64 @@ func writePayload(t *testing.T, p *checkpoint.Pending, step int64) {
 	require.NoError(t, p.Write("model.pt", bytes.Repeat([]byte(fmt.Sprintf("weights at step %d;", step)), 64)))
 	require.NoError(t, p.Write("optim.pt", []byte(fmt.Sprintf("adam moments at step %d", step))))
 }
+
+// TestVerifyStall: trainer starts cut before their first step (stopped at startup, killed before
+// their log was open, stopped during restore) are noted as a stall when StallStarts or more come
+// in a row, without making the run unsound; a start that did a step ends a streak.
+func TestVerifyStall(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		log     string
+		longest int
+	}{
+		{
+			name: "three starts in a row cut",
+			log: `
+				1 start 11
+				1 exit 75 0 stopped by terminated during startup
+				0 child 75
+				0 restart
+				0 child -1
+				0 restart
+				2 start 13
+				2 exit 75 0 stopped by hangup during restore
+				0 child 75
+				0 restart
+				3 start 14
+			` + done(3) + "0 child 0\n",
+			longest: 3,
+		},
+		{
+			name: "a step between",
+			log: `
+				1 start 11
+				1 exit 75 0 stopped by terminated during startup
+				0 child 75
+				0 restart
+				2 start 12
+				2 emergency 4
+				2 exit 75 4
+				0 child 75
+				0 restart
+				0 child -1
+				0 restart
+				3 start 14
+				3 resume 4
+			` + done(3) + "0 child 0\n",
+			longest: 1,
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := buildRun(t, runSpec{log: c.log})
+			v, err := analysis.Verify(dir)
+			require.NoError(t, err)
+			assert.Equal(t, c.longest, v.CutStarts)
+			assert.True(t, v.OK(), "problems: %v", v.Problems)
+			if c.longest >= analysis.StallStarts {
+				assert.Equal(t, []string{analysis.StallNote(c.longest)}, v.Notes)
+			} else {
+				assert.Empty(t, v.Notes)
+			}
+		})
+	}
+}
