@@ -10,13 +10,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"spottrain/codes"
+	"spottrain/internal/notices"
 	"spottrain/preemption"
 	"spottrain/train"
 )
@@ -49,12 +48,11 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-// main first takes the notice signals, before anything else runs: from then on, and before the Go
-// runtime started (preinit.go), a SIGTERM, SIGINT or SIGHUP is a notice, never a death by the
-// default action.
+// main first turns the notice signals into notices: those that came since the package
+// initializers (internal/notices), and the one that came before the Go runtime started, if any
+// (preinit.go). A SIGTERM, SIGINT or SIGHUP is then a notice, never a death by the default action.
 func main() {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	sigs := notices.Signals()
 	stop := make(chan train.Notice, 1)
 	first := true
 	if sig, at := earlyNotice(); sig != nil {

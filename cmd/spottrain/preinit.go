@@ -3,16 +3,26 @@ package main
 // When a notice can arrive. A process learns of a preemption notice by a signal (SIGTERM; SIGINT
 // and SIGHUP are treated alike), which kills it by the default action until a handler is in
 // place. Go installs its handlers when its runtime starts, but until signal.Notify asks for a
-// signal, the runtime too kills the process on it; and the runtime starts only after every shared
-// library's initializers: libtorch's take about 0.9 s on 2 cores, during which a SIGTERM used to
-// kill the trainer (416 of 477 in a campaign of 3,259 interruptions).
+// signal, the runtime too kills the process on it; and the runtime starts only after the dynamic
+// loader has mapped and relocated libtorch (about 0.4 s on 2 cores) and libtorch's initializers
+// have run (about 0.5 s more). A SIGTERM in that second used to kill the trainer (416 of 477 in a
+// campaign of 3,259 interruptions).
 //
-// So preinit.c installs a handler that records the first of those signals, from the executable's
-// .preinit_array: the first code of the process, after the dynamic loader has mapped and
-// relocated the libraries. The Go runtime replaces it when it starts, and main, having taken the
-// signals with signal.Notify, turns a recorded one into the first notice (earlyNotice). What is
-// left uncovered is the loader's time before the .preinit_array, and the Go runtime's start and
-// package initializers until main: measured in docs/benchmarks.md.
+// So, from the first to the last:
+//   - preinit.c, from the executable's .preinit_array (the first code of the process, once the
+//     loader is done), installs a handler that records the first of those signals, and blocks
+//     them. The Go runtime unblocks them when it starts (a pending one goes to that handler), then
+//     replaces the handler with its own; main turns a recorded signal into the first notice
+//     (earlyNotice).
+//   - internal/notices takes them with signal.Notify among the first package initializers, about
+//     2 ms after the runtime starts; main forwards them.
+//   - The runtime keeps the blocked mask it found for the children it starts: a trainer started
+//     by `spottrain run` begins with them blocked, so that one sent while its own loader runs
+//     waits, pending, for its handler.
+//
+// What is left: the loader's time of a process whose parent did not block them (a shell, a
+// container runtime), and the ~2 ms between the runtime's start and internal/notices' init.
+// Measured by scripts/bench/notice-window.sh (docs/benchmarks.md).
 
 // #include "preinit.h"
 import "C"
