@@ -66,5 +66,5 @@ int earlyNotice(long long *sec, long *nsec) {
 }
 
 // An executable's .preinit_array runs before the initializers of every shared library (libtorch's
-// take about 0.9 s on 2 cores), right after the dynamic loader has mapped and relocated them.
+// take about 0.5 s on 2 cores), right after the dynamic loader has mapped and relocated them.
 __attribute__((section(".preinit_array"), used)) static void (*const preinitCatchEarly)(int, char **, char **) = catchEarly;

@@ -14,14 +14,14 @@ package main
 //     them. The Go runtime unblocks them when it starts (a pending one goes to that handler), then
 //     replaces the handler with its own; main turns a recorded signal into the first notice
 //     (earlyNotice).
-//   - internal/notices takes them with signal.Notify among the first package initializers, about
-//     2 ms after the runtime starts; main forwards them.
+//   - internal/notices takes them with signal.Notify in its init, about 15 ms after the runtime
+//     starts (before main by another 15 to 60 ms of package initializers); main forwards them.
 //   - The runtime keeps the blocked mask it found for the children it starts: a trainer started
 //     by `spottrain run` begins with them blocked, so that one sent while its own loader runs
 //     waits, pending, for its handler.
 //
 // What is left: the loader's time of a process whose parent did not block them (a shell, a
-// container runtime), and the ~2 ms between the runtime's start and internal/notices' init.
+// container runtime), and the ~15 ms between the runtime's start and internal/notices' init.
 // Measured by scripts/bench/notice-window.sh (docs/benchmarks.md).
 
 // #include "preinit.h"
