@@ -94,8 +94,8 @@ type Result struct {
 	Epochs []EpochResult
 }
 
-// Notice tells the loop to stop: a signal (SIGTERM, SIGINT) or a cloud's preemption notice, and
-// when it came.
+// Notice tells the loop to stop: a signal (SIGTERM, SIGINT, SIGHUP) or a cloud's preemption
+// notice, and when it came.
 type Notice struct {
 	Signal os.Signal
 	At     time.Time
