@@ -45,8 +45,9 @@ type Options struct {
 	// FS is the file system checkpoints are written through; nil: the operating system's.
 	FS checkpoint.FS
 	// Pause, if set, is called at these points of the job: "data" (once the data is loaded),
-	// "restore" (once the state is restored), "final-save" (before the final checkpoint), and
-	// those of Loop.Pause. Only the CLI's test hooks set it, to hold a phase open for a signal.
+	// "restore" (once the state is restored), "final-save" (before the final checkpoint),
+	// "final-eval" (before each batch of the test scoring), and those of Loop.Pause. Only the
+	// CLI's test hooks set it, to hold a phase open for a signal.
 	Pause func(point string)
 }
 
