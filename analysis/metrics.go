@@ -57,6 +57,9 @@ type RunMetrics struct {
 	Notices     int // interruptions with notice (SIGTERM on schedule)
 	Kills       int // interruptions without notice (SIGKILL on schedule)
 	GraceKills  int // notices whose trainer outlived the grace period and was killed
+	// CutStarts is the longest streak of trainer starts in a row cut before their first step
+	// (Run.CutStarts); StallStarts or more: the run stalled.
+	CutStarts int
 
 	// Metric is the final test metric the workload is judged by (its main metric: top1, higher is
 	// better, or rmse_kw, lower); "" when the run has no final test scores.
@@ -134,6 +137,9 @@ func Measure(dir string) (*RunMetrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(r.Incarnations) == 0 {
+		return nil, ErrNoRun // and maybe no config.yaml: no trainer got as far as writing it
+	}
 	cfgFile := filepath.Join(dir, "config.yaml")
 	cfg, err := configs.ReadSaved(cfgFile)
 	if err != nil {
@@ -186,6 +192,7 @@ func measure(r *Run, cfg configs.Config) (*RunMetrics, error) {
 		}
 	}
 
+	m.CutStarts, _ = r.CutStarts()
 	last := r.Incarnations[len(r.Incarnations)-1]
 	m.Completed = last.Exit == codes.ExitDone
 	m.Steps = last.LastStep

@@ -260,6 +260,13 @@ func writeMarkdown(w io.Writer, s *Study, figs []Figure, opt ReportOptions) erro
 		}
 		p.f("\n")
 	}
+	if stalled := s.StalledRuns(); len(stalled) > 0 {
+		p.f("## Runs that stalled\n\nIn these runs, %d or more trainer starts in a row were interrupted before their first step: the interruptions came faster than a trainer starts, and the run made no progress meanwhile.\n\n", StallStarts)
+		for _, r := range stalled {
+			p.f("- `%s`: %d starts in a row\n", r.Dir, r.CutStarts)
+		}
+		p.f("\n")
+	}
 	if len(s.Incomplete) > 0 {
 		p.f("## Runs that did not complete (left out above)\n\n")
 		for _, r := range s.Incomplete {

@@ -64,6 +64,66 @@ func (in *Incarnation) idle() bool {
 	return in.Killed() && !in.Resumed && in.LastStep == 0 && len(in.Begun) == 0 && len(in.Commits) == 0
 }
 
+// StallStarts is the number of trainer starts in a row, each cut before its first step, at which
+// a run is said to stall: its interruptions come faster than a trainer starts, and it makes no
+// progress meanwhile. The runner warns of it once, and verify and analyze name such runs.
+const StallStarts = 3
+
+// CutStarts returns the longest streak of consecutive trainer starts cut before their first step,
+// and the streak at the end of the log. A start is cut when it ended with a status other than 0
+// without recording a step beyond the one it resumed at: killed or stopped before its log was
+// open, before its first step, or (with train.log_every above 1, and no notice to make it save)
+// before its first log line. The starts are the runner's children, when a runner supervised the
+// run (a child killed before its log was open leaves no incarnation); else the incarnations.
+func (r *Run) CutStarts() (longest, last int) {
+	for _, cut := range r.startsCut() {
+		if !cut {
+			last = 0
+			continue
+		}
+		last++
+		longest = max(longest, last)
+	}
+	return longest, last
+}
+
+// startsCut tells, for each trainer start that ended, in order, whether it was cut before its
+// first step.
+func (r *Run) startsCut() []bool {
+	byPID := map[int][]*Incarnation{}
+	for _, in := range r.Incarnations {
+		byPID[in.PID] = append(byPID[in.PID], in)
+	}
+	var cuts []bool
+	for _, e := range r.Runner {
+		p, ok := e.Payload.(events.ChildExit)
+		if !ok {
+			continue
+		}
+		var in *Incarnation
+		if ins := byPID[p.PID]; len(ins) > 0 {
+			in, byPID[p.PID] = ins[0], ins[1:]
+		}
+		cuts = append(cuts, p.Code != codes.ExitDone && (in == nil || in.LastStep <= in.ResumeStep))
+	}
+	if cuts != nil {
+		return cuts
+	}
+	for _, in := range r.Incarnations {
+		cuts = append(cuts, in.Exit != codes.ExitDone && in.LastStep <= in.ResumeStep)
+	}
+	return cuts
+}
+
+// savedLast reports whether the incarnation's last step is one it resumed at (or 0, started
+// afresh) or committed a checkpoint of: stopped there, it leaves nothing unsaved.
+func (in *Incarnation) savedLast() bool {
+	if in.LastStep == in.ResumeStep {
+		return true
+	}
+	return slices.ContainsFunc(in.Commits, func(c Commit) bool { return c.Step == in.LastStep })
+}
+
 // Run is a run directory's history.
 type Run struct {
 	Dir          string

@@ -113,6 +113,18 @@ type Study struct {
 	Slowdown map[*RunMetrics]float64
 }
 
+// StalledRuns are the runs, completed or not, in which StallStarts or more trainer starts in a row
+// were cut before their first step, in the order of Runs and Incomplete.
+func (s *Study) StalledRuns() []*RunMetrics {
+	var out []*RunMetrics
+	for _, r := range append(slices.Clip(s.Runs), s.Incomplete...) {
+		if r.CutStarts >= StallStarts {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // SlowRuns are the completed runs whose Slowdown exceeds limit, in the order of Runs.
 func (s *Study) SlowRuns(limit float64) []*RunMetrics {
 	var out []*RunMetrics

@@ -25,8 +25,14 @@ type Verdict struct {
 	Redo      int
 	FinalStep int
 	// Final is the newest valid checkpoint of a completed run (nil otherwise).
-	Final    *checkpoint.Checkpoint
-	Problems []string // empty: the run is sound
+	Final *checkpoint.Checkpoint
+	// CutStarts is the longest streak of trainer starts in a row cut before their first step
+	// (Run.CutStarts).
+	CutStarts int
+	Problems  []string // empty: the run is sound
+	// Notes are what is worth knowing of a run but leaves it sound: a stall (StallStarts or more
+	// starts in a row cut before their first step).
+	Notes []string
 }
 
 // OK reports whether the run completed with no problem.
@@ -45,10 +51,15 @@ func (v *Verdict) problem(format string, args ...any) {
 //     afresh only when no checkpoint had been committed; no checkpoint it found was invalid
 //     (the dot-named leftovers of a write or deletion that a kill cut short do not count); a
 //     trainer killed before it resumed or did a step is passed over;
-//   - steps have no gap and are repeated only after a kill: a trainer that exited 75 after its
-//     emergency checkpoint is taken up at exactly its last step;
+//   - steps have no gap and are repeated only after a kill: a trainer that exited 75 wrote an
+//     emergency checkpoint, or its last step was saved already (it resumed there, or committed
+//     it: a notice before its first step, during the final evaluation), and is taken up at
+//     exactly its last step;
 //   - every child the runner saw fail was one it interrupted (if a runner supervised the run);
 //   - every checkpoint in dir verifies against its manifest.
+//
+// It notes, without failing the run, a stall: StallStarts or more trainer starts in a row cut
+// before their first step.
 //
 // An error means the run could not be read at all.
 func Verify(dir string) (*Verdict, error) {
@@ -57,6 +68,10 @@ func Verify(dir string) (*Verdict, error) {
 		return nil, err
 	}
 	v := &Verdict{Dir: dir, Starts: len(r.Incarnations)}
+	v.CutStarts, _ = r.CutStarts()
+	if v.CutStarts >= StallStarts {
+		v.Notes = append(v.Notes, StallNote(v.CutStarts))
+	}
 	if len(r.Incarnations) == 0 {
 		v.problem("no trainer ever started")
 		return v, nil
@@ -79,8 +94,8 @@ func Verify(dir string) (*Verdict, error) {
 			v.Killed++
 		case in.Exit == codes.ExitPreempted:
 			v.Notice++
-			if !in.Emergency {
-				v.problem("incarnation %d exited 75 without an emergency checkpoint", in.N)
+			if !in.Emergency && !in.savedLast() {
+				v.problem("incarnation %d exited 75 at step %d without an emergency checkpoint", in.N, in.LastStep)
 			}
 		case in.Exit != codes.ExitDone:
 			v.problem("incarnation %d failed with exit code %d: %s", in.N, in.Exit, in.ExitReason)
@@ -112,6 +127,11 @@ func Verify(dir string) (*Verdict, error) {
 	checkRunner(v, r)
 	checkCheckpoints(v, dir)
 	return v, nil
+}
+
+// StallNote says that n trainer starts in a row were cut before their first step.
+func StallNote(n int) string {
+	return fmt.Sprintf("stalled: %d trainer starts in a row were interrupted before their first step (interruptions came faster than a trainer starts)", n)
 }
 
 // leftover reports whether an invalid checkpoint ("dir: reason") is the leftover of a write or a

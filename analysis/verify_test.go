@@ -259,12 +259,29 @@ var verifyCases = []verifyCase{
 		run: runSpec{log: `
 				1 start
 				1 ckpt 10
-				1 exit 75 10 stopped by terminated
+				1 step 12
+				1 exit 75 12 stopped by terminated
 				2 start
 				2 resume 10
 			` + done(2)},
 		want:     counts{Completed: true, Starts: 2, Notice: 1, Final: 30},
-		problems: []string{"incarnation 1 exited 75 without an emergency checkpoint"},
+		problems: []string{"incarnation 1 exited 75 at step 12 without an emergency checkpoint", "incarnation 2 resumed at 10 (steps repeated without a kill)"},
+	},
+	{
+		// A notice during an evaluation (or the final one) after a step that a periodic
+		// checkpoint saved, or before the first step after a resume: nothing new to save.
+		name: "exit 75 with its last step saved already",
+		run: runSpec{log: `
+				1 start
+				1 ckpt 10
+				1 exit 75 10 stopped by terminated during the evaluation
+				2 start
+				2 resume 10
+				2 exit 75 10 stopped by hangup during restore
+				3 start
+				3 resume 10
+			` + done(3)},
+		want: counts{Completed: true, Starts: 3, Notice: 2, Final: 30},
 	},
 	{
 		name: "a trainer failed",
@@ -990,4 +1007,65 @@ func writePayload(t *testing.T, p *checkpoint.Pending, step int64) {
 	t.Helper()
 	require.NoError(t, p.Write("model.pt", bytes.Repeat([]byte(fmt.Sprintf("weights at step %d;", step)), 64)))
 	require.NoError(t, p.Write("optim.pt", []byte(fmt.Sprintf("adam moments at step %d", step))))
+}
+
+// TestVerifyStall: trainer starts cut before their first step (stopped at startup, killed before
+// their log was open, stopped during restore) are noted as a stall when StallStarts or more come
+// in a row, without making the run unsound; a start that did a step ends a streak.
+func TestVerifyStall(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		log     string
+		longest int
+	}{
+		{
+			name: "three starts in a row cut",
+			log: `
+				1 start 11
+				1 exit 75 0 stopped by terminated during startup
+				0 child 75
+				0 restart
+				0 child -1
+				0 restart
+				2 start 13
+				2 exit 75 0 stopped by hangup during restore
+				0 child 75
+				0 restart
+				3 start 14
+			` + done(3) + "0 child 0\n",
+			longest: 3,
+		},
+		{
+			name: "a step between",
+			log: `
+				1 start 11
+				1 exit 75 0 stopped by terminated during startup
+				0 child 75
+				0 restart
+				2 start 12
+				2 emergency 4
+				2 exit 75 4
+				0 child 75
+				0 restart
+				0 child -1
+				0 restart
+				3 start 14
+				3 resume 4
+			` + done(3) + "0 child 0\n",
+			longest: 1,
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := buildRun(t, runSpec{log: c.log})
+			v, err := analysis.Verify(dir)
+			require.NoError(t, err)
+			assert.Equal(t, c.longest, v.CutStarts)
+			assert.True(t, v.OK(), "problems: %v", v.Problems)
+			if c.longest >= analysis.StallStarts {
+				assert.Equal(t, []string{analysis.StallNote(c.longest)}, v.Notes)
+			} else {
+				assert.Empty(t, v.Notes)
+			}
+		})
+	}
 }

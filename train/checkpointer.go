@@ -67,9 +67,14 @@ func (c *checkpointer) Improved(step int, val Metrics) bool {
 	return ok && c.strategy.Validated(step, v)
 }
 
-// Save implements Checkpointer.
+// Save implements Checkpointer. An emergency checkpoint of the step of the newest checkpoint (the
+// one resumed from, or one saved since whose persist succeeds) writes nothing: that one holds the
+// same state.
 func (c *checkpointer) Save(pos Position, reason codes.CheckpointReason, metrics Metrics) error {
-	c.wait()
+	if c.wait() == nil && reason == codes.Emergency && pos.Step == c.lastStep {
+		fmt.Fprintf(c.log, "step %d is checkpointed already\n", pos.Step)
+		return nil
+	}
 	begin := time.Now()
 	snap, err := torch.TakeSnapshot(c.net, c.opt)
 	if err != nil {
@@ -158,18 +163,21 @@ func (c *checkpointer) computeSeconds() float64 {
 	return c.computeBefore + time.Since(c.started).Seconds()
 }
 
-// wait joins the persist in flight, if any. Its failure does not stop training: the previous
-// checkpoint is intact, and it is reported here.
-func (c *checkpointer) wait() {
+// wait joins the persist in flight, if any, and returns its error. Its failure does not stop
+// training: the previous checkpoint is intact, and it is reported here; lastStep no longer names
+// a checkpoint then.
+func (c *checkpointer) wait() error {
 	if c.persisting == nil {
-		return
+		return nil
 	}
 	err := <-c.persisting
 	c.persisting = nil
 	if err != nil {
+		c.lastStep = -1
 		fmt.Fprintf(c.log, "warning: periodic checkpoint failed, training goes on from the previous one: %v\n", err)
 		c.events.Emit(events.CheckpointFailed{Error: err.Error()})
 	}
+	return err
 }
 
 // restore loads a checkpoint's model, optimizer and RNG state. Its error names the file that did

@@ -42,11 +42,14 @@ func (t *ImageTask) Batch(idx []int) (x, y torch.Host) {
 }
 
 // Evaluate implements Task on the test set (CIFAR has no separate validation split).
-func (t *ImageTask) Evaluate(net *torch.Net) (Metrics, error) { return t.Test(net) }
+func (t *ImageTask) Evaluate(net *torch.Net, abandon func() bool) (Metrics, error) {
+	return t.Test(net, abandon)
+}
 
 // Test returns the top-1 and top-k accuracy (in [0, 1]; metrics.Classification) of net on the
-// test set.
-func (t *ImageTask) Test(net *torch.Net) (Metrics, error) {
+// test set. It calls abandon (nil: never) before each batch, and returns ErrAbandoned when it says
+// so.
+func (t *ImageTask) Test(net *torch.Net, abandon func() bool) (Metrics, error) {
 	set := t.TestSet
 	order := make([]int, set.Len())
 	for i := range order {
@@ -60,6 +63,9 @@ func (t *ImageTask) Test(net *torch.Net) (Metrics, error) {
 	logits := make([]float32, t.EvalBatch*set.Classes)
 	var top1, topk int
 	for b, ok := l.Next(); ok; b, ok = l.Next() {
+		if abandon != nil && abandon() {
+			return nil, ErrAbandoned
+		}
 		n := len(b.Idx)
 		x := torch.Float32s(b.X, int64(n), cifar.Channels, cifar.Side, cifar.Side)
 		if err := net.Forward(x, logits[:n*set.Classes]); err != nil {

@@ -47,6 +47,11 @@ type Options struct {
 	// Memory is the memory in bytes that generated data may take; 0: what the machine has
 	// available. Data that would not fit is refused before it is made, naming the key that sizes it.
 	Memory uint64
+	// Pause, if set, is called at these points of the job: "data" (once the data is loaded),
+	// "restore" (once the state is restored), "final-save" (before the final checkpoint),
+	// "final-eval" (before each batch of the test scoring), and those of Loop.Pause. Only the
+	// CLI's test hooks set it, to hold a phase open for a signal.
+	Pause func(point string)
 }
 
 // Run trains the job that cfg describes in its run dir, resuming from the newest valid checkpoint
@@ -64,20 +69,40 @@ type Options struct {
 //   - end (once the log is open, whatever happened): the uploads still in flight, the exit event,
 //     the last upload of the log, in this order.
 //
-// On a notice from opt.Stop it returns a *PreemptedError after an emergency checkpoint; ExitCode
-// maps its errors to exit statuses.
+// A notice from opt.Stop ends the job with a *PreemptedError (ExitCode 75) and nothing lost, at
+// the first of these points after it comes: the start of prepare, the end of prepare, open and
+// restore (nothing new to save: the run dir is left as it was, plus the log's events), the end of
+// a training step or of an evaluation batch (the emergency checkpoint is durable first; an
+// evaluation cut short is done again on resume), the end of the final checkpoint, a batch of the
+// test scoring. So the time from a notice to the exit is bounded by the longest of: a phase
+// before training (data loading is the long one), a step plus a checkpoint, an evaluation batch,
+// the final checkpoint, then end's uploads (checkpoint.remote_grace at most). A notice after the
+// test scores is ignored: the job is done and exits 0. ExitCode maps Run's errors to exit
+// statuses.
 func Run(ctx context.Context, cfg configs.Config, opt Options) (*Summary, error) {
 	runtime.LockOSThread() // all libtorch calls from one thread: see Loop.Run
 	defer runtime.UnlockOSThread()
 	j := &job{cfg: cfg, opt: opt, log: opt.Log, started: time.Now()}
 	defer j.release()
+	if err := j.stopped("startup", -1); err != nil {
+		return nil, err
+	}
 	if err := j.prepare(); err != nil {
+		return nil, err
+	}
+	if err := j.stopped("prepare", -1); err != nil {
 		return nil, err
 	}
 	if err := j.open(ctx); err != nil {
 		return j.sum, err
 	}
-	err := j.restore()
+	err := j.stopped("open", j.latestStep())
+	if err == nil {
+		err = j.restore()
+	}
+	if err == nil {
+		err = j.stopped("restore", j.from.Step)
+	}
 	if err == nil {
 		err = j.train(ctx)
 	}
@@ -85,6 +110,50 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (*Summary, error)
 		err = j.complete()
 	}
 	return j.sum, j.end(ctx, err)
+}
+
+// notice returns a pending notice of opt.Stop, without waiting; nil if none.
+func (j *job) notice() *Notice {
+	select {
+	case n := <-j.opt.Stop:
+		return &n
+	default:
+		return nil
+	}
+}
+
+// stopped returns the *PreemptedError of a notice that came before the end of phase, with every
+// step done up to step saved (-1: the run dir is not open yet); nil if none came.
+func (j *job) stopped(phase string, step int) error {
+	if n := j.notice(); n != nil {
+		return j.stop(n, phase, step)
+	}
+	return nil
+}
+
+// stop ends the job on notice n during phase, with every step up to step saved: it reports the
+// notice (in the log, and in the event log once it is open) and returns the *PreemptedError.
+func (j *job) stop(n *Notice, phase string, step int) error {
+	fmt.Fprintf(j.log, "%s received during %s: stopping, with nothing new to save\n", n.Signal, phase)
+	if j.events != nil {
+		j.events.Emit(events.SignalReceived{Signal: n.Signal.String(), Step: max(step, 0),
+			WaitMS: time.Since(n.At).Seconds() * 1000})
+	}
+	return &PreemptedError{Notice: *n, Step: step, Phase: phase}
+}
+
+// latestStep is the step of the checkpoint the job resumes from; 0 when it starts afresh.
+func (j *job) latestStep() int {
+	if j.latest == nil {
+		return 0
+	}
+	return int(j.latest.Manifest.Step)
+}
+
+func (j *job) pause(point string) {
+	if j.opt.Pause != nil {
+		j.opt.Pause(point)
+	}
 }
 
 // A job is one training process's run of a config. Each phase of Run fills in what the next
@@ -150,6 +219,7 @@ func (j *job) prepare() error {
 		return &InputError{err}
 	}
 	j.work = work
+	j.pause("data")
 	if err := j.buildModel(); err != nil {
 		return err
 	}
@@ -311,6 +381,7 @@ func (j *job) restore() error {
 	} else if err := j.resume(j.latest); err != nil {
 		return err
 	}
+	j.pause("restore")
 	if err := durable.WriteFile(filepath.Join(j.cfg.RunDir, ConfigFile), j.savedYAML, 0o644); err != nil {
 		return err
 	}
@@ -399,7 +470,7 @@ func (j *job) train(ctx context.Context) error {
 	j.ck.started = time.Now()
 	j.strategy.Start(j.ck.started)
 	loop := &Loop{Net: j.net, Opt: j.optim, Task: j.work, Config: j.loop, Start: j.from, Checkpoints: j.ck,
-		Events: j.events, Stop: j.opt.Stop, Log: j.log, Terminal: j.opt.Terminal}
+		Events: j.events, Stop: j.opt.Stop, Log: j.log, Terminal: j.opt.Terminal, Pause: j.opt.Pause}
 	var err error
 	j.sum.Result, err = loop.Run(ctx)
 	j.ck.wait()
@@ -408,16 +479,29 @@ func (j *job) train(ctx context.Context) error {
 }
 
 // complete ends a whole training: the final checkpoint (unless the last step has one), the test
-// scores and metrics.json.
+// scores and metrics.json. A notice that comes before the test scores are done stops it once the
+// final checkpoint is durable (a resume from it scores the test split again).
 func (j *job) complete() error {
 	res := j.sum.Result
 	if j.ck.lastStep != res.Steps {
+		j.pause("final-save")
 		if err := j.ck.Save(res.End, codes.Final, res.lastMetrics()); err != nil {
 			return err
 		}
 	}
+	if err := j.stopped("the final checkpoint", res.Steps); err != nil {
+		return err
+	}
 	j.sum.ComputeSeconds = j.ck.computeSeconds()
-	test, err := j.work.Test(j.net)
+	var notice *Notice
+	test, err := j.work.Test(j.net, func() bool {
+		j.pause("final-eval")
+		notice = j.notice()
+		return notice != nil
+	})
+	if notice != nil {
+		return j.stop(notice, "the test scoring", res.Steps)
+	}
 	if err != nil {
 		return fmt.Errorf("score test split: %w", err)
 	}
@@ -455,10 +539,13 @@ func (j *job) emitExit(err error) {
 	if err != nil {
 		exit.Reason = err.Error()
 	}
-	if j.sum.Result != nil {
-		exit.Step = j.sum.Result.Steps
-	}
 	var pe *PreemptedError
+	switch {
+	case j.sum.Result != nil:
+		exit.Step = j.sum.Result.Steps
+	case errors.As(err, &pe):
+		exit.Step = max(pe.Step, 0)
+	}
 	if errors.As(err, &pe) {
 		ms := time.Since(pe.Notice.At).Milliseconds()
 		exit.Signal, exit.SignalToExitMS = pe.Notice.Signal.String(), &ms

@@ -33,8 +33,9 @@ type Task interface {
 	TrainSize() int
 	// Batch gathers the training samples idx into host tensors, valid until the next call.
 	Batch(idx []int) (x, y torch.Host)
-	// Evaluate scores net on the validation split.
-	Evaluate(net *torch.Net) (Metrics, error)
+	// Evaluate scores net on the validation split. It calls abandon between its batches and
+	// returns ErrAbandoned as soon as abandon returns true.
+	Evaluate(net *torch.Net, abandon func() bool) (Metrics, error)
 }
 
 // EpochStarter is a Task that prepares an epoch's batches ahead of the steps (in background
@@ -128,8 +129,8 @@ type Result struct {
 	Epochs []EpochResult
 }
 
-// Notice tells the loop to stop: a signal (SIGTERM, SIGINT) or a cloud's preemption notice, and
-// when it came.
+// Notice tells the loop to stop: a signal (SIGTERM, SIGINT, SIGHUP) or a cloud's preemption
+// notice, and when it came.
 type Notice struct {
 	Signal os.Signal
 	At     time.Time
@@ -156,9 +157,13 @@ type Loop struct {
 	Start       Position      // where to begin: the zero Position, or a checkpoint's
 	Checkpoints Checkpointer  // nil: no checkpoints
 	Events      *events.Log   // signal_received and epoch_end go here; nil: nowhere
-	Stop        <-chan Notice // a notice ends the run after the step in progress; nil: none
+	Stop        <-chan Notice // a notice ends the run after the step or evaluation batch in progress; nil: none
 	Log         io.Writer     // log lines and progress
 	Terminal    bool          // Log is a terminal: draw a progress bar instead of periodic lines
+	// Pause, if set, is called after every step ("step") and before every evaluation batch
+	// ("eval", "final-eval" for the evaluation after the run's last step). Only the test hooks
+	// of the CLI set it, to hold a point open until a signal has landed there.
+	Pause func(point string)
 }
 
 // BatchesPerEpoch returns how many batches an epoch of n samples has (the last may be partial).
@@ -190,8 +195,8 @@ func Order(seed uint64, epoch, n int) []int {
 }
 
 // Run trains from l.Start until the configured epochs or steps are done. On a notice it finishes
-// the step in progress, writes an emergency checkpoint and returns an error that wraps
-// ErrPreempted; when ctx is cancelled it stops after the step in progress and returns ctx's error.
+// the step in progress (or abandons the evaluation in progress after its current batch), writes
+// an emergency checkpoint and returns a *PreemptedError; when ctx is cancelled it stops after the step in progress and returns ctx's error.
 //
 // Run keeps its goroutine on one OS thread: libtorch's OpenMP keeps a team of worker threads per
 // calling thread, and a goroutine that wandered between threads would leave idle teams spinning
@@ -230,23 +235,14 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 			res.Steps++
 			pos.Batch, pos.Step = b+1, res.Steps
 			res.End = pos
+			l.pause("step")
 
 			// The loss is read back (a device sync) only for a log line or a checkpoint.
 			due := l.Checkpoints != nil && l.Checkpoints.Due(res.Steps)
 			notice := l.notice()
 			if res.Steps%c.LogEvery == 0 || pos.Batch == perEpoch || res.Steps == total || due || notice != nil {
-				loss, k, err := l.Net.TakeLoss()
-				if err != nil {
+				if err := l.takeLoss(&pos, res, lr, prog); err != nil {
 					return res, err
-				}
-				if math.IsNaN(loss) || math.IsInf(loss, 0) {
-					return res, fmt.Errorf("training diverged: loss is %v at step %d (try a lower optimizer.lr or train.grad_clip)", loss, res.Steps)
-				}
-				pos.LossSum += loss * float64(k)
-				res.End = pos
-				prog.step(res.Steps, epoch, loss, lr)
-				if res.Steps%c.LogEvery == 0 {
-					l.emit(events.Progress{Step: res.Steps, Epoch: epoch, Loss: loss})
 				}
 			}
 
@@ -255,14 +251,7 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 			if notice != nil {
 				prog.done()
 				fmt.Fprintf(l.Log, "%s received: checkpointing at step %d\n", notice.Signal, res.Steps)
-				l.emit(events.SignalReceived{Signal: notice.Signal.String(), Step: res.Steps,
-					WaitMS: time.Since(notice.At).Seconds() * 1000})
-				if l.Checkpoints != nil {
-					if err := l.Checkpoints.Save(pos, codes.Emergency, res.lastMetrics()); err != nil {
-						return res, fmt.Errorf("emergency checkpoint: %w", err)
-					}
-				}
-				return res, &PreemptedError{Notice: *notice, Step: res.Steps}
+				return res, l.stop(notice, pos, res)
 			}
 			if due {
 				if err := l.Checkpoints.Save(pos, codes.Periodic, res.lastMetrics()); err != nil {
@@ -274,8 +263,15 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 			}
 		}
 
-		// Evaluation at the end of every epoch (also of one cut short by max_steps).
-		er, err := l.evaluate(pos, start)
+		// Evaluation at the end of every epoch (also of one cut short by max_steps); a notice
+		// abandons it (a resume from the emergency checkpoint evaluates the epoch again).
+		er, notice, err := l.evaluate(pos, start, res.Steps == total)
+		if notice != nil {
+			prog.done()
+			fmt.Fprintf(l.Log, "%s received during the evaluation of epoch %d: abandoning it, checkpointing at step %d\n",
+				notice.Signal, epoch+1, res.Steps)
+			return res, l.stop(notice, pos, res)
+		}
 		if err != nil {
 			return res, err
 		}
@@ -295,16 +291,68 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
-func (l *Loop) evaluate(pos Position, start time.Time) (EpochResult, error) {
-	val, err := l.Task.Evaluate(l.Net)
+// takeLoss reads back the loss of the steps since the last read into pos (and res.End), and
+// reports it: the progress, and the log's progress event every LogEvery steps.
+func (l *Loop) takeLoss(pos *Position, res *Result, lr float64, prog *progress) error {
+	loss, k, err := l.Net.TakeLoss()
 	if err != nil {
-		return EpochResult{}, fmt.Errorf("evaluate epoch %d: %w", pos.Epoch+1, err)
+		return err
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return fmt.Errorf("training diverged: loss is %v at step %d (try a lower optimizer.lr or train.grad_clip)", loss, res.Steps)
+	}
+	pos.LossSum += loss * float64(k)
+	res.End = *pos
+	prog.step(res.Steps, pos.Epoch, loss, lr)
+	if res.Steps%l.Config.LogEvery == 0 {
+		l.emit(events.Progress{Step: res.Steps, Epoch: pos.Epoch, Loss: loss})
+	}
+	return nil
+}
+
+// evaluate scores the epoch that ends at pos (final: the run's last), and records it. A notice
+// that comes before its last batch abandons it: evaluate returns that notice.
+func (l *Loop) evaluate(pos Position, start time.Time, final bool) (EpochResult, *Notice, error) {
+	point := "eval"
+	if final {
+		point = "final-eval"
+	}
+	var notice *Notice
+	val, err := l.Task.Evaluate(l.Net, func() bool {
+		l.pause(point)
+		notice = l.notice()
+		return notice != nil
+	})
+	if notice != nil {
+		return EpochResult{}, notice, nil
+	}
+	if err != nil {
+		return EpochResult{}, nil, fmt.Errorf("evaluate epoch %d: %w", pos.Epoch+1, err)
 	}
 	val, absent := val.Finite()
 	warnAbsent(l.Log, "validation", absent)
 	er := EpochResult{Epoch: pos.Epoch, Step: pos.Step, TrainLoss: pos.LossSum / float64(max(pos.Batch, 1)), Val: val, Duration: time.Since(start)}
 	l.emit(events.EpochEnd{Epoch: er.Epoch, Step: er.Step, TrainLoss: er.TrainLoss, Metrics: er.Val, Absent: absent})
-	return er, nil
+	return er, nil, nil
+}
+
+// stop ends the run on notice, at pos: it records the notice and writes the emergency checkpoint
+// (durable when stop returns), then returns the *PreemptedError that ends the run.
+func (l *Loop) stop(notice *Notice, pos Position, res *Result) error {
+	l.emit(events.SignalReceived{Signal: notice.Signal.String(), Step: res.Steps,
+		WaitMS: time.Since(notice.At).Seconds() * 1000})
+	if l.Checkpoints != nil {
+		if err := l.Checkpoints.Save(pos, codes.Emergency, res.lastMetrics()); err != nil {
+			return fmt.Errorf("emergency checkpoint: %w", err)
+		}
+	}
+	return &PreemptedError{Notice: *notice, Step: res.Steps}
+}
+
+func (l *Loop) pause(point string) {
+	if l.Pause != nil {
+		l.Pause(point)
+	}
 }
 
 func (l *Loop) emit(p events.Payload) {

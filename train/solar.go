@@ -38,19 +38,27 @@ func (t *SolarTask) Batch(idx []int) (x, y torch.Host) {
 }
 
 // Evaluate implements Task on the validation split.
-func (t *SolarTask) Evaluate(net *torch.Net) (Metrics, error) { return t.Score(net, t.Data.Val) }
+func (t *SolarTask) Evaluate(net *torch.Net, abandon func() bool) (Metrics, error) {
+	return t.Score(net, t.Data.Val, abandon)
+}
 
 // Test scores net on the test split.
-func (t *SolarTask) Test(net *torch.Net) (Metrics, error) { return t.Score(net, t.Data.Test) }
+func (t *SolarTask) Test(net *torch.Net, abandon func() bool) (Metrics, error) {
+	return t.Score(net, t.Data.Test, abandon)
+}
 
 // Score forecasts every window of w and returns, in kW: the model's MAE and RMSE, the persistence
 // forecast's MAE and RMSE, and the skill score 1 - RMSE/RMSE_persistence (above 0: better than
-// persistence).
-func (t *SolarTask) Score(net *torch.Net, w *solar.Windows) (Metrics, error) {
+// persistence). It calls abandon (nil: never) before each batch of EvalBatch windows, and returns
+// ErrAbandoned when it says so.
+func (t *SolarTask) Score(net *torch.Net, w *solar.Windows, abandon func() bool) (Metrics, error) {
 	xs, h := w.Lookback*w.Features, w.Horizon
 	out := make([]float32, t.EvalBatch*h)
 	var absErr, sqErr, pAbsErr, pSqErr float64
 	for start := 0; start < w.N; start += t.EvalBatch {
+		if abandon != nil && abandon() {
+			return nil, ErrAbandoned
+		}
 		end := min(start+t.EvalBatch, w.N)
 		b := end - start
 		x := torch.Float32s(w.X[start*xs:end*xs], int64(b), int64(w.Lookback), int64(w.Features))

@@ -45,7 +45,8 @@ func strategyFor(cfg configs.Config, declared metrics.Set) (s checkpoint.Strateg
 }
 
 // interruption is an earlier incarnation of a run that did not finish: it ran uptime (from its
-// run_start to its last event) and either wrote an emergency checkpoint (notice) or was killed.
+// run_start to its last event) and either received a notice (and stopped with every step saved)
+// or was killed.
 type interruption struct {
 	uptime time.Duration
 	notice bool
@@ -62,7 +63,7 @@ func pastInterruptions(runDir string, current int) ([]interruption, error) {
 	type span struct {
 		start, last time.Time
 		exit        int // -1: none
-		emergency   bool
+		noticed     bool
 	}
 	var spans []*span
 	byInc := map[int]*span{}
@@ -78,8 +79,8 @@ func pastInterruptions(runDir string, current int) ([]interruption, error) {
 		}
 		s.last = e.Time
 		switch p := e.Payload.(type) {
-		case events.EmergencyCheckpoint:
-			s.emergency = true
+		case events.EmergencyCheckpoint, events.SignalReceived:
+			s.noticed = true
 		case events.Exit:
 			s.exit = p.Code
 		}
@@ -87,7 +88,7 @@ func pastInterruptions(runDir string, current int) ([]interruption, error) {
 	var out []interruption
 	for _, s := range spans {
 		if s.exit == -1 || s.exit == codes.ExitPreempted {
-			out = append(out, interruption{uptime: s.last.Sub(s.start), notice: s.emergency})
+			out = append(out, interruption{uptime: s.last.Sub(s.start), notice: s.noticed})
 		}
 	}
 	return out, nil

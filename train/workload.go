@@ -15,8 +15,8 @@ type workload interface {
 	Task
 	// Spec returns the network the workload trains.
 	Spec() ModelSpec
-	// Test scores net on the held-out test split.
-	Test(net *torch.Net) (Metrics, error)
+	// Test scores net on the held-out test split, abandoned (ErrAbandoned) as Task.Evaluate is.
+	Test(net *torch.Net, abandon func() bool) (Metrics, error)
 	// Metrics declares the validation and test metrics, the main one first.
 	Metrics() metrics.Set
 	// Samples returns the sizes of the train, validation and test splits (0: none).

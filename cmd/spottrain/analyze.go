@@ -47,6 +47,11 @@ func runAnalyze(args []string, stdout io.Writer) error {
 		m, err := analysis.Measure(d)
 		if errors.Is(err, analysis.ErrNoRun) {
 			fmt.Fprintf(stdout, "skipping %s: no trainer has started there yet\n", d)
+			if r, err := analysis.ReadRun(d); err == nil {
+				if n, _ := r.CutStarts(); n >= analysis.StallStarts {
+					fmt.Fprintf(stdout, "warning: %s: %s\n", d, analysis.StallNote(n))
+				}
+			}
 			continue
 		}
 		if err != nil {
@@ -75,6 +80,9 @@ func runAnalyze(args []string, stdout io.Writer) error {
 		return err
 	}
 	printStudy(stdout, s)
+	for _, r := range s.StalledRuns() {
+		fmt.Fprintf(stdout, "warning: %s: %s\n", r.Dir, analysis.StallNote(r.CutStarts))
+	}
 	for _, r := range s.SlowRuns(analysis.SlowLimit) {
 		fmt.Fprintf(stdout, "warning: %s ran %.2f× as long as the median for the same work: its times and cost are inflated\n", r.Dir, s.Slowdown[r])
 	}

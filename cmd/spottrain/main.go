@@ -1,7 +1,7 @@
 // Command spottrain trains PyTorch models from Go on machines that can be taken away at any moment.
 //
-// Exit codes: 0 done, 1 failure, 2 bad input or usage, 75 stopped by SIGTERM or SIGINT after an
-// emergency checkpoint (start it again to resume).
+// Exit codes: 0 done, 1 failure, 2 bad input or usage, 75 stopped by a notice (SIGTERM, SIGINT,
+// SIGHUP or the cloud's) with every step it did saved (start it again to resume).
 package main
 
 import (
@@ -10,14 +10,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"spottrain/codes"
+	"spottrain/internal/notices"
 	"spottrain/preemption"
 	"spottrain/train"
 )
@@ -42,7 +41,7 @@ Commands:
 
 Run 'spottrain <command> --help' (or 'spottrain help <command>') for a command's flags.
 
-Exit status: 0 done; 75 stopped by SIGTERM or SIGINT after an emergency checkpoint (run the same
+Exit status: 0 done; 75 stopped by SIGTERM, SIGINT or SIGHUP with every step saved (run the same
 command again to resume); 2 bad input (flags, config, data, device); 1 other failure (verify: a
 run is not sound).
 `
@@ -52,11 +51,18 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// main first turns the notice signals into notices: those that came since the package
+// initializers (internal/notices), and the one that came before the Go runtime started, if any
+// (preinit.go). A SIGTERM, SIGINT or SIGHUP is then a notice, never a death by the default action.
 func main() {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	sigs := notices.Signals()
 	stop := make(chan train.Notice, 1)
-	go forwardNotices(sigs, stop)
+	first := true
+	if sig, at := earlyNotice(); sig != nil {
+		stop <- train.Notice{Signal: sig, At: at}
+		first = false
+	}
+	go forwardNotices(sigs, stop, first)
 	err := run(context.Background(), os.Args[1:], os.Stdout, stop)
 	if err != nil && !errors.Is(err, pflag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "spottrain:", err)
@@ -64,10 +70,10 @@ func main() {
 	os.Exit(exitCode(err))
 }
 
-// forwardNotices turns the first signal into a stop notice for the training loop. Later signals
-// are reported and otherwise ignored: they never abort an emergency checkpoint in progress.
-func forwardNotices(sigs <-chan os.Signal, stop chan<- train.Notice) {
-	first := true
+// forwardNotices turns the first signal (if first: none came before) into a stop notice for the
+// training loop. Later signals are reported and otherwise ignored: they never abort an emergency
+// checkpoint in progress.
+func forwardNotices(sigs <-chan os.Signal, stop chan<- train.Notice, first bool) {
 	for s := range sigs {
 		if first {
 			stop <- train.Notice{Signal: s, At: time.Now()}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,16 +13,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spottrain/checkpoint"
 	"spottrain/codes"
 	"spottrain/events"
 	"spottrain/events/eventstest"
 )
 
 // TestCloudNotice: a preemption notice from a cloud's metadata server (a fake on loopback) takes
-// the path of SIGTERM: the step finishes, an emergency checkpoint is written, the trainer exits
-// 75, and the same command resumes from there. GCP is watched as configured, and preempts once
-// training is under way; AWS is found by the auto probe, and its notice is there at the first
-// poll (the next would come 5 s later, after this short training).
+// the path of SIGTERM. GCP is watched as configured, and preempts once training is under way: the
+// step finishes, an emergency checkpoint is written, the trainer exits 75, and the same command
+// resumes from there. AWS is found by the auto probe, and its notice is there at the first poll,
+// before the first step: the trainer exits 75 at once with nothing to save.
 func TestCloudNotice(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -91,10 +93,21 @@ func TestCloudNotice(t *testing.T) {
 				armed.Store(true)
 			}
 			require.Equal(t, codes.ExitPreempted, p.wait(time.Minute), "stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
-			assert.Contains(t, p.stdout(), tc.says+" received: checkpointing at step ")
 			if tc.source == "auto" {
 				assert.Contains(t, p.stdout(), "on AWS: watching its metadata server for a preemption notice\n")
 			}
+			if tc.early {
+				// Up before the first step: the trainer stops at once, with nothing to save, and
+				// the next start begins afresh.
+				assert.Regexp(t, `(?m)^`+regexp.QuoteMeta(tc.says)+` received during \w+: stopping, with nothing new to save$`, p.stdout())
+				assert.NoDirExists(t, filepath.Join(runDir, checkpoint.DirName(1)))
+				srv.Close()
+				r := spottrain(t, dir, append(args, "--set", "preemption.notice=none")...)
+				require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+				assert.NotContains(t, r.stdout, "resumed from step ")
+				return
+			}
+			assert.Contains(t, p.stdout(), tc.says+" received: checkpointing at step ")
 			evs := eventstest.Read(t, runDir)
 			got := eventstest.Of[events.SignalReceived](evs)
 			require.Len(t, got, 1)

@@ -76,8 +76,9 @@ type runOutcome struct {
 	wall      time.Duration
 	timeScale float64
 	starts    int
-	notices   int // SIGTERM sent on schedule
-	kills     int // SIGKILL sent on schedule (without notice) or after the grace period
+	notices   int  // SIGTERM sent on schedule
+	kills     int  // SIGKILL sent on schedule (without notice) or after the grace period
+	stalled   bool // the stall was reported
 }
 
 func (o *runOutcome) spot() time.Duration {
@@ -164,6 +165,24 @@ func runOne(ctx context.Context, job *runJob) (*runOutcome, error) {
 	return o, err
 }
 
+// warnStall warns, once a run, when the last analysis.StallStarts trainer starts or more were cut
+// before their first step (the run's log says it): the interruptions come faster than a trainer
+// starts, and the run goes nowhere.
+func (o *runOutcome) warnStall(out io.Writer) {
+	if o.stalled {
+		return
+	}
+	r, err := analysis.ReadRun(o.runDir)
+	if err != nil {
+		fmt.Fprintf(out, "[run] warning: %v\n", err)
+		return
+	}
+	if _, n := r.CutStarts(); n >= analysis.StallStarts {
+		o.stalled = true
+		fmt.Fprintf(out, "[run] warning: the last %d trainer starts were interrupted before their first step: the interruptions come faster than a trainer starts, and the run makes no progress\n", n)
+	}
+}
+
 // report counts and logs an event of the runner.
 func (o *runOutcome) report(out io.Writer, p events.Payload) {
 	switch p := p.(type) {
@@ -188,6 +207,7 @@ func (o *runOutcome) report(out io.Writer, p events.Payload) {
 			how = "killed by " + p.Signal
 		}
 		fmt.Fprintf(out, "[run] trainer pid %v %s\n", p.PID, how)
+		o.warnStall(out)
 	case events.ChildStart:
 		fmt.Fprintf(out, "[run] trainer started: pid %v\n", p.PID)
 	case events.Restart:

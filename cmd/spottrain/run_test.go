@@ -353,3 +353,26 @@ func TestAnalyzeErrors(t *testing.T) {
 		errorLine(t, r.stderr))
 	assert.NoDirExists(t, filepath.Join(dir, "report"))
 }
+
+// TestRunStallWarns: interruptions (SIGTERM every half second of wall time) that come faster than
+// the trainer starts (about a second, most of it libtorch's initializers) cut every start before
+// its first step. The runner says so, once; stopped, verify and analyze name the stall.
+func TestRunStallWarns(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := append([]string{"run", "--experiment", "lstm-fixed-regular", "--runs-dir", "runs"},
+		spotJob("interrupts.every=30m", "interrupts.no_notice_share=0", "interrupts.restart_delay=1s")...)
+	p := startSpottrain(t, dir, nil, args...)
+	warning := p.readLine("[run] warning: ", 2*time.Minute)
+	assert.Regexp(t, `^\[run\] warning: the last \d+ trainer starts were interrupted before their first step`, warning)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
+	assert.Equal(t, codes.ExitPreempted, p.wait(time.Minute), "stderr: %s", p.stderr.String())
+	assert.Equal(t, 1, strings.Count(p.stdout(), "[run] warning: "), "warned once:\n%s", p.stdout())
+	assert.NotContains(t, p.stdout(), "\nstep ", "no start reached a step")
+
+	r := spottrain(t, dir, "verify", "runs")
+	assert.Equal(t, 1, r.code, "not completed")
+	assert.Regexp(t, `(?m)^note: \S+rep-0: stalled: \d+ trainer starts in a row were interrupted before their first step`, r.stdout)
+	r = spottrain(t, dir, "analyze", "runs", "--out", "report")
+	assert.Regexp(t, `(?m)^warning: \S+rep-0: stalled: \d+ trainer starts in a row`, r.stdout, "stderr: %s", r.stderr)
+}

@@ -3,12 +3,13 @@
 package main
 
 // The end-to-end tests build the binary with -tags testhooks (see TestMain), which compiles this
-// file in; a normal build has neither the environment variable below nor the slow file system.
+// file in; a normal build has neither the environment variables below nor the slow file system.
 
 import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"spottrain/checkpoint"
@@ -16,9 +17,17 @@ import (
 	"spottrain/train"
 )
 
-// ckptWriteDelayEnv slows every checkpoint write chunk of a training job down by its duration
-// (e.g. 20ms), so that the crash tests' kills and signals land inside checkpoint writes.
-const ckptWriteDelayEnv = "SPOTTRAIN_TEST_CKPT_WRITE_DELAY"
+const (
+	// ckptWriteDelayEnv slows every checkpoint write chunk of a training job down by its duration
+	// (e.g. 20ms), so that the crash tests' kills and signals land inside checkpoint writes.
+	ckptWriteDelayEnv = "SPOTTRAIN_TEST_CKPT_WRITE_DELAY"
+	// pauseEnv holds points of a training job open (train.Options.Pause), as POINT=DURATION
+	// pairs separated by commas (e.g. eval=200ms): each time the job passes POINT it waits
+	// DURATION, or less once a notice is pending, and the first time it prints "test hook:
+	// pausing in POINT" first; so a test's signal lands inside that phase, and the time from it
+	// to the exit is the job's own.
+	pauseEnv = "SPOTTRAIN_TEST_PAUSE"
+)
 
 // memoryEnv sets train.Options.Memory, in bytes: the memory the data may take.
 const memoryEnv = "SPOTTRAIN_TEST_MEMORY"
@@ -32,15 +41,39 @@ func init() {
 			}
 			opt.Memory = n
 		}
-		v := os.Getenv(ckptWriteDelayEnv)
-		if v == "" {
-			return nil
+		if v := os.Getenv(ckptWriteDelayEnv); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return usageError{fmt.Sprintf("%s: %v", ckptWriteDelayEnv, err)}
+			}
+			opt.FS = checkpointtest.SlowFS(checkpoint.OSFS{}, d)
 		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return usageError{fmt.Sprintf("%s: %v", ckptWriteDelayEnv, err)}
+		if v := os.Getenv(pauseEnv); v != "" {
+			pauses := map[string]time.Duration{}
+			for _, kv := range strings.Split(v, ",") {
+				point, dur, _ := strings.Cut(kv, "=")
+				d, err := time.ParseDuration(dur)
+				if err != nil {
+					return usageError{fmt.Sprintf("%s: %s: %v", pauseEnv, kv, err)}
+				}
+				pauses[point] = d
+			}
+			announced := map[string]bool{}
+			log, stop := opt.Log, opt.Stop
+			opt.Pause = func(point string) {
+				d, ok := pauses[point]
+				if !ok {
+					return
+				}
+				if !announced[point] {
+					announced[point] = true
+					fmt.Fprintf(log, "test hook: pausing in %s\n", point)
+				}
+				for end := time.Now().Add(d); time.Now().Before(end) && len(stop) == 0; {
+					time.Sleep(time.Millisecond) // a channel's length cannot be waited on
+				}
+			}
 		}
-		opt.FS = checkpointtest.SlowFS(checkpoint.OSFS{}, d)
 		return nil
 	}
 }

@@ -80,6 +80,11 @@ func runVerify(args []string, stdout io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", rel, status, r.v.Starts, r.v.Notice, r.v.Killed, r.v.Redo, r.v.FinalStep, r.weights)
 	}
 	tw.Flush()
+	for _, r := range rows {
+		for _, n := range r.v.Notes {
+			fmt.Fprintf(stdout, "note: %s: %s\n", r.v.Dir, n)
+		}
+	}
 	if bad == 0 {
 		fmt.Fprintf(stdout, "all %d runs are sound\n", len(rows))
 		return nil
