@@ -1,6 +1,7 @@
 // spottrain's libtorch shim: the only C++ of the project. C++17; compiles against libtorch 1.13
 // (Debian, CPU) and 2.x (CUDA). See shim.h for the conventions.
 #include "shim.h"
+#include "group.h"
 
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -9,6 +10,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -210,6 +212,10 @@ struct NetState {
   double label_smoothing = 0;  // cross-entropy
   bool bf16 = false;           // autocast to bfloat16 (CUDA)
   bool channels_last = false;  // images and convolution weights in NHWC
+  spottrain::GroupState* group = nullptr;  // data-parallel over this group; null: alone
+  int64_t bucket_bytes = 0;
+  int64_t reduce_calls = 0;
+  double reduce_seconds = 0;
 };
 
 struct OptimState {
@@ -405,22 +411,54 @@ void optimizer_step(NetState* net, OptimState* opt) {
   }
 }
 
+// reduce_step makes the step's gradients and loss the group's: every rank's, times weight,
+// summed. A rank with no samples (no loss) takes part with zeros, and ends with the group's
+// gradients like the others. Gradients go in reverse order of the parameters (the order backward
+// produces them in), the loss last.
+torch::Tensor reduce_step(NetState* net, const torch::Tensor& loss, double weight) {
+  auto start = std::chrono::steady_clock::now();
+  std::vector<torch::Tensor> tensors;
+  auto params = net->model->parameters();
+  for (auto it = params.rbegin(); it != params.rend(); ++it) {
+    if (!it->grad().defined()) it->mutable_grad() = torch::zeros_like(*it);
+    tensors.push_back(it->grad());
+  }
+  auto l = loss.defined() ? loss.detach().to(torch::kFloat32).reshape({1}).clone()
+                          : torch::zeros({1}, params.front().options().dtype(torch::kFloat32));
+  tensors.push_back(l);
+  spottrain::group_sum(net->group, tensors, weight, net->bucket_bytes);
+  net->reduce_calls++;
+  net->reduce_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return l.reshape({});
+}
+
+// train_step is one optimizer step on the samples x_host, y_host (undefined: none, in a group
+// only), weighing weight in the group's batch.
 void train_step(NetState* net, OptimState* opt, const torch::Tensor& x_host,
-                const torch::Tensor& y_host, double lr, double clip) {
+                const torch::Tensor& y_host, double lr, double clip, double weight) {
   TORCH_CHECK(opt->net == net, "the optimizer was built for another net");
+  TORCH_CHECK(x_host.defined() || net->group != nullptr, "a training step needs samples");
   set_mode(net, true);
-  auto x = to_device(net, x_host);
-  auto y = to_device(net, y_host);
+  if (net->group != nullptr) {
+    auto buffers = net->model->buffers();
+    if (!buffers.empty()) spottrain::group_broadcast(net->group, buffers, 0, net->bucket_bytes);
+  }
   for (auto& group : opt->optimizer->param_groups()) {
     group.options().set_lr(lr);
     for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();  // zero_grad(set_to_none)
   }
   torch::Tensor loss;
-  {
-    Autocast autocast(net->bf16);
-    loss = compute_loss(net, net->model->forward(x), y);
+  if (x_host.defined()) {
+    auto x = to_device(net, x_host);
+    auto y = to_device(net, y_host);
+    {
+      Autocast autocast(net->bf16);
+      loss = compute_loss(net, net->model->forward(x), y);
+    }
+    loss.backward();
   }
-  loss.backward();
+  if (net->group != nullptr) loss = reduce_step(net, loss, weight);
   if (clip > 0) clip_grad_norm(net->model->parameters(), clip);
   optimizer_step(net, opt);
   auto l = loss.detach();
@@ -649,7 +687,45 @@ char* Net_TrainStep(Net n, Optim o, const float* x, const int64_t* xshape, int x
                     const int64_t* yshape, int ydim, int ydtype, double lr, double clip) {
   SHIM_BEGIN
   train_step(as_net(n), as_optim(o), host_tensor(x, xshape, xdim, DTYPE_FLOAT32),
-             host_tensor(y, yshape, ydim, ydtype), lr, clip);
+             host_tensor(y, yshape, ydim, ydtype), lr, clip, 1);
+  SHIM_END
+}
+
+char* Net_TrainShare(Net n, Optim o, const float* x, const int64_t* xshape, int xdim,
+                     const void* y, const int64_t* yshape, int ydim, int ydtype, double lr,
+                     double clip, double weight) {
+  SHIM_BEGIN
+  TORCH_CHECK(weight >= 0 && weight <= 1, "a share's weight must be in [0, 1], got ", weight);
+  torch::Tensor xt, yt;
+  if (x != nullptr) {
+    xt = host_tensor(x, xshape, xdim, DTYPE_FLOAT32);
+    yt = host_tensor(y, yshape, ydim, ydtype);
+  }
+  train_step(as_net(n), as_optim(o), xt, yt, lr, clip, weight);
+  SHIM_END
+}
+
+char* Net_SetGroup(Net n, Group g, int64_t bucket_bytes) {
+  SHIM_BEGIN
+  TORCH_CHECK(g == nullptr || bucket_bytes > 0, "bucket size must be positive, got ", bucket_bytes);
+  auto net = as_net(n);
+  net->group = g == nullptr ? nullptr : spottrain::as_group(g);
+  net->bucket_bytes = bucket_bytes;
+  net->reduce_calls = 0;
+  net->reduce_seconds = 0;
+  SHIM_END
+}
+
+void Net_ReduceStats(Net n, int64_t* calls, double* seconds) {
+  *calls = as_net(n)->reduce_calls;
+  *seconds = as_net(n)->reduce_seconds;
+}
+
+char* Group_BroadcastNet(Group g, Net n, int root) {
+  SHIM_BEGIN
+  std::vector<torch::Tensor> state;
+  for (const auto& kv : named_state(as_net(n))) state.push_back(kv.second);
+  spottrain::group_broadcast(spottrain::as_group(g), state, root, int64_t(25) << 20);
   SHIM_END
 }
 
@@ -659,7 +735,7 @@ char* Net_TrainSteps(Net n, Optim o, const float* x, const int64_t* xshape, int 
   SHIM_BEGIN
   auto xt = host_tensor(x, xshape, xdim, DTYPE_FLOAT32);
   auto yt = host_tensor(y, yshape, ydim, ydtype);
-  for (int64_t i = 0; i < steps; i++) train_step(as_net(n), as_optim(o), xt, yt, lr, clip);
+  for (int64_t i = 0; i < steps; i++) train_step(as_net(n), as_optim(o), xt, yt, lr, clip, 1);
   SHIM_END
 }
 

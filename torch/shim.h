@@ -106,6 +106,59 @@ char* Optim_New(Net net, int kind, double lr, double weight_decay, double beta1,
                 double eps, double momentum, int nesterov, int foreach, Optim* out);
 void Optim_Free(Optim opt);
 
+
+// Process groups: data-parallel training over c10d (TCPStore rendezvous; Gloo on the CPU, NCCL on
+// CUDA in builds that have it). Every collective is called by every rank of the group in the same
+// order; each fails (returns a message) after the group's timeout when a peer does not take part.
+typedef void* Group;  // this process's membership of a group, and its backend
+typedef void* Store;  // a TCPStore server hosted by this process (a launcher's)
+
+// Store_NewServer hosts c10d's TCPStore on a free TCP port of every interface of this machine;
+// *port is the port it listens on.
+char* Store_NewServer(int64_t timeout_ms, Store* out, int* port);
+void Store_Free(Store s);
+
+// Group_New joins the group as rank of world: rendezvous through the TCPStore at host:port (this
+// process hosts it when host_store is 1, else it connects to it), with every key under prefix;
+// collectives run on backend "gloo" or "nccl", with tensors on device ("cpu", "cuda:N"). The
+// rendezvous and every collective fail after timeout_ms. A thread of the group counts this rank's
+// heartbeat in the store (see Group_Missing) until Group_Free.
+char* Group_New(const char* host, int port, int host_store, const char* prefix, int rank, int world,
+                const char* backend, const char* device, int64_t timeout_ms, Group* out);
+void Group_Free(Group g);
+// Element-wise reductions over the group, in place, of n values.
+char* Group_AllreduceMaxInt64(Group g, int64_t* values, int64_t n);
+char* Group_AllreduceSumFloat64(Group g, double* values, int64_t n);
+char* Group_AllreduceSumFloat32(Group g, float* values, int64_t n);
+char* Group_Barrier(Group g);
+// Group_Broadcast sends root's bytes to every rank: on root, *data and *len are its input and stay
+// the caller's; on the others, *data becomes a malloc'd copy (the caller frees it) of *len bytes.
+char* Group_Broadcast(Group g, int root, void** data, int64_t* len);
+// Group_Gather collects every rank's bytes on root: there *out is a malloc'd concatenation (the
+// caller frees it) and lens (world entries) the length of each rank's part; elsewhere *out is NULL.
+char* Group_Gather(Group g, int root, const void* data, int64_t len, void** out, int64_t* lens);
+// Group_BroadcastNet copies root's parameters and buffers to every rank's net.
+char* Group_BroadcastNet(Group g, Net net, int root);
+// Group_Missing tells which ranks are gone: those whose heartbeat does not move within wait_ms
+// (missing[r] = 1; world entries). It fails when the store cannot be reached (its host is gone).
+char* Group_Missing(Group g, int64_t wait_ms, int* missing);
+
+// Net_SetGroup makes the net's training steps data-parallel over g (NULL: alone again): after
+// the backward pass, the gradients, each rank's multiplied by its weight (see Net_TrainShare), are
+// summed over the group in buckets of about bucket_bytes, before clipping and the optimizer step;
+// so is the loss; and the buffers (BatchNorm's statistics) are broadcast from rank 0 before each
+// forward pass, as PyTorch's DistributedDataParallel does.
+char* Net_SetGroup(Net net, Group g, int64_t bucket_bytes);
+// Net_TrainShare is Net_TrainStep for one rank's share of a global batch: weight is the share's
+// part of the batch (its samples over the batch's); x and y may be NULL (an empty share: the rank
+// only joins the reductions).
+char* Net_TrainShare(Net net, Optim opt, const float* x, const int64_t* xshape, int xdim,
+                     const void* y, const int64_t* yshape, int ydim, int ydtype, double lr,
+                     double clip, double weight);
+// Net_ReduceStats returns the number of gradient reductions and the seconds spent in them since
+// the net joined its group.
+void Net_ReduceStats(Net net, int64_t* calls, double* seconds);
+
 #ifdef __cplusplus
 }
 #endif
