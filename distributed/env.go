@@ -24,19 +24,11 @@ func FromEnv(getenv func(string) string) (*Member, error) {
 	}
 	r := envReader{getenv: getenv}
 	group := "WORLD_SIZE=" + ws
-	m := &Member{
-		World:      r.int("WORLD_SIZE", ws, 1),
-		Rank:       r.required("RANK", group, 0),
-		LocalRank:  r.optional("LOCAL_RANK", 0, 0),
-		LocalWorld: r.optional("LOCAL_WORLD_SIZE", 1, 1),
-		MasterAddr: getenv("MASTER_ADDR"),
-		MasterPort: r.required("MASTER_PORT", group, math.MinInt),
-		AgentStore: getenv("TORCHELASTIC_USE_AGENT_STORE") == "True",
-	}
-	if m.AgentStore {
-		m.Prefix = "/worker/attempt_" + strconv.Itoa(r.required("TORCHELASTIC_RESTART_COUNT", "TORCHELASTIC_USE_AGENT_STORE=True", 0))
-	}
+	m := &Member{World: r.int("WORLD_SIZE", ws, 1)}
+	m.Rank = r.required("RANK", group, 0)
 	r.below("RANK", m.Rank, "WORLD_SIZE", m.World)
+	m.LocalRank = r.optional("LOCAL_RANK", 0, 0)
+	m.LocalWorld = r.optional("LOCAL_WORLD_SIZE", 1, 1)
 	if r.err == nil && m.LocalRank > 0 && getenv("LOCAL_WORLD_SIZE") == "" {
 		r.err = fmt.Errorf("LOCAL_RANK=%d needs LOCAL_WORLD_SIZE (unset: 1, one process on this machine)", m.LocalRank)
 	}
@@ -44,11 +36,17 @@ func FromEnv(getenv func(string) string) (*Member, error) {
 	if r.err == nil && m.LocalWorld > m.World {
 		r.err = fmt.Errorf("LOCAL_WORLD_SIZE=%d is more than WORLD_SIZE=%d", m.LocalWorld, m.World)
 	}
+	m.MasterAddr = getenv("MASTER_ADDR")
 	if r.err == nil && m.MasterAddr == "" {
 		r.err = fmt.Errorf("MASTER_ADDR is not set (%s is)", group)
 	}
+	m.MasterPort = r.required("MASTER_PORT", group, math.MinInt)
 	if r.err == nil && (m.MasterPort < 1 || m.MasterPort > 65535) {
 		r.err = fmt.Errorf("MASTER_PORT=%d: not a port (1..65535)", m.MasterPort)
+	}
+	m.AgentStore = getenv("TORCHELASTIC_USE_AGENT_STORE") == "True"
+	if m.AgentStore {
+		m.Prefix = "/worker/attempt_" + strconv.Itoa(r.required("TORCHELASTIC_RESTART_COUNT", "TORCHELASTIC_USE_AGENT_STORE=True", 0))
 	}
 	if r.err != nil {
 		return nil, r.err

@@ -81,6 +81,7 @@ func TestFromEnvErrors(t *testing.T) {
 		{"RestartCountNegative", torchrun(map[string]string{"TORCHELASTIC_RESTART_COUNT": "-2"}),
 			"TORCHELASTIC_RESTART_COUNT=-2: must be >= 0"},
 		{"FirstErrorWins", torchrun(map[string]string{"RANK": "x", "MASTER_PORT": "y"}), "RANK=x: not an integer"},
+		{"AddrBeforePort", torchrun(map[string]string{"MASTER_ADDR": "", "MASTER_PORT": ""}), "MASTER_ADDR is not set (WORLD_SIZE=2 is)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := distributed.FromEnv(env(tt.vars))
