@@ -35,9 +35,10 @@ type Manifest struct {
 	ComputeSeconds float64                `json:"compute_seconds"` // across incarnations
 	Libtorch       string                 `json:"libtorch"`
 	Device         string                 `json:"device"`
-	Reason         codes.CheckpointReason `json:"reason"` // codes.Periodic, codes.Emergency, codes.Final or codes.Milestone
-	Time           time.Time              `json:"time"`   // UTC, RFC 3339 with nanoseconds
-	Files          []FileEntry            `json:"files"`  // sorted by name; never nil once parsed
+	Reason         codes.CheckpointReason `json:"reason"`          // codes.Periodic, codes.Emergency, codes.Final or codes.Milestone
+	World          int                    `json:"world,omitempty"` // processes of the group that made it; 0: one
+	Time           time.Time              `json:"time"`            // UTC, RFC 3339 with nanoseconds
+	Files          []FileEntry            `json:"files"`           // sorted by name; never nil once parsed
 }
 
 // FileEntry is one payload file of a checkpoint.

@@ -26,6 +26,9 @@ type RunStart struct {
 	PID          int    `json:"pid"`
 	Libtorch     string `json:"libtorch"`
 	TotalSteps   int    `json:"total_steps" events:"optional"`
+	// World is the number of processes of the group that trains (rank 0 writes the log); 0 or
+	// absent: one process.
+	World int `json:"world,omitempty" events:"optional"`
 }
 
 // Resume: the trainer restored the checkpoint in Dir.

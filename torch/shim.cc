@@ -563,6 +563,17 @@ std::vector<at::Generator> generators() {
   return gens;
 }
 
+// rng_state serializes the states of the generators.
+std::string rng_state() {
+  torch::serialize::OutputArchive rng;
+  auto gens = generators();
+  for (size_t i = 0; i < gens.size(); i++) {
+    std::lock_guard<std::mutex> lock(gens[i].mutex());
+    rng.write(i == 0 ? "cpu" : "cuda" + std::to_string(i - 1), gens[i].get_state());
+  }
+  return to_string(rng);
+}
+
 }  // namespace
 
 extern "C" {
@@ -766,13 +777,7 @@ char* Snapshot_New(Net n, Optim o, Snapshot* out) {
   snap->optim = new_optimizer(opt->kind, std::move(groups), live.defaults());
   for (const auto& kv : live.state()) snap->optim->state()[kv.first] = copy_state(*kv.second);
 
-  torch::serialize::OutputArchive rng;
-  auto gens = generators();
-  for (size_t i = 0; i < gens.size(); i++) {
-    std::lock_guard<std::mutex> lock(gens[i].mutex());
-    rng.write(i == 0 ? "cpu" : "cuda" + std::to_string(i - 1), gens[i].get_state());
-  }
-  snap->rng = to_string(rng);
+  snap->rng = rng_state();
   *out = snap.release();
   SHIM_END
 }
@@ -827,6 +832,12 @@ char* Optim_LoadState(Optim o, const void* data, int64_t len) {
   torch::serialize::InputArchive archive;
   from_buffer(archive, data, len, opt->net->device);
   opt->optimizer->load(archive);
+  SHIM_END
+}
+
+char* Torch_SaveRNG(void** data, int64_t* len) {
+  SHIM_BEGIN
+  to_buffer(rng_state(), data, len);
   SHIM_END
 }
 

@@ -90,6 +90,9 @@ enum { SNAPSHOT_MODEL = 0, SNAPSHOT_OPTIM = 1, SNAPSHOT_RNG = 2 };
 // the net's device, so state saved on one device loads on another.
 char* Net_LoadState(Net net, const void* data, int64_t len);
 char* Optim_LoadState(Optim opt, const void* data, int64_t len);
+// Torch_SaveRNG serializes the generators' states (as a snapshot's SNAPSHOT_RNG part) into a
+// malloc'd buffer that the caller frees.
+char* Torch_SaveRNG(void** data, int64_t* len);
 // Torch_LoadRNG restores generator states; CUDA states this machine has no device for are ignored.
 char* Torch_LoadRNG(const void* data, int64_t len);
 

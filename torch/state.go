@@ -97,6 +97,16 @@ func (o *Optimizer) LoadState(state []byte) error {
 	return check(op, C.Optim_LoadState(o.p, pass(state), C.int64_t(len(state))))
 }
 
+// RNGState serializes the generators' states, as Snapshot.RNG does, without a snapshot of a model.
+func RNGState() ([]byte, error) {
+	var data unsafe.Pointer
+	var n C.int64_t
+	if err := check("save RNG state", C.Torch_SaveRNG(&data, &n)); err != nil {
+		return nil, err
+	}
+	return takeBuffer(data, n), nil
+}
+
 // LoadRNG restores generator states serialized by Snapshot.RNG. CUDA states that this machine has no device
 // for are ignored.
 func LoadRNG(state []byte) error {

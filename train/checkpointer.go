@@ -45,6 +45,7 @@ type checkpointer struct {
 	config   []byte              // the run's config as YAML, saved in every checkpoint
 	metric   string              // of the validation metrics, the one the strategy watches
 	manifest checkpoint.Manifest // the fields that do not change during a run
+	group    *group              // the other ranks send their RNG state at each Save; nil: alone
 
 	mirror   *checkpoint.Mirror // uploads each commit; nil: no remote
 	uploadMu sync.Mutex
@@ -69,8 +70,13 @@ func (c *checkpointer) Improved(step int, val Metrics) bool {
 
 // Save implements Checkpointer. An emergency checkpoint of the step of the newest checkpoint (the
 // one resumed from, or one saved since whose persist succeeds) writes nothing: that one holds the
-// same state.
+// same state. In a group, every rank's RNG state is gathered first (every rank calls Save at the
+// same step), and the checkpoint holds them all (rng.pt, rng.1.pt, ...).
 func (c *checkpointer) Save(pos Position, reason codes.CheckpointReason, metrics Metrics) error {
+	rngs, err := c.group.gatherRNG()
+	if err != nil {
+		return err
+	}
 	if c.wait() == nil && reason == codes.Emergency && pos.Step == c.lastStep {
 		fmt.Fprintf(c.log, "step %d is checkpointed already\n", pos.Step)
 		return nil
@@ -90,6 +96,9 @@ func (c *checkpointer) Save(pos Position, reason codes.CheckpointReason, metrics
 	m.ComputeSeconds = c.computeSeconds()
 	m.Reason = reason
 	m.Time = time.Now().UTC()
+	if w := c.group.world(); w > 1 {
+		m.World = w
+	}
 	c.lastStep = pos.Step
 	c.events.Emit(events.CheckpointBegin{Step: pos.Step, Reason: reason})
 
@@ -122,10 +131,17 @@ func (c *checkpointer) Save(pos Position, reason codes.CheckpointReason, metrics
 			return err
 		}
 		defer p.Cleanup()
-		for _, f := range []struct {
+		files := []struct {
 			name string
 			data []byte
-		}{{ModelFile, model}, {OptimFile, optim}, {RNGFile, rng}, {SpecFile, spec}, {ConfigFile, c.config}} {
+		}{{ModelFile, model}, {OptimFile, optim}, {RNGFile, rng}, {SpecFile, spec}, {ConfigFile, c.config}}
+		for r := 1; r < len(rngs); r++ {
+			files = append(files, struct {
+				name string
+				data []byte
+			}{rngFile(r), rngs[r]})
+		}
+		for _, f := range files {
 			if err := p.Write(f.name, f.data); err != nil {
 				return err
 			}

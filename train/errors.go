@@ -44,17 +44,22 @@ func (e *PreemptedError) Error() string {
 	}
 }
 
-// ExitCode maps the error of Run to the process's exit status: 0 done, 75 preempted (start again),
+// ExitCode maps the error of Run to the process's exit status: 0 done, 75 preempted or a peer of
+// the group lost (start again), rank 0's status for another rank of a run rank 0 did not start,
 // 2 bad input (a config, data file or device problem), 1 anything else.
 func ExitCode(err error) int {
 	var pe *PreemptedError
 	var ie *InputError
 	var ce *configs.Error
 	var se *solar.ParseError
+	var pl *PeerLostError
+	var el *errLeader
 	switch {
 	case err == nil:
 		return codes.ExitDone
-	case errors.As(err, &pe):
+	case errors.As(err, &el):
+		return el.code
+	case errors.As(err, &pe), errors.As(err, &pl):
 		return codes.ExitPreempted
 	case errors.As(err, &ie), errors.As(err, &ce), errors.As(err, &se):
 		return codes.ExitBadInput

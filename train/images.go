@@ -42,29 +42,39 @@ func (t *ImageTask) Batch(idx []int) (x, y torch.Host) {
 }
 
 // Evaluate implements Task on the test set (CIFAR has no separate validation split).
-func (t *ImageTask) Evaluate(net *torch.Net, abandon func() bool) (Metrics, error) {
-	return t.Test(net, abandon)
+func (t *ImageTask) Evaluate(net *torch.Net, shard Shard, abandon func() bool) (Metrics, error) {
+	return t.Test(net, shard, abandon)
 }
 
 // Test returns the top-1 and top-k accuracy (in [0, 1]; metrics.Classification) of net on the
-// test set. It calls abandon (nil: never) before each batch, and returns ErrAbandoned when it says
-// so.
-func (t *ImageTask) Test(net *torch.Net, abandon func() bool) (Metrics, error) {
+// test set: the images of shard's parts are scored here, the shards' counts added up. It calls
+// abandon (nil: never) before each part, and returns ErrAbandoned when it says so.
+func (t *ImageTask) Test(net *torch.Net, shard Shard, abandon func() bool) (Metrics, error) {
 	set := t.TestSet
-	order := make([]int, set.Len())
-	for i := range order {
-		order[i] = i
+	parts := shard.Parts(set.Len(), t.EvalBatch)
+	var order []int
+	for _, p := range parts {
+		for i := p[0]; i < p[1]; i++ {
+			order = append(order, i)
+		}
 	}
 	cfg := t.Loader
-	cfg.BatchSize, cfg.Augment = t.EvalBatch, nil
+	cfg.BatchSize, cfg.Augment = max(parts[0][1]-parts[0][0], 1), nil
 	l := cifar.NewLoader(set, cfg, 0, order, 0)
 	defer l.Close()
 	k := min(5, set.Classes)
-	logits := make([]float32, t.EvalBatch*set.Classes)
-	var top1, topk int
-	for b, ok := l.Next(); ok; b, ok = l.Next() {
+	logits := make([]float32, cfg.BatchSize*set.Classes)
+	var counts [2]float64 // top-1, top-k
+	for _, p := range parts {
 		if abandon != nil && abandon() {
 			return nil, ErrAbandoned
+		}
+		if p[0] == p[1] {
+			continue
+		}
+		b, ok := l.Next()
+		if !ok {
+			return nil, fmt.Errorf("image task: the loader ended before the test set's part %v", p)
 		}
 		n := len(b.Idx)
 		x := torch.Float32s(b.X, int64(n), cifar.Channels, cifar.Side, cifar.Side)
@@ -81,16 +91,19 @@ func (t *ImageTask) Test(net *torch.Net, abandon func() bool) (Metrics, error) {
 				}
 			}
 			if rank == 0 {
-				top1++
+				counts[0]++
 			}
 			if rank < k {
-				topk++
+				counts[1]++
 			}
 		}
 	}
+	if err := shard.sum(counts[:]); err != nil {
+		return nil, err
+	}
 	n := float64(set.Len())
 	names := metrics.Classification(set.Classes)
-	return Metrics{names[0].Name: float64(top1) / n, names[1].Name: float64(topk) / n}, nil
+	return Metrics{names[0].Name: counts[0] / n, names[1].Name: counts[1] / n}, nil
 }
 
 // Close stops the training loader's goroutines.
@@ -109,8 +122,9 @@ type imageWorkload struct {
 
 func (w *imageWorkload) Metrics() metrics.Set { return metrics.Classification(w.TestSet.Classes) }
 
-// newImageWorkload loads the images cfg names and makes their workload; cfg is a ResNet config.
-func newImageWorkload(cfg configs.Config) (*imageWorkload, error) {
+// newImageWorkload loads the images cfg names and makes their workload, for a process of a group
+// of world (its batches are its share of the config's); cfg is a ResNet config.
+func newImageWorkload(cfg configs.Config, world int) (*imageWorkload, error) {
 	d, r := cfg.Data, cfg.Data.ResNet
 	w := &imageWorkload{source: d.Source}
 	var norm cifar.Norm
@@ -132,7 +146,7 @@ func newImageWorkload(cfg configs.Config) (*imageWorkload, error) {
 	if workers == 0 {
 		workers = runtime.NumCPU()
 	}
-	w.Loader = cifar.LoaderConfig{BatchSize: cfg.Train.BatchSize, Norm: norm, Seed: cfg.Seed, Workers: workers, Prefetch: 4}
+	w.Loader = cifar.LoaderConfig{BatchSize: cfg.Train.BatchSize / world, Norm: norm, Seed: cfg.Seed, Workers: workers, Prefetch: 4}
 	if r.Augment {
 		w.Loader.Augment = &cifar.Augment{Pad: 4, Flip: true}
 	}

@@ -15,6 +15,7 @@ import (
 	"spottrain/checkpoint"
 	"spottrain/codes"
 	"spottrain/configs"
+	"spottrain/distributed"
 	"spottrain/events"
 	"spottrain/internal/durable"
 	"spottrain/torch"
@@ -44,6 +45,9 @@ type Options struct {
 	Force    bool          // resume a run dir whose checkpoints were made with another config
 	// FS is the file system checkpoints are written through; nil: the operating system's.
 	FS checkpoint.FS
+	// Member, if set, makes this process a rank of a data-parallel group (see group.go): the
+	// launcher's, torchrun's or Kubeflow's variables say which. nil: a process alone.
+	Member *distributed.Member
 	// Memory is the memory in bytes that generated data may take; 0: what the machine has
 	// available. Data that would not fit is refused before it is made, naming the key that sizes it.
 	Memory uint64
@@ -90,11 +94,14 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (*Summary, error)
 	if err := j.prepare(); err != nil {
 		return nil, err
 	}
+	if !j.group.leader() {
+		return j.follow(ctx)
+	}
 	if err := j.stopped("prepare", -1); err != nil {
-		return nil, err
+		return nil, j.announce(err)
 	}
 	if err := j.open(ctx); err != nil {
-		return j.sum, err
+		return j.sum, j.announce(err)
 	}
 	err := j.stopped("open", j.latestStep())
 	if err == nil {
@@ -103,6 +110,7 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (*Summary, error)
 	if err == nil {
 		err = j.stopped("restore", j.from.Step)
 	}
+	err = j.announce(err)
 	if err == nil {
 		err = j.train(ctx)
 	}
@@ -163,6 +171,7 @@ type job struct {
 	opt     Options
 	log     io.Writer
 	started time.Time
+	group   *group // nil: a process alone
 
 	// prepare
 	dev       torch.Device
@@ -185,22 +194,25 @@ type job struct {
 	ck     *checkpointer
 
 	// restore
-	from Position
+	from    Position
+	resumed *checkpoint.Checkpoint // the checkpoint restored; nil: a fresh start
 }
 
 // prepare sets libtorch up and builds what the run trains, from the config alone.
 func (j *job) prepare() error {
 	cfg := j.cfg
 	dev, err := torch.ParseDevice(cfg.Device)
+	if err == nil {
+		dev, err = rankDevice(dev, j.opt.Member)
+	}
 	if err != nil {
 		return &InputError{err}
 	}
 	j.dev = dev
-	threads := cfg.Threads
-	if threads == 0 {
-		threads = runtime.NumCPU()
+	if m := j.opt.Member; m != nil && cfg.Train.BatchSize%m.World != 0 {
+		return &InputError{fmt.Errorf("train.batch_size: %d is not divisible by the group's %d processes (WORLD_SIZE): each takes an equal share of every batch", cfg.Train.BatchSize, m.World)}
 	}
-	torch.SetNumThreads(threads)
+	torch.SetNumThreads(threadsPerRank(cfg.Threads, j.opt.Member))
 	if err := torch.SetDeterministic(cfg.Deterministic); err != nil {
 		return err
 	}
@@ -208,13 +220,15 @@ func (j *job) prepare() error {
 	if err := checkMemory(cfg, j.opt.Memory); err != nil {
 		return err
 	}
-	if err := checkRegion(context.Background(), cfg.Checkpoint.Remote); err != nil {
-		return err
+	if j.opt.Member == nil || j.opt.Member.Rank == 0 { // the run dir and its remote copy are rank 0's
+		if err := checkRegion(context.Background(), cfg.Checkpoint.Remote); err != nil {
+			return err
+		}
+		if err := checkRunDirOwner(cfg.RunDir); err != nil {
+			return err
+		}
 	}
-	if err := checkRunDirOwner(cfg.RunDir); err != nil {
-		return err
-	}
-	work, err := newWorkload(cfg, j.log)
+	work, err := newWorkload(cfg, j.log, j.opt.Member)
 	if err != nil {
 		return &InputError{err}
 	}
@@ -222,6 +236,14 @@ func (j *job) prepare() error {
 	j.pause("data")
 	if err := j.buildModel(); err != nil {
 		return err
+	}
+	if m := j.opt.Member; m != nil {
+		if j.group, err = joinGroup(m, j.dev); err != nil {
+			return err
+		}
+		if err := j.net.SetGroup(j.group.g, j.group.bucket); err != nil {
+			return err
+		}
 	}
 	j.loop = loopConfig(cfg, j.work.TrainSize())
 	if err := j.loop.Schedule.Validate(); err != nil {
@@ -347,9 +369,10 @@ func (j *job) begin() {
 		Samples: j.work.Samples(), RunDir: j.cfg.RunDir, ConfigSHA: j.saved.Hash(),
 	}
 	j.events.Emit(events.RunStart{ConfigHash: j.sum.ConfigSHA, TrainingHash: j.saved.TrainingHash(),
-		Device: string(j.dev), PID: os.Getpid(), Libtorch: torch.Version(), TotalSteps: j.loop.Schedule.Total})
+		Device: string(j.dev), PID: os.Getpid(), Libtorch: torch.Version(), TotalSteps: j.loop.Schedule.Total,
+		World: j.group.world()})
 	j.ck = &checkpointer{
-		store: j.store, events: j.events, net: j.net, opt: j.optim, spec: j.work.Spec(), strategy: j.strategy,
+		store: j.store, events: j.events, net: j.net, opt: j.optim, spec: j.work.Spec(), strategy: j.strategy, group: j.group,
 		metric: j.metric, log: j.log, config: j.savedYAML,
 		manifest: checkpoint.Manifest{
 			ConfigHash: j.sum.ConfigSHA, DataSeed: j.cfg.Seed, Libtorch: torch.Version(), Device: string(j.dev),
@@ -411,6 +434,7 @@ func (j *job) resume(ck *checkpoint.Checkpoint) error {
 			return err
 		}
 	}
+	j.resumed = ck
 	m := ck.Manifest
 	j.from = Position{Epoch: m.Epoch, Batch: m.Batch, Step: int(m.Step), LossSum: m.Loss * float64(m.Batch)}
 	j.ck.manifest.RunID, j.ck.computeBefore, j.ck.lastStep = m.RunID, m.ComputeSeconds, int(m.Step)
@@ -467,13 +491,17 @@ func (j *job) teachStrategy() error {
 
 // train runs the loop from the restored position until the end, an error or a notice.
 func (j *job) train(ctx context.Context) error {
-	j.ck.started = time.Now()
-	j.strategy.Start(j.ck.started)
-	loop := &Loop{Net: j.net, Opt: j.optim, Task: j.work, Config: j.loop, Start: j.from, Checkpoints: j.ck,
-		Events: j.events, Stop: j.opt.Stop, Log: j.log, Terminal: j.opt.Terminal, Pause: j.opt.Pause}
+	if j.ck != nil {
+		j.ck.started = time.Now()
+		j.strategy.Start(j.ck.started)
+	}
+	loop := &Loop{Net: j.net, Opt: j.optim, Task: j.work, Config: j.loop, Start: j.from, Checkpoints: j.checkpoints(),
+		Events: j.events, Stop: j.opt.Stop, Log: j.log, Terminal: j.opt.Terminal, Pause: j.opt.Pause, group: j.group}
 	var err error
 	j.sum.Result, err = loop.Run(ctx)
-	j.ck.wait()
+	if j.ck != nil {
+		j.ck.wait()
+	}
 	j.sum.Wall = time.Since(j.started)
 	return err
 }
@@ -483,32 +511,65 @@ func (j *job) train(ctx context.Context) error {
 // final checkpoint is durable (a resume from it scores the test split again).
 func (j *job) complete() error {
 	res := j.sum.Result
-	if j.ck.lastStep != res.Steps {
+	_, unsaved, err := j.group.agree(nil, j.group.leader() && j.ck.lastStep != res.Steps)
+	if err != nil {
+		return err
+	}
+	if unsaved[0] {
 		j.pause("final-save")
-		if err := j.ck.Save(res.End, codes.Final, res.lastMetrics()); err != nil {
+		if err := j.checkpoints().Save(res.End, codes.Final, res.lastMetrics()); err != nil {
 			return err
 		}
 	}
-	if err := j.stopped("the final checkpoint", res.Steps); err != nil {
+	if err := j.stoppedTogether("the final checkpoint", res.Steps); err != nil {
 		return err
 	}
-	j.sum.ComputeSeconds = j.ck.computeSeconds()
-	var notice *Notice
-	test, err := j.work.Test(j.net, func() bool {
-		j.pause("final-eval")
-		notice = j.notice()
-		return notice != nil
-	})
-	if notice != nil {
-		return j.stop(notice, "the test scoring", res.Steps)
+	if j.ck != nil {
+		j.sum.ComputeSeconds = j.ck.computeSeconds()
 	}
-	if err != nil {
+	var notice *Notice
+	var agreeErr error
+	test, err := j.work.Test(j.net, j.group.shard(), func() bool {
+		j.pause("final-eval")
+		notice, _, agreeErr = j.group.agree(j.notice())
+		return notice != nil || agreeErr != nil
+	})
+	switch {
+	case agreeErr != nil:
+		return agreeErr
+	case notice != nil:
+		return j.stop(notice, "the test scoring", res.Steps)
+	case err != nil:
 		return fmt.Errorf("score test split: %w", err)
 	}
 	var absent map[string]string
 	j.sum.Test, absent = test.Finite()
 	warnAbsent(j.log, "test", absent)
+	if !j.group.leader() {
+		return nil
+	}
 	return writeMetrics(j.cfg.RunDir, j.sum)
+}
+
+// stoppedTogether is stopped for a whole group: a notice to any rank stops every rank.
+func (j *job) stoppedTogether(phase string, step int) error {
+	notice, _, err := j.group.agree(j.notice())
+	if err != nil {
+		return err
+	}
+	if notice != nil {
+		return j.stop(notice, phase, step)
+	}
+	return nil
+}
+
+// checkpoints is the job's Checkpointer: rank 0's (or a process alone's) writes the checkpoints;
+// another rank's sends its part to rank 0.
+func (j *job) checkpoints() Checkpointer {
+	if j.group.leader() {
+		return j.ck
+	}
+	return follower{j.group}
 }
 
 // end closes the run's record, whatever its outcome err, in this order: the uploads still in
@@ -574,6 +635,7 @@ func (j *job) release() {
 	if j.work != nil {
 		j.work.Close()
 	}
+	j.group.close()
 }
 
 // writeMetrics writes metrics.json: the job's test scores, and the validation scores of every epoch

@@ -33,14 +33,16 @@ type Task interface {
 	TrainSize() int
 	// Batch gathers the training samples idx into host tensors, valid until the next call.
 	Batch(idx []int) (x, y torch.Host)
-	// Evaluate scores net on the validation split. It calls abandon between its batches and
-	// returns ErrAbandoned as soon as abandon returns true.
-	Evaluate(net *torch.Net, abandon func() bool) (Metrics, error)
+	// Evaluate scores net on the validation split: this process's shard of it, whose totals
+	// shard.Sum adds up with the other processes'. It calls abandon before each of the shard's
+	// Parts (on every rank as often) and returns ErrAbandoned as soon as abandon returns true.
+	Evaluate(net *torch.Net, shard Shard, abandon func() bool) (Metrics, error)
 }
 
 // EpochStarter is a Task that prepares an epoch's batches ahead of the steps (in background
 // goroutines) once it knows their order: the loop calls StartEpoch before the first Batch of every
-// epoch, with the epoch's order and the batch it starts from.
+// epoch, with the order of the samples this process trains on (in a group, its share of each
+// batch, batch after batch) and the batch it starts from.
 type EpochStarter interface {
 	StartEpoch(epoch int, order []int, from int)
 }
@@ -164,6 +166,8 @@ type Loop struct {
 	// ("eval", "final-eval" for the evaluation after the run's last step). Only the test hooks
 	// of the CLI set it, to hold a point open until a signal has landed there.
 	Pause func(point string)
+
+	group *group // the process group this process trains in; nil: alone
 }
 
 // BatchesPerEpoch returns how many batches an epoch of n samples has (the last may be partial).
@@ -222,14 +226,13 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 			pos = l.Start
 		}
 		if es, ok := l.Task.(EpochStarter); ok {
-			es.StartEpoch(epoch, order, pos.Batch)
+			es.StartEpoch(epoch, l.group.rankOrder(order, c.BatchSize), pos.Batch)
 		}
 		for pos.Batch < perEpoch && res.Steps < total {
 			// One optimizer step: gather the batch in Go, then a single call into libtorch.
 			b := pos.Batch
-			x, y := l.Task.Batch(order[b*c.BatchSize : min((b+1)*c.BatchSize, n)])
 			lr := c.Schedule.LR(res.Steps)
-			if err := l.Net.TrainStep(l.Opt, x, y, lr, c.GradClip); err != nil {
+			if err := l.step(order[b*c.BatchSize:min((b+1)*c.BatchSize, n)], lr); err != nil {
 				return res, fmt.Errorf("epoch %d batch %d: %w", epoch, b, err)
 			}
 			res.Steps++
@@ -237,9 +240,12 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 			res.End = pos
 			l.pause("step")
 
-			// The loss is read back (a device sync) only for a log line or a checkpoint.
-			due := l.Checkpoints != nil && l.Checkpoints.Due(res.Steps)
-			notice := l.notice()
+			// The loss is read back (a device sync) only for a log line or a checkpoint. In a
+			// group, whether to stop or checkpoint is decided together.
+			notice, due, err := l.decide(l.notice(), l.Checkpoints != nil && l.Checkpoints.Due(res.Steps))
+			if err != nil {
+				return res, err
+			}
 			if res.Steps%c.LogEvery == 0 || pos.Batch == perEpoch || res.Steps == total || due || notice != nil {
 				if err := l.takeLoss(&pos, res, lr, prog); err != nil {
 					return res, err
@@ -277,7 +283,11 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 		}
 		res.Epochs = append(res.Epochs, er)
 		prog.epoch(er)
-		if l.Checkpoints != nil && l.Checkpoints.Improved(pos.Step, er.Val) {
+		_, improved, err := l.decide(nil, l.Checkpoints != nil && l.Checkpoints.Improved(pos.Step, er.Val))
+		if err != nil {
+			return res, err
+		}
+		if improved {
 			// Taken after the evaluation: a resume from it starts the next epoch.
 			at := pos
 			if at.Batch == perEpoch {
@@ -289,6 +299,34 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// step trains on the batch of samples idx at learning rate lr: alone, on all of it; in a group,
+// on this rank's share, and the group's gradients make every rank's step that of the whole batch.
+func (l *Loop) step(idx []int, lr float64) error {
+	clip := l.Config.GradClip
+	if l.group == nil {
+		x, y := l.Task.Batch(idx)
+		return l.Net.TrainStep(l.Opt, x, y, lr, clip)
+	}
+	var err error
+	if lo, hi := Share(len(idx), l.group.rank(), l.group.world()); lo == hi {
+		err = l.Net.TrainShare(l.Opt, torch.Host{}, torch.Host{}, lr, clip, 0)
+	} else {
+		x, y := l.Task.Batch(idx[lo:hi])
+		err = l.Net.TrainShare(l.Opt, x, y, lr, clip, float64(hi-lo)/float64(len(idx)))
+	}
+	return l.group.lost("the training step", err)
+}
+
+// decide returns the notice that stops the run after this step (nil: none) and whether a
+// checkpoint is due: in a group, as the group decides them (see group.agree).
+func (l *Loop) decide(notice *Notice, due bool) (*Notice, bool, error) {
+	notice, flags, err := l.group.agree(notice, due)
+	if err != nil {
+		return nil, false, err
+	}
+	return notice, flags[0], nil
 }
 
 // takeLoss reads back the loss of the steps since the last read into pos (and res.End), and
@@ -318,11 +356,15 @@ func (l *Loop) evaluate(pos Position, start time.Time, final bool) (EpochResult,
 		point = "final-eval"
 	}
 	var notice *Notice
-	val, err := l.Task.Evaluate(l.Net, func() bool {
+	var agreeErr error
+	val, err := l.Task.Evaluate(l.Net, l.group.shard(), func() bool {
 		l.pause(point)
-		notice = l.notice()
-		return notice != nil
+		notice, _, agreeErr = l.group.agree(l.notice())
+		return notice != nil || agreeErr != nil
 	})
+	if agreeErr != nil {
+		return EpochResult{}, nil, agreeErr
+	}
 	if notice != nil {
 		return EpochResult{}, notice, nil
 	}

@@ -75,7 +75,7 @@ func (c *countingTask) Batch(idx []int) (torch.Host, torch.Host) {
 	return torch.Float32s(c.x, int64(len(idx)), 4, 1), torch.Float32s(c.y, int64(len(idx)), 1)
 }
 
-func (c *countingTask) Evaluate(*torch.Net, func() bool) (train.Metrics, error) {
+func (c *countingTask) Evaluate(*torch.Net, train.Shard, func() bool) (train.Metrics, error) {
 	c.evals++
 	return train.Metrics{"evals": float64(c.evals)}, nil
 }

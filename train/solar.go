@@ -38,28 +38,32 @@ func (t *SolarTask) Batch(idx []int) (x, y torch.Host) {
 }
 
 // Evaluate implements Task on the validation split.
-func (t *SolarTask) Evaluate(net *torch.Net, abandon func() bool) (Metrics, error) {
-	return t.Score(net, t.Data.Val, abandon)
+func (t *SolarTask) Evaluate(net *torch.Net, shard Shard, abandon func() bool) (Metrics, error) {
+	return t.Score(net, t.Data.Val, shard, abandon)
 }
 
 // Test scores net on the test split.
-func (t *SolarTask) Test(net *torch.Net, abandon func() bool) (Metrics, error) {
-	return t.Score(net, t.Data.Test, abandon)
+func (t *SolarTask) Test(net *torch.Net, shard Shard, abandon func() bool) (Metrics, error) {
+	return t.Score(net, t.Data.Test, shard, abandon)
 }
 
-// Score forecasts every window of w and returns, in kW: the model's MAE and RMSE, the persistence
-// forecast's MAE and RMSE, and the skill score 1 - RMSE/RMSE_persistence (above 0: better than
-// persistence). It calls abandon (nil: never) before each batch of EvalBatch windows, and returns
-// ErrAbandoned when it says so.
-func (t *SolarTask) Score(net *torch.Net, w *solar.Windows, abandon func() bool) (Metrics, error) {
+// Score forecasts the windows of w in shard's parts and returns, in kW, over all of w (the shards'
+// totals added up): the model's MAE and RMSE, the persistence forecast's MAE and RMSE, and the
+// skill score 1 - RMSE/RMSE_persistence (above 0: better than persistence). It calls abandon (nil:
+// never) before each part (a batch of EvalBatch windows alone), and returns ErrAbandoned when it
+// says so.
+func (t *SolarTask) Score(net *torch.Net, w *solar.Windows, shard Shard, abandon func() bool) (Metrics, error) {
 	xs, h := w.Lookback*w.Features, w.Horizon
 	out := make([]float32, t.EvalBatch*h)
-	var absErr, sqErr, pAbsErr, pSqErr float64
-	for start := 0; start < w.N; start += t.EvalBatch {
+	var sums [4]float64 // absolute and squared errors of the model, then of persistence
+	for _, part := range shard.Parts(w.N, t.EvalBatch) {
 		if abandon != nil && abandon() {
 			return nil, ErrAbandoned
 		}
-		end := min(start+t.EvalBatch, w.N)
+		start, end := part[0], part[1]
+		if start == end {
+			continue
+		}
 		b := end - start
 		x := torch.Float32s(w.X[start*xs:end*xs], int64(b), int64(w.Lookback), int64(w.Features))
 		if err := net.Forward(x, out[:b*h]); err != nil {
@@ -69,21 +73,24 @@ func (t *SolarTask) Score(net *torch.Net, w *solar.Windows, abandon func() bool)
 			truth := t.Data.Norm.PowerKW(w.Y[start*h+i])
 			pred := math.Max(0, t.Data.Norm.PowerKW(out[i])) // power is never negative
 			pers := t.Data.Norm.PowerKW(w.Persistence[start*h+i])
-			absErr += math.Abs(pred - truth)
-			sqErr += (pred - truth) * (pred - truth)
-			pAbsErr += math.Abs(pers - truth)
-			pSqErr += (pers - truth) * (pers - truth)
+			sums[0] += math.Abs(pred - truth)
+			sums[1] += (pred - truth) * (pred - truth)
+			sums[2] += math.Abs(pers - truth)
+			sums[3] += (pers - truth) * (pers - truth)
 		}
+	}
+	if err := shard.sum(sums[:]); err != nil {
+		return nil, err
 	}
 	n := float64(w.N * h)
 	if n == 0 {
 		return nil, fmt.Errorf("no windows to score")
 	}
 	m := Metrics{
-		"mae_kw":              absErr / n,
-		"rmse_kw":             math.Sqrt(sqErr / n),
-		"persistence_mae_kw":  pAbsErr / n,
-		"persistence_rmse_kw": math.Sqrt(pSqErr / n),
+		"mae_kw":              sums[0] / n,
+		"rmse_kw":             math.Sqrt(sums[1] / n),
+		"persistence_mae_kw":  sums[2] / n,
+		"persistence_rmse_kw": math.Sqrt(sums[3] / n),
 	}
 	m["skill"] = 1 - m["rmse_kw"]/m["persistence_rmse_kw"]
 	return m, nil

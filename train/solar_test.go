@@ -31,7 +31,7 @@ func TestSolarTrainingBeatsPersistence(t *testing.T) {
 	require.NoError(t, err)
 	defer opt.Close()
 
-	untrained, err := task.Evaluate(net, nil)
+	untrained, err := task.Evaluate(net, train.Shard{}, nil)
 	require.NoError(t, err)
 	c := train.Config{Epochs: 4, BatchSize: 32, LogEvery: 100, GradClip: 1, Seed: 3}
 	c.Schedule = train.Schedule{Name: "cosine", BaseLR: 5e-3, Warmup: 20, Total: train.TotalSteps(task.TrainSize(), c)}

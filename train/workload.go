@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"spottrain/configs"
+	"spottrain/distributed"
 	"spottrain/metrics"
 	"spottrain/torch"
 )
@@ -15,8 +16,9 @@ type workload interface {
 	Task
 	// Spec returns the network the workload trains.
 	Spec() ModelSpec
-	// Test scores net on the held-out test split, abandoned (ErrAbandoned) as Task.Evaluate is.
-	Test(net *torch.Net, abandon func() bool) (Metrics, error)
+	// Test scores net on the held-out test split: its shard, as Task.Evaluate, and abandoned
+	// (ErrAbandoned) as Task.Evaluate is.
+	Test(net *torch.Net, shard Shard, abandon func() bool) (Metrics, error)
 	// Metrics declares the validation and test metrics, the main one first.
 	Metrics() metrics.Set
 	// Samples returns the sizes of the train, validation and test splits (0: none).
@@ -29,8 +31,9 @@ type workload interface {
 	Close()
 }
 
-// newWorkload loads the data cfg names and makes its workload.
-func newWorkload(cfg configs.Config, log io.Writer) (workload, error) {
+// newWorkload loads the data cfg names and makes its workload, for the process m of a group (nil:
+// alone), whose batches are its share of the config's.
+func newWorkload(cfg configs.Config, log io.Writer, m *distributed.Member) (workload, error) {
 	switch cfg.Model.Kind {
 	case configs.KindLSTM:
 		ds, err := LoadSolar(cfg.Data, cfg.Seed)
@@ -48,7 +51,11 @@ func newWorkload(cfg configs.Config, log io.Writer) (workload, error) {
 				Dropout: m.Dropout, Horizon: ds.Train.Horizon},
 		}, nil
 	case configs.KindResNet:
-		return newImageWorkload(cfg)
+		world := 1
+		if m != nil {
+			world = m.World
+		}
+		return newImageWorkload(cfg, world)
 	default:
 		return nil, fmt.Errorf("unknown model kind %q", cfg.Model.Kind)
 	}

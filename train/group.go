@@ -1,0 +1,257 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"spottrain/distributed"
+	"spottrain/torch"
+)
+
+// A job of a group (Options.Member set) is one process of a data-parallel group over c10d. Every
+// rank trains a replica of the model on its share of each global batch (train.batch_size is the
+// global batch), and every step sums the ranks' weighted gradients, so that the replicas take the
+// same steps as one process on the whole batch would. Rank 0 owns the run dir: the lock, the
+// event log, the checkpoints and their remote copy. The others get the state from it by broadcast
+// at the start, and send it their RNG state at each checkpoint. Decisions that must be the same on
+// every rank (stop on a notice, checkpoint now) are taken together, once per step: rank 0 decides
+// when to checkpoint, and a notice to any rank stops them all after the same step.
+
+// group is a job's process group as the loop and the job use it. A nil *group is a process alone:
+// every method then does what one process does by itself.
+type group struct {
+	g      *torch.Group
+	bucket int64 // bytes per gradient bucket
+}
+
+// bucketBytes is the size of a bucket of gradients summed together (DistributedDataParallel's
+// default, 25 MB).
+const bucketBytes = 25 << 20
+
+// joinGroup joins the group m describes, for a model on dev: with NCCL on a CUDA device, Gloo on
+// the CPU.
+func joinGroup(m *distributed.Member, dev torch.Device) (*group, error) {
+	backend := "gloo"
+	if dev.IsCUDA() {
+		backend = "nccl"
+	}
+	g, err := torch.NewGroup(torch.GroupConfig{
+		Host: m.MasterAddr, Port: m.MasterPort, HostStore: !m.AgentStore && m.Rank == 0, Prefix: m.Prefix,
+		Rank: m.Rank, World: m.World, Backend: backend, Device: dev, Timeout: m.Timeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rank %d of %d: join the group at %s:%d: %w", m.Rank, m.World, m.MasterAddr, m.MasterPort, err)
+	}
+	return &group{g: g, bucket: bucketBytes}, nil
+}
+
+// rank and world are the process's place in the group: 0 of 1 alone.
+func (p *group) rank() int {
+	if p == nil {
+		return 0
+	}
+	return p.g.Rank()
+}
+
+func (p *group) world() int {
+	if p == nil {
+		return 1
+	}
+	return p.g.World()
+}
+
+// leader reports whether this process owns the run dir: rank 0, or a process alone.
+func (p *group) leader() bool { return p.rank() == 0 }
+
+func (p *group) close() {
+	if p != nil {
+		p.g.Close()
+	}
+}
+
+// Share returns the part [lo, hi) of a batch of n samples that rank of world trains on: contiguous
+// parts in rank order, whose sizes differ by one at most (all equal when world divides n).
+func Share(n, rank, world int) (lo, hi int) { return rank * n / world, (rank + 1) * n / world }
+
+// rankOrder returns the samples of order that rank trains on, batch after batch: its share of each
+// batch of size batch. Alone, order itself.
+func (p *group) rankOrder(order []int, batch int) []int {
+	if p.world() == 1 {
+		return order
+	}
+	out := make([]int, 0, len(order)/p.world()+1)
+	for b := 0; b < len(order); b += batch {
+		idx := order[b:min(b+batch, len(order))]
+		lo, hi := Share(len(idx), p.rank(), p.world())
+		out = append(out, idx[lo:hi]...)
+	}
+	return out
+}
+
+// Shard is the part of an evaluation one process of a group scores (Parts). Sum adds the
+// processes' totals up, in place. The zero Shard is a process alone: all of it, nothing to add.
+type Shard struct {
+	Rank, World int
+	Sum         func([]float64) error
+}
+
+// Parts returns this shard's [lo, hi) ranges of n samples scored in batches of batch: the group
+// scores batches of about batch samples, of which each rank takes ceil(batch/World) in rank
+// order. There is one range per batch of the group, the same number on every rank; some are
+// empty (a last batch smaller than the group's).
+func (s Shard) Parts(n, batch int) [][2]int {
+	world := max(s.World, 1)
+	per := (batch + world - 1) / world
+	var out [][2]int
+	for start := 0; start < n; start += per * world {
+		lo := min(start+s.Rank*per, n)
+		out = append(out, [2]int{lo, min(lo+per, n)})
+	}
+	return out
+}
+
+// sum adds up the totals of the shards; nothing alone.
+func (s Shard) sum(v []float64) error {
+	if s.Sum == nil {
+		return nil
+	}
+	return s.Sum(v)
+}
+
+// shard is this process's part of evaluations.
+func (p *group) shard() Shard {
+	if p == nil {
+		return Shard{}
+	}
+	return Shard{Rank: p.rank(), World: p.world(), Sum: func(v []float64) error {
+		return p.lost("the evaluation's sums", p.g.SumFloat64(v))
+	}}
+}
+
+// agree takes the group's decisions together, once: the notice (a notice to any rank is one to
+// all, as of the earliest), and for each of flags whether rank 0 set it (when to checkpoint is
+// rank 0's decision). Alone, it returns its arguments.
+func (p *group) agree(notice *Notice, flags ...bool) (*Notice, []bool, error) {
+	if p == nil {
+		return notice, flags, nil
+	}
+	v := make([]int64, 2+len(flags))
+	v[1] = math.MinInt64
+	if notice != nil {
+		v[0], v[1] = 1, -notice.At.UnixNano()
+	}
+	for i, f := range flags {
+		if f && p.leader() {
+			v[2+i] = 1
+		}
+	}
+	if err := p.lost("the group's decision", p.g.MaxInt64(v)); err != nil {
+		return nil, nil, err
+	}
+	if v[0] == 1 {
+		at := time.Unix(0, -v[1])
+		if notice == nil {
+			notice = &Notice{Signal: peerNotice{}, At: at}
+		} else {
+			notice = &Notice{Signal: notice.Signal, At: at}
+		}
+	}
+	out := make([]bool, len(flags))
+	for i := range flags {
+		out[i] = v[2+i] == 1
+	}
+	return notice, out, nil
+}
+
+// peerNotice is the Signal of a notice that came to another rank of the group.
+type peerNotice struct{}
+
+func (peerNotice) String() string { return "a notice to another rank" }
+func (peerNotice) Signal()        {}
+
+var _ os.Signal = peerNotice{}
+
+// lost turns err, the failure of a collective during op, into a *PeerLostError when a rank is
+// gone (killed, frozen, its machine lost) or the store is unreachable; it returns other errors as
+// they are, and nil for nil.
+func (p *group) lost(op string, err error) error {
+	if err == nil || p == nil {
+		return err
+	}
+	missing, merr := p.g.Missing(1200 * time.Millisecond)
+	switch {
+	case merr != nil:
+		return &PeerLostError{Op: op, World: p.world(), StoreGone: true, Err: err}
+	case len(missing) > 0:
+		return &PeerLostError{Op: op, World: p.world(), Missing: missing, Err: err}
+	default:
+		return fmt.Errorf("%s: %w (every rank is alive: one was slower than distributed.timeout)", op, err)
+	}
+}
+
+// PeerLostError ends every surviving process of a group when a peer is gone: its exit status is
+// 75, as a preemption's (start again to resume from the newest committed checkpoint, which is
+// intact).
+type PeerLostError struct {
+	Op        string // what the group was doing
+	World     int
+	Missing   []int // the ranks gone
+	StoreGone bool  // the rendezvous store is unreachable: its host (the launcher, or rank 0) is gone
+	Err       error // the collective's failure
+}
+
+func (e *PeerLostError) Error() string {
+	who := "the rendezvous store is unreachable: its host (the launcher, or rank 0) is gone"
+	if !e.StoreGone {
+		ranks := make([]string, len(e.Missing))
+		for i, r := range e.Missing {
+			ranks[i] = fmt.Sprint(r)
+		}
+		s := "s"
+		if len(ranks) == 1 {
+			s = ""
+		}
+		who = fmt.Sprintf("rank%s %s of %d stopped responding (killed, frozen or its machine lost)", s, strings.Join(ranks, ", "), e.World)
+	}
+	return fmt.Sprintf("%s during %s: leaving the group; the newest committed checkpoint is intact, start again to resume (%v)", who, e.Op, e.Err)
+}
+
+func (e *PeerLostError) Unwrap() error { return e.Err }
+
+// errLeader is the error of a follower whose leader (rank 0) did not start the run.
+type errLeader struct {
+	msg  string
+	code int
+}
+
+func (e *errLeader) Error() string { return "rank 0 did not start the run: " + e.msg }
+
+// threadsPerRank divides the machine's cores among the local ranks when threads is 0 (one per
+// core), as torchrun leaves each worker its part of the machine.
+func threadsPerRank(threads int, m *distributed.Member) int {
+	if threads != 0 {
+		return threads
+	}
+	local := 1
+	if m != nil {
+		local = max(m.LocalWorld, 1)
+	}
+	return max(runtime.NumCPU()/local, 1)
+}
+
+// rankDevice is the device of a rank: "auto" and "cuda" mean the local rank's GPU (cuda:LOCAL_RANK)
+// in a group on a machine with GPUs.
+func rankDevice(dev torch.Device, m *distributed.Member) (torch.Device, error) {
+	if m == nil || dev != "cuda" {
+		return dev, nil
+	}
+	if n := torch.CUDADeviceCount(); m.LocalRank >= n {
+		return "", errors.New("device: LOCAL_RANK " + fmt.Sprint(m.LocalRank) + " has no GPU of its own (" + fmt.Sprint(n) + " on this machine): start at most one process per GPU")
+	}
+	return torch.Device(fmt.Sprintf("cuda:%d", m.LocalRank)), nil
+}
