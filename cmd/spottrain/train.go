@@ -69,7 +69,7 @@ func runTrain(ctx context.Context, args []string, stdout io.Writer, stop <-chan 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop = withCloudNotices(ctx, cfg.Preemption.Notice, stop, stdout)
-	return trainAndReport(ctx, cfg, stdout, train.Options{Stop: stop, Force: *force})
+	return trainAndReport(ctx, cfg, stdout, train.Options{Stop: stop, Force: *force, Member: member})
 }
 
 // launchGroup starts cfg's distributed.nproc_per_node workers: this program's train with args,
@@ -173,8 +173,8 @@ func trainAndReport(ctx context.Context, cfg configs.Config, stdout io.Writer, o
 	if err != nil && !errors.As(err, &pe) && sum != nil && sum.Result != nil {
 		fmt.Fprintf(stdout, "stopped after %d steps\n", sum.Result.Steps)
 	}
-	if err != nil {
-		return err
+	if err != nil || opt.Member != nil && opt.Member.Rank > 0 {
+		return err // rank 0 reports for the group
 	}
 	t := sum.Test
 	if cfg.Model.Kind == configs.KindResNet {
