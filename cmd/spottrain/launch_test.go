@@ -3,8 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -84,4 +87,32 @@ func TestGroupErrorExitCode(t *testing.T) {
 	}
 	assert.Equal(t, codes.ExitDone, exitCode(groupError(nil)))
 	assert.Equal(t, codes.ExitFailure, exitCode(groupError(os.ErrNotExist)), "a launch that failed")
+}
+
+// TestGroupNoticeAndResume: a launcher of 2 workers forwards its SIGTERM to both, which stop
+// after the same step with an emergency checkpoint: it exits 75. Started again, the group resumes
+// there and completes (exit 0), and rank 0 alone reports the scores.
+func TestGroupNoticeAndResume(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := append(exactJob("run", 2), "--nproc-per-node", "2")
+	p := startSpottrain(t, dir, pauseAt("step", time.Minute), args...)
+	p.readLine("test hook: pausing in step", time.Minute)
+	p.readLine("[rank 1] test hook: pausing in step", time.Minute)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.Equal(t, codes.ExitPreempted, p.wait(time.Minute), p.stderr.String())
+	m := regexp.MustCompile(`(?m)^terminated received: checkpointing at step (\d+)$`).FindStringSubmatch(p.stdout())
+	require.NotNil(t, m, p.stdout())
+	assert.Regexp(t, `(?m)^\[rank 1\] spottrain: stopped by terminated at step `+m[1]+` after an emergency checkpoint`, p.stderr.String(),
+		"rank 1 got the notice too, and stopped after the same step")
+	assert.Contains(t, p.stderr.String(), "launcher: rank 0: exit status 75\n")
+	assert.Contains(t, p.stderr.String(), "launcher: rank 1: exit status 75\n")
+	assert.True(t, strings.HasSuffix(p.stderr.String(), "; start again to resume\n"), p.stderr.String())
+
+	r := spottrain(t, dir, args...)
+	require.Equal(t, codes.ExitDone, r.code, r.stderr)
+	assert.Regexp(t, `(?m)^resumed from step `+m[1]+`, `, r.stdout)
+	assert.Regexp(t, `(?m)^run dir: run$`, r.stdout)
+	assert.NotContains(t, r.stdout, "[rank 1] run dir:", "rank 0 alone reports")
+	assert.Empty(t, r.stderr)
 }
