@@ -87,10 +87,14 @@ type worker struct {
 // has exited; then it closes the store. It returns nil when every worker exited 0, else an
 // *ExitError, or an error starting the group (the workers started are killed first).
 //
-// Run keeps its goroutine on one OS thread: PR_SET_PDEATHSIG fires when the thread that started a
-// child exits, not the process, and the Go runtime ends a thread whose goroutine exits locked to
-// it. Holding the starting thread until the workers are gone keeps them from being killed early.
+// Run keeps its goroutine locked to one OS thread until the workers are gone: PR_SET_PDEATHSIG
+// fires when the thread that started a child exits, not the process, and the Go runtime ends a
+// thread when a goroutine that locked it exits locked. Unlocked, the workers could be started from
+// a thread that another goroutine locks and takes to its end, and be killed with it.
 func (l *Launcher) Run() error {
+	if l.NProc < 1 {
+		return fmt.Errorf("distributed: a Launcher needs NProc >= 1 (got %d)", l.NProc)
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	store, err := l.Listen(l.Timeout)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -313,15 +314,21 @@ func TestFrozenRankKilled(t *testing.T) {
 // stopped reports whether the process that out's "freezing PID" line names is stopped.
 func stopped(out string) bool {
 	m := regexp.MustCompile(`(?m)^freezing (\d+)$`).FindStringSubmatch(out)
-	if m == nil {
-		return false
-	}
-	stat, err := os.ReadFile("/proc/" + m[1] + "/stat")
+	return m != nil && state(m[1]) == 'T'
+}
+
+// state returns the state of the process pid as /proc/PID/stat says it (R, S, T, Z, ...), or 0
+// when there is no such process.
+func state(pid string) byte {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
-		return false
+		return 0
 	}
 	_, after, _ := bytes.Cut(stat, []byte(") "))
-	return len(after) > 0 && after[0] == 'T'
+	if len(after) == 0 {
+		return 0
+	}
+	return after[0]
 }
 
 // TestListenFails: no worker starts without a store.
@@ -331,6 +338,23 @@ func TestListenFails(t *testing.T) {
 	err := g.Run()
 	assert.EqualError(t, err, "start the rendezvous store: no port")
 	assert.Empty(t, g.stdout.String())
+}
+
+// TestStartFails: a worker that cannot start ends the group at once: those started are killed.
+func TestStartFails(t *testing.T) {
+	g := newGroup(t, "signal", 2)
+	g.Command = func(rank int) *exec.Cmd {
+		if rank == 1 {
+			return exec.Command(filepath.Join(t.TempDir(), "missing"))
+		}
+		return self(rank)
+	}
+	start := time.Now()
+	err := wait(t, g.start())
+	assert.ErrorContains(t, err, "start worker rank 1: ")
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	assert.Less(t, time.Since(start), 15*time.Second, "rank 0, which waits 20 s for a signal, was killed")
+	assert.True(t, g.store.isClosed())
 }
 
 // TestLauncherDeathKillsWorkers: workers die with a launcher killed by SIGKILL.
@@ -358,10 +382,6 @@ func TestLauncherDeathKillsWorkers(t *testing.T) {
 
 // gone reports whether the process pid has ended (a zombie that nobody reaped has).
 func gone(pid int) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	_, after, _ := bytes.Cut(stat, []byte(") "))
-	return len(after) > 0 && (after[0] == 'Z' || after[0] == 'X')
+	st := state(strconv.Itoa(pid))
+	return st == 0 || st == 'Z' || st == 'X'
 }
