@@ -34,6 +34,8 @@ type Store interface {
 //   - Workers run in a process group of their own, so that a terminal's Ctrl+C reaches only the
 //     launcher; every signal from Signals is forwarded to every live worker.
 //   - A launcher that dies, even by SIGKILL, takes its workers with it (PR_SET_PDEATHSIG).
+//   - Workers start with SIGTERM, SIGINT and SIGHUP blocked (see blockNotices): one forwarded
+//     while a worker starts waits for its handler.
 //   - Rank 0's output goes to Stdout and Stderr as it is; the other ranks' lines are prefixed
 //     "[rank N] ", written in whole lines (never a part of one).
 //   - Once a worker ends abnormally (a status other than 0, or a signal), the others have Timeout
@@ -97,6 +99,11 @@ func (l *Launcher) Run() error {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	restore, err := blockNotices()
+	if err != nil {
+		return err
+	}
+	defer restore()
 	store, err := l.Listen(l.Timeout)
 	if err != nil {
 		return fmt.Errorf("start the rendezvous store: %w", err)

@@ -269,13 +269,20 @@ func TestOutputLines(t *testing.T) {
 	rank0 := regexp.MustCompile(`\[rank \d\] [^\n]*\n`).ReplaceAllString(g.stdout.String(), "")
 	assert.Equal(t, "a\nbc\nd\ne\ntail", rank0, "rank 0 as it wrote it, around the others' whole lines")
 	for _, r := range []string{"1", "2"} {
-		p := "[rank " + r + "] "
-		assert.Contains(t, g.stdout.String(), p+"a\n"+p+"bc\n")
-		assert.Contains(t, g.stdout.String(), p+"d\n"+p+"e\n")
-		assert.Contains(t, g.stdout.String(), p+"tail\n")
-		assert.Contains(t, g.stderr.String(), p+"err line\n")
+		assert.Equal(t, []string{"a", "bc", "d", "e", "tail"}, linesOf(g.stdout.String(), r), "rank %s", r)
+		assert.Equal(t, []string{"err line"}, linesOf(g.stderr.String(), r), "rank %s", r)
 	}
 	assert.Regexp(t, regexp.MustCompile(`(?m)^err line$`), g.stderr.String())
+}
+
+// linesOf returns the lines that out has of rank r, without their prefix: whole lines, which
+// may follow an unfinished line of rank 0's.
+func linesOf(out, r string) []string {
+	var lines []string
+	for _, m := range regexp.MustCompile(`\[rank `+r+`\] ([^\n]*)\n`).FindAllStringSubmatch(out, -1) {
+		lines = append(lines, m[1])
+	}
+	return lines
 }
 
 // TestSignalsForwarded: a signal to the launcher reaches every live worker.
@@ -338,6 +345,17 @@ func TestListenFails(t *testing.T) {
 	err := g.Run()
 	assert.EqualError(t, err, "start the rendezvous store: no port")
 	assert.Empty(t, g.stdout.String())
+}
+
+// TestWorkersStartWithNoticesBlocked: a worker's first instruction sees SIGTERM, SIGINT and SIGHUP
+// blocked (grep inherits the mask its launcher forked it with), and nothing else.
+func TestWorkersStartWithNoticesBlocked(t *testing.T) {
+	g := newGroup(t, "env", 2)
+	g.Command = func(int) *exec.Cmd { return exec.Command("grep", "^SigBlk:", "/proc/self/status") }
+	require.NoError(t, wait(t, g.start()))
+	out := g.stdout.String()
+	assert.Regexp(t, `(?m)^SigBlk:\s+0+4003$`, out, "SIGHUP (1), SIGINT (2) and SIGTERM (15)")
+	assert.Regexp(t, `(?m)^\[rank 1\] SigBlk:\s+0+4003$`, out)
 }
 
 // TestStartFails: a worker that cannot start ends the group at once: those started are killed.
