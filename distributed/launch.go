@@ -41,7 +41,8 @@ type Store interface {
 //   - Once a worker ends abnormally (a status other than 0, or a signal), the others have Timeout
 //     plus Grace to exit; those left (frozen, or blocked for good) are then SIGKILLed. Nothing
 //     hangs.
-//   - Every abnormal exit and every kill is one line on Stderr naming the rank.
+//   - Every abnormal exit is one line on Stderr naming the rank and its status; a worker that
+//     the launcher killed has the line of its kill instead.
 //   - The store is closed once every worker has exited.
 type Launcher struct {
 	NProc int // workers, >= 1

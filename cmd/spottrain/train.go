@@ -124,8 +124,8 @@ func groupError(err error) error {
 	return err
 }
 
-// stoppedGroup is a group that stopped on a notice or a lost peer, every worker's steps saved: it
-// is errStopped (exit 75).
+// stoppedGroup is a group that stopped on a notice or a lost peer, to be started again (it
+// resumes from the newest committed checkpoint): it is errStopped (exit 75).
 type stoppedGroup struct{ *distributed.ExitError }
 
 func (stoppedGroup) Is(target error) bool { return target == errStopped }
