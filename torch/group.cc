@@ -223,6 +223,12 @@ void unflatten(std::vector<Bucket>& bs) {
 void group_sum(GroupState* g, const std::vector<at::Tensor>& tensors, double scale,
                int64_t bucket_bytes) {
   at::NoGradGuard no_grad;
+  if (tensors.size() == 1 && scale == 1 && tensors[0].is_contiguous() &&
+      tensors[0].device() == g->device) {  // in place, no copies
+    std::vector<at::Tensor> one{tensors[0]};
+    g->backend->allreduce(one)->wait();
+    return;
+  }
   auto bs = buckets(g, tensors, bucket_bytes);
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
   for (auto& b : bs) {

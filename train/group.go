@@ -6,10 +6,12 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	"spottrain/distributed"
+	"spottrain/events"
 	"spottrain/torch"
 )
 
@@ -25,8 +27,9 @@ import (
 // group is a job's process group as the loop and the job use it. A nil *group is a process alone:
 // every method then does what one process does by itself.
 type group struct {
-	g      *torch.Group
-	bucket int64 // bytes per gradient bucket
+	g       *torch.Group
+	backend string
+	bucket  int64 // bytes per gradient bucket
 }
 
 // bucketBytes is the size of a bucket of gradients summed together (DistributedDataParallel's
@@ -47,7 +50,7 @@ func joinGroup(m *distributed.Member, dev torch.Device) (*group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rank %d of %d: join the group at %s:%d: %w", m.Rank, m.World, m.MasterAddr, m.MasterPort, err)
 	}
-	return &group{g: g, bucket: bucketBytes}, nil
+	return &group{g: g, backend: backend, bucket: bucketBytes}, nil
 }
 
 // rank and world are the process's place in the group: 0 of 1 alone.
@@ -72,6 +75,29 @@ func (p *group) close() {
 	if p != nil {
 		p.g.Close()
 	}
+}
+
+// measure returns what the gradient sums of net's steps cost since it joined the group, beside a
+// bare allreduce of the same bytes (the median of 5), measured now: a collective, which every rank
+// calls once its training is over.
+func (p *group) measure(net *torch.Net) (events.GroupStats, error) {
+	calls, took := net.ReduceStats()
+	buf := make([]float32, net.NumParams()+1) // the gradients and the loss
+	var bare [5]time.Duration
+	for i := range bare {
+		start := time.Now()
+		if err := p.g.SumFloat32(buf); err != nil {
+			return events.GroupStats{}, p.lost("the allreduce benchmark", err)
+		}
+		bare[i] = time.Since(start)
+	}
+	slices.Sort(bare[:])
+	s := events.GroupStats{World: p.world(), Backend: p.backend, Steps: calls, Bytes: int64(len(buf)) * 4,
+		BareMS: bare[len(bare)/2].Seconds() * 1000}
+	if calls > 0 {
+		s.ReduceMS = took.Seconds() * 1000 / float64(calls)
+	}
+	return s, nil
 }
 
 // Share returns the part [lo, hi) of a batch of n samples that rank of world trains on: contiguous

@@ -217,7 +217,11 @@ func (j *job) prepare() error {
 		return err
 	}
 	torch.ManualSeed(cfg.Seed)
-	if err := checkMemory(cfg, j.opt.Memory); err != nil {
+	local := 1
+	if m := j.opt.Member; m != nil {
+		local = max(m.LocalWorld, 1)
+	}
+	if err := checkMemory(cfg, j.opt.Memory, local); err != nil {
 		return err
 	}
 	if j.opt.Member == nil || j.opt.Member.Rank == 0 { // the run dir and its remote copy are rank 0's
@@ -439,6 +443,9 @@ func (j *job) resume(ck *checkpoint.Checkpoint) error {
 	j.from = Position{Epoch: m.Epoch, Batch: m.Batch, Step: int(m.Step), LossSum: m.Loss * float64(m.Batch)}
 	j.ck.manifest.RunID, j.ck.computeBefore, j.ck.lastStep = m.RunID, m.ComputeSeconds, int(m.Step)
 	fmt.Fprintf(j.log, "resumed from step %d, epoch %d, batch %d (%s)\n", j.from.Step, j.from.Epoch+1, j.from.Batch, ck.Dir)
+	if was, now := max(m.World, 1), j.group.world(); was != now {
+		fmt.Fprintf(j.log, "the checkpoint was made by %d process(es), this run has %d: the data order, weights and optimizer go on; dropout draws anew on the ranks it has no RNG state of\n", was, now)
+	}
 	if j.from.Step >= j.loop.Schedule.Total {
 		fmt.Fprintf(j.log, "the run is complete: evaluating its final checkpoint (another run_dir trains anew)\n")
 	}
@@ -502,8 +509,23 @@ func (j *job) train(ctx context.Context) error {
 	if j.ck != nil {
 		j.ck.wait()
 	}
+	if err == nil && j.group != nil {
+		err = j.reportGroup()
+	}
 	j.sum.Wall = time.Since(j.started)
 	return err
+}
+
+// reportGroup measures what the group's gradient sums cost (every rank takes part), and rank 0
+// logs it and records it in the group_stats event.
+func (j *job) reportGroup() error {
+	s, err := j.group.measure(j.net)
+	if err != nil || !j.group.leader() || s.Steps == 0 {
+		return err
+	}
+	fmt.Fprintf(j.log, "gradient sums (%s, %d processes, %.1f MB): %.2f ms per step, a bare allreduce %.2f ms (%.0f%%)\n",
+		s.Backend, s.World, float64(s.Bytes)/1e6, s.ReduceMS, s.BareMS, 100*s.BareMS/s.ReduceMS)
+	return j.events.Emit(s)
 }
 
 // complete ends a whole training: the final checkpoint (unless the last step has one), the test
