@@ -549,9 +549,13 @@ func (j *job) complete() error {
 	if j.ck != nil {
 		j.sum.ComputeSeconds = j.ck.computeSeconds()
 	}
+	shard, err := j.group.shard(j.net)
+	if err != nil {
+		return err
+	}
 	var notice *Notice
 	var agreeErr error
-	test, err := j.work.Test(j.net, j.group.shard(), func() bool {
+	test, err := j.work.Test(j.net, shard, func() bool {
 		j.pause("final-eval")
 		notice, _, agreeErr = j.group.agree(j.notice())
 		return notice != nil || agreeErr != nil
