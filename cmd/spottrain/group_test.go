@@ -10,8 +10,11 @@ package main
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -382,7 +385,7 @@ func TestCrash2RankCampaign(t *testing.T) {
 	var (
 		last    int64 = -1
 		starts  int
-		skipped []string
+		skipped = map[string]bool{} // the warnings of skipped leftovers
 		c       = newCampaign()
 	)
 	began := time.Now()
@@ -394,16 +397,31 @@ func TestCrash2RankCampaign(t *testing.T) {
 		}
 		p := startSpottrain(t, dir, env, args...)
 		if killed < kills {
+			before := leftovers(t, runDir)
 			p.readLine("step ", time.Minute)
-			// Half the kills come within the first 100 ms of training (the first checkpoint of
-			// the start), the others up to 600 ms into it.
-			delay := time.Duration(rng.Int64N(int64(100 * time.Millisecond)))
-			if rng.IntN(2) == 1 {
-				delay = 100*time.Millisecond + time.Duration(rng.Int64N(int64(500*time.Millisecond)))
-			}
 			pid := workerPid(t, p, 0)
-			if !p.read(func(string) bool { return false }, time.Now().Add(delay)) && !p.eof {
+			if killed == 1 {
+				// Aimed at a persist: as soon as a checkpoint write of this start is seen (a
+				// new .tmp- directory).
+				waitNewTmp(t, runDir, before, 30*time.Second)
 				require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+			} else if killed == 2 {
+				// Aimed at the training after a commit of this start (and at the retention
+				// that follows it).
+				waitCommitted(t, runDir, last, time.Minute)
+				if !p.read(func(string) bool { return false }, time.Now().Add(time.Duration(rng.Int64N(int64(100*time.Millisecond))))) && !p.eof {
+					require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+				}
+			} else {
+				// Half the others come within the first 100 ms of training (the first
+				// checkpoint of the start), the others up to 600 ms into it.
+				delay := time.Duration(rng.Int64N(int64(100 * time.Millisecond)))
+				if rng.IntN(2) == 1 {
+					delay = 100*time.Millisecond + time.Duration(rng.Int64N(int64(500*time.Millisecond)))
+				}
+				if !p.read(func(string) bool { return false }, time.Now().Add(delay)) && !p.eof {
+					require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+				}
 			}
 		}
 		code := p.wait(time.Minute)
@@ -417,7 +435,7 @@ func TestCrash2RankCampaign(t *testing.T) {
 			if m := skippedRE.FindStringSubmatch(l); m != nil {
 				require.True(t, strings.HasPrefix(filepath.Base(m[1]), "."), "start %d skipped a committed checkpoint: %s", starts, l)
 				require.NotEmpty(t, m[2], "a reason")
-				skipped = append(skipped, l)
+				skipped[l] = true
 			}
 		}
 		if code == codes.ExitDone {
@@ -431,6 +449,9 @@ func TestCrash2RankCampaign(t *testing.T) {
 		last = c.afterKill(t, runDir, killed, last)
 	}
 	took := time.Since(began)
+	if kills >= 2 {
+		assert.Positive(t, c.landed["inside a checkpoint write"], "no kill landed inside a checkpoint write")
+	}
 	assert.Equal(t, want, weightsOf(t, newest(t, runDir)), "final weights after %d kills differ from the uninterrupted run's", kills)
 	checkAllValid(t, runDir)
 	evs := eventstest.Read(t, runDir)
@@ -438,5 +459,37 @@ func TestCrash2RankCampaign(t *testing.T) {
 	require.True(t, ok, "the last event is an exit")
 	assert.Equal(t, codes.ExitDone, end.Code)
 	t.Logf("%d kills of rank 0, %d starts, %s; kills landed: %v; leftovers: %d .tmp-, %d .del-; skipped: %q",
-		kills, starts, took.Round(time.Millisecond), c.landed, c.tmpLeft, c.delLeft, skipped)
+		kills, starts, took.Round(time.Millisecond), c.landed, c.tmpLeft, c.delLeft, slices.Sorted(maps.Keys(skipped)))
+}
+
+// leftovers returns the names of the leftovers of interrupted operations in runDir (names
+// starting with a dot).
+func leftovers(t *testing.T, runDir string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	entries, err := os.ReadDir(runDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return out
+	}
+	require.NoError(t, err)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			out[e.Name()] = true
+		}
+	}
+	return out
+}
+
+// waitNewTmp waits up to timeout for a checkpoint write in runDir that is not among before: a
+// .tmp- directory; none fails the test.
+func waitNewTmp(t *testing.T, runDir string, before map[string]bool, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		for name := range leftovers(t, runDir) {
+			if strings.HasPrefix(name, ".tmp-") && !before[name] {
+				return
+			}
+		}
+	}
+	t.Fatalf("no checkpoint write began in %s within %v", runDir, timeout)
 }
