@@ -8,6 +8,7 @@ package main
 // nothing hangs, and the run resumes to the weights of an uninterrupted run, bitwise.
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -349,10 +350,15 @@ func TestTorchrunLaunchesWorkers(t *testing.T) {
 	// Python 3.11 its default redirects fail, hence -r 1 -t 1 (rank 1's output teed, prefixed).
 	args := append([]string{"--standalone", "--nproc_per_node", "2", "-r", "1", "-t", "1", "--no_python", bin},
 		groupJob("run", 1)...)
-	cmd := exec.Command(torchrun, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, torchrun, args...)
 	cmd.Dir = dir
+	// torchrun and its workers in a process group of their own, all killed if it hangs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "torchrun %s:\n%s", strings.Join(args, " "), out)
+	require.NoError(t, err, "torchrun %s (ctx: %v):\n%s", strings.Join(args, " "), ctx.Err(), out)
 	assert.Regexp(t, `(?m)^\[default0\]:run dir: run$`, string(out))
 	evs := eventstest.Read(t, filepath.Join(dir, "run"))
 	starts := eventstest.Of[events.RunStart](evs)
