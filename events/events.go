@@ -27,6 +27,8 @@
 //	emergency_checkpoint  EmergencyCheckpoint: step; also the other fields of checkpoint_commit
 //	epoch_end             EpochEnd: epoch, step, train_loss, metrics (object of floats)
 //	progress              Progress: step, epoch, loss: a log line's worth of training
+//	group_stats           GroupStats: world, backend, steps, bytes, reduce_ms, bare_ms:
+//	                      what a group's gradient sums cost (rank 0, after its training)
 //	exit                  Exit: code (the exit status, codes.ExitDone...), reason, step; also
 //	                      signal, signal_to_exit_ms after a notice
 //	checkpoint_upload     CheckpointUpload: step, bytes (0 if the remote had it), upload_ms; also

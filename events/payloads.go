@@ -31,6 +31,19 @@ type RunStart struct {
 	World int `json:"world,omitempty" events:"optional"`
 }
 
+// GroupStats: a group's training (this incarnation's part of it) is over: what its gradient sums
+// cost. ReduceMS is the mean time per step of the sums inside the step (bucketing, the
+// allreduce, the copies back); BareMS the time of one bare allreduce of the same bytes, measured
+// right after: their ratio is the collective's efficiency inside the step.
+type GroupStats struct {
+	World    int     `json:"world"`
+	Backend  string  `json:"backend"`
+	Steps    int64   `json:"steps"`
+	Bytes    int64   `json:"bytes"` // summed per step
+	ReduceMS float64 `json:"reduce_ms"`
+	BareMS   float64 `json:"bare_ms"`
+}
+
 // Resume: the trainer restored the checkpoint in Dir.
 type Resume struct {
 	Step  int    `json:"step"`
@@ -189,6 +202,7 @@ type ChildStart struct {
 }
 
 func (RunStart) EventType() string               { return "run_start" }
+func (GroupStats) EventType() string             { return "group_stats" }
 func (Resume) EventType() string                 { return "resume" }
 func (CheckpointBegin) EventType() string        { return "checkpoint_begin" }
 func (CheckpointCommit) EventType() string       { return "checkpoint_commit" }
@@ -217,7 +231,7 @@ func init() {
 		RunStart{}, Resume{}, CheckpointBegin{}, CheckpointCommit{}, CheckpointFailed{}, CheckpointInvalid{},
 		SignalReceived{}, EmergencyCheckpoint{}, EpochEnd{}, Progress{}, Exit{}, CheckpointUpload{},
 		CheckpointUploadFailed{}, CheckpointDownload{}, RunnerStart{}, InterruptSent{}, SignalFailed{},
-		ChildExit{}, Restart{}, ChildStart{},
+		ChildExit{}, Restart{}, ChildStart{}, GroupStats{},
 	} {
 		known[p.EventType()] = reflect.TypeOf(p)
 	}

@@ -223,6 +223,12 @@ void unflatten(std::vector<Bucket>& bs) {
 void group_sum(GroupState* g, const std::vector<at::Tensor>& tensors, double scale,
                int64_t bucket_bytes) {
   at::NoGradGuard no_grad;
+  if (tensors.size() == 1 && scale == 1 && tensors[0].is_contiguous() &&
+      tensors[0].device() == g->device) {  // in place, no copies
+    std::vector<at::Tensor> one{tensors[0]};
+    g->backend->allreduce(one)->wait();
+    return;
+  }
   auto bs = buckets(g, tensors, bucket_bytes);
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
   for (auto& b : bs) {
@@ -388,6 +394,12 @@ char* Group_Gather(Group g, int root, const void* data, int64_t len, void** out,
     offset += all[r];
   }
   *out = buf;
+  SHIM_END
+}
+
+char* Group_Add(Group g, const char* key, int64_t delta, int64_t* value) {
+  SHIM_BEGIN
+  *value = as_group(g)->store->add(std::string("spottrain/") + key, delta);
   SHIM_END
 }
 

@@ -6,10 +6,13 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
+	"spottrain/configs"
 	"spottrain/distributed"
+	"spottrain/events"
 	"spottrain/torch"
 )
 
@@ -25,20 +28,20 @@ import (
 // group is a job's process group as the loop and the job use it. A nil *group is a process alone:
 // every method then does what one process does by itself.
 type group struct {
-	g      *torch.Group
-	bucket int64 // bytes per gradient bucket
+	g       *torch.Group
+	backend string
+	bucket  int64 // bytes per gradient bucket
 }
 
-// bucketBytes is the size of a bucket of gradients summed together (DistributedDataParallel's
-// default, 25 MB).
-const bucketBytes = 25 << 20
-
-// joinGroup joins the group m describes, for a model on dev: with NCCL on a CUDA device, Gloo on
-// the CPU.
-func joinGroup(m *distributed.Member, dev torch.Device) (*group, error) {
-	backend := "gloo"
-	if dev.IsCUDA() {
-		backend = "nccl"
+// joinGroup joins the group m describes, for a model on dev, as dc says: its backend (auto: NCCL
+// on a CUDA device, Gloo on the CPU) and the size of its gradient buckets.
+func joinGroup(m *distributed.Member, dev torch.Device, dc configs.DistributedConfig) (*group, error) {
+	backend := dc.Backend
+	if backend == "auto" {
+		backend = "gloo"
+		if dev.IsCUDA() {
+			backend = "nccl"
+		}
 	}
 	g, err := torch.NewGroup(torch.GroupConfig{
 		Host: m.MasterAddr, Port: m.MasterPort, HostStore: !m.AgentStore && m.Rank == 0, Prefix: m.Prefix,
@@ -47,7 +50,7 @@ func joinGroup(m *distributed.Member, dev torch.Device) (*group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rank %d of %d: join the group at %s:%d: %w", m.Rank, m.World, m.MasterAddr, m.MasterPort, err)
 	}
-	return &group{g: g, bucket: bucketBytes}, nil
+	return &group{g: g, backend: backend, bucket: int64(dc.BucketMB * (1 << 20))}, nil
 }
 
 // rank and world are the process's place in the group: 0 of 1 alone.
@@ -72,6 +75,29 @@ func (p *group) close() {
 	if p != nil {
 		p.g.Close()
 	}
+}
+
+// measure returns what the gradient sums of net's steps cost since it joined the group, beside a
+// bare allreduce of the same bytes (the median of 5), measured now: a collective, which every rank
+// calls once its training is over.
+func (p *group) measure(net *torch.Net) (events.GroupStats, error) {
+	calls, took := net.ReduceStats()
+	buf := make([]float32, net.NumParams()+1) // the gradients and the loss
+	var bare [5]time.Duration
+	for i := range bare {
+		start := time.Now()
+		if err := p.g.SumFloat32(buf); err != nil {
+			return events.GroupStats{}, p.lost("the allreduce benchmark", err)
+		}
+		bare[i] = time.Since(start)
+	}
+	slices.Sort(bare[:])
+	s := events.GroupStats{World: p.world(), Backend: p.backend, Steps: calls, Bytes: int64(len(buf)) * 4,
+		BareMS: bare[len(bare)/2].Seconds() * 1000}
+	if calls > 0 {
+		s.ReduceMS = took.Seconds() * 1000 / float64(calls)
+	}
+	return s, nil
 }
 
 // Share returns the part [lo, hi) of a batch of n samples that rank of world trains on: contiguous
@@ -123,14 +149,18 @@ func (s Shard) sum(v []float64) error {
 	return s.Sum(v)
 }
 
-// shard is this process's part of evaluations.
-func (p *group) shard() Shard {
+// shard is this process's part of an evaluation of net, which it readies for it: every rank
+// scores with rank 0's buffers (BatchNorm's running statistics), as a checkpoint holds them.
+func (p *group) shard(net *torch.Net) (Shard, error) {
 	if p == nil {
-		return Shard{}
+		return Shard{}, nil
+	}
+	if err := p.g.BroadcastBuffers(net, 0); err != nil {
+		return Shard{}, p.lost("the buffers' broadcast", err)
 	}
 	return Shard{Rank: p.rank(), World: p.world(), Sum: func(v []float64) error {
 		return p.lost("the evaluation's sums", p.g.SumFloat64(v))
-	}}
+	}}, nil
 }
 
 // agree takes the group's decisions together, once: the notice (a notice to any rank is one to

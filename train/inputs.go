@@ -36,14 +36,15 @@ func dataBytes(cfg configs.Config) (uint64, string) {
 	return 0, ""
 }
 
-// checkMemory returns an error naming the key that sizes the data of cfg when that data would not
-// fit in avail bytes (0: the memory this machine has available, as /proc/meminfo says; no check
-// where it cannot be read).
-func checkMemory(cfg configs.Config, avail uint64) error {
+// checkMemory returns an error naming the key that sizes the data of cfg when procs copies of that
+// data (one per process of a group on this machine) would not fit in avail bytes (0: the memory
+// this machine has available, as /proc/meminfo says; no check where it cannot be read).
+func checkMemory(cfg configs.Config, avail uint64, procs int) error {
 	need, key := dataBytes(cfg)
 	if need == 0 {
 		return nil
 	}
+	need *= uint64(procs) // every process of a group on this machine holds its own copy
 	if avail == 0 {
 		var ok bool
 		if avail, ok = memAvailable(); !ok {
@@ -53,8 +54,12 @@ func checkMemory(cfg configs.Config, avail uint64) error {
 	if need <= avail {
 		return nil
 	}
-	return &configs.Error{Key: key, Msg: fmt.Sprintf("the data would take about %.3g GB of memory, and this machine has %.3g GB available",
-		float64(need)/1e9, float64(avail)/1e9)}
+	each := ""
+	if procs > 1 {
+		each = fmt.Sprintf(" (%d processes of a group, each with its copy)", procs)
+	}
+	return &configs.Error{Key: key, Msg: fmt.Sprintf("the data would take about %.3g GB of memory%s, and this machine has %.3g GB available",
+		float64(need)/1e9, each, float64(avail)/1e9)}
 }
 
 // memAvailable returns MemAvailable of /proc/meminfo in bytes; false where there is none.

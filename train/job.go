@@ -217,7 +217,11 @@ func (j *job) prepare() error {
 		return err
 	}
 	torch.ManualSeed(cfg.Seed)
-	if err := checkMemory(cfg, j.opt.Memory); err != nil {
+	local := 1
+	if m := j.opt.Member; m != nil {
+		local = max(m.LocalWorld, 1)
+	}
+	if err := checkMemory(cfg, j.opt.Memory, local); err != nil {
 		return err
 	}
 	if j.opt.Member == nil || j.opt.Member.Rank == 0 { // the run dir and its remote copy are rank 0's
@@ -238,7 +242,7 @@ func (j *job) prepare() error {
 		return err
 	}
 	if m := j.opt.Member; m != nil {
-		if j.group, err = joinGroup(m, j.dev); err != nil {
+		if j.group, err = joinGroup(m, j.dev, cfg.Distributed); err != nil {
 			return err
 		}
 		if err := j.net.SetGroup(j.group.g, j.group.bucket); err != nil {
@@ -370,7 +374,7 @@ func (j *job) begin() {
 	}
 	j.events.Emit(events.RunStart{ConfigHash: j.sum.ConfigSHA, TrainingHash: j.saved.TrainingHash(),
 		Device: string(j.dev), PID: os.Getpid(), Libtorch: torch.Version(), TotalSteps: j.loop.Schedule.Total,
-		World: j.group.world()})
+		World: worldOf(j.group)})
 	j.ck = &checkpointer{
 		store: j.store, events: j.events, net: j.net, opt: j.optim, spec: j.work.Spec(), strategy: j.strategy, group: j.group,
 		metric: j.metric, log: j.log, config: j.savedYAML,
@@ -378,6 +382,14 @@ func (j *job) begin() {
 			ConfigHash: j.sum.ConfigSHA, DataSeed: j.cfg.Seed, Libtorch: torch.Version(), Device: string(j.dev),
 		},
 	}
+}
+
+// worldOf is the size of a job's group for its events: 0 for a process alone.
+func worldOf(p *group) int {
+	if p == nil {
+		return 0
+	}
+	return p.world()
 }
 
 // reportFound logs the checkpoints skipped as invalid and the one downloaded, if any, with
@@ -439,6 +451,9 @@ func (j *job) resume(ck *checkpoint.Checkpoint) error {
 	j.from = Position{Epoch: m.Epoch, Batch: m.Batch, Step: int(m.Step), LossSum: m.Loss * float64(m.Batch)}
 	j.ck.manifest.RunID, j.ck.computeBefore, j.ck.lastStep = m.RunID, m.ComputeSeconds, int(m.Step)
 	fmt.Fprintf(j.log, "resumed from step %d, epoch %d, batch %d (%s)\n", j.from.Step, j.from.Epoch+1, j.from.Batch, ck.Dir)
+	if was, now := max(m.World, 1), j.group.world(); was != now {
+		fmt.Fprintf(j.log, "the checkpoint was made by %d process(es), this run has %d: the data order, weights and optimizer go on; dropout draws anew on the ranks it has no RNG state of\n", was, now)
+	}
 	if j.from.Step >= j.loop.Schedule.Total {
 		fmt.Fprintf(j.log, "the run is complete: evaluating its final checkpoint (another run_dir trains anew)\n")
 	}
@@ -502,8 +517,23 @@ func (j *job) train(ctx context.Context) error {
 	if j.ck != nil {
 		j.ck.wait()
 	}
+	if err == nil && j.group != nil {
+		err = j.reportGroup()
+	}
 	j.sum.Wall = time.Since(j.started)
 	return err
+}
+
+// reportGroup measures what the group's gradient sums cost (every rank takes part), and rank 0
+// logs it and records it in the group_stats event.
+func (j *job) reportGroup() error {
+	s, err := j.group.measure(j.net)
+	if err != nil || !j.group.leader() || s.Steps == 0 {
+		return err
+	}
+	fmt.Fprintf(j.log, "gradient sums (%s, %d processes, %.1f MB): %.2f ms per step, a bare allreduce %.2f ms (%.0f%%)\n",
+		s.Backend, s.World, float64(s.Bytes)/1e6, s.ReduceMS, s.BareMS, 100*s.BareMS/s.ReduceMS)
+	return j.events.Emit(s)
 }
 
 // complete ends a whole training: the final checkpoint (unless the last step has one), the test
@@ -527,9 +557,13 @@ func (j *job) complete() error {
 	if j.ck != nil {
 		j.sum.ComputeSeconds = j.ck.computeSeconds()
 	}
+	shard, err := j.group.shard(j.net)
+	if err != nil {
+		return err
+	}
 	var notice *Notice
 	var agreeErr error
-	test, err := j.work.Test(j.net, j.group.shard(), func() bool {
+	test, err := j.work.Test(j.net, shard, func() bool {
 		j.pause("final-eval")
 		notice, _, agreeErr = j.group.agree(j.notice())
 		return notice != nil || agreeErr != nil
