@@ -1,6 +1,6 @@
 # spottrain: `make demo` trains the LSTM solar forecaster under simulated spot interruptions,
-# `make test` runs the tests. Both install what they need first (Debian: libtorch-dev and OpenBLAS
-# through apt-get, as root or with sudo).
+# `make test` runs the tests. Both install what they need first (Debian: libtorch-dev, OpenBLAS and
+# Gloo for c10d, through apt-get, as root or with sudo).
 #
 # Another libtorch (an official zip, or the one inside a PyTorch wheel: .../site-packages/torch):
 #   make build LIBTORCH=/path/to/libtorch          # CUDA builds are detected (lib/libtorch_cuda.so)

@@ -34,12 +34,15 @@ type Store interface {
 //   - Workers run in a process group of their own, so that a terminal's Ctrl+C reaches only the
 //     launcher; every signal from Signals is forwarded to every live worker.
 //   - A launcher that dies, even by SIGKILL, takes its workers with it (PR_SET_PDEATHSIG).
+//   - Workers start with SIGTERM, SIGINT and SIGHUP blocked (see blockNotices): one forwarded
+//     while a worker starts waits for its handler.
 //   - Rank 0's output goes to Stdout and Stderr as it is; the other ranks' lines are prefixed
 //     "[rank N] ", written in whole lines (never a part of one).
 //   - Once a worker ends abnormally (a status other than 0, or a signal), the others have Timeout
 //     plus Grace to exit; those left (frozen, or blocked for good) are then SIGKILLed. Nothing
 //     hangs.
-//   - Every abnormal exit and every kill is one line on Stderr naming the rank.
+//   - Every abnormal exit is one line on Stderr naming the rank and its status; a worker that
+//     the launcher killed has the line of its kill instead.
 //   - The store is closed once every worker has exited.
 type Launcher struct {
 	NProc int // workers, >= 1
@@ -87,12 +90,21 @@ type worker struct {
 // has exited; then it closes the store. It returns nil when every worker exited 0, else an
 // *ExitError, or an error starting the group (the workers started are killed first).
 //
-// Run keeps its goroutine on one OS thread: PR_SET_PDEATHSIG fires when the thread that started a
-// child exits, not the process, and the Go runtime ends a thread whose goroutine exits locked to
-// it. Holding the starting thread until the workers are gone keeps them from being killed early.
+// Run keeps its goroutine locked to one OS thread until the workers are gone: PR_SET_PDEATHSIG
+// fires when the thread that started a child exits, not the process, and the Go runtime ends a
+// thread when a goroutine that locked it exits locked. Unlocked, the workers could be started from
+// a thread that another goroutine locks and takes to its end, and be killed with it.
 func (l *Launcher) Run() error {
+	if l.NProc < 1 {
+		return fmt.Errorf("distributed: a Launcher needs NProc >= 1 (got %d)", l.NProc)
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	restore, err := blockNotices()
+	if err != nil {
+		return err
+	}
+	defer restore()
 	store, err := l.Listen(l.Timeout)
 	if err != nil {
 		return fmt.Errorf("start the rendezvous store: %w", err)

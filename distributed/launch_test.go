@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -268,13 +269,20 @@ func TestOutputLines(t *testing.T) {
 	rank0 := regexp.MustCompile(`\[rank \d\] [^\n]*\n`).ReplaceAllString(g.stdout.String(), "")
 	assert.Equal(t, "a\nbc\nd\ne\ntail", rank0, "rank 0 as it wrote it, around the others' whole lines")
 	for _, r := range []string{"1", "2"} {
-		p := "[rank " + r + "] "
-		assert.Contains(t, g.stdout.String(), p+"a\n"+p+"bc\n")
-		assert.Contains(t, g.stdout.String(), p+"d\n"+p+"e\n")
-		assert.Contains(t, g.stdout.String(), p+"tail\n")
-		assert.Contains(t, g.stderr.String(), p+"err line\n")
+		assert.Equal(t, []string{"a", "bc", "d", "e", "tail"}, linesOf(g.stdout.String(), r), "rank %s", r)
+		assert.Equal(t, []string{"err line"}, linesOf(g.stderr.String(), r), "rank %s", r)
 	}
 	assert.Regexp(t, regexp.MustCompile(`(?m)^err line$`), g.stderr.String())
+}
+
+// linesOf returns the lines that out has of rank r, without their prefix: whole lines, which
+// may follow an unfinished line of rank 0's.
+func linesOf(out, r string) []string {
+	var lines []string
+	for _, m := range regexp.MustCompile(`\[rank `+r+`\] ([^\n]*)\n`).FindAllStringSubmatch(out, -1) {
+		lines = append(lines, m[1])
+	}
+	return lines
 }
 
 // TestSignalsForwarded: a signal to the launcher reaches every live worker.
@@ -313,15 +321,21 @@ func TestFrozenRankKilled(t *testing.T) {
 // stopped reports whether the process that out's "freezing PID" line names is stopped.
 func stopped(out string) bool {
 	m := regexp.MustCompile(`(?m)^freezing (\d+)$`).FindStringSubmatch(out)
-	if m == nil {
-		return false
-	}
-	stat, err := os.ReadFile("/proc/" + m[1] + "/stat")
+	return m != nil && state(m[1]) == 'T'
+}
+
+// state returns the state of the process pid as /proc/PID/stat says it (R, S, T, Z, ...), or 0
+// when there is no such process.
+func state(pid string) byte {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
-		return false
+		return 0
 	}
 	_, after, _ := bytes.Cut(stat, []byte(") "))
-	return len(after) > 0 && after[0] == 'T'
+	if len(after) == 0 {
+		return 0
+	}
+	return after[0]
 }
 
 // TestListenFails: no worker starts without a store.
@@ -331,6 +345,34 @@ func TestListenFails(t *testing.T) {
 	err := g.Run()
 	assert.EqualError(t, err, "start the rendezvous store: no port")
 	assert.Empty(t, g.stdout.String())
+}
+
+// TestWorkersStartWithNoticesBlocked: a worker's first instruction sees SIGTERM, SIGINT and SIGHUP
+// blocked (grep inherits the mask its launcher forked it with), and nothing else.
+func TestWorkersStartWithNoticesBlocked(t *testing.T) {
+	g := newGroup(t, "env", 2)
+	g.Command = func(int) *exec.Cmd { return exec.Command("grep", "^SigBlk:", "/proc/self/status") }
+	require.NoError(t, wait(t, g.start()))
+	out := g.stdout.String()
+	assert.Regexp(t, `(?m)^SigBlk:\s+0+4003$`, out, "SIGHUP (1), SIGINT (2) and SIGTERM (15)")
+	assert.Regexp(t, `(?m)^\[rank 1\] SigBlk:\s+0+4003$`, out)
+}
+
+// TestStartFails: a worker that cannot start ends the group at once: those started are killed.
+func TestStartFails(t *testing.T) {
+	g := newGroup(t, "signal", 2)
+	g.Command = func(rank int) *exec.Cmd {
+		if rank == 1 {
+			return exec.Command(filepath.Join(t.TempDir(), "missing"))
+		}
+		return self(rank)
+	}
+	start := time.Now()
+	err := wait(t, g.start())
+	assert.ErrorContains(t, err, "start worker rank 1: ")
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	assert.Less(t, time.Since(start), 15*time.Second, "rank 0, which waits 20 s for a signal, was killed")
+	assert.True(t, g.store.isClosed())
 }
 
 // TestLauncherDeathKillsWorkers: workers die with a launcher killed by SIGKILL.
@@ -358,10 +400,6 @@ func TestLauncherDeathKillsWorkers(t *testing.T) {
 
 // gone reports whether the process pid has ended (a zombie that nobody reaped has).
 func gone(pid int) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	_, after, _ := bytes.Cut(stat, []byte(") "))
-	return len(after) > 0 && (after[0] == 'Z' || after[0] == 'X')
+	st := state(strconv.Itoa(pid))
+	return st == 0 || st == 'Z' || st == 'X'
 }

@@ -27,7 +27,7 @@ Several processes (data-parallel training on PyTorch's c10d):
   start again to resume), else the lowest rank's failure (1, or 2 for bad input).
 
   A process that finds WORLD_SIZE set is a worker of a group that a launcher started: torchrun
-  (torchrun --nproc-per-node N --no_python spottrain train ...), Kubeflow's PyTorchJob or this
+  (torchrun --nproc_per_node N --no_python spottrain train ...), Kubeflow's PyTorchJob or this
   program. It reads the variables they set:
     RANK, WORLD_SIZE          this process's rank, and the number of processes (required)
     MASTER_ADDR, MASTER_PORT  where the rendezvous store (c10d's TCPStore) listens (required)
@@ -124,8 +124,8 @@ func groupError(err error) error {
 	return err
 }
 
-// stoppedGroup is a group that stopped on a notice or a lost peer, every worker's steps saved: it
-// is errStopped (exit 75).
+// stoppedGroup is a group that stopped on a notice or a lost peer, to be started again (it
+// resumes from the newest committed checkpoint): it is errStopped (exit 75).
 type stoppedGroup struct{ *distributed.ExitError }
 
 func (stoppedGroup) Is(target error) bool { return target == errStopped }
