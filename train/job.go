@@ -88,8 +88,12 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (*Summary, error)
 	defer runtime.UnlockOSThread()
 	j := &job{cfg: cfg, opt: opt, log: opt.Log, started: time.Now()}
 	defer j.release()
-	if err := j.stopped("startup", -1); err != nil {
-		return nil, err
+	// A rank of a group that stopped before joining it would fail the others' rendezvous: its
+	// notice waits for the group's first decision instead.
+	if j.opt.Member == nil {
+		if err := j.stopped("startup", -1); err != nil {
+			return nil, err
+		}
 	}
 	if err := j.prepare(); err != nil {
 		return nil, err
@@ -243,6 +247,9 @@ func (j *job) prepare() error {
 	}
 	if m := j.opt.Member; m != nil {
 		if j.group, err = joinGroup(m, j.dev, cfg.Distributed); err != nil {
+			if n := j.notice(); n != nil { // a peer stopped by the same notice before it joined
+				return j.stop(n, "joining the group", -1)
+			}
 			return err
 		}
 		if err := j.net.SetGroup(j.group.g, j.group.bucket); err != nil {
