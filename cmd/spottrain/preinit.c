@@ -36,8 +36,10 @@ static int testBinary(int argc, char **argv) {
 
 // catchEarly installs noteEarly for SIGTERM, SIGINT and SIGHUP, and blocks them, but in a go test
 // binary. The Go runtime unblocks them on every thread when it starts (a signal pending by then
-// goes to noteEarly), but keeps the mask it found for the children it starts: they begin with the
-// signals blocked, so that one sent while their dynamic loader runs waits for their handler.
+// goes to noteEarly). A child begins with the mask of the thread that forks it, which in a Go
+// program has them unblocked: only a parent that blocks them on its forking thread, as the group
+// launcher does (distributed/sigmask.go), gives a child whose notice sent while its dynamic loader
+// runs waits for this handler.
 static void catchEarly(int argc, char **argv, char **envp) {
 	(void)envp;
 	if (testBinary(argc, argv)) {
