@@ -126,10 +126,11 @@ func flagPrices(run configs.Prices, gpu string, spot, onDemand float64) (configs
 	return p, err
 }
 
-// printStudy prints a line per experiment.
+// printStudy prints a line per experiment: PROCS is the largest group size of its runs, GPU-H
+// their mean billed GPU-hours (processes × billed hours), which the cost is priced on.
 func printStudy(w io.Writer, s *analysis.Study) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "EXPERIMENT\tKILLS\tRUNS\tINTERRUPTIONS\tWASTED (MIN)\tCOST ($)\tSAVINGS\tMETRIC\tBREAK-EVEN (/H)")
+	fmt.Fprintln(tw, "EXPERIMENT\tKILLS\tRUNS\tPROCS\tGPU-H\tINTERRUPTIONS\tWASTED (MIN)\tCOST ($)\tSAVINGS\tMETRIC\tBREAK-EVEN (/H)")
 	for _, g := range s.Groups {
 		kills, savings, be := "-", "-", "-"
 		if !g.IsBaseline() {
@@ -141,7 +142,7 @@ func printStudy(w io.Writer, s *analysis.Study) {
 		if !math.IsNaN(g.BreakEven) {
 			be = fmt.Sprintf("%.2f", g.BreakEven)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\t%.3f\t%s\t%s=%.4g\t%s\n", g.Name, kills, len(g.Runs), g.Interruptions.Mean,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.3g\t%.1f\t%.1f\t%.3f\t%s\t%s=%.4g\t%s\n", g.Name, kills, len(g.Runs), g.Procs, g.GPUH.Mean, g.Interruptions.Mean,
 			g.WastedMin.Mean, g.CostUSD.Mean, savings, g.Runs[0].Metric, g.Metric.Mean, be)
 	}
 	tw.Flush()

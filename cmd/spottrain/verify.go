@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"spottrain/analysis"
@@ -67,7 +69,7 @@ func runVerify(args []string, stdout io.Writer) error {
 	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSTATUS\tSTARTS\tNOTICE\tKILLED\tREDO\tSTEP\tWEIGHTS")
+	fmt.Fprintln(tw, "RUN\tSTATUS\tPROCS\tSTARTS\tNOTICE\tKILLED\tREDO\tSTEP\tWEIGHTS")
 	for _, r := range rows {
 		status := "ok"
 		if !r.v.OK() {
@@ -77,12 +79,16 @@ func runVerify(args []string, stdout io.Writer) error {
 		if err != nil || rel == "." {
 			rel = r.v.Dir
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", rel, status, r.v.Starts, r.v.Notice, r.v.Killed, r.v.Redo, r.v.FinalStep, r.weights)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", rel, status, procs(r.v.Worlds), r.v.Starts, r.v.Notice, r.v.Killed,
+			r.v.Redo, r.v.FinalStep, r.weights)
 	}
 	tw.Flush()
 	for _, r := range rows {
 		for _, n := range r.v.Notes {
 			fmt.Fprintf(stdout, "note: %s: %s\n", r.v.Dir, n)
+		}
+		if n := r.v.PeerLost; n > 0 {
+			fmt.Fprintf(stdout, "note: %s: %d trainer group(s) left when a peer stopped responding (exit 75, nothing saved: their steps since the last checkpoint are in REDO)\n", r.v.Dir, n)
 		}
 	}
 	if bad == 0 {
@@ -99,6 +105,19 @@ func runVerify(args []string, stdout io.Writer) error {
 		}
 	}
 	return fmt.Errorf("verify: %d of %d runs failed", bad, len(rows))
+}
+
+// procs is the PROCS column: the processes of each trainer's group, "2" or "2→1" when a resume
+// changed the size; "-" when no trainer started.
+func procs(worlds []int) string {
+	if len(worlds) == 0 {
+		return "-"
+	}
+	s := make([]string, len(worlds))
+	for i, w := range worlds {
+		s[i] = strconv.Itoa(w)
+	}
+	return strings.Join(s, "→")
 }
 
 // runInfo is what verify compares across runs.
