@@ -22,7 +22,7 @@ export CGO_LDFLAGS := -L$(LIBTORCH)/lib -Wl,-rpath,$(LIBTORCH)/lib $(CUDA_LIBS) 
 SYSTEM_PKGS := g++
 else
 TAGS :=
-SYSTEM_PKGS := g++ libtorch-dev libopenblas0-pthread
+SYSTEM_PKGS := g++ libtorch-dev libopenblas0-pthread libgloo-dev
 endif
 GOFLAGS_TAGS := $(if $(TAGS),-tags $(TAGS))
 

@@ -74,7 +74,8 @@ type Config struct {
 	Checkpoint    CheckpointConfig  `yaml:"checkpoint"`
 	Interrupts    preemption.Config `yaml:"interrupts"` // the simulated spot market of spottrain run; the trainer ignores it
 	Preemption    PreemptionConfig  `yaml:"preemption"`
-	Cost          CostConfig        `yaml:"cost"` // GPU prices for analysis
+	Distributed   DistributedConfig `yaml:"distributed"` // several worker processes; a resume may change it
+	Cost          CostConfig        `yaml:"cost"`        // GPU prices for analysis
 }
 
 // PreemptionConfig says where a trainer hears of its own preemption besides SIGTERM and SIGINT.
@@ -82,6 +83,22 @@ type PreemptionConfig struct {
 	// Notice is auto (probe GCP's and AWS's metadata servers in the background and watch the one
 	// that answers), gcp, aws or none.
 	Notice string `yaml:"notice"`
+}
+
+// DistributedConfig is how a job trains data-parallel in several processes (see package
+// distributed). None of its keys changes what is trained: a resume may change the number of
+// processes.
+type DistributedConfig struct {
+	// NProcPerNode is the number of worker processes on this machine (torchrun's --nproc-per-node);
+	// 1: one process and no group, unless a launcher (torchrun, a PyTorchJob) set WORLD_SIZE.
+	NProcPerNode int `yaml:"nproc_per_node"`
+	// Backend is auto (nccl on CUDA devices, gloo on the CPU), gloo or nccl.
+	Backend string `yaml:"backend"`
+	// Timeout bounds the rendezvous and every collective: a lost or frozen peer ends the group
+	// within it.
+	Timeout time.Duration `yaml:"timeout"`
+	// BucketMB is the size in MB of the buckets in which gradients are reduced.
+	BucketMB float64 `yaml:"bucket_mb"`
 }
 
 // LayersConfig names the layers of a config tree that an experiment (or a --config file) sits
@@ -277,8 +294,9 @@ func DefaultFor(kind string) Config {
 			QuietRatePerHour: 0.2, StormRatePerHour: 6, QuietMean: 4 * time.Hour, StormMean: 30 * time.Minute,
 			NoNoticeShare: 0.25, Grace: 30 * time.Second, RestartDelay: 2 * time.Minute, TimeScale: 1,
 		},
-		Preemption: PreemptionConfig{Notice: "auto"},
-		Cost:       CostConfig{GPU: "nvidia-l4"},
+		Preemption:  PreemptionConfig{Notice: "auto"},
+		Distributed: DistributedConfig{NProcPerNode: 1, Backend: "auto", Timeout: 30 * time.Second, BucketMB: 25},
+		Cost:        CostConfig{GPU: "nvidia-l4"},
 	}
 	switch kind {
 	case KindLSTM:

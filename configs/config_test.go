@@ -281,6 +281,25 @@ var errorCases = []errorCase{
 	{name: "InterruptStormMean", doc: "interrupts:\n  pattern: bursty\n  storm_mean: 0s\n", line: 3, key: "interrupts.storm_mean", msg: "must be positive, got 0s"},
 	{name: "InterruptTimeScale", doc: "interrupts:\n  time_scale: 0\n", line: 2, key: "interrupts.time_scale", msg: "must be > 0 (got 0)"},
 
+	// distributed
+	{name: "NProcZero", doc: "distributed:\n  nproc_per_node: 0\n", line: 2, key: "distributed.nproc_per_node", msg: "must be in [1, 1024] (got 0)"},
+	{name: "NProcTooMany", doc: "distributed:\n  nproc_per_node: 2048\n", line: 2, key: "distributed.nproc_per_node", msg: "must be in [1, 1024] (got 2048)"},
+	{name: "NProcNotInteger", doc: "distributed:\n  nproc_per_node: 1.5\n", line: 2, key: "distributed.nproc_per_node", msg: `must be an integer (got "1.5")`},
+	{name: "Backend", doc: "distributed:\n  backend: mpi\n", line: 2, key: "distributed.backend", msg: `must be one of auto, gloo, nccl (got "mpi")`},
+	{name: "NCCLOnCPU", doc: "device: cpu\ndistributed:\n  backend: nccl\n", line: 3, key: "distributed.backend",
+		msg: "nccl needs a CUDA device (device is cpu): use gloo or auto"},
+	{name: "TimeoutShort", doc: "distributed:\n  timeout: 500ms\n", line: 2, key: "distributed.timeout", msg: "must be in [1s, 1h] (got 500ms)"},
+	{name: "TimeoutLong", doc: "distributed:\n  timeout: 2h\n", line: 2, key: "distributed.timeout", msg: "must be in [1s, 1h] (got 2h0m0s)"},
+	{name: "TimeoutNotDuration", doc: "distributed:\n  timeout: 30\n", line: 2, key: "distributed.timeout", msg: `must be a duration such as 90s, 15m or 2h30m (got "30")`},
+	{name: "BucketZero", doc: "distributed:\n  bucket_mb: 0\n", line: 2, key: "distributed.bucket_mb", msg: "must be in (0, 1024] (got 0)"},
+	{name: "BucketHuge", doc: "distributed:\n  bucket_mb: 4096\n", line: 2, key: "distributed.bucket_mb", msg: "must be in (0, 1024] (got 4096)"},
+	{name: "BatchNotDivisible", doc: "train:\n  batch_size: 30\ndistributed:\n  nproc_per_node: 4\n", line: 2, key: "train.batch_size",
+		msg: "30 is not divisible by distributed.nproc_per_node 4 (each process takes an equal share of every batch)"},
+	{name: "SetNProcNotDividing", doc: "train:\n  batch_size: 30\n", sets: []string{"distributed.nproc_per_node=4"}, line: 2, key: "train.batch_size",
+		msg: "30 is not divisible by distributed.nproc_per_node 4 (each process takes an equal share of every batch)"},
+	{name: "UnknownDistributedKey", doc: "distributed:\n  nprocs: 2\n", line: 2, key: "distributed.nprocs",
+		msg: "unknown key; known keys: nproc_per_node, backend, timeout, bucket_mb"},
+
 	// cost
 	{name: "UnknownGPU", doc: "cost:\n  gpu: rtx9090\n", line: 2, key: "cost.gpu",
 		msg: `unknown GPU "rtx9090": the price list has nvidia-a100-40gb, nvidia-l4, nvidia-t4, nvidia-v100; or set cost.spot_per_hour and cost.on_demand_per_hour`},
@@ -398,6 +417,22 @@ seed: 18446744073709551615
 		require.NoError(t, err)
 		assert.Equal(t, configs.Default(), d)
 	})
+}
+
+// TestDistributed: the section's defaults, a document that sets it, and its round trip.
+func TestDistributed(t *testing.T) {
+	assert.Equal(t, configs.DistributedConfig{NProcPerNode: 1, Backend: "auto", Timeout: 30 * time.Second, BucketMB: 25},
+		configs.Default().Distributed)
+	c, err := configs.LoadBytes("cfg.yaml", []byte("train:\n  batch_size: 48\ndistributed:\n  nproc_per_node: 3\n  backend: gloo\n  timeout: 1m30s\n  bucket_mb: 0.5\n"),
+		"", []string{"distributed.nproc_per_node=4"})
+	require.NoError(t, err)
+	assert.Equal(t, configs.DistributedConfig{NProcPerNode: 4, Backend: "gloo", Timeout: 90 * time.Second, BucketMB: 0.5}, c.Distributed)
+	doc, err := c.YAML()
+	require.NoError(t, err)
+	assert.Contains(t, string(doc), "distributed:\n  nproc_per_node: 4\n  backend: gloo\n  timeout: 1m30s\n  bucket_mb: 0.5\n")
+	back, err := configs.LoadBytes("config.yaml", doc, "", nil)
+	require.NoError(t, err)
+	assert.Equal(t, c, back)
 }
 
 func TestPrices(t *testing.T) {

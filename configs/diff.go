@@ -15,8 +15,8 @@ type Change struct {
 	Old, New string // the values as YAML
 	// Breaks is true when resuming a run's checkpoints under the new value would not continue
 	// the training the old one began: another model, data, seed, batching, optimizer or
-	// schedule. Where the run trains (device, threads, precision, data.path), how it logs,
-	// checkpoints and is interrupted, and its name do not break resume.
+	// schedule. Where the run trains (device, threads, precision, data.path, the number of
+	// processes), how it logs, checkpoints and is interrupted, and its name do not break resume.
 	Breaks bool
 }
 
@@ -28,7 +28,7 @@ func (c Change) String() string { return c.Key + ": " + c.Old + " -> " + c.New }
 var resumable = []string{
 	"name", "layers.", "device", "threads", "deterministic", "run_dir", "data.path", "data.resnet.workers",
 	"train.log_every", "train.eval_batch_size", "train.precision", "train.resnet.channels_last", "train.cudnn_benchmark",
-	"checkpoint.", "interrupts.", "preemption.", "cost.",
+	"checkpoint.", "interrupts.", "preemption.", "distributed.", "cost.",
 }
 
 // TrainingHash returns the hex SHA-256 of the keys of c whose change breaks resume (see

@@ -271,6 +271,7 @@ func TestDiff(t *testing.T) {
 	b.Checkpoint.EverySeconds = 5
 	b.Optimizer.Betas = [2]float64{0.9, 0.98}
 	b.Interrupts.Grace = time.Minute
+	b.Distributed.NProcPerNode = 2
 	got := configs.Diff(a, b)
 	var breaking, other []string
 	for _, c := range got {
@@ -281,13 +282,15 @@ func TestDiff(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"optimizer.lr: 0.001 -> 0.01", "optimizer.betas: [0.9, 0.999] -> [0.9, 0.98]"}, breaking)
-	assert.Equal(t, []string{"device: auto -> cpu", "checkpoint.every_seconds: 60 -> 5", "interrupts.grace: 30s -> 1m0s"}, other)
+	assert.Equal(t, []string{"device: auto -> cpu", "checkpoint.every_seconds: 60 -> 5", "interrupts.grace: 30s -> 1m0s",
+		"distributed.nproc_per_node: 1 -> 2"}, other, "a resume may change the number of processes")
 }
 
 func TestTrainingHash(t *testing.T) {
 	a := configs.Default()
 	b := a
 	b.Device, b.Threads, b.Checkpoint.Strategy, b.Interrupts.Pattern, b.Name, b.RunDir = "cpu", 2, "adaptive", "poisson", "x", "y"
+	b.Distributed = configs.DistributedConfig{NProcPerNode: 4, Backend: "gloo", Timeout: time.Minute, BucketMB: 1}
 	assert.Equal(t, a.TrainingHash(), b.TrainingHash(), "where and how it runs is not what it trains")
 	assert.NotEqual(t, a.Hash(), b.Hash())
 	b.Train.BatchSize++

@@ -29,6 +29,7 @@ var (
 	optimizers   = []string{"adam", "adamw", "sgd"}
 	schedules    = []string{"constant", "step", "cosine", "onecycle"}
 	strategies   = []string{checkpoint.StrategyFixed, checkpoint.StrategyAdaptive, checkpoint.StrategyMilestone}
+	backends     = []string{"auto", "gloo", "nccl"}
 
 	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	deviceRE = regexp.MustCompile(`^(auto|cpu|cuda(:[0-9]+)?)$`)
@@ -49,6 +50,8 @@ const (
 	maxSynthDays = 36600     // 100 years of synthetic PV history
 	maxNameBytes = 255       // a file name (one path element) on Linux file systems
 	maxPathBytes = 3800      // PATH_MAX (4096), less room for the files a run keeps in its run dir
+	maxProcs     = 1024      // worker processes on one machine
+	maxBucketMB  = 1024      // a gradient bucket
 )
 
 // Validate reports the first rule c breaks as an *Error with Key and Msg (no File or
@@ -133,6 +136,7 @@ func (c Config) problem() *problem {
 		ch.want(false, "interrupts."+fe.Key, "%s", fe.Msg)
 	}
 	ch.oneOf("preemption.notice", c.Preemption.Notice, preemption.NoticeSources)
+	checkDistributed(&ch, c.Distributed, c.Device, c.Train.BatchSize)
 	if _, err := c.Cost.Prices(); err != nil {
 		var ce *Error
 		errors.As(err, &ce)
@@ -155,6 +159,18 @@ func checkRunDir(ch *checker, dir string) {
 		system = system || strings.HasPrefix(abs, t+"/")
 	}
 	ch.want(!system, "run_dir", "must not be a system folder: a run fills its run dir with files (got %q)", dir)
+}
+
+// checkDistributed checks the distributed section, and that every process takes an equal share
+// of train.batch_size.
+func checkDistributed(ch *checker, d DistributedConfig, device string, batchSize int) {
+	ch.between("distributed.nproc_per_node", d.NProcPerNode, 1, maxProcs)
+	ch.oneOf("distributed.backend", d.Backend, backends)
+	ch.cross(d.Backend != "nccl" || device != "cpu", []string{"distributed.backend", "device"}, "nccl needs a CUDA device (device is cpu): use gloo or auto")
+	ch.want(d.Timeout >= time.Second && d.Timeout <= time.Hour, "distributed.timeout", "must be in [1s, 1h] (got %s)", d.Timeout)
+	ch.want(d.BucketMB > 0 && d.BucketMB <= maxBucketMB, "distributed.bucket_mb", "must be in (0, %d] (got %v)", maxBucketMB, d.BucketMB)
+	ch.cross(d.NProcPerNode < 1 || batchSize%d.NProcPerNode == 0, []string{"train.batch_size", "distributed.nproc_per_node"},
+		"%d is not divisible by distributed.nproc_per_node %d (each process takes an equal share of every batch)", batchSize, d.NProcPerNode)
 }
 
 func checkModel(ch *checker, m ModelConfig) {

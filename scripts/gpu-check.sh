@@ -86,6 +86,32 @@ resnet_resume() {
 stage resnet-preempt-resume resnet_resume
 stage bench-resnet env PYTHON="$PYTHON" bash scripts/bench/resnet.sh
 
+# Process groups on the GPU (issue 16): NCCL with one rank (the variables set by hand: rank 0 hosts
+# the store), two ranks with Gloo on CUDA tensors sharing the one GPU, and the ResNet-50 step with
+# a one-rank NCCL group against none (the group's overhead: bucketing, the sums, the decisions).
+group_gpu() {
+	local common=(--experiment lstm-ondemand --set device=cuda --set train.epochs=1 --set train.log_every=20)
+	rm -rf "$OUT/group-nccl" "$OUT/group-gloo2"
+	WORLD_SIZE=1 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29561 bin/spottrain train "${common[@]}" \
+		--set run_dir="$OUT/group-nccl" --set distributed.backend=nccl &&
+		grep -m1 group_stats "$OUT/group-nccl/events.jsonl" &&
+		bin/spottrain train "${common[@]}" --set device=cuda:0 --set run_dir="$OUT/group-gloo2" \
+			--nproc-per-node 2 --set distributed.backend=gloo &&
+		grep -m1 group_stats "$OUT/group-gloo2/events.jsonl"
+}
+stage group-gpu group_gpu
+resnet_group_overhead() {
+	local common=(--experiment resnet50-ondemand --set data.source=synthetic-cifar --set data.resnet.synthetic_samples=8192
+		--set train.epochs=1 --set train.max_steps=40 --set train.log_every=5 --set device=cuda)
+	for i in 1 2; do
+		rm -rf "$OUT/rn-off" "$OUT/rn-on"
+		bin/spottrain train "${common[@]}" --set run_dir="$OUT/rn-off" | grep -E '^step 40/'
+		WORLD_SIZE=1 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$((29570 + i)) bin/spottrain train "${common[@]}" \
+			--set run_dir="$OUT/rn-on" --set distributed.backend=nccl | grep -E '^step 40/|gradient sums'
+	done
+}
+stage bench-group-resnet resnet_group_overhead
+
 stage bench-lstm-cuda bash -c "SPOTTRAIN_BENCH_DEVICE=cuda go test -tags cuda -run '^\$' -bench LSTMStep -benchtime 3s -count 3 ./torch/ && for i in 1 2 3; do $PYTHON scripts/bench/lstm_step.py --device cuda; done"
 stage bench-checkpoint go test -tags cuda -run '^$' -bench Checkpoint -benchtime 5x ./train/
 

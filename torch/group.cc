@@ -397,6 +397,12 @@ char* Group_Gather(Group g, int root, const void* data, int64_t len, void** out,
   SHIM_END
 }
 
+char* Group_Add(Group g, const char* key, int64_t delta, int64_t* value) {
+  SHIM_BEGIN
+  *value = as_group(g)->store->add(std::string("spottrain/") + key, delta);
+  SHIM_END
+}
+
 char* Group_Missing(Group g, int64_t wait_ms, int* missing) {
   SHIM_BEGIN
   auto grp = as_group(g);

@@ -211,6 +211,21 @@ func (g *Group) BroadcastNet(net *Net, root int) error {
 	return check(op, C.Group_BroadcastNet(g.p, net.p, C.int(root)))
 }
 
+// Add adds delta to the counter key in the group's rendezvous store and returns its new value
+// (delta 0 reads it without waiting; a key never added to counts 0). Unlike the collectives, it
+// needs no other rank: a rank can wait for another's word for longer than the group's timeout.
+func (g *Group) Add(key string, delta int64) (int64, error) {
+	const op = "store"
+	if err := g.live(op); err != nil {
+		return 0, err
+	}
+	ck := C.CString(key)
+	defer C.free(unsafe.Pointer(ck))
+	var v C.int64_t
+	err := check(op, C.Group_Add(g.p, ck, C.int64_t(delta), &v))
+	return int64(v), err
+}
+
 // Missing returns the ranks whose heartbeat in the rendezvous store does not move within wait
 // (about a second is enough: each rank's moves every half second), in increasing order: the
 // processes that are gone (killed, or frozen). It fails when the store cannot be reached, that is

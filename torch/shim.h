@@ -142,6 +142,9 @@ char* Group_Broadcast(Group g, int root, void** data, int64_t* len);
 char* Group_Gather(Group g, int root, const void* data, int64_t len, void** out, int64_t* lens);
 // Group_BroadcastNet copies root's parameters and buffers to every rank's net.
 char* Group_BroadcastNet(Group g, Net net, int root);
+// Group_Add adds delta to the counter key of the group's store and returns its new value in *value
+// (delta 0 reads it without waiting; a key never added to counts 0).
+char* Group_Add(Group g, const char* key, int64_t delta, int64_t* value);
 // Group_Missing tells which ranks are gone: those whose heartbeat does not move within wait_ms
 // (missing[r] = 1; world entries). It fails when the store cannot be reached (its host is gone).
 char* Group_Missing(Group g, int64_t wait_ms, int* missing);

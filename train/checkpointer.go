@@ -102,76 +102,80 @@ func (c *checkpointer) Save(pos Position, reason codes.CheckpointReason, metrics
 	c.lastStep = pos.Step
 	c.events.Emit(events.CheckpointBegin{Step: pos.Step, Reason: reason})
 
-	persist := func() error {
-		defer snap.Close()
-		start := time.Now()
-		spec, err := json.Marshal(c.spec)
-		if err != nil {
-			return err
-		}
-		// The model and the optimizer state serialize in parallel: each is about half the bytes.
-		var model, optim []byte
-		var modelErr error
-		serialized := make(chan struct{})
-		go func() {
-			defer close(serialized)
-			model, modelErr = snap.Model()
-		}()
-		optim, err = snap.Optimizer()
-		<-serialized
-		if err = errors.Join(modelErr, err); err != nil {
-			return err
-		}
-		rng, err := snap.RNG()
-		if err != nil {
-			return err
-		}
-		p, err := c.store.Begin(m.Step)
-		if err != nil {
-			return err
-		}
-		defer p.Cleanup()
-		files := []struct {
-			name string
-			data []byte
-		}{{ModelFile, model}, {OptimFile, optim}, {RNGFile, rng}, {SpecFile, spec}, {ConfigFile, c.config}}
-		for r := 1; r < len(rngs); r++ {
-			files = append(files, struct {
-				name string
-				data []byte
-			}{rngFile(r), rngs[r]})
-		}
-		for _, f := range files {
-			if err := p.Write(f.name, f.data); err != nil {
-				return err
-			}
-		}
-		ck, err := p.Commit(m)
-		if errors.Is(err, checkpoint.ErrRetention) {
-			// The checkpoint is durable; only removing older ones failed.
-			fmt.Fprintf(c.log, "warning: %v\n", err)
-		} else if err != nil {
-			return err
-		}
-		if c.mirror != nil {
-			c.mirror.Push(ck)
-		}
-		commit := events.CheckpointCommit{
-			Step: pos.Step, Reason: reason, Dir: ck.Dir, Bytes: len(model) + len(optim) + len(rng),
-			BlockingMS: blocking.Seconds() * 1000, PersistMS: time.Since(start).Seconds() * 1000,
-		}
-		if reason == codes.Emergency {
-			c.events.Emit(events.EmergencyCheckpoint(commit))
-		}
-		return c.events.Emit(commit)
-	}
 	if reason == codes.Emergency || reason == codes.Final {
-		return persist()
+		return c.persist(snap, m, rngs, blocking)
 	}
 	done := make(chan error, 1)
 	c.persisting = done
-	go func() { done <- persist() }()
+	go func() { done <- c.persist(snap, m, rngs, blocking) }()
 	return nil
+}
+
+// persist serializes snap and commits it, with the RNG states of the group's other ranks (rngs[r]
+// for rank r >= 1), as the checkpoint m describes; blocking is how long the snapshot held up
+// training. It closes snap.
+func (c *checkpointer) persist(snap *torch.Snapshot, m checkpoint.Manifest, rngs [][]byte, blocking time.Duration) error {
+	defer snap.Close()
+	start := time.Now()
+	spec, err := json.Marshal(c.spec)
+	if err != nil {
+		return err
+	}
+	// The model and the optimizer state serialize in parallel: each is about half the bytes.
+	var model, optim []byte
+	var modelErr error
+	serialized := make(chan struct{})
+	go func() {
+		defer close(serialized)
+		model, modelErr = snap.Model()
+	}()
+	optim, err = snap.Optimizer()
+	<-serialized
+	if err = errors.Join(modelErr, err); err != nil {
+		return err
+	}
+	rng, err := snap.RNG()
+	if err != nil {
+		return err
+	}
+	p, err := c.store.Begin(m.Step)
+	if err != nil {
+		return err
+	}
+	defer p.Cleanup()
+	files := []struct {
+		name string
+		data []byte
+	}{{ModelFile, model}, {OptimFile, optim}, {RNGFile, rng}, {SpecFile, spec}, {ConfigFile, c.config}}
+	for r := 1; r < len(rngs); r++ {
+		files = append(files, struct {
+			name string
+			data []byte
+		}{rngFile(r), rngs[r]})
+	}
+	for _, f := range files {
+		if err := p.Write(f.name, f.data); err != nil {
+			return err
+		}
+	}
+	ck, err := p.Commit(m)
+	if errors.Is(err, checkpoint.ErrRetention) {
+		// The checkpoint is durable; only removing older ones failed.
+		fmt.Fprintf(c.log, "warning: %v\n", err)
+	} else if err != nil {
+		return err
+	}
+	if c.mirror != nil {
+		c.mirror.Push(ck)
+	}
+	commit := events.CheckpointCommit{
+		Step: int(m.Step), Reason: m.Reason, Dir: ck.Dir, Bytes: len(model) + len(optim) + len(rng),
+		BlockingMS: blocking.Seconds() * 1000, PersistMS: time.Since(start).Seconds() * 1000,
+	}
+	if m.Reason == codes.Emergency {
+		c.events.Emit(events.EmergencyCheckpoint(commit))
+	}
+	return c.events.Emit(commit)
 }
 
 // computeSeconds returns the training time of the run so far, all incarnations together.

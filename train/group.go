@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"spottrain/configs"
 	"spottrain/distributed"
 	"spottrain/events"
 	"spottrain/torch"
@@ -32,16 +33,15 @@ type group struct {
 	bucket  int64 // bytes per gradient bucket
 }
 
-// bucketBytes is the size of a bucket of gradients summed together (DistributedDataParallel's
-// default, 25 MB).
-const bucketBytes = 25 << 20
-
-// joinGroup joins the group m describes, for a model on dev: with NCCL on a CUDA device, Gloo on
-// the CPU.
-func joinGroup(m *distributed.Member, dev torch.Device) (*group, error) {
-	backend := "gloo"
-	if dev.IsCUDA() {
-		backend = "nccl"
+// joinGroup joins the group m describes, for a model on dev, as dc says: its backend (auto: NCCL
+// on a CUDA device, Gloo on the CPU) and the size of its gradient buckets.
+func joinGroup(m *distributed.Member, dev torch.Device, dc configs.DistributedConfig) (*group, error) {
+	backend := dc.Backend
+	if backend == "auto" {
+		backend = "gloo"
+		if dev.IsCUDA() {
+			backend = "nccl"
+		}
 	}
 	g, err := torch.NewGroup(torch.GroupConfig{
 		Host: m.MasterAddr, Port: m.MasterPort, HostStore: !m.AgentStore && m.Rank == 0, Prefix: m.Prefix,
@@ -50,7 +50,7 @@ func joinGroup(m *distributed.Member, dev torch.Device) (*group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rank %d of %d: join the group at %s:%d: %w", m.Rank, m.World, m.MasterAddr, m.MasterPort, err)
 	}
-	return &group{g: g, backend: backend, bucket: bucketBytes}, nil
+	return &group{g: g, backend: backend, bucket: int64(dc.BucketMB * (1 << 20))}, nil
 }
 
 // rank and world are the process's place in the group: 0 of 1 alone.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"time"
 
 	"spottrain/codes"
 	"spottrain/torch"
@@ -48,6 +50,9 @@ func (j *job) announce(err error) error {
 	doc, merr := json.Marshal(msg)
 	if merr != nil {
 		return errors.Join(err, merr)
+	}
+	if _, aerr := j.group.g.Add(startedKey, 1); aerr != nil {
+		return errors.Join(err, j.group.lost("the start's word", aerr))
 	}
 	if _, berr := j.group.g.Broadcast(0, doc); berr != nil || err != nil {
 		return errors.Join(err, j.group.lost("the start's broadcast", berr))
@@ -100,9 +105,41 @@ func (j *job) follow(ctx context.Context) (*Summary, error) {
 	return j.sum, err
 }
 
+// startedKey is the counter in the group's store that rank 0 adds to once it knows how the run
+// starts: the other ranks wait for it as long as rank 0 is alive, however long the run dir takes
+// to open (a checkpoint downloaded from object storage), before the broadcast of the start, which
+// fails after distributed.timeout.
+const startedKey = "started"
+
+// awaitLeader waits for rank 0's word on the start, as long as its heartbeat moves.
+func (j *job) awaitLeader() error {
+	const op = "waiting for rank 0 to start the run"
+	checked := time.Now()
+	for {
+		n, err := j.group.g.Add(startedKey, 0)
+		if err != nil {
+			return j.group.lost(op, err)
+		}
+		if n > 0 {
+			return nil
+		}
+		if time.Since(checked) > 5*time.Second {
+			missing, err := j.group.g.Missing(1200 * time.Millisecond)
+			if err != nil || slices.Contains(missing, 0) {
+				return &PeerLostError{Op: op, World: j.group.world(), Missing: []int{0}, StoreGone: err != nil, Err: errors.New("no heartbeat")}
+			}
+			checked = time.Now()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // receiveStart is announce's other end: it returns rank 0's error if the run does not start, or
 // loads the state rank 0 sends.
 func (j *job) receiveStart() error {
+	if err := j.awaitLeader(); err != nil {
+		return err
+	}
 	doc, err := j.group.g.Broadcast(0, nil)
 	if err != nil {
 		return j.group.lost("waiting for rank 0 to start the run", err)

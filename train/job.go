@@ -242,7 +242,7 @@ func (j *job) prepare() error {
 		return err
 	}
 	if m := j.opt.Member; m != nil {
-		if j.group, err = joinGroup(m, j.dev); err != nil {
+		if j.group, err = joinGroup(m, j.dev, cfg.Distributed); err != nil {
 			return err
 		}
 		if err := j.net.SetGroup(j.group.g, j.group.bucket); err != nil {

@@ -6,17 +6,45 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"text/tabwriter"
 	"time"
 
+	"spottrain/codes"
 	"spottrain/configs"
+	"spottrain/distributed"
 	"spottrain/preemption"
+	"spottrain/torch"
 	"spottrain/train"
 )
 
+// groupHelp ends train's --help: the group of several processes.
+const groupHelp = `
+Several processes (data-parallel training on PyTorch's c10d):
+  --nproc-per-node N starts N worker processes of this program on this machine (as torchrun
+  --standalone does), each with the same flags, and exits with the group's status: 0 when every
+  worker is done, 75 when the group stopped (a notice, which reaches every worker, or a lost peer:
+  start again to resume), else the lowest rank's failure (1, or 2 for bad input).
+
+  A process that finds WORLD_SIZE set is a worker of a group that a launcher started: torchrun
+  (torchrun --nproc-per-node N --no_python spottrain train ...), Kubeflow's PyTorchJob or this
+  program. It reads the variables they set:
+    RANK, WORLD_SIZE          this process's rank, and the number of processes (required)
+    MASTER_ADDR, MASTER_PORT  where the rendezvous store (c10d's TCPStore) listens (required)
+    LOCAL_RANK                the rank among this machine's processes (default 0)
+    LOCAL_WORLD_SIZE          the processes on this machine (default 1)
+    TORCHELASTIC_USE_AGENT_STORE=True, TORCHELASTIC_RESTART_COUNT
+                              the launcher hosts the store (torchrun's agent); its keys are under
+                              /worker/attempt_<TORCHELASTIC_RESTART_COUNT>
+  A variable that is not as it should be is bad input (exit 2).
+`
+
 func runTrain(ctx context.Context, args []string, stdout io.Writer, stop <-chan train.Notice) error {
-	fs := newFlagSet("train", "train (--experiment NAME | --config FILE) [--set key=value]...", stdout)
+	fs := newFlagSet("train", "train (--experiment NAME | --config FILE) [--set key=value]... [--nproc-per-node N]", stdout)
+	usage := fs.Usage
+	fs.Usage = func() { usage(); fmt.Fprint(fs.Output(), groupHelp) }
 	cf := addConfigFlags(fs, "train")
+	cf.addNProcFlag(fs)
 	force := fs.Bool("force", false, "resume the run dir's checkpoints even though the config changed in a way that breaks resume")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -24,15 +52,83 @@ func runTrain(ctx context.Context, args []string, stdout io.Writer, stop <-chan 
 	if err := cf.check(); err != nil {
 		return err
 	}
+	member, err := distributed.FromEnv(os.Getenv)
+	if err != nil {
+		return &train.InputError{Err: fmt.Errorf("a worker of a group (WORLD_SIZE is set): %w", err)}
+	}
 	cfg, err := cf.load()
 	if err != nil {
 		return err
 	}
+	if member == nil && cfg.Distributed.NProcPerNode > 1 {
+		return launchGroup(cfg, args, stdout, stop)
+	}
+	if member != nil {
+		member.Timeout = cfg.Distributed.Timeout
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop = withCloudNotices(ctx, cfg.Preemption.Notice, stop, stdout)
-	return trainAndReport(ctx, cfg, stdout, train.Options{Stop: stop, Force: *force})
+	return trainAndReport(ctx, cfg, stdout, train.Options{Stop: stop, Force: *force, Member: member})
 }
+
+// launchGroup starts cfg's distributed.nproc_per_node workers: this program's train with args,
+// which see WORLD_SIZE and train as ranks of one group. It forwards the signals of stop to them
+// (each worker watches the cloud's notices itself) and returns the group's end as the error that
+// exitCode maps to the group's status.
+func launchGroup(cfg configs.Config, args []string, stdout io.Writer, stop <-chan train.Notice) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("launch workers: %w", err)
+	}
+	sigs := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case n := <-stop:
+			sigs <- n.Signal
+		case <-done:
+		}
+	}()
+	l := &distributed.Launcher{
+		NProc:   cfg.Distributed.NProcPerNode,
+		Command: func(int) *exec.Cmd { return exec.Command(self, append([]string{"train"}, args...)...) },
+		Listen: func(timeout time.Duration) (distributed.Store, error) {
+			s, err := torch.NewStoreServer(timeout)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+		Timeout: cfg.Distributed.Timeout,
+		Signals: sigs,
+		Stdout:  stdout,
+		Stderr:  os.Stderr,
+	}
+	return groupError(l.Run())
+}
+
+// groupError returns err, the end of a group, as exitCode reads it: a status of 75 as a
+// stoppedGroup, 2 as an input error; other statuses are failures (1).
+func groupError(err error) error {
+	var ee *distributed.ExitError
+	switch {
+	case !errors.As(err, &ee):
+		return err
+	case ee.Code == codes.ExitPreempted:
+		return stoppedGroup{ee}
+	case ee.Code == codes.ExitBadInput:
+		return &train.InputError{Err: ee}
+	}
+	return err
+}
+
+// stoppedGroup is a group that stopped on a notice or a lost peer, every worker's steps saved: it
+// is errStopped (exit 75).
+type stoppedGroup struct{ *distributed.ExitError }
+
+func (stoppedGroup) Is(target error) bool { return target == errStopped }
 
 // withCloudNotices starts watching for the cloud's preemption notice as source (the config's
 // preemption.notice) says, and returns a channel that carries the first notice, the cloud's or
@@ -77,8 +173,8 @@ func trainAndReport(ctx context.Context, cfg configs.Config, stdout io.Writer, o
 	if err != nil && !errors.As(err, &pe) && sum != nil && sum.Result != nil {
 		fmt.Fprintf(stdout, "stopped after %d steps\n", sum.Result.Steps)
 	}
-	if err != nil {
-		return err
+	if err != nil || opt.Member != nil && opt.Member.Rank > 0 {
+		return err // rank 0 reports for the group
 	}
 	t := sum.Test
 	if cfg.Model.Kind == configs.KindResNet {
