@@ -75,6 +75,7 @@ scale() {
 	e=$(printf '%s\n' "${eff[@]}" | sort -g | awk -v n="${#eff[@]}" 'NR == int((n + 1) / 2)')
 	printf '%-34s 1 rank %8.1f samples/s (%6.1f ms/step)  2 ranks %8.1f samples/s (%6.1f ms/step)  2 ranks / 1 rank: %sx (target >= 1.8x)\n' \
 		"$name" "$r1" "$(printf '%s\n' "${ms1[@]}" | median)" "$r2" "$(printf '%s\n' "${ms2[@]}" | median)" "$(ratio "$r2" "$r1")"
+	echo "  rounds (samples/s): 1 rank ${one[*]}; 2 ranks ${two[*]}"
 	read -r ef reduce bare <<<"$e"
 	printf '%-34s allreduce in the step %.2f ms, bare %.2f ms: efficiency %.1f%% (target >= 90%%)\n' \
 		"  $name, 2 ranks" "$reduce" "$bare" "$(awk -v x="$ef" 'BEGIN {print 100 * x}')"
@@ -98,6 +99,7 @@ for _ in $(seq "$ROUNDS"); do
 done
 r_off=$(printf '%s\n' "${off[@]}" | median)
 r_on=$(printf '%s\n' "${on[@]}" | median)
+echo "  rounds (samples/s): off ${off[*]}; on ${on[*]}"
 printf 'group off %.1f samples/s, group on %.1f samples/s: overhead %.1f%% (target <= 3%%)\n' "$r_off" "$r_on" \
 	"$(awk -v a="$r_off" -v b="$r_on" 'BEGIN {print 100 * (a / b - 1)}')"
 
@@ -123,7 +125,7 @@ read -r _ step_ms < <(ev rate "$dir/events.jsonl" 512 0)
 kill_ms=$(((t1 - t0) / 1000000))
 printf 'kill -> launcher exit %d ms; rank 0 exit event: signal_to_exit_ms %s, finishing the step %s ms; a step %.0f ms (this run)\n' \
 	"$kill_ms" "$event_ms" "$wait_ms" "$step_ms"
-printf 'beyond the step in progress: %.0f ms (target <= 1000 ms); launcher status %d (want 75), exit event code %s, emergency checkpoints %s (want 1)\n' \
+printf 'kill -> exit less one whole step: %.0f ms (target <= 1000 ms beyond the step in progress); launcher status %d (want 75), exit event code %s, emergency checkpoints %s (want 1)\n' \
 	"$(awk -v k="$kill_ms" -v s="$step_ms" 'BEGIN {print k - s}')" "$code" "$exit_code" "$emergencies"
 [[ $code == 75 && $emergencies -ge 1 ]] || { echo "FAIL: want status 75 and an emergency checkpoint" >&2; tail -20 "$dir.log" >&2; exit 1; }
 

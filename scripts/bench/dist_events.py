@@ -8,7 +8,7 @@
   group EVENTS              reduce_ms bare_ms of the last group_stats event
   exit EVENTS               signal_to_exit_ms of the last exit event (- if none), its code, the
                             number of emergency_checkpoint events, the wait_ms of the first
-                            signal_received (- if none)
+                            signal_received in whole ms (- if none)
 """
 import json
 import sys
@@ -63,7 +63,7 @@ def main():
         em = sum(e["type"] == "emergency_checkpoint" for e in evs)
         ms = ex[-1].get("signal_to_exit_ms", "-") if ex else "-"
         code = ex[-1]["code"] if ex else "-"
-        wait = sig[0].get("wait_ms", "-") if sig else "-"
+        wait = f"{sig[0]['wait_ms']:.0f}" if sig and "wait_ms" in sig[0] else "-"
         print(ms, code, em, wait)
     else:
         sys.exit("unknown mode " + mode)
