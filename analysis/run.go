@@ -7,7 +7,9 @@
 //
 // It trusts only what the files say. A run's trainer processes (incarnations 1, 2, ...) and the
 // runner that supervised them (incarnation 0) write one event log; ReadRun splits it into
-// incarnations in the order they ran.
+// incarnations in the order they ran. A trainer may be a data-parallel group of processes (its
+// run_start's world), whose rank 0 writes the events: it bills a GPU-hour per process and hour,
+// and a group that lost a peer saved nothing, as a killed trainer.
 package analysis
 
 import (
