@@ -201,14 +201,24 @@ func (g *Group) Gather(root int, data []byte) ([][]byte, error) {
 
 // BroadcastNet copies root's parameters and buffers into every rank's net.
 func (g *Group) BroadcastNet(net *Net, root int) error {
-	const op = "broadcast net"
+	return g.broadcastNet("broadcast net", net, root, false)
+}
+
+// BroadcastBuffers copies root's buffers (BatchNorm's running statistics, which every rank's own
+// forward passes move) into every rank's net: before an evaluation, so that every rank scores
+// with the same model.
+func (g *Group) BroadcastBuffers(net *Net, root int) error {
+	return g.broadcastNet("broadcast buffers", net, root, true)
+}
+
+func (g *Group) broadcastNet(op string, net *Net, root int, buffersOnly bool) error {
 	if err := g.live(op); err != nil {
 		return err
 	}
 	if err := net.live(op); err != nil {
 		return err
 	}
-	return check(op, C.Group_BroadcastNet(g.p, net.p, C.int(root)))
+	return check(op, C.Group_BroadcastNet(g.p, net.p, C.int(root), cbool(buffersOnly)))
 }
 
 // Add adds delta to the counter key in the group's rendezvous store and returns its new value

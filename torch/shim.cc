@@ -732,10 +732,15 @@ void Net_ReduceStats(Net n, int64_t* calls, double* seconds) {
   *seconds = as_net(n)->reduce_seconds;
 }
 
-char* Group_BroadcastNet(Group g, Net n, int root) {
+char* Group_BroadcastNet(Group g, Net n, int root, int buffers_only) {
   SHIM_BEGIN
   std::vector<torch::Tensor> state;
-  for (const auto& kv : named_state(as_net(n))) state.push_back(kv.second);
+  if (buffers_only) {
+    state = as_net(n)->model->buffers();
+    if (state.empty()) return nullptr;
+  } else {
+    for (const auto& kv : named_state(as_net(n))) state.push_back(kv.second);
+  }
   spottrain::group_broadcast(spottrain::as_group(g), state, root, int64_t(25) << 20);
   SHIM_END
 }

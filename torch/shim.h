@@ -140,8 +140,9 @@ char* Group_Broadcast(Group g, int root, void** data, int64_t* len);
 // Group_Gather collects every rank's bytes on root: there *out is a malloc'd concatenation (the
 // caller frees it) and lens (world entries) the length of each rank's part; elsewhere *out is NULL.
 char* Group_Gather(Group g, int root, const void* data, int64_t len, void** out, int64_t* lens);
-// Group_BroadcastNet copies root's parameters and buffers to every rank's net.
-char* Group_BroadcastNet(Group g, Net net, int root);
+// Group_BroadcastNet copies root's parameters and buffers (only its buffers when buffers_only is
+// 1: BatchNorm's running statistics, which each rank's forward passes change) to every rank's net.
+char* Group_BroadcastNet(Group g, Net net, int root, int buffers_only);
 // Group_Add adds delta to the counter key of the group's store and returns its new value in *value
 // (delta 0 reads it without waiting; a key never added to counts 0).
 char* Group_Add(Group g, const char* key, int64_t delta, int64_t* value);

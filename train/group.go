@@ -149,14 +149,18 @@ func (s Shard) sum(v []float64) error {
 	return s.Sum(v)
 }
 
-// shard is this process's part of evaluations.
-func (p *group) shard() Shard {
+// shard is this process's part of an evaluation of net, which it readies for it: every rank
+// scores with rank 0's buffers (BatchNorm's running statistics), as a checkpoint holds them.
+func (p *group) shard(net *torch.Net) (Shard, error) {
 	if p == nil {
-		return Shard{}
+		return Shard{}, nil
+	}
+	if err := p.g.BroadcastBuffers(net, 0); err != nil {
+		return Shard{}, p.lost("the buffers' broadcast", err)
 	}
 	return Shard{Rank: p.rank(), World: p.world(), Sum: func(v []float64) error {
 		return p.lost("the evaluation's sums", p.g.SumFloat64(v))
-	}}
+	}}, nil
 }
 
 // agree takes the group's decisions together, once: the notice (a notice to any rank is one to

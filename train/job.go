@@ -374,7 +374,7 @@ func (j *job) begin() {
 	}
 	j.events.Emit(events.RunStart{ConfigHash: j.sum.ConfigSHA, TrainingHash: j.saved.TrainingHash(),
 		Device: string(j.dev), PID: os.Getpid(), Libtorch: torch.Version(), TotalSteps: j.loop.Schedule.Total,
-		World: j.group.world()})
+		World: worldOf(j.group)})
 	j.ck = &checkpointer{
 		store: j.store, events: j.events, net: j.net, opt: j.optim, spec: j.work.Spec(), strategy: j.strategy, group: j.group,
 		metric: j.metric, log: j.log, config: j.savedYAML,
@@ -382,6 +382,14 @@ func (j *job) begin() {
 			ConfigHash: j.sum.ConfigSHA, DataSeed: j.cfg.Seed, Libtorch: torch.Version(), Device: string(j.dev),
 		},
 	}
+}
+
+// worldOf is the size of a job's group for its events: 0 for a process alone.
+func worldOf(p *group) int {
+	if p == nil {
+		return 0
+	}
+	return p.world()
 }
 
 // reportFound logs the checkpoints skipped as invalid and the one downloaded, if any, with
@@ -549,9 +557,13 @@ func (j *job) complete() error {
 	if j.ck != nil {
 		j.sum.ComputeSeconds = j.ck.computeSeconds()
 	}
+	shard, err := j.group.shard(j.net)
+	if err != nil {
+		return err
+	}
 	var notice *Notice
 	var agreeErr error
-	test, err := j.work.Test(j.net, j.group.shard(), func() bool {
+	test, err := j.work.Test(j.net, shard, func() bool {
 		j.pause("final-eval")
 		notice, _, agreeErr = j.group.agree(j.notice())
 		return notice != nil || agreeErr != nil

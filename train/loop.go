@@ -355,9 +355,13 @@ func (l *Loop) evaluate(pos Position, start time.Time, final bool) (EpochResult,
 	if final {
 		point = "final-eval"
 	}
+	shard, err := l.group.shard(l.Net)
+	if err != nil {
+		return EpochResult{}, nil, err
+	}
 	var notice *Notice
 	var agreeErr error
-	val, err := l.Task.Evaluate(l.Net, l.group.shard(), func() bool {
+	val, err := l.Task.Evaluate(l.Net, shard, func() bool {
 		l.pause(point)
 		notice, _, agreeErr = l.group.agree(l.notice())
 		return notice != nil || agreeErr != nil
