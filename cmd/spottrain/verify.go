@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -29,7 +30,10 @@ func runVerify(args []string, stdout io.Writer) error {
 		weights string
 	}
 	var rows []row
-	baselines := map[string]string{} // training hash -> the dir of an on-demand run that completed
+	// training hash and group sizes -> the dir of an on-demand run that completed: a group's sums
+	// of gradients equal one process's only to float tolerance, so a run is compared with a
+	// baseline of its own group sizes.
+	baselines := map[string]string{}
 	info := map[string]runInfo{}
 	for _, d := range dirs {
 		v, err := analysis.Verify(d)
@@ -38,8 +42,8 @@ func runVerify(args []string, stdout io.Writer) error {
 		}
 		ri := readRunInfo(d, v)
 		info[d] = ri
-		if ri.pattern == "none" && ri.digest != "" && baselines[ri.training] == "" {
-			baselines[ri.training] = d
+		if key := ri.training + "|" + procs(v.Worlds); ri.pattern == "none" && ri.digest != "" && baselines[key] == "" {
+			baselines[key] = d
 		}
 		rows = append(rows, row{v: v})
 	}
@@ -47,7 +51,7 @@ func runVerify(args []string, stdout io.Writer) error {
 	for i := range rows {
 		r := &rows[i]
 		ri := info[r.v.Dir]
-		base := baselines[ri.training]
+		base := baselines[ri.training+"|"+procs(r.v.Worlds)]
 		switch {
 		case ri.digest == "":
 			r.weights = "-"
@@ -68,8 +72,10 @@ func runVerify(args []string, stdout io.Writer) error {
 		}
 	}
 
+	// PROCS only where a run had a group: the table of one-process runs is as it always was.
+	groups := slices.ContainsFunc(rows, func(r row) bool { return !slices.Equal(r.v.Worlds, []int{1}) && len(r.v.Worlds) > 0 })
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSTATUS\tPROCS\tSTARTS\tNOTICE\tKILLED\tREDO\tSTEP\tWEIGHTS")
+	fmt.Fprintln(tw, "RUN\tSTATUS\t"+cond(groups, "PROCS\t")+"STARTS\tNOTICE\tKILLED\tREDO\tSTEP\tWEIGHTS")
 	for _, r := range rows {
 		status := "ok"
 		if !r.v.OK() {
@@ -79,8 +85,8 @@ func runVerify(args []string, stdout io.Writer) error {
 		if err != nil || rel == "." {
 			rel = r.v.Dir
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", rel, status, procs(r.v.Worlds), r.v.Starts, r.v.Notice, r.v.Killed,
-			r.v.Redo, r.v.FinalStep, r.weights)
+		fmt.Fprintf(tw, "%s\t%s\t%s%d\t%d\t%d\t%d\t%d\t%s\n", rel, status, cond(groups, procs(r.v.Worlds)+"\t"), r.v.Starts,
+			r.v.Notice, r.v.Killed, r.v.Redo, r.v.FinalStep, r.weights)
 	}
 	tw.Flush()
 	for _, r := range rows {
@@ -118,6 +124,14 @@ func procs(worlds []int) string {
 		s[i] = strconv.Itoa(w)
 	}
 	return strings.Join(s, "→")
+}
+
+// cond is s if ok, else "".
+func cond(ok bool, s string) string {
+	if ok {
+		return s
+	}
+	return ""
 }
 
 // runInfo is what verify compares across runs.
