@@ -15,7 +15,8 @@
 #     kill to the launcher's exit, and the exit event's signal_to_exit_ms, against the step in
 #     progress; target <= 1 s beyond it; the status must be 75 with an emergency checkpoint.
 # Runs are serial and interleaved (1 rank, 2 ranks, ...) so that drift in the machine's load hits
-# both alike; the load average is printed at the start and the end. 5-6.5 minutes on 2 cores.
+# both alike; the load average is printed at the start and the end. 2.5 minutes on 2 quiet cores,
+# up to 6.5 under a load average of 5.
 # Env: BIN (default bin/spottrain, built if missing), ROUNDS (default 3), RUN_DIR (default a temp
 # dir, removed), PYTHON.
 set -euo pipefail
