@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"path/filepath"
 	"time"
 
@@ -22,6 +23,11 @@ import (
 //	BilledS = StartupS + CheckpointS + EmergencyS + WastedS + UsefulS
 //
 // and WallS (time to result) = BilledS + DownS.
+//
+// A run whose trainer was a data-parallel group of World processes (one GPU each) bills World
+// GPU-hours per hour: ProcS is the billed time times the processes, each trainer's with its own
+// group size (a resume may change it), and the run's cost is priced on it. The times above stay
+// the group's wall times.
 type RunMetrics struct {
 	Dir   string
 	Name  string // the config's name (the experiment)
@@ -40,6 +46,14 @@ type RunMetrics struct {
 	// between two runners, and between trainers started by hand (no runner).
 	DownS   float64
 	BilledS float64 // with a VM: WallS - DownS
+	// World is the number of processes of the run's last trainer (1 for a lone trainer), and
+	// Worlds every size its trainers had, in order, without repeats.
+	World  int
+	Worlds []int
+	// ProcS is the billed process-seconds (GPU-seconds): each trainer's billed time times its
+	// World; the billed time outside every trainer's life at the last trainer's. = BilledS for
+	// runs of one process.
+	ProcS float64
 	// StartupS is the time trainers spent starting (process, data, restore) before their first
 	// step, and the whole life of a trainer killed before it began to train.
 	StartupS    float64
@@ -68,6 +82,11 @@ type RunMetrics struct {
 	HigherBetter bool
 	Test         map[string]float64 // all final test metrics
 
+	// ReduceMS and BareMS are the group's gradient sums per step inside the step and a bare
+	// allreduce of the same bytes (group_stats, weighted by steps over the trainers that wrote
+	// one); 0 for a run with no group.
+	ReduceMS, BareMS float64
+
 	Incarnations []Span       // each trainer's life, for the timeline
 	Losses       []StepValue  // training loss from progress events, in the order written
 	Validations  []StepValue  // the primary metric at each epoch's end
@@ -83,14 +102,42 @@ func (m *RunMetrics) Interruptions() int { return m.Notices + m.Kills }
 // Baseline reports whether the run is an on-demand baseline (never interrupted by design).
 func (m *RunMetrics) Baseline() bool { return m.Pattern == "none" }
 
-// CostUSD is what the run's billed time costs at its prices: on demand for a baseline, else
-// on spot.
+// CostUSD is what the run's billed GPU-hours (ProcS) cost at its prices, which are per
+// GPU-hour: on demand for a baseline, else on spot.
 func (m *RunMetrics) CostUSD() float64 {
 	price := m.Prices.SpotPerHour
 	if m.Baseline() {
 		price = m.Prices.OnDemandPerHour
 	}
-	return price * m.BilledS / 3600
+	return price * m.GPUHours()
+}
+
+// GPUHours is the billed GPU-hours: ProcS in hours; without ProcS (metrics not measured from
+// events) BilledS times World, a World of 0 counting as one process.
+func (m *RunMetrics) GPUHours() float64 {
+	if m.ProcS == 0 {
+		return m.BilledS * float64(max(m.World, 1)) / 3600
+	}
+	return m.ProcS / 3600
+}
+
+// Procs is the mean number of processes over the billed time (GPUHours / BilledS); World (at
+// least 1) when nothing was billed.
+func (m *RunMetrics) Procs() float64 {
+	if m.BilledS <= 0 {
+		return float64(max(m.World, 1))
+	}
+	return m.GPUHours() * 3600 / m.BilledS
+}
+
+// AllreduceEfficiency is BareMS / ReduceMS: how close the gradient sums inside a step come to a
+// bare allreduce of the same bytes (the in-step time includes waiting for the slowest rank);
+// NaN for a run with no group statistics.
+func (m *RunMetrics) AllreduceEfficiency() float64 {
+	if m.ReduceMS <= 0 {
+		return math.NaN()
+	}
+	return m.BareMS / m.ReduceMS
 }
 
 // RatePerHour is the observed interruption rate per billed hour (0 without billed time).
@@ -109,8 +156,10 @@ type Span struct {
 	End         float64 // exit or death
 	// Lost is when the work that was lost began (the state the next trainer resumed from);
 	// = End when nothing was lost.
-	Lost   float64
-	Ending string // "done", "notice" (exit 75), "kill" (no exit: killed, or still running) or "failed"
+	Lost float64
+	// Ending is "done", "notice" (exit 75), "kill" (no exit: killed, or still running; or exit 75
+	// when its group lost a peer: nothing saved either) or "failed".
+	Ending string
 }
 
 // StepValue is a value at a step, with the incarnation that computed it.
@@ -199,7 +248,23 @@ func measure(r *Run, cfg configs.Config) (*RunMetrics, error) {
 	m.WallS = t.at(t.finish)
 	m.BilledS = m.WallS - m.DownS
 	m.UsefulS = m.BilledS - m.StartupS - m.CheckpointS - m.EmergencyS - m.WastedS
+	m.addWorlds(r)
 	return m, nil
+}
+
+// addWorlds sets the group sizes and the billed process-seconds, from the trainers' spans.
+func (m *RunMetrics) addWorlds(r *Run) {
+	var spans, proc float64
+	for i, in := range r.Incarnations {
+		if len(m.Worlds) == 0 || m.Worlds[len(m.Worlds)-1] != in.World {
+			m.Worlds = append(m.Worlds, in.World)
+		}
+		s := m.Incarnations[i].End - m.Incarnations[i].Start
+		spans += s
+		proc += s * float64(in.World)
+	}
+	m.World = r.Incarnations[len(r.Incarnations)-1].World
+	m.ProcS = proc + max(m.BilledS-spans, 0)*float64(m.World)
 }
 
 // fromConfig starts the metrics of the run in dir with what its config says.
@@ -314,7 +379,7 @@ func (m *RunMetrics) addTrainers(r *Run, t *times) {
 		if i > 0 {
 			m.RestartS += startup
 		}
-		if prev != nil && prev.Killed() && !in.idle() {
+		if prev != nil && prev.LostWork() && !in.idle() {
 			m.addLost(t, prev, in, prevSpan)
 		}
 		m.Incarnations = append(m.Incarnations, span)
@@ -341,9 +406,10 @@ func (m *RunMetrics) addLost(t *times, prev, in *Incarnation, prevSpan int) {
 	m.RedoSteps += max(prev.LastStep-from, 0)
 }
 
-// addTrainerEvents adds the checkpoints' blocking, the training losses and the validations.
-// Non-finite values (a diverged run) are left out.
+// addTrainerEvents adds the checkpoints' blocking, the training losses, the validations and the
+// group's statistics. Non-finite values (a diverged run) are left out.
 func (m *RunMetrics) addTrainerEvents(t *times) {
+	var steps float64
 	for _, e := range t.trainer {
 		switch p := e.Payload.(type) {
 		case events.CheckpointCommit:
@@ -359,6 +425,13 @@ func (m *RunMetrics) addTrainerEvents(t *times) {
 			if v, ok := finiteValues(p.Metrics)[m.main.Name]; ok {
 				m.Validations = append(m.Validations, StepValue{Step: p.Step, Value: v, Incarnation: e.Incarnation})
 			}
+		case events.GroupStats:
+			if p.Steps > 0 && finite(p.ReduceMS) && finite(p.BareMS) {
+				n := float64(p.Steps)
+				m.ReduceMS = (m.ReduceMS*steps + p.ReduceMS*n) / (steps + n)
+				m.BareMS = (m.BareMS*steps + p.BareMS*n) / (steps + n)
+				steps += n
+			}
 		}
 	}
 }
@@ -368,10 +441,10 @@ func endingKind(in *Incarnation) string {
 	switch {
 	case in.Exit == codes.ExitDone:
 		return "done"
+	case in.LostWork():
+		return "kill"
 	case in.Exit == codes.ExitPreempted:
 		return "notice"
-	case in.Killed():
-		return "kill"
 	default:
 		return "failed"
 	}

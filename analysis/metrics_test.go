@@ -1,6 +1,8 @@
 package analysis_test
 
 import (
+	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"math"
 	"os"
@@ -378,3 +380,132 @@ func roundPairs(ps [][2]float64) [][2]float64 {
 }
 
 func round(x float64) float64 { return math.Round(x*1e6) / 1e6 }
+
+// groupRun is a run whose first trainer was a group of two processes (rank 0 writes the log),
+// stopped by a notice at t=10, and whose second trainer, started by hand at t=12, was one process
+// (a resume may change the group's size): 10 s at two processes and 8 s at one bill 28
+// process-seconds.
+const groupRun = `
+0    1 run_start pid=1 total_steps=20 config_hash=a device=cpu libtorch=1.13.0 world=2
+5    1 progress step=5 epoch=0 loss=0.9
+9    1 signal_received signal=terminated step=9
+9.5  1 emergency_checkpoint step=10
+9.5  1 checkpoint_commit step=10 reason=emergency blocking_ms=100 persist_ms=1 bytes=1 dir=step-10
+9.8  1 group_stats world=2 backend=gloo steps=10 bytes=4096 reduce_ms=2 bare_ms=1.5
+10   1 exit code=75 reason=preempted step=10
+12   2 run_start pid=2 total_steps=20 config_hash=a device=cpu libtorch=1.13.0
+13   2 resume step=10 epoch=0 batch=10 dir=step-10
+20   2 exit code=0 reason=done step=20`
+
+// groupBaseline is an on-demand run of one trainer, a group of two, for 20 s: 40 process-seconds.
+const groupBaseline = `
+0  1 run_start pid=1 total_steps=20 config_hash=a device=cpu libtorch=1.13.0 world=2
+19 1 group_stats world=2 backend=gloo steps=10 bytes=4096 reduce_ms=4 bare_ms=3
+19 1 group_stats world=2 backend=gloo steps=30 bytes=4096 reduce_ms=2 bare_ms=1
+20 1 exit code=0 reason=done step=20`
+
+var groupPrices = []string{"cost.spot_per_hour=3.6", "cost.on_demand_per_hour=7.2"}
+
+func TestMeasureGroup(t *testing.T) {
+	m := measureRun(t, groupRun, spotMetrics, append(groupPrices, "interrupts.pattern=poisson")...)
+	const eps = 1e-9
+	assert.InDelta(t, 18, m.BilledS, eps, "the 2 s between the trainers started by hand are not billed")
+	assert.Equal(t, 1, m.World, "the last trainer's")
+	assert.Equal(t, []int{2, 1}, m.Worlds)
+	assert.InDelta(t, 2*10+1*8, m.ProcS, eps, "each trainer's billed time times its own group size")
+	assert.InDelta(t, 28.0/3600, m.GPUHours(), eps)
+	assert.InDelta(t, 3.6*28/3600, m.CostUSD(), eps, "the spot price per GPU-hour times the GPU-hours")
+	assert.InDelta(t, 28.0/18, m.Procs(), eps)
+	assert.InDelta(t, 0.75, m.AllreduceEfficiency(), eps)
+	assert.Equal(t, "notice", m.Incarnations[0].Ending)
+
+	b := measureRun(t, groupBaseline, spotMetrics, append(groupPrices, "interrupts.pattern=none")...)
+	assert.Equal(t, 2, b.World)
+	assert.InDelta(t, 7.2*40/3600, b.CostUSD(), eps, "the on-demand price for two processes")
+	assert.InDelta(t, (10*3+30*1)/(10*4+30*2.0), b.AllreduceEfficiency(), eps, "means weighted by steps")
+
+	s := analysis.NewStudy([]*analysis.RunMetrics{b, m})
+	require.Len(t, s.Groups, 2)
+	base, spot := s.Groups[0], s.Groups[1]
+	require.Same(t, base, spot.Baseline)
+	assert.Equal(t, 2, base.Procs)
+	assert.Equal(t, 2, spot.Procs, "the largest size the runs had")
+	assert.InDelta(t, 40.0/3600, base.GPUH.Mean, eps)
+	assert.InDelta(t, 20.0/3600, base.BilledH.Mean, eps, "billed hours stay wall hours")
+	assert.InDelta(t, 1-(3.6*28)/(7.2*40), spot.Savings.Mean, eps, "savings on GPU-hours")
+}
+
+// TestMeasureLostPeer: a group that lost a peer exits 75 with nothing saved: its work since the
+// checkpoint resumed from is lost, as a kill's.
+func TestMeasureLostPeer(t *testing.T) {
+	dir := t.TempDir()
+	timedLog(t, dir, `
+0  1 run_start pid=1 total_steps=20 config_hash=a device=cpu libtorch=1.13.0 world=2
+2  1 checkpoint_begin step=4 reason=periodic
+2  1 checkpoint_commit step=4 reason=periodic blocking_ms=0 persist_ms=1 bytes=1 dir=step-4
+6  1 progress step=9 epoch=0 loss=1
+7  1 exit code=75 reason=RANKLOST step=9
+8  2 run_start pid=2 total_steps=20 config_hash=a device=cpu libtorch=1.13.0 world=2
+9  2 resume step=4 epoch=0 batch=4 dir=step-4
+12 2 exit code=0 reason=done step=20`)
+	// The exit reason of train.PeerLostError has spaces, which timedLog's fields cannot hold.
+	log := filepath.Join(dir, "events.jsonl")
+	data, err := os.ReadFile(log)
+	require.NoError(t, err)
+	data = bytes.Replace(data, []byte("RANKLOST"), []byte("rank 1 of 2 stopped responding (killed, frozen or its machine lost) during step"), 1)
+	require.NoError(t, os.WriteFile(log, data, 0o644))
+	writeConfig(t, dir, groupPrices...)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, analysis.MetricsFile), []byte(spotMetrics), 0o644))
+	m, err := analysis.Measure(dir)
+	require.NoError(t, err)
+
+	assert.InDelta(t, 5, m.WastedS, 1e-9, "from the checkpoint at t=2 to the exit at t=7")
+	assert.Equal(t, 5, m.RedoSteps)
+	assert.Equal(t, "kill", m.Incarnations[0].Ending)
+	assert.InDelta(t, 2*11, m.ProcS, 1e-9)
+}
+
+func TestReportGroup(t *testing.T) {
+	b := measureRun(t, groupBaseline, spotMetrics, append(groupPrices, "interrupts.pattern=none")...)
+	m := measureRun(t, groupRun, spotMetrics, append(groupPrices, "interrupts.pattern=poisson")...)
+	dir := t.TempDir()
+	require.NoError(t, analysis.WriteReport(dir, analysis.NewStudy([]*analysis.RunMetrics{b, m}), analysis.ReportOptions{}))
+
+	rows := readCSV(t, filepath.Join(dir, analysis.RunsFile))
+	require.Len(t, rows, 3)
+	assert.Equal(t, "2", rows[1]["world"])
+	assert.Equal(t, "1", rows[2]["world"], "the last trainer's")
+	assert.Equal(t, strconv.FormatFloat(28.0/3600, 'g', -1, 64), rows[2]["gpu_h"])
+	assert.Equal(t, strconv.FormatFloat(3.6*28/3600, 'g', -1, 64), rows[2]["cost_usd"])
+	assert.Equal(t, "0.75", rows[2]["allreduce_efficiency"])
+
+	sum := readCSV(t, filepath.Join(dir, analysis.SummaryFile))
+	require.Len(t, sum, 3)
+	assert.Equal(t, "2", sum[1]["procs"])
+	assert.Equal(t, strconv.FormatFloat(40.0/3600, 'g', -1, 64), sum[1]["gpu_h_mean"])
+
+	md, err := os.ReadFile(filepath.Join(dir, analysis.ReportFile))
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "groups of up to 2 processes")
+	assert.Contains(t, string(md), "| billed (GPU-h) |")
+}
+
+// readCSV reads a CSV file into its rows, each a map from the header's names; rows[0] is the
+// header's names mapped to themselves.
+func readCSV(t *testing.T, path string) []map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	require.NoError(t, err)
+	var rows []map[string]string
+	for _, rec := range recs {
+		row := map[string]string{}
+		for i, v := range rec {
+			row[recs[0][i]] = v
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -75,6 +76,7 @@ var statColumns = []struct {
 	{"rate_per_hour", func(g *Group) Stat { return g.Rate }},
 	{"wall_h", func(g *Group) Stat { return g.WallH }},
 	{"billed_h", func(g *Group) Stat { return g.BilledH }},
+	{"gpu_h", func(g *Group) Stat { return g.GPUH }},
 	{"wasted_min", func(g *Group) Stat { return g.WastedMin }},
 	{"checkpoint_min", func(g *Group) Stat { return g.CheckpointMin }},
 	{"restart_min", func(g *Group) Stat { return g.RestartMin }},
@@ -87,14 +89,15 @@ var statColumns = []struct {
 
 func writeSummaryCSV(w io.Writer, s *Study) error {
 	cw := csv.NewWriter(w)
-	head := []string{"experiment", "model", "strategy", "pattern", "no_notice_share", "runs", "metric_name"}
+	head := []string{"experiment", "model", "strategy", "pattern", "no_notice_share", "runs", "procs", "metric_name"}
 	for _, c := range statColumns {
 		head = append(head, c.name+"_mean", c.name+"_lo", c.name+"_hi")
 	}
 	head = append(head, "break_even_per_hour")
 	cw.Write(head)
 	for _, g := range s.Groups {
-		row := []string{g.Name, g.Model, g.Strategy, g.Pattern, num(g.NoNoticeShare), strconv.Itoa(len(g.Runs)), g.Runs[0].Metric}
+		row := []string{g.Name, g.Model, g.Strategy, g.Pattern, num(g.NoNoticeShare), strconv.Itoa(len(g.Runs)),
+			strconv.Itoa(g.Procs), g.Runs[0].Metric}
 		for _, c := range statColumns {
 			st := c.get(g)
 			if st.N == 0 {
@@ -115,7 +118,7 @@ func writeRunsCSV(w io.Writer, s *Study) error {
 	cw.Write([]string{"dir", "experiment", "index", "model", "strategy", "pattern", "no_notice_share", "completed",
 		"time_scale", "steps", "redo_steps", "checkpoints", "notices", "kills", "grace_kills",
 		"wall_s", "down_s", "billed_s", "startup_s", "restart_s", "checkpoint_s", "emergency_s", "wasted_s", "useful_s",
-		"rate_per_hour", "cost_usd", "metric_name", "metric", "slowdown"})
+		"rate_per_hour", "cost_usd", "metric_name", "metric", "slowdown", "world", "gpu_h", "allreduce_efficiency"})
 	for _, r := range s.Runs {
 		metric := ""
 		if r.Metric != "" {
@@ -126,10 +129,18 @@ func writeRunsCSV(w io.Writer, s *Study) error {
 			strconv.Itoa(r.Checkpoints), strconv.Itoa(r.Notices), strconv.Itoa(r.Kills), strconv.Itoa(r.GraceKills),
 			num(r.WallS), num(r.DownS), num(r.BilledS), num(r.StartupS), num(r.RestartS), num(r.CheckpointS),
 			num(r.EmergencyS), num(r.WastedS), num(r.UsefulS), num(r.RatePerHour()), num(r.CostUSD()),
-			r.Metric, metric, num(s.Slowdown[r])})
+			r.Metric, metric, num(s.Slowdown[r]), strconv.Itoa(max(r.World, 1)), num(r.GPUHours()), optional(r.AllreduceEfficiency())})
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// optional is num(x), or "" for NaN (no value).
+func optional(x float64) string {
+	if math.IsNaN(x) {
+		return ""
+	}
+	return num(x)
 }
 
 // num formats a float for CSV: shortest round-trip form, "inf" or "nan".
@@ -150,6 +161,17 @@ type section struct {
 	model, scenario string
 	baseline        *Group
 	groups          []*Group
+}
+
+// procs is the largest group size of the section's runs, its baseline's included.
+func (sec *section) procs() int {
+	n := 1
+	for _, g := range append(slices.Clip(sec.groups), sec.baseline) {
+		if g != nil {
+			n = max(n, g.Procs)
+		}
+	}
+	return n
 }
 
 // sections splits the study's groups by model and scenario, in the order of Groups.
@@ -204,17 +226,23 @@ func writeMarkdown(w io.Writer, s *Study, figs []Figure, opt ReportOptions) erro
 		if len(sec.groups) > 0 {
 			p.f("Prices: %s.\n\n", sec.groups[0].Prices)
 		}
+		billed := "h"
+		if n := sec.procs(); n > 1 {
+			billed = "GPU-h"
+			p.f("Data-parallel groups of up to %d processes, one GPU each: billed time and cost are in GPU-hours, "+
+				"the processes times the billed hours (a price is per GPU-hour); times lost stay the group's wall time.\n\n", n)
+		}
 		if b := sec.baseline; b != nil {
-			p.f("On demand (`%s`, %d runs): %s h billed, $%s, %s %s.\n\n", b.Name, len(b.Runs),
-				b.BilledH, b.CostUSD, b.Runs[0].Metric, b.Metric)
+			p.f("On demand (`%s`, %d runs): %s %s billed, $%s, %s %s.\n\n", b.Name, len(b.Runs),
+				b.GPUH, billed, b.CostUSD, b.Runs[0].Metric, b.Metric)
 		}
 		if len(sec.groups) > 0 {
-			p.f("| strategy | pattern | runs | interruptions | wasted (min) | checkpoint blocking (min) | restarts (min) | billed (h) | cost ($) | savings | %s | break-even (/h) |\n",
-				sec.groups[0].Runs[0].Metric)
+			p.f("| strategy | pattern | runs | interruptions | wasted (min) | checkpoint blocking (min) | restarts (min) | billed (%s) | cost ($) | savings | %s | break-even (/h) |\n",
+				billed, sec.groups[0].Runs[0].Metric)
 			p.f("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 			for _, g := range sec.groups {
 				p.f("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", g.Strategy, g.Pattern, len(g.Runs),
-					g.Interruptions, g.WastedMin, g.CheckpointMin, g.RestartMin, g.BilledH, g.CostUSD,
+					g.Interruptions, g.WastedMin, g.CheckpointMin, g.RestartMin, g.GPUH, g.CostUSD,
 					percent(g.Savings), g.Metric, rate(g.BreakEven))
 			}
 			p.f("\n")
@@ -294,7 +322,9 @@ From each run's events.jsonl (runner and trainers), config.yaml and metrics.json
 - **wasted**: work lost to kills: from the moment a killed trainer held the state the next trainer
   resumed from, to its death. An interruption with notice wastes nothing: the trainer finishes its
   step, writes an emergency checkpoint and exits.
-- **cost**: billed hours times the spot price (the on-demand price for the baseline); **savings**
+- **cost**: billed GPU-hours times the spot price per GPU-hour (the on-demand price for the
+  baseline); a run of a data-parallel group bills its processes (one GPU each) times its billed
+  hours, each trainer at its own group size; **savings**
   = 1 - cost / the baseline's mean cost.
 - **break-even**: with λ interruptions per billed hour, each costing q billed hours (restart, lost
   work, emergency checkpoint), a job that bills Q hours without interruptions bills Q / (1 - λq);

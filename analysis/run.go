@@ -7,7 +7,9 @@
 //
 // It trusts only what the files say. A run's trainer processes (incarnations 1, 2, ...) and the
 // runner that supervised them (incarnation 0) write one event log; ReadRun splits it into
-// incarnations in the order they ran.
+// incarnations in the order they ran. A trainer may be a data-parallel group of processes (its
+// run_start's world), whose rank 0 writes the events: it bills a GPU-hour per process and hour,
+// and a group that lost a peer saved nothing, as a killed trainer.
 package analysis
 
 import (
@@ -19,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"spottrain/codes"
@@ -49,14 +52,33 @@ type Incarnation struct {
 	// Exit is its exit status; -1 when it has no exit event (it was killed).
 	Exit       int
 	ExitReason string
-	Emergency  bool     // it wrote an emergency checkpoint
-	Begun      []int    // steps of the checkpoints it began
-	Commits    []Commit // checkpoints it committed, in order
-	Invalid    []string // checkpoints it found invalid ("dir: reason")
+	// PeerLost reports that it exited 75 because a peer of its group was gone (a rank killed,
+	// frozen or its machine lost): like a kill, it saved nothing on the way out.
+	PeerLost  bool
+	World     int      // the processes of its group (run_start's world): 1 for a lone trainer
+	Emergency bool     // it wrote an emergency checkpoint
+	Begun     []int    // steps of the checkpoints it began
+	Commits   []Commit // checkpoints it committed, in order
+	Invalid   []string // checkpoints it found invalid ("dir: reason")
 }
 
 // Killed reports whether the incarnation died without exiting (SIGKILL, a crash).
 func (in *Incarnation) Killed() bool { return in.Exit == -1 }
+
+// LostWork reports whether the incarnation ended without saving its work: it was killed, or its
+// group lost a peer.
+func (in *Incarnation) LostWork() bool { return in.Killed() || in.PeerLost }
+
+// peerLostReasons are what the exit reason of a group's rank says when a peer is gone (see
+// train.PeerLostError): a rank stopped responding, or the rendezvous store's host is gone.
+var peerLostReasons = []string{"stopped responding", "rendezvous store is unreachable"}
+
+// peerLost reports whether an exit with code and reason left a group that lost a peer.
+func peerLost(code int, reason string) bool {
+	return code == codes.ExitPreempted && slices.ContainsFunc(peerLostReasons, func(s string) bool {
+		return strings.Contains(reason, s)
+	})
+}
 
 // idle reports whether the incarnation was killed before it resumed or did any step: it took
 // nothing over, so the next one takes over from the one before it.
@@ -147,7 +169,7 @@ func ReadRun(dir string) (*Run, error) {
 		}
 		in := byN[e.Incarnation]
 		if in == nil {
-			in = &Incarnation{N: e.Incarnation, Start: e.Time, Exit: -1}
+			in = &Incarnation{N: e.Incarnation, Start: e.Time, Exit: -1, World: 1}
 			byN[e.Incarnation] = in
 			r.Incarnations = append(r.Incarnations, in)
 		}
@@ -166,6 +188,9 @@ func (in *Incarnation) add(p events.Payload) {
 	switch p := p.(type) {
 	case events.RunStart:
 		in.PID, in.TotalSteps = p.PID, p.TotalSteps
+		if p.World > 1 {
+			in.World = p.World
+		}
 	case events.Resume:
 		in.Resumed, in.ResumeStep, in.ResumeDir = true, p.Step, p.Dir
 	case events.CheckpointBegin:
@@ -177,7 +202,7 @@ func (in *Incarnation) add(p events.Payload) {
 	case events.EmergencyCheckpoint:
 		in.Emergency = true
 	case events.Exit:
-		in.Exit, in.ExitReason = p.Code, p.Reason
+		in.Exit, in.ExitReason, in.PeerLost = p.Code, p.Reason, peerLost(p.Code, p.Reason)
 	}
 }
 

@@ -76,10 +76,15 @@ type Group struct {
 	Metric                   Stat // the primary final metric
 	CostUSD                  Stat // at the spot price (on-demand for a baseline)
 	Savings                  Stat // 1 - cost / the baseline's mean cost (see SavingsOf)
+	// GPUH is the billed GPU-hours: BilledH times the processes of each run (RunMetrics.ProcS);
+	// = BilledH for runs of one process. Costs, savings and the break-even are priced on it.
+	GPUH Stat
+	// Procs is the largest group size of the runs (1: every run trained in one process).
+	Procs int
 	// PerInterruptionMin is the billed cost of one interruption: restart, lost work and the
 	// emergency checkpoint, in minutes (mean over the runs that had interruptions).
 	PerInterruptionMin Stat
-	// QuietH is the billed hours the runs would have taken without interruptions: BilledH less
+	// QuietH is the billed GPU-hours the runs would have taken without interruptions: GPUH less
 	// what the interruptions cost.
 	QuietH Stat
 	// BreakEven is the interruption rate per billed hour above which spot costs more than on
@@ -224,16 +229,16 @@ func patternOrder(p string) int {
 
 // baseCost is the mean cost of g's baseline at g's on-demand price.
 func (g *Group) baseCost() float64 {
-	return g.Prices.OnDemandPerHour * g.Baseline.BilledH.Mean
+	return g.Prices.OnDemandPerHour * g.Baseline.GPUH.Mean
 }
 
 // SavingsOf is what run r of g saved against g's baseline: 1 - its cost / the baseline's mean
-// cost, both at g's prices; NaN without a baseline.
+// cost, both at g's prices and on billed GPU-hours; NaN without a baseline.
 func (g *Group) SavingsOf(r *RunMetrics) float64 {
 	if g.Baseline == nil {
 		return math.NaN()
 	}
-	return 1 - g.Prices.SpotPerHour*r.BilledS/3600/g.baseCost()
+	return 1 - g.Prices.SpotPerHour*r.GPUHours()/g.baseCost()
 }
 
 // perInterruption is the billed seconds one interruption of r cost, or false without any.
@@ -245,11 +250,11 @@ func perInterruption(r *RunMetrics) (float64, bool) {
 	return (r.RestartS + r.WastedS + r.EmergencyS) / float64(n), true
 }
 
-// quietHours is what r would have billed without its interruptions, in hours: the billed time
-// less what the interruptions cost.
+// quietHours is what r would have billed without its interruptions, in GPU-hours: the billed
+// time less what the interruptions cost, times the run's processes.
 func quietHours(r *RunMetrics) float64 {
 	q, _ := perInterruption(r)
-	return (r.BilledS - q*float64(r.Interruptions())) / 3600
+	return (r.BilledS - q*float64(r.Interruptions())) / 3600 * r.Procs()
 }
 
 func (g *Group) aggregate() {
@@ -262,6 +267,11 @@ func (g *Group) aggregate() {
 	}
 	g.WallH = col(func(r *RunMetrics) float64 { return r.WallS / 3600 })
 	g.BilledH = col(func(r *RunMetrics) float64 { return r.BilledS / 3600 })
+	g.GPUH = col(func(r *RunMetrics) float64 { return r.GPUHours() })
+	g.Procs = 1
+	for _, r := range g.Runs {
+		g.Procs = max(g.Procs, slices.Max(append([]int{r.World}, r.Worlds...)))
+	}
 	g.WastedMin = col(func(r *RunMetrics) float64 { return r.WastedS / 60 })
 	g.CheckpointMin = col(func(r *RunMetrics) float64 { return r.CheckpointS / 60 })
 	g.RestartMin = col(func(r *RunMetrics) float64 { return r.RestartS / 60 })
@@ -283,12 +293,14 @@ func (g *Group) aggregate() {
 	}
 	g.Savings = col(g.SavingsOf)
 	g.QuietH = col(quietHours)
-	g.BreakEven = BreakEven(g.Prices.Ratio(), g.QuietH.Mean, g.Baseline.BilledH.Mean, g.PerInterruptionMin.Mean/60)
+	g.BreakEven = BreakEven(g.Prices.Ratio(), g.QuietH.Mean, g.Baseline.GPUH.Mean, g.PerInterruptionMin.Mean/60)
 }
 
 // BreakEven is the interruption rate (per billed hour) at which spot and on-demand cost the same,
 // for a job that bills quietH hours on spot without interruptions and baseH on demand, when each
-// interruption costs perH billed hours and spot costs ratio of the on-demand price.
+// interruption costs perH billed hours and spot costs ratio of the on-demand price. For groups of
+// processes, quietH and baseH are GPU-hours (processes × hours: B scales with them), perH and λ
+// stay in hours of the job's billed time.
 //
 // With λ interruptions per billed hour, a spot job bills B = quietH + λ·B·perH hours, so
 // B = quietH / (1 - λ·perH); spot pays while ratio·B < baseH, that is below
@@ -321,8 +333,8 @@ type Curve struct {
 	Model, Strategy string
 	NoNoticeShare   float64
 	Ratio           float64 // spot price / on-demand price
-	QuietH, BaseH   float64 // billed hours without interruptions; of the on-demand baseline
-	PerH            float64 // billed hours one interruption costs
+	QuietH, BaseH   float64 // billed GPU-hours without interruptions; of the on-demand baseline
+	PerH            float64 // billed hours one interruption costs (of the group's wall time)
 	BreakEven       float64 // interruptions per billed hour (see BreakEven)
 }
 
@@ -352,7 +364,7 @@ func (s *Study) Curves() []Curve {
 		a := byKey[key]
 		if a == nil {
 			a = &acc{c: Curve{Model: g.Model, Strategy: g.Strategy, NoNoticeShare: g.NoNoticeShare, Ratio: g.Prices.Ratio()},
-				baseH: g.Baseline.BilledH.Mean}
+				baseH: g.Baseline.GPUH.Mean}
 			byKey[key] = a
 			order = append(order, key)
 		}

@@ -19,6 +19,12 @@ type Verdict struct {
 	Starts    int // trainer processes that got as far as their first event
 	Notice    int // interruptions with notice: the trainer exited 75 after an emergency checkpoint
 	Killed    int // trainer processes killed (no exit event)
+	// PeerLost is the trainers (groups) that exited 75 because a peer was gone: a rank killed
+	// or frozen. Like a kill, they saved nothing on the way out.
+	PeerLost int
+	// Worlds is the number of processes of each trainer, in order, without repeats: [1] for a run
+	// of lone trainers, [2] for a group of two, [2 1] when a resume shrank it.
+	Worlds []int
 	// Redo is the number of steps done twice: after each kill, from the checkpoint resumed to the
 	// last step the killed process reported (a lower bound: it may have gone a few steps further
 	// after its last event).
@@ -46,6 +52,9 @@ func (v *Verdict) problem(format string, args ...any) {
 //
 //   - it completed: the last trainer exited 0 at the run's last step, and metrics.json has the
 //     test scores and one validation entry per epoch, the last at the last step;
+//   - a trainer is a process, or a data-parallel group whose rank 0 writes the events: a group
+//     that lost a peer (exit 75 with a reason naming the rank) is taken as a kill, for it saved
+//     nothing; the final checkpoint, when the last trainer committed it, is of its group's size;
 //   - every later trainer resumed from the newest checkpoint committed before it started (or
 //     from a newer one it had begun, when a kill took the commit's event with it), and started
 //     afresh only when no checkpoint had been committed; no checkpoint it found was invalid
@@ -81,6 +90,9 @@ func Verify(dir string) (*Verdict, error) {
 	newest := -1
 	var prev *Incarnation
 	for _, in := range r.Incarnations {
+		if len(v.Worlds) == 0 || v.Worlds[len(v.Worlds)-1] != in.World {
+			v.Worlds = append(v.Worlds, in.World)
+		}
 		for _, inv := range in.Invalid {
 			if !leftover(inv) {
 				v.problem("incarnation %d found an invalid checkpoint: %s", in.N, inv)
@@ -92,6 +104,8 @@ func Verify(dir string) (*Verdict, error) {
 		switch {
 		case in.Killed():
 			v.Killed++
+		case in.PeerLost:
+			v.PeerLost++
 		case in.Exit == codes.ExitPreempted:
 			v.Notice++
 			if !in.Emergency && !in.savedLast() {
@@ -126,6 +140,7 @@ func Verify(dir string) (*Verdict, error) {
 	}
 	checkRunner(v, r)
 	checkCheckpoints(v, dir)
+	checkFinalWorld(v, last)
 	return v, nil
 }
 
@@ -162,10 +177,10 @@ func checkTakeover(v *Verdict, prev, in *Incarnation, newest int, committed, beg
 	case from > prev.LastStep:
 		v.problem("steps %d to %d were skipped: incarnation %d stopped at step %d and incarnation %d resumed at %d",
 			prev.LastStep+1, from, prev.N, prev.LastStep, in.N, from)
-	case prev.Exit == codes.ExitPreempted && from != prev.LastStep:
+	case prev.Exit == codes.ExitPreempted && !prev.PeerLost && from != prev.LastStep:
 		v.problem("incarnation %d exited after an emergency checkpoint at step %d, but incarnation %d resumed at %d (steps repeated without a kill)",
 			prev.N, prev.LastStep, in.N, from)
-	case prev.Killed():
+	case prev.LostWork():
 		v.Redo += prev.LastStep - from
 	}
 }
@@ -214,6 +229,17 @@ func checkRunner(v *Verdict, r *Run) {
 		if ok && p.Code != codes.ExitDone && p.Code != codes.ExitPreempted && !p.Caused {
 			v.problem("the runner saw a child fail that it had not interrupted: code %d, signal %v", p.Code, p.Signal)
 		}
+	}
+}
+
+// checkFinalWorld checks that the final checkpoint, if last committed it, says last's group size
+// (a manifest's world of 0 is one process).
+func checkFinalWorld(v *Verdict, last *Incarnation) {
+	if v.Final == nil || !slices.ContainsFunc(last.Commits, func(c Commit) bool { return c.Step == int(v.Final.Manifest.Step) }) {
+		return
+	}
+	if w := max(v.Final.Manifest.World, 1); w != last.World {
+		v.problem("the final checkpoint %s is of a group of %d processes, the last trainer had %d", v.Final.Dir, w, last.World)
 	}
 }
 

@@ -29,6 +29,7 @@ type runSpec struct {
 	log     string  // the event log, as writeEvents reads it
 	ckpts   []int64 // steps of the checkpoints on disk; nil: every step the log commits
 	metrics string  // metrics.json; "": goodMetrics; noMetrics: none
+	world   int     // the checkpoints' group size (manifest.world); 0: one process
 	after   func(t *testing.T, dir string)
 }
 
@@ -546,6 +547,59 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// TestVerifyGroup: runs whose trainers were data-parallel groups (rank 0 writes the events). A
+// group that lost a peer exits 75 without an emergency checkpoint: it counts as a kill (its
+// unsaved steps are redone), not as an unsound notice; the final checkpoint must be of the last
+// group's size.
+func TestVerifyGroup(t *testing.T) {
+	lostPeer := `
+		1 start 11 30 2
+		1 ckpt 10
+		1 step 14
+		0 kill
+		1 exit 75 14 rank 1 of 2 stopped responding (killed, frozen or its machine lost) during step: leaving the group
+		0 child 75
+		0 restart
+		2 start 12 30 2
+		2 resume 10
+		2 step 15
+		0 notice
+		2 emergency 17
+		2 exit 75 17 stopped by terminated
+		0 child 75
+		0 restart
+		3 start 13 30 1
+		3 resume 17
+	` + done(3)
+	t.Run("a lost peer, a notice, resumed by one process", func(t *testing.T) {
+		dir := buildRun(t, runSpec{log: lostPeer})
+		v, err := analysis.Verify(dir)
+		require.NoError(t, err)
+		assert.Empty(t, v.Problems)
+		assert.Equal(t, counts{Completed: true, Starts: 3, Notice: 1, Redo: 4, Final: 30}, countsOf(v))
+		assert.Equal(t, 1, v.PeerLost)
+		assert.Equal(t, []int{2, 1}, v.Worlds)
+	})
+	t.Run("the final checkpoint is of another group size", func(t *testing.T) {
+		dir := buildRun(t, runSpec{log: lostPeer, world: 2})
+		v, err := analysis.Verify(dir)
+		require.NoError(t, err)
+		assertProblems(t, dir, []string{"is of a group of 2 processes, the last trainer had 1"}, v.Problems)
+	})
+	t.Run("a group's notice without an emergency checkpoint is still a problem", func(t *testing.T) {
+		dir := buildRun(t, runSpec{log: `
+			1 start 11 30 2
+			1 ckpt 10
+			1 step 14
+			1 exit 75 14 stopped by terminated
+		`})
+		v, err := analysis.Verify(dir)
+		require.NoError(t, err)
+		assertProblems(t, dir, []string{"exited 75 at step 14 without an emergency checkpoint", "not completed"}, v.Problems)
+		assert.Equal(t, 0, v.PeerLost)
+	})
+}
+
 // TestVerifyKillLeftovers: a SIGKILL inside a checkpoint write leaves a .tmp- directory, which
 // the next trainer reports (as checkpoint_invalid: train/job.go emits one for every Invalid that
 // Store.Latest returns, leftovers included) and removes only if it finds a valid checkpoint. Such
@@ -655,14 +709,14 @@ func TestReadRun(t *testing.T) {
 	require.Len(t, r.Incarnations, 2)
 	one, two := r.Incarnations[0], r.Incarnations[1]
 	assert.Equal(t, &analysis.Incarnation{
-		N: 1, Start: at(0), End: at(4), PID: 11, TotalSteps: 30,
+		N: 1, Start: at(0), End: at(4), PID: 11, TotalSteps: 30, World: 1,
 		LastStep: 12, Exit: -1,
 		Begun:   []int{10, 12},
 		Commits: []analysis.Commit{{Step: 10, Reason: "periodic", Dir: ckptDir(dir, 10)}},
 	}, one)
 	assert.True(t, one.Killed())
 	assert.Equal(t, &analysis.Incarnation{
-		N: 2, Start: at(8), End: at(15), PID: 4242, TotalSteps: 31,
+		N: 2, Start: at(8), End: at(15), PID: 4242, TotalSteps: 31, World: 1,
 		ResumeStep: 10, ResumeDir: ckptDir(dir, 10), Resumed: true,
 		LastStep: 17, Exit: codes.ExitPreempted, ExitReason: "stopped by terminated", Emergency: true,
 		Begun:   []int{17},
@@ -809,7 +863,7 @@ func buildRun(t *testing.T, spec runSpec) string {
 	if steps == nil {
 		steps = committed
 	}
-	commitCheckpoints(t, dir, steps)
+	commitCheckpoints(t, dir, steps, spec.world)
 	switch spec.metrics {
 	case noMetrics:
 	case "":
@@ -893,6 +947,9 @@ func (w *eventWriter) verb(verb string) {
 		if len(w.args) > 1 {
 			p.TotalSteps = w.arg(1)
 		}
+		if len(w.args) > 2 {
+			p.World = w.arg(2)
+		}
 		w.emit(p)
 	case "resume":
 		w.emit(events.Resume{Step: w.arg(0), Epoch: w.arg(0) / 15, Batch: w.arg(0) % 15, Dir: ckptDir(w.dir, w.arg(0))})
@@ -973,8 +1030,9 @@ func atoi(t *testing.T, s string) int {
 	return i
 }
 
-// commitCheckpoints commits a real checkpoint of each step in dir, with the checkpoint package.
-func commitCheckpoints(t *testing.T, dir string, steps []int64) {
+// commitCheckpoints commits a real checkpoint of each step in dir, with the checkpoint package,
+// made by a group of world processes (0: one).
+func commitCheckpoints(t *testing.T, dir string, steps []int64, world int) {
 	t.Helper()
 	store, err := checkpoint.Open(dir, checkpoint.Options{Keep: 100})
 	require.NoError(t, err)
@@ -985,7 +1043,7 @@ func commitCheckpoints(t *testing.T, dir string, steps []int64) {
 		writePayload(t, p, step)
 		_, err = p.Commit(checkpoint.Manifest{
 			RunID: "test-run", ConfigHash: "9f86d081", Epoch: int(step) / 15, Step: step, Batch: int(step) % 15,
-			Loss: 0.5, Libtorch: "1.13.1", Device: "cpu", Reason: codes.Periodic, Time: at(int(step)),
+			Loss: 0.5, Libtorch: "1.13.1", Device: "cpu", Reason: codes.Periodic, Time: at(int(step)), World: world,
 		})
 		require.NoError(t, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -126,10 +127,13 @@ func flagPrices(run configs.Prices, gpu string, spot, onDemand float64) (configs
 	return p, err
 }
 
-// printStudy prints a line per experiment.
+// printStudy prints a line per experiment. Where a run had a group of processes, PROCS is the
+// largest group size of an experiment's runs and GPU-H their mean billed GPU-hours (processes ×
+// billed hours), which the cost is priced on.
 func printStudy(w io.Writer, s *analysis.Study) {
+	groups := slices.ContainsFunc(s.Groups, func(g *analysis.Group) bool { return g.Procs > 1 })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "EXPERIMENT\tKILLS\tRUNS\tINTERRUPTIONS\tWASTED (MIN)\tCOST ($)\tSAVINGS\tMETRIC\tBREAK-EVEN (/H)")
+	fmt.Fprintln(tw, "EXPERIMENT\tKILLS\tRUNS\t"+cond(groups, "PROCS\tGPU-H\t")+"INTERRUPTIONS\tWASTED (MIN)\tCOST ($)\tSAVINGS\tMETRIC\tBREAK-EVEN (/H)")
 	for _, g := range s.Groups {
 		kills, savings, be := "-", "-", "-"
 		if !g.IsBaseline() {
@@ -141,7 +145,8 @@ func printStudy(w io.Writer, s *analysis.Study) {
 		if !math.IsNaN(g.BreakEven) {
 			be = fmt.Sprintf("%.2f", g.BreakEven)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\t%.3f\t%s\t%s=%.4g\t%s\n", g.Name, kills, len(g.Runs), g.Interruptions.Mean,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s%.1f\t%.1f\t%.3f\t%s\t%s=%.4g\t%s\n", g.Name, kills, len(g.Runs),
+			cond(groups, fmt.Sprintf("%d\t%.3g\t", g.Procs, g.GPUH.Mean)), g.Interruptions.Mean,
 			g.WastedMin.Mean, g.CostUSD.Mean, savings, g.Runs[0].Metric, g.Metric.Mean, be)
 	}
 	tw.Flush()

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"spottrain/analysis"
@@ -27,7 +30,10 @@ func runVerify(args []string, stdout io.Writer) error {
 		weights string
 	}
 	var rows []row
-	baselines := map[string]string{} // training hash -> the dir of an on-demand run that completed
+	// training hash and group sizes -> the dir of an on-demand run that completed: a group's sums
+	// of gradients equal one process's only to float tolerance, so a run is compared with a
+	// baseline of its own group sizes.
+	baselines := map[string]string{}
 	info := map[string]runInfo{}
 	for _, d := range dirs {
 		v, err := analysis.Verify(d)
@@ -36,8 +42,8 @@ func runVerify(args []string, stdout io.Writer) error {
 		}
 		ri := readRunInfo(d, v)
 		info[d] = ri
-		if ri.pattern == "none" && ri.digest != "" && baselines[ri.training] == "" {
-			baselines[ri.training] = d
+		if key := ri.training + "|" + procs(v.Worlds); ri.pattern == "none" && ri.digest != "" && baselines[key] == "" {
+			baselines[key] = d
 		}
 		rows = append(rows, row{v: v})
 	}
@@ -45,7 +51,7 @@ func runVerify(args []string, stdout io.Writer) error {
 	for i := range rows {
 		r := &rows[i]
 		ri := info[r.v.Dir]
-		base := baselines[ri.training]
+		base := baselines[ri.training+"|"+procs(r.v.Worlds)]
 		switch {
 		case ri.digest == "":
 			r.weights = "-"
@@ -66,8 +72,10 @@ func runVerify(args []string, stdout io.Writer) error {
 		}
 	}
 
+	// PROCS only where a run had a group: the table of one-process runs is as it always was.
+	groups := slices.ContainsFunc(rows, func(r row) bool { return !slices.Equal(r.v.Worlds, []int{1}) && len(r.v.Worlds) > 0 })
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSTATUS\tSTARTS\tNOTICE\tKILLED\tREDO\tSTEP\tWEIGHTS")
+	fmt.Fprintln(tw, "RUN\tSTATUS\t"+cond(groups, "PROCS\t")+"STARTS\tNOTICE\tKILLED\tREDO\tSTEP\tWEIGHTS")
 	for _, r := range rows {
 		status := "ok"
 		if !r.v.OK() {
@@ -77,12 +85,16 @@ func runVerify(args []string, stdout io.Writer) error {
 		if err != nil || rel == "." {
 			rel = r.v.Dir
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", rel, status, r.v.Starts, r.v.Notice, r.v.Killed, r.v.Redo, r.v.FinalStep, r.weights)
+		fmt.Fprintf(tw, "%s\t%s\t%s%d\t%d\t%d\t%d\t%d\t%s\n", rel, status, cond(groups, procs(r.v.Worlds)+"\t"), r.v.Starts,
+			r.v.Notice, r.v.Killed, r.v.Redo, r.v.FinalStep, r.weights)
 	}
 	tw.Flush()
 	for _, r := range rows {
 		for _, n := range r.v.Notes {
 			fmt.Fprintf(stdout, "note: %s: %s\n", r.v.Dir, n)
+		}
+		if n := r.v.PeerLost; n > 0 {
+			fmt.Fprintf(stdout, "note: %s: %d trainer group(s) left when a peer stopped responding (exit 75, nothing saved: their steps since the last checkpoint are in REDO)\n", r.v.Dir, n)
 		}
 	}
 	if bad == 0 {
@@ -99,6 +111,27 @@ func runVerify(args []string, stdout io.Writer) error {
 		}
 	}
 	return fmt.Errorf("verify: %d of %d runs failed", bad, len(rows))
+}
+
+// procs is the PROCS column: the processes of each trainer's group, "2" or "2→1" when a resume
+// changed the size; "-" when no trainer started.
+func procs(worlds []int) string {
+	if len(worlds) == 0 {
+		return "-"
+	}
+	s := make([]string, len(worlds))
+	for i, w := range worlds {
+		s[i] = strconv.Itoa(w)
+	}
+	return strings.Join(s, "→")
+}
+
+// cond is s if ok, else "".
+func cond(ok bool, s string) string {
+	if ok {
+		return s
+	}
+	return ""
 }
 
 // runInfo is what verify compares across runs.
