@@ -448,11 +448,11 @@ func TestMeasureLostPeer(t *testing.T) {
 8  2 run_start pid=2 total_steps=20 config_hash=a device=cpu libtorch=1.13.0 world=2
 9  2 resume step=4 epoch=0 batch=4 dir=step-4
 12 2 exit code=0 reason=done step=20`)
-	// The exit reason of train.PeerLostError has spaces, which timedLog's fields cannot hold.
+	// The exit of train.PeerLostError: a reason with spaces, which timedLog's fields cannot hold.
 	log := filepath.Join(dir, "events.jsonl")
 	data, err := os.ReadFile(log)
 	require.NoError(t, err)
-	data = bytes.Replace(data, []byte("RANKLOST"), []byte("rank 1 of 2 stopped responding (killed, frozen or its machine lost) during step"), 1)
+	data = bytes.Replace(data, []byte(`"RANKLOST"`), []byte(`"rank 1 of 2 stopped responding (killed, frozen or its machine lost) during step","peer_lost":true,"lost_ranks":[1]`), 1)
 	require.NoError(t, os.WriteFile(log, data, 0o644))
 	writeConfig(t, dir, groupPrices...)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, analysis.MetricsFile), []byte(spotMetrics), 0o644))

@@ -21,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"spottrain/codes"
@@ -68,17 +67,6 @@ func (in *Incarnation) Killed() bool { return in.Exit == -1 }
 // LostWork reports whether the incarnation ended without saving its work: it was killed, or its
 // group lost a peer.
 func (in *Incarnation) LostWork() bool { return in.Killed() || in.PeerLost }
-
-// peerLostReasons are what the exit reason of a group's rank says when a peer is gone (see
-// train.PeerLostError): a rank stopped responding, or the rendezvous store's host is gone.
-var peerLostReasons = []string{"stopped responding", "rendezvous store is unreachable"}
-
-// peerLost reports whether an exit with code and reason left a group that lost a peer.
-func peerLost(code int, reason string) bool {
-	return code == codes.ExitPreempted && slices.ContainsFunc(peerLostReasons, func(s string) bool {
-		return strings.Contains(reason, s)
-	})
-}
 
 // idle reports whether the incarnation was killed before it resumed or did any step: it took
 // nothing over, so the next one takes over from the one before it.
@@ -202,7 +190,7 @@ func (in *Incarnation) add(p events.Payload) {
 	case events.EmergencyCheckpoint:
 		in.Emergency = true
 	case events.Exit:
-		in.Exit, in.ExitReason, in.PeerLost = p.Code, p.Reason, peerLost(p.Code, p.Reason)
+		in.Exit, in.ExitReason, in.PeerLost = p.Code, p.Reason, p.PeerLost
 	}
 }
 

@@ -973,7 +973,9 @@ func (w *eventWriter) verb(verb string) {
 	case "epoch":
 		w.emit(events.EpochEnd{Epoch: w.arg(0), Step: w.arg(1), TrainLoss: 0.4, Metrics: map[string]float64{"rmse_kw": 0.4}})
 	case "exit":
-		w.emit(events.Exit{Code: w.arg(0), Step: w.arg(1), Reason: w.rest(2, "done")})
+		reason := w.rest(2, "done")
+		w.emit(events.Exit{Code: w.arg(0), Step: w.arg(1), Reason: reason,
+			PeerLost: strings.Contains(reason, "stopped responding")}) // as train.PeerLostError says
 	case "invalid":
 		require.NotEmpty(w.t, w.args, "event line %q: no directory", w.line)
 		w.emit(events.CheckpointInvalid{Dir: filepath.Join(w.dir, w.args[0]), Reason: w.rest(1, "")})

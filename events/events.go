@@ -30,7 +30,8 @@
 //	group_stats           GroupStats: world, backend, steps, bytes, reduce_ms, bare_ms:
 //	                      what a group's gradient sums cost (rank 0, after its training)
 //	exit                  Exit: code (the exit status, codes.ExitDone...), reason, step; also
-//	                      signal, signal_to_exit_ms after a notice
+//	                      signal, signal_to_exit_ms after a notice; peer_lost, lost_ranks when a
+//	                      group lost a peer
 //	checkpoint_upload     CheckpointUpload: step, bytes (0 if the remote had it), upload_ms; also
 //	                      pruned, superseded (lists of steps), warning
 //	checkpoint_upload_failed  CheckpointUploadFailed: step, error: the remote keeps what it had

@@ -125,6 +125,10 @@ type Exit struct {
 	// Signal and SignalToExitMS are set when a notice stopped the trainer.
 	Signal         string `json:"signal,omitempty"`
 	SignalToExitMS *int64 `json:"signal_to_exit_ms,omitempty"`
+	// PeerLost is set when the process left its group because a peer was gone (code 75): the
+	// ranks LostRanks stopped responding (none named when the rendezvous store's host is gone).
+	PeerLost  bool  `json:"peer_lost,omitempty"`
+	LostRanks []int `json:"lost_ranks,omitempty"`
 }
 
 // CheckpointUpload: the checkpoint of Step is in object storage.

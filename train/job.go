@@ -652,6 +652,10 @@ func (j *job) emitExit(err error) {
 		ms := time.Since(pe.Notice.At).Milliseconds()
 		exit.Signal, exit.SignalToExitMS = pe.Notice.Signal.String(), &ms
 	}
+	var pl *PeerLostError
+	if errors.As(err, &pl) {
+		exit.PeerLost, exit.LostRanks = true, pl.Missing
+	}
 	j.events.Emit(exit)
 }
 
