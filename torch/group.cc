@@ -240,6 +240,15 @@ void group_sum(GroupState* g, const std::vector<at::Tensor>& tensors, double sca
   unflatten(bs);
 }
 
+void group_max(GroupState* g, int64_t* values, int64_t n) {
+  auto t = at::from_blob(values, {n}, at::kLong).to(g->device, false, true);
+  std::vector<at::Tensor> one{t};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp::MAX;
+  g->backend->allreduce(one, opts)->wait();
+  std::memcpy(values, t.cpu().data_ptr<int64_t>(), sizeof(int64_t) * n);
+}
+
 void group_broadcast(GroupState* g, const std::vector<at::Tensor>& tensors, int root,
                      int64_t bucket_bytes) {
   at::NoGradGuard no_grad;
@@ -303,13 +312,7 @@ void Group_Free(Group g) { delete as_group(g); }
 
 char* Group_AllreduceMaxInt64(Group g, int64_t* values, int64_t n) {
   SHIM_BEGIN
-  auto grp = as_group(g);
-  auto t = at::from_blob(values, {n}, at::kLong).to(grp->device, false, true);
-  std::vector<at::Tensor> one{t};
-  c10d::AllreduceOptions opts;
-  opts.reduceOp = c10d::ReduceOp::MAX;
-  grp->backend->allreduce(one, opts)->wait();
-  std::memcpy(values, t.cpu().data_ptr<int64_t>(), sizeof(int64_t) * n);
+  spottrain::group_max(as_group(g), values, n);
   SHIM_END
 }
 

@@ -116,7 +116,7 @@ func (g *Group) MaxInt64(v []int64) error {
 	if err := g.live(op); err != nil || len(v) == 0 {
 		return err
 	}
-	return check(op, C.Group_AllreduceMaxInt64(g.p, (*C.int64_t)(unsafe.Pointer(unsafe.SliceData(v))), C.int64_t(len(v))))
+	return check(op, C.Group_AllreduceMaxInt64(g.p, cFlags(v), C.int64_t(len(v))))
 }
 
 // SumFloat64 replaces v, on every rank, by its element-wise sum over the group.
@@ -279,11 +279,13 @@ func (n *Net) SetGroup(g *Group, bucketBytes int64) error {
 // gradients of every rank, each multiplied by its weight (its samples over the global batch's),
 // are summed over the group before the clipping and the optimizer step, and so is the loss; so
 // every rank takes the same step, that of the whole batch. An empty x (no samples: a share of a
-// last batch smaller than the group) joins the sums with zeros.
-func (n *Net) TrainShare(opt *Optimizer, x, y Host, lr, clip, weight float64) error {
+// last batch smaller than the group) joins the sums with zeros. The values of flags are replaced
+// by their maximum over the group within the step, where the ranks meet before the sums: the
+// group's decisions (stop? checkpoint?) cost no collective of their own.
+func (n *Net) TrainShare(opt *Optimizer, x, y Host, lr, clip, weight float64, flags []int64) error {
 	const op = "train step"
 	if len(x.shape) > 0 {
-		return n.trainSteps(op, opt, x, y, lr, clip, 1, weight)
+		return n.trainSteps(op, opt, x, y, lr, clip, 1, weight, flags)
 	}
 	if err := n.live(op); err != nil {
 		return err
@@ -291,8 +293,12 @@ func (n *Net) TrainShare(opt *Optimizer, x, y Host, lr, clip, weight float64) er
 	if opt == nil || opt.p == nil {
 		return errorf(op, "optimizer is nil or closed")
 	}
-	return check(op, C.Net_TrainShare(n.p, opt.p, nil, nil, 0, nil, nil, 0, 0, C.double(lr), C.double(clip), C.double(weight)))
+	return check(op, C.Net_TrainShare(n.p, opt.p, nil, nil, 0, nil, nil, 0, 0, C.double(lr), C.double(clip),
+		C.double(weight), cFlags(flags), C.int64_t(len(flags))))
 }
+
+// cFlags points at flags' first value for a shim call (nil when empty).
+func cFlags(flags []int64) *C.int64_t { return (*C.int64_t)(unsafe.Pointer(unsafe.SliceData(flags))) }
 
 // ReduceStats returns how many gradient reductions the net's steps made since SetGroup, and the
 // time they took.

@@ -23,6 +23,9 @@ int group_world(const GroupState* g);
 void group_sum(GroupState* g, const std::vector<at::Tensor>& tensors, double scale,
                int64_t bucket_bytes);
 
+// group_max replaces the n values by their maximum over the group.
+void group_max(GroupState* g, int64_t* values, int64_t n);
+
 // group_broadcast copies root's tensors to every rank's, in place, bucketed as group_sum does.
 void group_broadcast(GroupState* g, const std::vector<at::Tensor>& tensors, int root,
                      int64_t bucket_bytes);

@@ -174,7 +174,7 @@ func TestTrainShareAveragesGradients(t *testing.T) {
 		}
 		for range 3 {
 			xr, yr := half(r)
-			if err := nets[r].TrainShare(opts[r], xr, yr, 0.01, 1, 0.5); err != nil {
+			if err := nets[r].TrainShare(opts[r], xr, yr, 0.01, 1, 0.5, nil); err != nil {
 				return err
 			}
 		}
@@ -190,14 +190,17 @@ func TestTrainShareAveragesGradients(t *testing.T) {
 	assert.Equal(t, int64(3), calls)
 	assert.Greater(t, took, time.Duration(0))
 
-	// An empty share: rank 1 has no samples, rank 0 all of them with weight 1.
+	// An empty share: rank 1 has no samples, rank 0 all of them with weight 1; the flags each rank
+	// brings to the step come out as the group's maximum.
+	flags := [][]int64{{0, 5}, {1, -5}}
 	onEach(t, 2, func(r int) error {
 		if r == 1 {
-			return nets[1].TrainShare(opts[1], torch.Host{}, torch.Host{}, 0.01, 1, 0)
+			return nets[1].TrainShare(opts[1], torch.Host{}, torch.Host{}, 0.01, 1, 0, flags[1])
 		}
-		return nets[0].TrainShare(opts[0], torch.Float32s(x, b, lookback, int64(cfg.Inputs)), torch.Float32s(y, b, int64(cfg.Horizon)), 0.01, 1, 1)
+		return nets[0].TrainShare(opts[0], torch.Float32s(x, b, lookback, int64(cfg.Inputs)), torch.Float32s(y, b, int64(cfg.Horizon)), 0.01, 1, 1, flags[0])
 	})
 	assert.Equal(t, weightsDigest(t, nets[0]), weightsDigest(t, nets[1]), "an empty share took another step")
+	assert.Equal(t, [][]int64{{1, 5}, {1, 5}}, flags)
 }
 
 // copyWeights loads from's parameters and buffers into to.

@@ -96,17 +96,18 @@ func (n *Net) Forward(x Host, out []float32) error {
 // loss against y, backward, clip the gradients' global L2 norm to clip (0 = no clipping), and an
 // optimizer step at learning rate lr. It does not wait for the device.
 func (n *Net) TrainStep(opt *Optimizer, x, y Host, lr, clip float64) error {
-	return n.trainSteps("train step", opt, x, y, lr, clip, 1, 1)
+	return n.trainSteps("train step", opt, x, y, lr, clip, 1, 1, nil)
 }
 
 // TrainStepsInC runs `steps` training steps on one batch in a C++ loop, with no Go between steps.
 // It exists for benchmarks: the pure C++ loop that the Go loop is measured against.
 func (n *Net) TrainStepsInC(opt *Optimizer, x, y Host, lr, clip float64, steps int) error {
-	return n.trainSteps("train steps", opt, x, y, lr, clip, steps, 1)
+	return n.trainSteps("train steps", opt, x, y, lr, clip, steps, 1, nil)
 }
 
-// trainSteps runs steps steps on one batch; weight is the batch's part of a group's (1 alone).
-func (n *Net) trainSteps(op string, opt *Optimizer, x, y Host, lr, clip float64, steps int, weight float64) error {
+// trainSteps runs steps steps on one batch; weight is the batch's part of a group's (1 alone), and
+// flags the values the group agrees on in the step (see TrainShare).
+func (n *Net) trainSteps(op string, opt *Optimizer, x, y Host, lr, clip float64, steps int, weight float64, flags []int64) error {
 	if err := n.live(op); err != nil {
 		return err
 	}
@@ -121,9 +122,9 @@ func (n *Net) trainSteps(op string, opt *Optimizer, x, y Host, lr, clip float64,
 	}
 	xs, xd := x.cShape()
 	ys, yd := y.cShape()
-	if weight != 1 {
+	if weight != 1 || flags != nil {
 		return check(op, C.Net_TrainShare(n.p, opt.p, (*C.float)(x.ptr), xs, xd, y.ptr, ys, yd, y.dtype,
-			C.double(lr), C.double(clip), C.double(weight)))
+			C.double(lr), C.double(clip), C.double(weight), cFlags(flags), C.int64_t(len(flags))))
 	}
 	if steps == 1 {
 		return check(op, C.Net_TrainStep(n.p, opt.p, (*C.float)(x.ptr), xs, xd, y.ptr, ys, yd, y.dtype,

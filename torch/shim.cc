@@ -434,9 +434,11 @@ torch::Tensor reduce_step(NetState* net, const torch::Tensor& loss, double weigh
 }
 
 // train_step is one optimizer step on the samples x_host, y_host (undefined: none, in a group
-// only), weighing weight in the group's batch.
+// only), weighing weight in the group's batch; in a group, the flags (nflags of them) are agreed
+// on between the backward pass and the gradient sums.
 void train_step(NetState* net, OptimState* opt, const torch::Tensor& x_host,
-                const torch::Tensor& y_host, double lr, double clip, double weight) {
+                const torch::Tensor& y_host, double lr, double clip, double weight,
+                int64_t* flags = nullptr, int64_t nflags = 0) {
   TORCH_CHECK(opt->net == net, "the optimizer was built for another net");
   TORCH_CHECK(x_host.defined() || net->group != nullptr, "a training step needs samples");
   set_mode(net, true);
@@ -458,7 +460,10 @@ void train_step(NetState* net, OptimState* opt, const torch::Tensor& x_host,
     }
     loss.backward();
   }
-  if (net->group != nullptr) loss = reduce_step(net, loss, weight);
+  if (net->group != nullptr) {
+    if (nflags > 0) spottrain::group_max(net->group, flags, nflags);
+    loss = reduce_step(net, loss, weight);
+  }
   if (clip > 0) clip_grad_norm(net->model->parameters(), clip);
   optimizer_step(net, opt);
   auto l = loss.detach();
@@ -704,7 +709,7 @@ char* Net_TrainStep(Net n, Optim o, const float* x, const int64_t* xshape, int x
 
 char* Net_TrainShare(Net n, Optim o, const float* x, const int64_t* xshape, int xdim,
                      const void* y, const int64_t* yshape, int ydim, int ydtype, double lr,
-                     double clip, double weight) {
+                     double clip, double weight, int64_t* flags, int64_t nflags) {
   SHIM_BEGIN
   TORCH_CHECK(weight >= 0 && weight <= 1, "a share's weight must be in [0, 1], got ", weight);
   torch::Tensor xt, yt;
@@ -712,7 +717,7 @@ char* Net_TrainShare(Net n, Optim o, const float* x, const int64_t* xshape, int 
     xt = host_tensor(x, xshape, xdim, DTYPE_FLOAT32);
     yt = host_tensor(y, yshape, ydim, ydtype);
   }
-  train_step(as_net(n), as_optim(o), xt, yt, lr, clip, weight);
+  train_step(as_net(n), as_optim(o), xt, yt, lr, clip, weight, flags, nflags);
   SHIM_END
 }
 

@@ -158,12 +158,15 @@ char* Group_Missing(Group g, int64_t wait_ms, int* missing);
 char* Net_SetGroup(Net net, Group g, int64_t bucket_bytes);
 // Net_TrainShare is Net_TrainStep for one rank's share of a global batch: weight is the share's
 // part of the batch (its samples over the batch's); x and y may be NULL (an empty share: the rank
-// only joins the reductions).
+// only joins the reductions). The nflags values of flags are replaced by their maximum over the
+// group, after the backward pass and before the gradient sums: the group's decisions ride on the
+// step, and the ranks meet there, so the sums that follow are timed without the wait for the
+// slowest rank.
 char* Net_TrainShare(Net net, Optim opt, const float* x, const int64_t* xshape, int xdim,
                      const void* y, const int64_t* yshape, int ydim, int ydtype, double lr,
-                     double clip, double weight);
-// Net_ReduceStats returns the number of gradient reductions and the seconds spent in them since
-// the net joined its group.
+                     double clip, double weight, int64_t* flags, int64_t nflags);
+// Net_ReduceStats returns the number of gradient sums and the seconds spent in them (bucketing,
+// the allreduce, the copies back) since the net joined its group.
 void Net_ReduceStats(Net net, int64_t* calls, double* seconds);
 
 #ifdef __cplusplus

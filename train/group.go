@@ -170,6 +170,17 @@ func (p *group) agree(notice *Notice, flags ...bool) (*Notice, []bool, error) {
 	if p == nil {
 		return notice, flags, nil
 	}
+	v := p.flags(notice, flags...)
+	if err := p.lost("the group's decision", p.g.MaxInt64(v)); err != nil {
+		return nil, nil, err
+	}
+	notice, out := p.decisions(v, notice)
+	return notice, out, nil
+}
+
+// flags encodes this rank's part of a decision for a maximum over the group: whether a notice
+// came and when (its negated time: the maximum is the earliest), then rank 0's flags.
+func (p *group) flags(notice *Notice, flags ...bool) []int64 {
 	v := make([]int64, 2+len(flags))
 	v[1] = math.MinInt64
 	if notice != nil {
@@ -180,9 +191,12 @@ func (p *group) agree(notice *Notice, flags ...bool) (*Notice, []bool, error) {
 			v[2+i] = 1
 		}
 	}
-	if err := p.lost("the group's decision", p.g.MaxInt64(v)); err != nil {
-		return nil, nil, err
-	}
+	return v
+}
+
+// decisions decodes the group's maximum v of flags: the notice that stops the group (this rank's
+// own, notice, with the group's earliest time; or a peer's), and rank 0's flags.
+func (p *group) decisions(v []int64, notice *Notice) (*Notice, []bool) {
 	if v[0] == 1 {
 		at := time.Unix(0, -v[1])
 		if notice == nil {
@@ -191,11 +205,11 @@ func (p *group) agree(notice *Notice, flags ...bool) (*Notice, []bool, error) {
 			notice = &Notice{Signal: notice.Signal, At: at}
 		}
 	}
-	out := make([]bool, len(flags))
-	for i := range flags {
+	out := make([]bool, len(v)-2)
+	for i := range out {
 		out[i] = v[2+i] == 1
 	}
-	return notice, out, nil
+	return notice, out
 }
 
 // peerNotice is the Signal of a notice that came to another rank of the group.

@@ -162,7 +162,8 @@ type Loop struct {
 	Stop        <-chan Notice // a notice ends the run after the step or evaluation batch in progress; nil: none
 	Log         io.Writer     // log lines and progress
 	Terminal    bool          // Log is a terminal: draw a progress bar instead of periodic lines
-	// Pause, if set, is called after every step ("step") and before every evaluation batch
+	// Pause, if set, is called after every step ("step"; in a group, not after the step at which
+	// the group decided to stop) and before every evaluation batch
 	// ("eval", "final-eval" for the evaluation after the run's last step). Only the test hooks
 	// of the CLI set it, to hold a point open until a signal has landed there.
 	Pause func(point string)
@@ -232,19 +233,22 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 			// One optimizer step: gather the batch in Go, then a single call into libtorch.
 			b := pos.Batch
 			lr := c.Schedule.LR(res.Steps)
-			if err := l.step(order[b*c.BatchSize:min((b+1)*c.BatchSize, n)], lr); err != nil {
+			agreed, err := l.step(order[b*c.BatchSize:min((b+1)*c.BatchSize, n)], lr, res.Steps+1)
+			if err != nil {
 				return res, fmt.Errorf("epoch %d batch %d: %w", epoch, b, err)
 			}
 			res.Steps++
 			pos.Batch, pos.Step = b+1, res.Steps
 			res.End = pos
-			l.pause("step")
+			if agreed.notice == nil { // a group that decided to stop has no point to hold open
+				l.pause("step")
+			}
 
-			// The loss is read back (a device sync) only for a log line or a checkpoint. In a
-			// group, whether to stop or checkpoint is decided together.
-			notice, due, err := l.decide(l.notice(), l.Checkpoints != nil && l.Checkpoints.Due(res.Steps))
-			if err != nil {
-				return res, err
+			// Stop? Checkpoint? A group decided within the step; a process alone, now. The loss
+			// is read back (a device sync) only for a log line or a checkpoint.
+			notice, due := agreed.notice, agreed.due
+			if l.group == nil {
+				notice, due = l.notice(), l.Checkpoints != nil && l.Checkpoints.Due(res.Steps)
 			}
 			if res.Steps%c.LogEvery == 0 || pos.Batch == perEpoch || res.Steps == total || due || notice != nil {
 				if err := l.takeLoss(&pos, res, lr, prog); err != nil {
@@ -283,11 +287,11 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 		}
 		res.Epochs = append(res.Epochs, er)
 		prog.epoch(er)
-		_, improved, err := l.decide(nil, l.Checkpoints != nil && l.Checkpoints.Improved(pos.Step, er.Val))
+		_, improved, err := l.group.agree(nil, l.Checkpoints != nil && l.Checkpoints.Improved(pos.Step, er.Val))
 		if err != nil {
 			return res, err
 		}
-		if improved {
+		if improved[0] {
 			// Taken after the evaluation: a resume from it starts the next epoch.
 			at := pos
 			if at.Batch == perEpoch {
@@ -301,32 +305,38 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
+// decision is what a group decided in a step: the notice that stops it after the step (nil: none)
+// and whether a checkpoint of the step is due.
+type decision struct {
+	notice *Notice
+	due    bool
+}
+
 // step trains on the batch of samples idx at learning rate lr: alone, on all of it; in a group,
 // on this rank's share, and the group's gradients make every rank's step that of the whole batch.
-func (l *Loop) step(idx []int, lr float64) error {
+// In a group the step also takes the group's decision for step (the step's number once done):
+// this rank's notice, if one came, and rank 0's strategy on the checkpoint, as of the step's
+// start.
+func (l *Loop) step(idx []int, lr float64, step int) (decision, error) {
 	clip := l.Config.GradClip
 	if l.group == nil {
 		x, y := l.Task.Batch(idx)
-		return l.Net.TrainStep(l.Opt, x, y, lr, clip)
+		return decision{}, l.Net.TrainStep(l.Opt, x, y, lr, clip)
 	}
+	notice := l.notice()
+	flags := l.group.flags(notice, l.Checkpoints != nil && l.Checkpoints.Due(step))
 	var err error
 	if lo, hi := Share(len(idx), l.group.rank(), l.group.world()); lo == hi {
-		err = l.Net.TrainShare(l.Opt, torch.Host{}, torch.Host{}, lr, clip, 0)
+		err = l.Net.TrainShare(l.Opt, torch.Host{}, torch.Host{}, lr, clip, 0, flags)
 	} else {
 		x, y := l.Task.Batch(idx[lo:hi])
-		err = l.Net.TrainShare(l.Opt, x, y, lr, clip, float64(hi-lo)/float64(len(idx)))
+		err = l.Net.TrainShare(l.Opt, x, y, lr, clip, float64(hi-lo)/float64(len(idx)), flags)
 	}
-	return l.group.lost("the training step", err)
-}
-
-// decide returns the notice that stops the run after this step (nil: none) and whether a
-// checkpoint is due: in a group, as the group decides them (see group.agree).
-func (l *Loop) decide(notice *Notice, due bool) (*Notice, bool, error) {
-	notice, flags, err := l.group.agree(notice, due)
 	if err != nil {
-		return nil, false, err
+		return decision{}, l.group.lost("the training step", err)
 	}
-	return notice, flags[0], nil
+	notice, agreed := l.group.decisions(flags, notice)
+	return decision{notice: notice, due: agreed[0]}, nil
 }
 
 // takeLoss reads back the loss of the steps since the last read into pos (and res.End), and
