@@ -104,16 +104,21 @@ func (p *group) measure(net *torch.Net) (events.GroupStats, error) {
 // parts in rank order, whose sizes differ by one at most (all equal when world divides n).
 func Share(n, rank, world int) (lo, hi int) { return rank * n / world, (rank + 1) * n / world }
 
-// rankOrder returns the samples of order that rank trains on, batch after batch: its share of each
-// batch of size batch. Alone, order itself.
+// rankOrder returns the samples of order that this rank trains on: shareOrder's.
 func (p *group) rankOrder(order []int, batch int) []int {
-	if p.world() == 1 {
+	return shareOrder(order, batch, p.rank(), p.world())
+}
+
+// shareOrder returns the samples of order that rank of world trains on, batch after batch: its
+// Share of each batch of size batch. Alone, order itself.
+func shareOrder(order []int, batch, rank, world int) []int {
+	if world == 1 {
 		return order
 	}
-	out := make([]int, 0, len(order)/p.world()+1)
+	out := make([]int, 0, len(order)/world+1)
 	for b := 0; b < len(order); b += batch {
 		idx := order[b:min(b+batch, len(order))]
-		lo, hi := Share(len(idx), p.rank(), p.world())
+		lo, hi := Share(len(idx), rank, world)
 		out = append(out, idx[lo:hi]...)
 	}
 	return out
