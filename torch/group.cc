@@ -4,6 +4,7 @@
 // derive from Backend: both have the collectives used here). See shim.h for the conventions.
 #include "shim.h"
 #include "group.h"
+#include "shim_errors.h"
 
 #if __has_include(<gloo/config.h>)
 #ifndef USE_C10D_GLOO
@@ -34,31 +35,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-namespace {
-
-char* dup_message(const char* msg) {
-  size_t n = std::strlen(msg);
-  char* out = static_cast<char*>(std::malloc(n + 1));
-  if (out != nullptr) std::memcpy(out, msg, n + 1);
-  return out;
-}
-
-#define SHIM_BEGIN try {
-#define SHIM_END                                            \
-  }                                                         \
-  catch (const c10::Error& e) {                             \
-    return dup_message(e.what_without_backtrace());         \
-  }                                                         \
-  catch (const std::exception& e) {                         \
-    return dup_message(e.what());                           \
-  }                                                         \
-  catch (...) {                                             \
-    return dup_message("unknown C++ exception in c10d");    \
-  }                                                         \
-  return nullptr;
-
-}  // namespace
 
 namespace spottrain {
 namespace {

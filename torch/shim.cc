@@ -2,6 +2,7 @@
 // (Debian, CPU) and 2.x (CUDA). See shim.h for the conventions.
 #include "shim.h"
 #include "group.h"
+#include "shim_errors.h"
 
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -22,28 +23,7 @@
 
 namespace {
 
-char* dup_message(const char* msg) {
-  size_t n = std::strlen(msg);
-  char* out = static_cast<char*>(std::malloc(n + 1));
-  if (out != nullptr) std::memcpy(out, msg, n + 1);
-  return out;
-}
-
-// SHIM_BEGIN / SHIM_END wrap the body of every fallible function: whatever is thrown becomes the
-// returned message.
-#define SHIM_BEGIN try {
-#define SHIM_END                                            \
-  }                                                         \
-  catch (const c10::Error& e) {                             \
-    return dup_message(e.what_without_backtrace());         \
-  }                                                         \
-  catch (const std::exception& e) {                         \
-    return dup_message(e.what());                           \
-  }                                                         \
-  catch (...) {                                             \
-    return dup_message("unknown C++ exception in libtorch"); \
-  }                                                         \
-  return nullptr;
+using spottrain::dup_message;
 
 enum LossKind { LOSS_MSE = 0, LOSS_CROSS_ENTROPY = 1 };
 
