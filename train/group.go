@@ -1,7 +1,6 @@
 package train
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -300,7 +299,7 @@ func rankDevice(dev torch.Device, m *distributed.Member) (torch.Device, error) {
 		return dev, nil
 	}
 	if n := torch.CUDADeviceCount(); m.LocalRank >= n {
-		return "", errors.New("device: LOCAL_RANK " + fmt.Sprint(m.LocalRank) + " has no GPU of its own (" + fmt.Sprint(n) + " on this machine): start at most one process per GPU")
+		return "", fmt.Errorf("device: LOCAL_RANK %d has no GPU of its own (%d on this machine): start at most one process per GPU", m.LocalRank, n)
 	}
 	return torch.Device(fmt.Sprintf("cuda:%d", m.LocalRank)), nil
 }
