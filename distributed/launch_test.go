@@ -261,6 +261,60 @@ func TestEnv(t *testing.T) {
 	}
 }
 
+// TestEnvNodes: on each of two machines of two workers, the workers get their global ranks, the
+// group's size and node 0's address; node 0's launcher hosts the store, node 1's hosts none.
+func TestEnvNodes(t *testing.T) {
+	for node := range 2 {
+		t.Run("Node"+strconv.Itoa(node), func(t *testing.T) {
+			g := newGroup(t, "env", 2)
+			g.NNodes, g.NodeRank, g.MasterAddr, g.MasterPort = 2, node, "10.231.0.1", 29555
+			listened := false
+			g.Listen = func(time.Duration) (distributed.Store, error) { listened = true; return g.store, nil }
+			require.NoError(t, wait(t, g.start()))
+			assert.Equal(t, node == 0, listened, "only node 0 hosts the store")
+			out := "\n" + g.stdout.String()
+			for local := range 2 {
+				rank := node*2 + local
+				prefix := ""
+				if rank > 0 {
+					prefix = "[rank " + strconv.Itoa(rank) + "] "
+				}
+				for _, kv := range []string{"RANK=" + strconv.Itoa(rank), "LOCAL_RANK=" + strconv.Itoa(local), "WORLD_SIZE=4",
+					"LOCAL_WORLD_SIZE=2", "GROUP_RANK=" + strconv.Itoa(node), "MASTER_ADDR=10.231.0.1", "MASTER_PORT=29555",
+					"TORCHELASTIC_USE_AGENT_STORE=True", "TORCHELASTIC_RESTART_COUNT=0"} {
+					assert.Contains(t, out, "\n"+prefix+kv+"\n", "rank %d", rank)
+				}
+				member := fmt.Sprintf("%+v", distributed.Member{Rank: rank, LocalRank: local, World: 4, LocalWorld: 2,
+					MasterAddr: "10.231.0.1", MasterPort: 29555, AgentStore: true, Prefix: "/worker/attempt_0"})
+				assert.Contains(t, out, "\n"+prefix+"member "+member+"\n")
+			}
+		})
+	}
+}
+
+// TestEnvNodesOneWorker: a machine of one worker, node 1 of 3, is still a group's part.
+func TestEnvNodesOneWorker(t *testing.T) {
+	g := newGroup(t, "env", 1)
+	g.NNodes, g.NodeRank, g.MasterAddr, g.MasterPort = 3, 1, "node0", 29600
+	g.Listen = nil // never called
+	require.NoError(t, wait(t, g.start()))
+	for _, kv := range []string{"RANK=1", "LOCAL_RANK=0", "WORLD_SIZE=3", "LOCAL_WORLD_SIZE=1", "GROUP_RANK=1",
+		"MASTER_ADDR=node0", "MASTER_PORT=29600"} {
+		assert.Contains(t, "\n"+g.stdout.String(), "\n[rank 1] "+kv+"\n")
+	}
+}
+
+// TestNodesBadPlace: a launcher of several nodes without its place or node 0's address is a
+// programmer's mistake, reported before anything starts.
+func TestNodesBadPlace(t *testing.T) {
+	g := newGroup(t, "env", 1)
+	g.NNodes, g.NodeRank, g.MasterAddr, g.MasterPort = 2, 2, "h", 1
+	assert.ErrorContains(t, g.Run(), "needs NodeRank in [0, 2)")
+	g.NodeRank, g.MasterAddr = 0, ""
+	assert.ErrorContains(t, g.Run(), "MasterAddr")
+	assert.Empty(t, g.stdout.String())
+}
+
 // TestOutputLines: rank 0's output is passed as it is; the others' lines are whole and prefixed,
 // an unfinished last line included.
 func TestOutputLines(t *testing.T) {
