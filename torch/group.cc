@@ -119,13 +119,16 @@ int group_world(const GroupState* g) { return g->world; }
 namespace {
 
 c10::intrusive_ptr<Backend> new_backend(const std::string& name, const std::string& host,
+                                        const std::string& bind,
                                         const c10::intrusive_ptr<c10d::Store>& store, int rank,
                                         int world, milliseconds timeout) {
   if (name == "gloo") {
 #ifdef USE_C10D_GLOO
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     const char* iface = std::getenv("GLOO_SOCKET_IFNAME");
-    if (iface != nullptr && *iface != '\0') {
+    if (!bind.empty()) {
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(bind));
+    } else if (iface != nullptr && *iface != '\0') {
       opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(iface));
     } else if (host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1") {
       opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
@@ -247,10 +250,11 @@ using spottrain::GroupState;
 
 extern "C" {
 
-char* Store_NewServer(int64_t timeout_ms, Store* out, int* port) {
+char* Store_NewServer(int port, int64_t timeout_ms, Store* out, int* bound) {
   SHIM_BEGIN
-  auto server = spottrain::tcp_store("0.0.0.0", 0, true, std::chrono::milliseconds(timeout_ms));
-  *port = server->getPort();
+  TORCH_CHECK(port >= 0 && port < 65536, "port ", port, " out of range");
+  auto server = spottrain::tcp_store("0.0.0.0", port, true, std::chrono::milliseconds(timeout_ms));
+  *bound = server->getPort();
   *out = new c10::intrusive_ptr<c10d::TCPStore>(std::move(server));
   SHIM_END
 }
@@ -258,7 +262,8 @@ char* Store_NewServer(int64_t timeout_ms, Store* out, int* port) {
 void Store_Free(Store s) { delete static_cast<c10::intrusive_ptr<c10d::TCPStore>*>(s); }
 
 char* Group_New(const char* host, int port, int host_store, const char* prefix, int rank, int world,
-                const char* backend, const char* device, int64_t timeout_ms, Group* out) {
+                const char* backend, const char* device, const char* bind, int64_t timeout_ms,
+                Group* out) {
   SHIM_BEGIN
   TORCH_CHECK(world > 0 && rank >= 0 && rank < world, "rank ", rank, " of a group of ", world);
   TORCH_CHECK(port > 0 && port < 65536, "port ", port, " out of range");
@@ -279,7 +284,7 @@ char* Group_New(const char* host, int port, int host_store, const char* prefix, 
   auto beat = c10::make_intrusive<c10d::PrefixStore>(
       prefix, spottrain::tcp_store(host, port, false, timeout));
   g->heartbeat = std::make_unique<spottrain::Heartbeat>(beat, rank);
-  g->backend = spottrain::new_backend(backend, host, g->store, rank, world, timeout);
+  g->backend = spottrain::new_backend(backend, host, bind, g->store, rank, world, timeout);
   *out = g.release();
   SHIM_END
 }

@@ -21,13 +21,16 @@ type Store struct {
 
 // NewStoreServer hosts a TCPStore on a free port of every interface of this machine. Its clients
 // wait up to timeout for a key.
-func NewStoreServer(timeout time.Duration) (*Store, error) {
+func NewStoreServer(timeout time.Duration) (*Store, error) { return NewStoreServerAt(0, timeout) }
+
+// NewStoreServerAt is NewStoreServer on the given port (0: a free one); a port in use is an error.
+func NewStoreServerAt(port int, timeout time.Duration) (*Store, error) {
 	var p C.Store
-	var port C.int
-	if err := check("store", C.Store_NewServer(C.int64_t(timeout.Milliseconds()), &p, &port)); err != nil {
+	var bound C.int
+	if err := check("store", C.Store_NewServer(C.int(port), C.int64_t(timeout.Milliseconds()), &p, &bound)); err != nil {
 		return nil, err
 	}
-	s := &Store{p: p, port: int(port)}
+	s := &Store{p: p, port: int(bound)}
 	s.cleanup = runtime.AddCleanup(s, func(p C.Store) { C.Store_Free(p) }, p)
 	return s, nil
 }
@@ -54,7 +57,11 @@ type GroupConfig struct {
 	World     int
 	Backend   string // "gloo" or "nccl"
 	Device    Device // the device of this rank's model: NCCL's collectives run there
-	Timeout   time.Duration
+	// Bind is the local address Gloo listens on and connects from: "" leaves it to Gloo (the
+	// interface GLOO_SOCKET_IFNAME names, 127.0.0.1 for a loopback Host, else the address this
+	// machine's hostname resolves to).
+	Bind    string
+	Timeout time.Duration
 }
 
 // Group is this process's membership of a data-parallel group over c10d. Every collective must be
@@ -73,15 +80,16 @@ func NewGroup(c GroupConfig) (*Group, error) {
 	if c.World < 1 || c.Rank < 0 || c.Rank >= c.World {
 		return nil, errorf(op, "rank %d of a group of %d", c.Rank, c.World)
 	}
-	host, prefix, backend, dev := C.CString(c.Host), C.CString(c.Prefix), C.CString(c.Backend), C.CString(string(c.Device))
+	host, prefix, backend, dev, bind := C.CString(c.Host), C.CString(c.Prefix), C.CString(c.Backend),
+		C.CString(string(c.Device)), C.CString(c.Bind)
 	defer func() {
-		for _, s := range []*C.char{host, prefix, backend, dev} {
+		for _, s := range []*C.char{host, prefix, backend, dev, bind} {
 			C.free(unsafe.Pointer(s))
 		}
 	}()
 	var p C.Group
 	err := check(op, C.Group_New(host, C.int(c.Port), cbool(c.HostStore), prefix, C.int(c.Rank), C.int(c.World),
-		backend, dev, C.int64_t(c.Timeout.Milliseconds()), &p))
+		backend, dev, bind, C.int64_t(c.Timeout.Milliseconds()), &p))
 	if err != nil {
 		return nil, err
 	}

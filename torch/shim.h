@@ -116,18 +116,21 @@ void Optim_Free(Optim opt);
 typedef void* Group;  // this process's membership of a group, and its backend
 typedef void* Store;  // a TCPStore server hosted by this process (a launcher's)
 
-// Store_NewServer hosts c10d's TCPStore on a free TCP port of every interface of this machine;
-// *port is the port it listens on.
-char* Store_NewServer(int64_t timeout_ms, Store* out, int* port);
+// Store_NewServer hosts c10d's TCPStore on TCP port (0: a free one) of every interface of this
+// machine; *bound is the port it listens on.
+char* Store_NewServer(int port, int64_t timeout_ms, Store* out, int* bound);
 void Store_Free(Store s);
 
 // Group_New joins the group as rank of world: rendezvous through the TCPStore at host:port (this
 // process hosts it when host_store is 1, else it connects to it), with every key under prefix;
-// collectives run on backend "gloo" or "nccl", with tensors on device ("cpu", "cuda:N"). The
-// rendezvous and every collective fail after timeout_ms. A thread of the group counts this rank's
-// heartbeat in the store (see Group_Missing) until Group_Free.
+// collectives run on backend "gloo" or "nccl", with tensors on device ("cpu", "cuda:N"). Gloo
+// listens on and connects from the local address bind ("": the interface GLOO_SOCKET_IFNAME
+// names, else 127.0.0.1 for a loopback host, else the one this machine's hostname resolves to).
+// The rendezvous and every collective fail after timeout_ms. A thread of the group counts this
+// rank's heartbeat in the store (see Group_Missing) until Group_Free.
 char* Group_New(const char* host, int port, int host_store, const char* prefix, int rank, int world,
-                const char* backend, const char* device, int64_t timeout_ms, Group* out);
+                const char* backend, const char* device, const char* bind, int64_t timeout_ms,
+                Group* out);
 void Group_Free(Group g);
 // Element-wise reductions over the group, in place, of n values.
 char* Group_AllreduceMaxInt64(Group g, int64_t* values, int64_t n);

@@ -3,9 +3,11 @@ package train
 import (
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,12 +46,32 @@ func joinGroup(m *distributed.Member, dev torch.Device, dc configs.DistributedCo
 	}
 	g, err := torch.NewGroup(torch.GroupConfig{
 		Host: m.MasterAddr, Port: m.MasterPort, HostStore: !m.AgentStore && m.Rank == 0, Prefix: m.Prefix,
-		Rank: m.Rank, World: m.World, Backend: backend, Device: dev, Timeout: m.Timeout,
+		Rank: m.Rank, World: m.World, Backend: backend, Device: dev, Bind: bindAddr(m), Timeout: m.Timeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rank %d of %d: join the group at %s:%d: %w", m.Rank, m.World, m.MasterAddr, m.MasterPort, err)
 	}
 	return &group{g: g, backend: backend, bucket: int64(dc.BucketMB * (1 << 20))}, nil
+}
+
+// bindAddr is the local address a rank's Gloo uses: the one this machine reaches MASTER_ADDR from
+// (the interface the route to it leaves by), so that ranks on several machines find each other
+// whatever this machine's hostname resolves to. "" (Gloo's choice) for a loopback MASTER_ADDR,
+// when GLOO_SOCKET_IFNAME names the interface, or when there is no route (the rendezvous then
+// fails with its own error).
+func bindAddr(m *distributed.Member) string {
+	if os.Getenv("GLOO_SOCKET_IFNAME") != "" {
+		return ""
+	}
+	if ip := net.ParseIP(m.MasterAddr); m.MasterAddr == "localhost" || ip != nil && ip.IsLoopback() {
+		return ""
+	}
+	c, err := net.Dial("udp", net.JoinHostPort(m.MasterAddr, strconv.Itoa(m.MasterPort))) // sends nothing
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP.String()
 }
 
 // rank and world are the process's place in the group: 0 of 1 alone.

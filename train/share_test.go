@@ -1,12 +1,15 @@
 package train
 
 import (
+	"net"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"spottrain/distributed"
 )
 
 // The shares of a batch partition it in rank order, their sizes within one of each other.
@@ -86,4 +89,25 @@ func TestDecisionFlags(t *testing.T) {
 	n, agreed = leader.decisions(b, nil)
 	assert.Nil(t, n)
 	assert.Equal(t, []bool{false}, agreed)
+}
+
+// Gloo binds where the route to MASTER_ADDR leaves this machine: nowhere in particular for a
+// loopback address; the address itself for one of this machine's own.
+func TestBindAddr(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "localhost", "::1"} {
+		assert.Empty(t, bindAddr(&distributed.Member{MasterAddr: host, MasterPort: 29500}), host)
+	}
+	addrs, err := net.InterfaceAddrs()
+	require.NoError(t, err)
+	var own string
+	for _, a := range addrs {
+		if ip, ok := a.(*net.IPNet); ok && !ip.IP.IsLoopback() && ip.IP.To4() != nil {
+			own = ip.IP.String()
+			break
+		}
+	}
+	require.NotEmpty(t, own, "this machine has no IPv4 address but loopback: %v", addrs)
+	assert.Equal(t, own, bindAddr(&distributed.Member{MasterAddr: own, MasterPort: 29500}))
+	t.Setenv("GLOO_SOCKET_IFNAME", "eth0")
+	assert.Empty(t, bindAddr(&distributed.Member{MasterAddr: own, MasterPort: 29500}), "the interface is named")
 }

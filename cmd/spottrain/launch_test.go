@@ -97,8 +97,13 @@ func TestGroupNoticeAndResume(t *testing.T) {
 	dir := t.TempDir()
 	args := append(exactJob("run", 2), "--nproc-per-node", "2")
 	p := startSpottrain(t, dir, pauseAt("step", time.Minute), args...)
-	p.readLine("test hook: pausing in step", time.Minute)
-	p.readLine("[rank 1] test hook: pausing in step", time.Minute)
+	paused := map[string]bool{} // both ranks hold their first step, whichever says so first
+	require.True(t, p.read(func(l string) bool {
+		if l == "test hook: pausing in step" || l == "[rank 1] test hook: pausing in step" {
+			paused[l] = true
+		}
+		return len(paused) == 2
+	}, time.Now().Add(time.Minute)), "both ranks pause: stdout %s", p.tail(20))
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	require.Equal(t, codes.ExitPreempted, p.wait(time.Minute), p.stderr.String())
 	m := regexp.MustCompile(`(?m)^terminated received: checkpointing at step (\d+)$`).FindStringSubmatch(p.stdout())
