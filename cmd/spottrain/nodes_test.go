@@ -123,7 +123,7 @@ func (m machines) start(t *testing.T, dir string, env []string, node int, runDir
 	return startCommand(t, dir, env, append(append(append([]string{}, m.prefix[node]...), bin), args...)...)
 }
 
-// runEvents checks the event log of node 0's run dir: a run_start of world 2 for each start,
+// checkRunEvents checks the event log of node 0's run dir: a run_start of world 2 for each start,
 // and the exit codes, in order.
 func checkRunEvents(t *testing.T, runDir string, exits ...int) []events.Event {
 	t.Helper()
@@ -196,36 +196,6 @@ func TestNodesNoticeAndResume(t *testing.T) {
 	checkRunEvents(t, runDir, codes.ExitPreempted, codes.ExitDone)
 	assert.FileExists(t, filepath.Join(runDir, "metrics.json"))
 	assert.NoDirExists(t, filepath.Join(dir, "run1"))
-}
-
-// TestNodesInputErrors: torchrun's flags of several machines are --set of their keys after the
-// --set flags; a bad one is bad input (exit 2) naming its flag or key, before any worker starts.
-func TestNodesInputErrors(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		name string
-		args []string
-		msg  string
-	}{
-		{"NoMasterAddr", []string{"--nnodes", "2"}, "--set distributed.nnodes=2: distributed.master_addr: required when distributed.nnodes " +
-			"is more than 1 (got 2): the address of node 0, which hosts the rendezvous store"},
-		{"NodeRankNotBelow", []string{"--nnodes", "2", "--master-addr", "h", "--node-rank", "2"},
-			"--set distributed.node_rank=2: distributed.node_rank: must be in [0, distributed.nnodes) = [0, 2) (got 2)"},
-		{"NodeRankNotInteger", []string{"--node-rank", "one"}, `train: invalid argument "one" for "--node-rank" flag: not an integer: "one"`},
-		{"MasterPortOut", []string{"--master-port", "70000"}, "--set distributed.master_port=70000: distributed.master_port: must be in [1, 65535] (got 70000)"},
-		{"NNodesAfterSets", []string{"--nnodes", "3", "--set", "distributed.nnodes=2", "--master-addr", "h"},
-			"train.batch_size: 64 is not divisible by distributed.nnodes 3 × distributed.nproc_per_node 1"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			dir := t.TempDir()
-			r := spottrain(t, dir, append(append(lstmTrain(), tiny("run")...), tt.args...)...)
-			assert.Equal(t, codes.ExitBadInput, r.code)
-			assert.Contains(t, errorLine(t, r.stderr), tt.msg)
-			assert.Empty(t, r.stdout, "no worker started")
-			assert.NoDirExists(t, filepath.Join(dir, "run"))
-		})
-	}
 }
 
 // TestNodesPortInUse: node 0 that cannot host the store on distributed.master_port fails at
