@@ -85,6 +85,7 @@ func netnsMachines(t *testing.T) (machines, error) {
 		for _, n := range made {
 			_ = exec.Command(ip, "netns", "del", n).Run() // takes its end of the veth pair with it
 		}
+		_ = exec.Command(ip, "link", "del", link[0]).Run() // a pair left here by a failed move
 	}
 	for _, n := range ns {
 		if err := run("netns", "add", n); err != nil {
