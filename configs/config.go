@@ -99,6 +99,15 @@ type DistributedConfig struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// BucketMB is the size in MB of the buckets in which gradients are reduced.
 	BucketMB float64 `yaml:"bucket_mb"`
+	// NNodes is the number of machines of the job (torchrun's --nnodes), each with a launcher of
+	// NProcPerNode workers; NodeRank is this machine's place among them (torchrun's --node-rank).
+	NNodes   int `yaml:"nnodes"`
+	NodeRank int `yaml:"node_rank"`
+	// MasterAddr and MasterPort are where node 0's launcher hosts the rendezvous store when
+	// NNodes > 1 (torchrun's --master-addr, --master-port); MasterAddr "" is 127.0.0.1, allowed
+	// only when NNodes is 1 (one machine, whose store listens on a free port).
+	MasterAddr string `yaml:"master_addr"`
+	MasterPort int    `yaml:"master_port"`
 }
 
 // LayersConfig names the layers of a config tree that an experiment (or a --config file) sits
@@ -294,9 +303,10 @@ func DefaultFor(kind string) Config {
 			QuietRatePerHour: 0.2, StormRatePerHour: 6, QuietMean: 4 * time.Hour, StormMean: 30 * time.Minute,
 			NoNoticeShare: 0.25, Grace: 30 * time.Second, RestartDelay: 2 * time.Minute, TimeScale: 1,
 		},
-		Preemption:  PreemptionConfig{Notice: "auto"},
-		Distributed: DistributedConfig{NProcPerNode: 1, Backend: "auto", Timeout: 30 * time.Second, BucketMB: 25},
-		Cost:        CostConfig{GPU: "nvidia-l4"},
+		Preemption: PreemptionConfig{Notice: "auto"},
+		Distributed: DistributedConfig{NProcPerNode: 1, Backend: "auto", Timeout: 30 * time.Second, BucketMB: 25,
+			NNodes: 1, MasterPort: 29500},
+		Cost: CostConfig{GPU: "nvidia-l4"},
 	}
 	switch kind {
 	case KindLSTM:

@@ -298,7 +298,20 @@ var errorCases = []errorCase{
 	{name: "SetNProcNotDividing", doc: "train:\n  batch_size: 30\n", sets: []string{"distributed.nproc_per_node=4"}, line: 2, key: "train.batch_size",
 		msg: "30 is not divisible by distributed.nproc_per_node 4 (each process takes an equal share of every batch)"},
 	{name: "UnknownDistributedKey", doc: "distributed:\n  nprocs: 2\n", line: 2, key: "distributed.nprocs",
-		msg: "unknown key; known keys: nproc_per_node, backend, timeout, bucket_mb"},
+		msg: "unknown key; known keys: nproc_per_node, backend, timeout, bucket_mb, nnodes, node_rank, master_addr, master_port"},
+	{name: "NNodesZero", doc: "distributed:\n  nnodes: 0\n", line: 2, key: "distributed.nnodes", msg: "must be in [1, 1024] (got 0)"},
+	{name: "NNodesTooMany", doc: "distributed:\n  nnodes: 1025\n", line: 2, key: "distributed.nnodes", msg: "must be in [1, 1024] (got 1025)"},
+	{name: "NodeRankNotBelow", doc: "distributed:\n  nnodes: 2\n  master_addr: h\n  node_rank: 2\n", line: 4, key: "distributed.node_rank",
+		msg: "must be in [0, distributed.nnodes) = [0, 2) (got 2)"},
+	{name: "NodeRankNegative", doc: "distributed:\n  node_rank: -1\n", line: 2, key: "distributed.node_rank",
+		msg: "must be in [0, distributed.nnodes) = [0, 1) (got -1)"},
+	{name: "MasterAddrRequired", doc: "distributed:\n  nnodes: 2\n", line: 2, key: "distributed.master_addr",
+		msg: "required when distributed.nnodes is more than 1 (got 2): the address of node 0, which hosts the rendezvous store"},
+	{name: "MasterAddrSpace", doc: "distributed:\n  master_addr: a b\n", line: 2, key: "distributed.master_addr", msg: `must be a host name or an IP address (got "a b")`},
+	{name: "MasterPortZero", doc: "distributed:\n  master_port: 0\n", line: 2, key: "distributed.master_port", msg: "must be in [1, 65535] (got 0)"},
+	{name: "MasterPortHigh", doc: "distributed:\n  master_port: 65536\n", line: 2, key: "distributed.master_port", msg: "must be in [1, 65535] (got 65536)"},
+	{name: "BatchNotDivisibleNodes", doc: "train:\n  batch_size: 30\ndistributed:\n  nnodes: 4\n  master_addr: h\n", line: 2, key: "train.batch_size",
+		msg: "30 is not divisible by distributed.nnodes 4 × distributed.nproc_per_node 1 (each process takes an equal share of every batch)"},
 
 	// cost
 	{name: "UnknownGPU", doc: "cost:\n  gpu: rtx9090\n", line: 2, key: "cost.gpu",
@@ -421,15 +434,18 @@ seed: 18446744073709551615
 
 // TestDistributed: the section's defaults, a document that sets it, and its round trip.
 func TestDistributed(t *testing.T) {
-	assert.Equal(t, configs.DistributedConfig{NProcPerNode: 1, Backend: "auto", Timeout: 30 * time.Second, BucketMB: 25},
-		configs.Default().Distributed)
-	c, err := configs.LoadBytes("cfg.yaml", []byte("train:\n  batch_size: 48\ndistributed:\n  nproc_per_node: 3\n  backend: gloo\n  timeout: 1m30s\n  bucket_mb: 0.5\n"),
-		"", []string{"distributed.nproc_per_node=4"})
+	assert.Equal(t, configs.DistributedConfig{NProcPerNode: 1, Backend: "auto", Timeout: 30 * time.Second, BucketMB: 25,
+		NNodes: 1, MasterPort: 29500}, configs.Default().Distributed)
+	c, err := configs.LoadBytes("cfg.yaml", []byte("train:\n  batch_size: 48\ndistributed:\n  nproc_per_node: 3\n  backend: gloo\n  timeout: 1m30s\n  bucket_mb: 0.5\n"+
+		"  nnodes: 3\n  master_addr: 10.0.0.1\n"),
+		"", []string{"distributed.nproc_per_node=4", "distributed.nnodes=2", "distributed.node_rank=1", "distributed.master_port=29600"})
 	require.NoError(t, err)
-	assert.Equal(t, configs.DistributedConfig{NProcPerNode: 4, Backend: "gloo", Timeout: 90 * time.Second, BucketMB: 0.5}, c.Distributed)
+	assert.Equal(t, configs.DistributedConfig{NProcPerNode: 4, Backend: "gloo", Timeout: 90 * time.Second, BucketMB: 0.5,
+		NNodes: 2, NodeRank: 1, MasterAddr: "10.0.0.1", MasterPort: 29600}, c.Distributed)
 	doc, err := c.YAML()
 	require.NoError(t, err)
-	assert.Contains(t, string(doc), "distributed:\n  nproc_per_node: 4\n  backend: gloo\n  timeout: 1m30s\n  bucket_mb: 0.5\n")
+	assert.Contains(t, string(doc), "distributed:\n  nproc_per_node: 4\n  backend: gloo\n  timeout: 1m30s\n  bucket_mb: 0.5\n"+
+		"  nnodes: 2\n  node_rank: 1\n  master_addr: 10.0.0.1\n  master_port: 29600\n")
 	back, err := configs.LoadBytes("config.yaml", doc, "", nil)
 	require.NoError(t, err)
 	assert.Equal(t, c, back)

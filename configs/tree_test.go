@@ -290,7 +290,8 @@ func TestTrainingHash(t *testing.T) {
 	a := configs.Default()
 	b := a
 	b.Device, b.Threads, b.Checkpoint.Strategy, b.Interrupts.Pattern, b.Name, b.RunDir = "cpu", 2, "adaptive", "poisson", "x", "y"
-	b.Distributed = configs.DistributedConfig{NProcPerNode: 4, Backend: "gloo", Timeout: time.Minute, BucketMB: 1}
+	b.Distributed = configs.DistributedConfig{NProcPerNode: 4, Backend: "gloo", Timeout: time.Minute, BucketMB: 1,
+		NNodes: 2, NodeRank: 1, MasterAddr: "10.0.0.1", MasterPort: 29400}
 	assert.Equal(t, a.TrainingHash(), b.TrainingHash(), "where and how it runs is not what it trains")
 	assert.NotEqual(t, a.Hash(), b.Hash())
 	b.Train.BatchSize++

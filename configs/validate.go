@@ -51,6 +51,7 @@ const (
 	maxNameBytes = 255       // a file name (one path element) on Linux file systems
 	maxPathBytes = 3800      // PATH_MAX (4096), less room for the files a run keeps in its run dir
 	maxProcs     = 1024      // worker processes on one machine
+	maxNodes     = 1024      // machines of one job
 	maxBucketMB  = 1024      // a gradient bucket
 )
 
@@ -169,6 +170,15 @@ func checkDistributed(ch *checker, d DistributedConfig, device string, batchSize
 	ch.cross(d.Backend != "nccl" || device != "cpu", []string{"distributed.backend", "device"}, "nccl needs a CUDA device (device is cpu): use gloo or auto")
 	ch.want(d.Timeout >= time.Second && d.Timeout <= time.Hour, "distributed.timeout", "must be in [1s, 1h] (got %s)", d.Timeout)
 	ch.want(d.BucketMB > 0 && d.BucketMB <= maxBucketMB, "distributed.bucket_mb", "must be in (0, %d] (got %v)", maxBucketMB, d.BucketMB)
+	ch.between("distributed.nnodes", d.NNodes, 1, maxNodes)
+	ch.want(d.NodeRank >= 0 && d.NodeRank < max(d.NNodes, 1), "distributed.node_rank", "must be in [0, distributed.nnodes) = [0, %d) (got %d)", max(d.NNodes, 1), d.NodeRank)
+	ch.cross(d.NNodes <= 1 || d.MasterAddr != "", []string{"distributed.master_addr", "distributed.nnodes"}, "required when distributed.nnodes is more than 1 (got %d): the address of node 0, which hosts the rendezvous store", d.NNodes)
+	ch.want(!strings.ContainsAny(d.MasterAddr, " \t\n/"), "distributed.master_addr", "must be a host name or an IP address (got %q)", d.MasterAddr)
+	ch.between("distributed.master_port", d.MasterPort, 1, 65535)
+	if d.NNodes > 1 {
+		ch.cross(d.NProcPerNode < 1 || batchSize%(d.NNodes*d.NProcPerNode) == 0, []string{"train.batch_size", "distributed.nproc_per_node", "distributed.nnodes"},
+			"%d is not divisible by distributed.nnodes %d × distributed.nproc_per_node %d (each process takes an equal share of every batch)", batchSize, d.NNodes, d.NProcPerNode)
+	}
 	ch.cross(d.NProcPerNode < 1 || batchSize%d.NProcPerNode == 0, []string{"train.batch_size", "distributed.nproc_per_node"},
 		"%d is not divisible by distributed.nproc_per_node %d (each process takes an equal share of every batch)", batchSize, d.NProcPerNode)
 }

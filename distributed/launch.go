@@ -26,18 +26,25 @@ type Store interface {
 }
 
 // Launcher starts a group of worker processes on this machine, as `torchrun --standalone
-// --nproc-per-node N` does, and sees it to its end. It guarantees:
+// --nproc-per-node N` does, or this machine's part of a group of NNodes machines, as `torchrun
+// --nnodes M --node-rank R --master-addr HOST --master-port P --nproc-per-node N` does (a static
+// rendezvous: every machine's launcher is started with its own node rank), and sees it to its end.
+// It guarantees:
 //
-//   - Each worker i gets the parent's environment plus RANK=i, LOCAL_RANK=i, WORLD_SIZE=N,
-//     LOCAL_WORLD_SIZE=N, GROUP_RANK=0, MASTER_ADDR=127.0.0.1, MASTER_PORT (the store's port),
-//     TORCHELASTIC_USE_AGENT_STORE=True and TORCHELASTIC_RESTART_COUNT=0 (so FromEnv reads it).
+//   - On one machine, the launcher hosts the store on a free port (Listen). Of several, node 0's
+//     launcher hosts it on MasterPort (Listen too: its Store's Port is MasterPort) and the
+//     others host nothing: their workers reach node 0's at MasterAddr:MasterPort.
+//   - Each worker i gets the parent's environment plus RANK=NodeRank*N+i, LOCAL_RANK=i,
+//     WORLD_SIZE=NNodes*N, LOCAL_WORLD_SIZE=N, GROUP_RANK=NodeRank, MASTER_ADDR (127.0.0.1 on
+//     one machine), MASTER_PORT (the store's port), TORCHELASTIC_USE_AGENT_STORE=True and
+//     TORCHELASTIC_RESTART_COUNT=0 (so FromEnv reads it).
 //   - Workers run in a process group of their own, so that a terminal's Ctrl+C reaches only the
 //     launcher; every signal from Signals is forwarded to every live worker.
 //   - A launcher that dies, even by SIGKILL, takes its workers with it (PR_SET_PDEATHSIG).
 //   - Workers start with SIGTERM, SIGINT and SIGHUP blocked (see blockNotices): one forwarded
 //     while a worker starts waits for its handler.
-//   - Rank 0's output goes to Stdout and Stderr as it is; the other ranks' lines are prefixed
-//     "[rank N] ", written in whole lines (never a part of one).
+//   - Rank 0's output goes to Stdout and Stderr as it is; the other ranks' lines (of every node)
+//     are prefixed "[rank N] ", written in whole lines (never a part of one).
 //   - Once a worker ends abnormally (a status other than 0, or a signal), the others have Timeout
 //     plus Grace to exit; those left (frozen, or blocked for good) are then SIGKILLed. Nothing
 //     hangs.
@@ -45,11 +52,19 @@ type Store interface {
 //     the launcher killed has the line of its kill instead.
 //   - The store is closed once every worker has exited.
 type Launcher struct {
-	NProc int // workers, >= 1
+	NProc int // workers on this machine, >= 1
+	// NNodes is the number of machines (0 or 1: this one alone); NodeRank is this machine's
+	// place among them, in [0, NNodes).
+	NNodes, NodeRank int
+	// MasterAddr and MasterPort are where node 0 hosts the store, when NNodes > 1.
+	MasterAddr string
+	MasterPort int
 	// Command makes worker rank's unstarted command. The Launcher adds the group's variables to
 	// its Env (the parent's environment when nil) and sets its output and SysProcAttr.
 	Command func(rank int) *exec.Cmd
-	// Listen starts the rendezvous store (torch.NewStoreServer); timeout bounds its waits.
+	// Listen starts the rendezvous store that this launcher hosts: on a free port
+	// (torch.NewStoreServer) on one machine, on MasterPort (torch.NewStoreServerAt) on node 0 of
+	// several; timeout bounds its waits. Nodes other than 0 never call it.
 	Listen  func(timeout time.Duration) (Store, error)
 	Timeout time.Duration // distributed.timeout: the workers' rendezvous and collectives
 	// Signals carries the signals to forward to the workers (the launcher's notices).
@@ -98,6 +113,10 @@ func (l *Launcher) Run() error {
 	if l.NProc < 1 {
 		return fmt.Errorf("distributed: a Launcher needs NProc >= 1 (got %d)", l.NProc)
 	}
+	if l.NNodes > 1 && (l.NodeRank < 0 || l.NodeRank >= l.NNodes || l.MasterAddr == "" || l.MasterPort < 1) {
+		return fmt.Errorf("distributed: a Launcher of %d nodes needs NodeRank in [0, %d), MasterAddr and MasterPort (got %d, %q, %d)",
+			l.NNodes, l.NNodes, l.NodeRank, l.MasterAddr, l.MasterPort)
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	restore, err := blockNotices()
@@ -105,15 +124,22 @@ func (l *Launcher) Run() error {
 		return err
 	}
 	defer restore()
-	store, err := l.Listen(l.Timeout)
-	if err != nil {
-		return fmt.Errorf("start the rendezvous store: %w", err)
+	addr, port := "127.0.0.1", l.MasterPort
+	if l.NNodes > 1 {
+		addr = l.MasterAddr
 	}
-	defer store.Close()
+	if l.NNodes <= 1 || l.NodeRank == 0 {
+		store, err := l.Listen(l.Timeout)
+		if err != nil {
+			return fmt.Errorf("start the rendezvous store: %w", err)
+		}
+		defer store.Close()
+		port = store.Port()
+	}
 	exits := make(chan *worker, l.NProc)
 	ws := make([]*worker, 0, l.NProc)
-	for rank := range l.NProc {
-		w, err := l.start(rank, store.Port(), exits)
+	for local := range l.NProc {
+		w, err := l.start(local, addr, port, exits)
 		if err != nil {
 			for _, w := range ws {
 				_ = w.cmd.Process.Kill()
@@ -128,13 +154,20 @@ func (l *Launcher) Run() error {
 	return l.watch(ws, exits)
 }
 
-// start starts worker rank, whose exit is sent on exits once it is reaped.
-func (l *Launcher) start(rank, port int, exits chan<- *worker) (*worker, error) {
+// start starts this machine's worker local, whose exit is sent on exits once it is reaped; the
+// store listens at addr:port.
+func (l *Launcher) start(local int, addr string, port int, exits chan<- *worker) (*worker, error) {
+	nodes, node := 1, 0
+	if l.NNodes > 1 {
+		nodes, node = l.NNodes, l.NodeRank
+	}
+	rank := node*l.NProc + local
 	cmd := l.Command(rank)
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()
 	}
-	cmd.Env = append(cmd.Env, groupEnv(rank, l.NProc, port)...)
+	cmd.Env = append(cmd.Env, groupEnv(place{rank: rank, local: local, world: nodes * l.NProc, localWorld: l.NProc,
+		node: node, addr: addr, port: port})...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	w := &worker{rank: rank, cmd: cmd}
 	cmd.Stdout, cmd.Stderr = l.Stdout, l.Stderr
@@ -156,12 +189,19 @@ func (l *Launcher) start(rank, port int, exits chan<- *worker) (*worker, error) 
 	return w, nil
 }
 
-// groupEnv returns the variables of worker rank of a group of world on this machine, whose
-// store (hosted by the launcher) listens on port.
-func groupEnv(rank, world, port int) []string {
-	r, n := strconv.Itoa(rank), strconv.Itoa(world)
-	return []string{"RANK=" + r, "LOCAL_RANK=" + r, "WORLD_SIZE=" + n, "LOCAL_WORLD_SIZE=" + n, "GROUP_RANK=0",
-		"MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + strconv.Itoa(port),
+// place is a worker's place in its group, as torchrun's variables say it.
+type place struct {
+	rank, local, world, localWorld, node int
+	addr                                 string // where the store listens
+	port                                 int
+}
+
+// groupEnv returns the variables of the worker at p, whose store (hosted by node 0's launcher)
+// listens at p.addr:p.port.
+func groupEnv(p place) []string {
+	return []string{"RANK=" + strconv.Itoa(p.rank), "LOCAL_RANK=" + strconv.Itoa(p.local), "WORLD_SIZE=" + strconv.Itoa(p.world),
+		"LOCAL_WORLD_SIZE=" + strconv.Itoa(p.localWorld), "GROUP_RANK=" + strconv.Itoa(p.node),
+		"MASTER_ADDR=" + p.addr, "MASTER_PORT=" + strconv.Itoa(p.port),
 		"TORCHELASTIC_USE_AGENT_STORE=True", "TORCHELASTIC_RESTART_COUNT=0"}
 }
 

@@ -247,18 +247,67 @@ func TestEnv(t *testing.T) {
 	t.Setenv("LAUNCH_TEST_PARENT", "inherited")
 	g := newGroup(t, "env", 2)
 	require.NoError(t, wait(t, g.start()))
-	out := "\n" + g.stdout.String()
-	for rank, prefix := range []string{"", "[rank 1] "} {
-		r := strconv.Itoa(rank)
-		for _, kv := range []string{"RANK=" + r, "LOCAL_RANK=" + r, "WORLD_SIZE=2", "LOCAL_WORLD_SIZE=2", "GROUP_RANK=0",
-			"MASTER_ADDR=127.0.0.1", "MASTER_PORT=29555", "TORCHELASTIC_USE_AGENT_STORE=True",
-			"TORCHELASTIC_RESTART_COUNT=0", "LAUNCH_TEST_PARENT=inherited"} {
-			assert.Contains(t, out, "\n"+prefix+kv+"\n", "rank %d", rank)
-		}
-		member := fmt.Sprintf("%+v", distributed.Member{Rank: rank, LocalRank: rank, World: 2, LocalWorld: 2,
-			MasterAddr: "127.0.0.1", MasterPort: 29555, AgentStore: true, Prefix: "/worker/attempt_0"})
-		assert.Contains(t, out, "\n"+prefix+"member "+member+"\n")
+	for rank := range 2 {
+		assertWorkerEnv(t, g.stdout.String(), distributed.Member{Rank: rank, LocalRank: rank, World: 2, LocalWorld: 2,
+			MasterAddr: "127.0.0.1", MasterPort: 29555}, 0, "LAUNCH_TEST_PARENT=inherited")
 	}
+}
+
+// assertWorkerEnv checks that out, the output of "env" workers, holds the variables of the
+// worker m (on node node) and the Member that FromEnv read from them, with extra variables.
+func assertWorkerEnv(t *testing.T, out string, m distributed.Member, node int, extra ...string) {
+	t.Helper()
+	m.AgentStore, m.Prefix = true, "/worker/attempt_0"
+	prefix := ""
+	if m.Rank > 0 {
+		prefix = "[rank " + strconv.Itoa(m.Rank) + "] "
+	}
+	for _, kv := range append([]string{"RANK=" + strconv.Itoa(m.Rank), "LOCAL_RANK=" + strconv.Itoa(m.LocalRank),
+		"WORLD_SIZE=" + strconv.Itoa(m.World), "LOCAL_WORLD_SIZE=" + strconv.Itoa(m.LocalWorld), "GROUP_RANK=" + strconv.Itoa(node),
+		"MASTER_ADDR=" + m.MasterAddr, "MASTER_PORT=" + strconv.Itoa(m.MasterPort),
+		"TORCHELASTIC_USE_AGENT_STORE=True", "TORCHELASTIC_RESTART_COUNT=0"}, extra...) {
+		assert.Contains(t, "\n"+out, "\n"+prefix+kv+"\n", "rank %d", m.Rank)
+	}
+	assert.Contains(t, "\n"+out, "\n"+prefix+"member "+fmt.Sprintf("%+v", m)+"\n")
+}
+
+// TestEnvNodes: on each of two machines of two workers, the workers get their global ranks, the
+// group's size and node 0's address; node 0's launcher hosts the store, node 1's hosts none.
+func TestEnvNodes(t *testing.T) {
+	for node := range 2 {
+		t.Run("Node"+strconv.Itoa(node), func(t *testing.T) {
+			g := newGroup(t, "env", 2)
+			g.NNodes, g.NodeRank, g.MasterAddr, g.MasterPort = 2, node, "10.231.0.1", 29555
+			listened := false
+			g.Listen = func(time.Duration) (distributed.Store, error) { listened = true; return g.store, nil }
+			require.NoError(t, wait(t, g.start()))
+			assert.Equal(t, node == 0, listened, "only node 0 hosts the store")
+			for local := range 2 {
+				assertWorkerEnv(t, g.stdout.String(), distributed.Member{Rank: node*2 + local, LocalRank: local, World: 4, LocalWorld: 2,
+					MasterAddr: "10.231.0.1", MasterPort: 29555}, node)
+			}
+		})
+	}
+}
+
+// TestEnvNodesOneWorker: a machine of one worker, node 1 of 3, is still a group's part.
+func TestEnvNodesOneWorker(t *testing.T) {
+	g := newGroup(t, "env", 1)
+	g.NNodes, g.NodeRank, g.MasterAddr, g.MasterPort = 3, 1, "node0", 29600
+	g.Listen = nil // never called
+	require.NoError(t, wait(t, g.start()))
+	assertWorkerEnv(t, g.stdout.String(), distributed.Member{Rank: 1, World: 3, LocalWorld: 1, MasterAddr: "node0", MasterPort: 29600}, 1)
+}
+
+// TestNodesBadPlace: a launcher of several nodes without its place or node 0's address is a
+// programmer's mistake, reported before anything starts.
+func TestNodesBadPlace(t *testing.T) {
+	g := newGroup(t, "env", 1)
+	g.NNodes, g.NodeRank, g.MasterAddr, g.MasterPort = 2, 2, "h", 1
+	assert.ErrorContains(t, g.Run(), "needs NodeRank in [0, 2)")
+	g.NodeRank, g.MasterAddr = 0, ""
+	assert.ErrorContains(t, g.Run(), "MasterAddr")
+	assert.Empty(t, g.stdout.String())
 }
 
 // TestOutputLines: rank 0's output is passed as it is; the others' lines are whole and prefixed,

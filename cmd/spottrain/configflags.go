@@ -11,12 +11,20 @@ import (
 
 // configFlags pick a job's config: an experiment of a config tree (--experiment, from
 // --config-dir or the tree built into the binary) or a file (--config), with --set overrides
-// and, where the command has it (addNProcFlag), --nproc-per-node.
+// and, where the command has them (addGroupFlags), torchrun's --nproc-per-node, --nnodes,
+// --node-rank, --master-addr and --master-port.
 type configFlags struct {
 	file, experiment, dir string
 	sets                  []string
-	nproc                 string // --nproc-per-node, an integer; "": not given
-	cmd                   string // for messages
+	group                 []groupFlag // in the order of their keys in the config
+	cmd                   string      // for messages
+}
+
+// A groupFlag is one of torchrun's flags, a spelling of a key of the distributed section.
+type groupFlag struct {
+	name, key, arg, usage string // arg: the value's name in usage
+	integer               bool
+	value                 string // "": not given
 }
 
 func addConfigFlags(fs *pflag.FlagSet, cmd string) *configFlags {
@@ -28,17 +36,27 @@ func addConfigFlags(fs *pflag.FlagSet, cmd string) *configFlags {
 	return c
 }
 
-// addNProcFlag adds --nproc-per-node to fs: --set distributed.nproc_per_node=N after the --set
-// flags, for the commands that train (train, run).
-func (c *configFlags) addNProcFlag(fs *pflag.FlagSet) {
-	fs.Func("nproc-per-node", "start `N` worker processes on this machine (as torchrun --nproc-per-node; one per GPU on a "+
-		"GPU machine): --set distributed.nproc_per_node=N after the --set flags", func(v string) error {
-		if _, err := strconv.Atoi(v); err != nil {
-			return fmt.Errorf("not an integer: %q", v)
-		}
-		c.nproc = v
-		return nil
-	})
+// addGroupFlags adds torchrun's flags to fs, for the commands that train (train, run): each is
+// --set of its key of the distributed section, after the --set flags.
+func (c *configFlags) addGroupFlags(fs *pflag.FlagSet) {
+	c.group = []groupFlag{
+		{name: "nproc-per-node", arg: "N", key: "nproc_per_node", integer: true,
+			usage: "start `N` worker processes on this machine (as torchrun --nproc-per-node; one per GPU on a GPU machine)"},
+		{name: "nnodes", arg: "N", key: "nnodes", integer: true, usage: "the job runs on `N` machines, each started with its own --node-rank"},
+		{name: "node-rank", arg: "R", key: "node_rank", integer: true, usage: "this machine's place `R` among the --nnodes, 0 to N-1; node 0 hosts the rendezvous store"},
+		{name: "master-addr", arg: "HOST", key: "master_addr", usage: "the address `HOST` of node 0 (required with --nnodes above 1)"},
+		{name: "master-port", arg: "PORT", key: "master_port", integer: true, usage: "the `PORT` on which node 0 hosts the rendezvous store (with --nnodes above 1)"},
+	}
+	for i := range c.group {
+		f := &c.group[i]
+		fs.Func(f.name, f.usage+": --set distributed."+f.key+"="+f.arg+" after the --set flags", func(v string) error {
+			if _, err := strconv.Atoi(v); f.integer && err != nil {
+				return fmt.Errorf("not an integer: %q", v)
+			}
+			f.value = v
+			return nil
+		})
+	}
 }
 
 // tree returns the config tree the flags name.
@@ -63,8 +81,10 @@ func (c *configFlags) check() error {
 // overrides returns the flags' overrides, then extra.
 func (c *configFlags) overrides(extra ...string) []string {
 	sets := append([]string{}, c.sets...)
-	if c.nproc != "" {
-		sets = append(sets, "distributed.nproc_per_node="+c.nproc)
+	for _, f := range c.group {
+		if f.value != "" {
+			sets = append(sets, "distributed."+f.key+"="+f.value)
+		}
 	}
 	return append(sets, extra...)
 }

@@ -27,8 +27,9 @@ func TestTrainHelpGroup(t *testing.T) {
 	}
 }
 
-// TestGroupInputErrors: a bad group variable, a bad --nproc-per-node or a batch that the processes
-// cannot share is bad input (exit 2), refused before any worker starts.
+// TestGroupInputErrors: a bad group variable, a bad --nproc-per-node (or another of torchrun's
+// flags, each the --set of its key after the --set flags) or a batch that the processes cannot
+// share is bad input (exit 2), refused before any worker starts.
 func TestGroupInputErrors(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -49,6 +50,15 @@ func TestGroupInputErrors(t *testing.T) {
 			"(each process takes an equal share of every batch)"},
 		{"NProcAfterSets", nil, []string{"--nproc-per-node", "3", "--set", "distributed.nproc_per_node=2"},
 			"train.batch_size: 64 is not divisible by distributed.nproc_per_node 3"},
+		{"NodesNoMasterAddr", nil, []string{"--nnodes", "2"}, "--set distributed.nnodes=2: distributed.master_addr: required when " +
+			"distributed.nnodes is more than 1 (got 2): the address of node 0, which hosts the rendezvous store"},
+		{"NodeRankNotBelow", nil, []string{"--nnodes", "2", "--master-addr", "h", "--node-rank", "2"},
+			"--set distributed.node_rank=2: distributed.node_rank: must be in [0, distributed.nnodes) = [0, 2) (got 2)"},
+		{"NodeRankNotInteger", nil, []string{"--node-rank", "one"}, `train: invalid argument "one" for "--node-rank" flag: not an integer: "one"`},
+		{"MasterPortOut", nil, []string{"--master-port", "70000"},
+			"--set distributed.master_port=70000: distributed.master_port: must be in [1, 65535] (got 70000)"},
+		{"NNodesAfterSets", nil, []string{"--nnodes", "3", "--set", "distributed.nnodes=2", "--master-addr", "h"},
+			"train.batch_size: 64 is not divisible by distributed.nnodes 3 × distributed.nproc_per_node 1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -130,8 +130,15 @@ type proc struct {
 // environment. A process still running at the end of the test is killed.
 func startSpottrain(t *testing.T, dir string, env []string, args ...string) *proc {
 	t.Helper()
+	return startCommand(t, dir, env, append([]string{bin}, args...)...)
+}
+
+// startCommand is startSpottrain of any command line argv (the binary run by another program,
+// such as ip netns exec).
+func startCommand(t *testing.T, dir string, env []string, argv ...string) *proc {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	p := &proc{t: t, cmd: cmd, lines: make(chan string)}
@@ -142,7 +149,7 @@ func startSpottrain(t *testing.T, dir string, env []string, args ...string) *pro
 	}
 	if err != nil {
 		cancel()
-		t.Fatalf("start spottrain %s: %v", strings.Join(args, " "), err)
+		t.Fatalf("start %s: %v", strings.Join(argv, " "), err)
 	}
 	p.start = time.Now()
 	done := make(chan struct{})

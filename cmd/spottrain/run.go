@@ -21,9 +21,9 @@ import (
 var errStopped = errors.New("stopped by a signal: run the same command again to go on")
 
 func runRun(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("run", "run (--experiment NAME | --config FILE) [--index N] [--runs-dir DIR] [--set key=value]... [--nproc-per-node N]", stdout)
+	fs := newFlagSet("run", "run (--experiment NAME | --config FILE) [--index N] [--runs-dir DIR] [--set key=value]... [--nproc-per-node N] [--nnodes N --node-rank R --master-addr HOST --master-port P]", stdout)
 	cf := addConfigFlags(fs, "run")
-	cf.addNProcFlag(fs)
+	cf.addGroupFlags(fs)
 	index := fs.Int("index", 0, "the run's number among repetitions: the interrupt pattern's seed is interrupts.seed + N")
 	runsDir := fs.String("runs-dir", "runs", "where run dirs go: `DIR`/NAME/rep-N")
 	force := fs.Bool("force", false, "resume the run dir's checkpoints even though the config changed in a way that breaks resume")

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -26,6 +29,11 @@ Several processes (data-parallel training on PyTorch's c10d):
   worker is done, 75 when the group stopped (a notice, which reaches every worker, or a lost peer:
   start again to resume), else the lowest rank's failure (1, or 2 for bad input).
 
+  --nnodes N --node-rank R --master-addr HOST --master-port P runs the group on N machines (as
+  torchrun's static rendezvous): start the same command on each, with its own --node-rank; node 0
+  hosts the rendezvous store on HOST:P (default port 29500), and only node 0 needs the run dir.
+  Each machine's launcher exits with its workers' status; a notice on any machine stops them all.
+
   A process that finds WORLD_SIZE set is a worker of a group that a launcher started: torchrun
   (torchrun --nproc_per_node N --no_python spottrain train ...), Kubeflow's PyTorchJob or this
   program. It reads the variables they set:
@@ -40,11 +48,11 @@ Several processes (data-parallel training on PyTorch's c10d):
 `
 
 func runTrain(ctx context.Context, args []string, stdout io.Writer, stop <-chan train.Notice) error {
-	fs := newFlagSet("train", "train (--experiment NAME | --config FILE) [--set key=value]... [--nproc-per-node N]", stdout)
+	fs := newFlagSet("train", "train (--experiment NAME | --config FILE) [--set key=value]... [--nproc-per-node N] [--nnodes N --node-rank R --master-addr HOST --master-port P]", stdout)
 	usage := fs.Usage
 	fs.Usage = func() { usage(); fmt.Fprint(fs.Output(), groupHelp) }
 	cf := addConfigFlags(fs, "train")
-	cf.addNProcFlag(fs)
+	cf.addGroupFlags(fs)
 	force := fs.Bool("force", false, "resume the run dir's checkpoints even though the config changed in a way that breaks resume")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -60,7 +68,7 @@ func runTrain(ctx context.Context, args []string, stdout io.Writer, stop <-chan 
 	if err != nil {
 		return err
 	}
-	if member == nil && cfg.Distributed.NProcPerNode > 1 {
+	if member == nil && (cfg.Distributed.NProcPerNode > 1 || cfg.Distributed.NNodes > 1) {
 		return launchGroup(cfg, args, stdout, stop)
 	}
 	if member != nil {
@@ -73,9 +81,11 @@ func runTrain(ctx context.Context, args []string, stdout io.Writer, stop <-chan 
 }
 
 // launchGroup starts cfg's distributed.nproc_per_node workers: this program's train with args,
-// which see WORLD_SIZE and train as ranks of one group. It forwards the signals of stop to them
-// (each worker watches the cloud's notices itself) and returns the group's end as the error that
-// exitCode maps to the group's status.
+// which see WORLD_SIZE and train as ranks of one group, this machine's part of a group of
+// distributed.nnodes machines. It hosts the group's store (on a free port on one machine, on
+// distributed.master_port on node 0 of several; the other nodes host none). It forwards the
+// signals of stop to the workers (each watches the cloud's notices itself) and returns the
+// group's end as the error that exitCode maps to the group's status.
 func launchGroup(cfg configs.Config, args []string, stdout io.Writer, stop <-chan train.Notice) error {
 	self, err := os.Executable()
 	if err != nil {
@@ -91,17 +101,38 @@ func launchGroup(cfg configs.Config, args []string, stdout io.Writer, stop <-cha
 		case <-done:
 		}
 	}()
+	d := cfg.Distributed
 	l := &distributed.Launcher{
-		NProc:   cfg.Distributed.NProcPerNode,
-		Command: func(int) *exec.Cmd { return exec.Command(self, append([]string{"train"}, args...)...) },
+		NProc:      d.NProcPerNode,
+		NNodes:     d.NNodes,
+		NodeRank:   d.NodeRank,
+		MasterAddr: d.MasterAddr,
+		MasterPort: d.MasterPort,
+		Command:    func(int) *exec.Cmd { return exec.Command(self, append([]string{"train"}, args...)...) },
 		Listen: func(timeout time.Duration) (distributed.Store, error) {
-			s, err := torch.NewStoreServer(timeout)
+			if d.NNodes <= 1 {
+				s, err := torch.NewStoreServer(timeout)
+				if err != nil {
+					return nil, err
+				}
+				return s, nil
+			}
+			// A port in use is found here first: c10d would also log its failures on stderr.
+			ln, err := net.Listen("tcp", ":"+strconv.Itoa(d.MasterPort))
+			if err == nil {
+				err = ln.Close()
+			}
+			var s *torch.Store
+			if err == nil {
+				s, err = torch.NewStoreServerAt(d.MasterPort, timeout)
+			}
 			if err != nil {
-				return nil, err
+				first, _, _ := strings.Cut(err.Error(), "\n")
+				return nil, fmt.Errorf("distributed.master_port %d: node 0 cannot host the store there: %s", d.MasterPort, first)
 			}
 			return s, nil
 		},
-		Timeout: cfg.Distributed.Timeout,
+		Timeout: d.Timeout,
 		Signals: sigs,
 		Stdout:  stdout,
 		Stderr:  os.Stderr,

@@ -1,0 +1,217 @@
+package main
+
+// Tests of a group of several machines (torchrun's static rendezvous: --nnodes, --node-rank,
+// --master-addr, --master-port): two "machines" in network namespaces joined by a veth pair, so
+// that the group's traffic crosses real interfaces; where namespaces cannot be made (not root,
+// no ip), both nodes run on this machine and meet on 127.0.0.1, and the test says which ran.
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"spottrain/checkpoint"
+	"spottrain/codes"
+	"spottrain/events"
+	"spottrain/events/eventstest"
+)
+
+// machines are the two nodes of a test: the command prefix that runs a program on each (ip netns
+// exec NS, or nothing) and node 0's address as node 1 reaches it.
+type machines struct {
+	prefix     [2][]string
+	masterAddr string
+	masterPort int
+}
+
+// newMachines makes two network namespaces joined by a veth pair, 10.231.0.1/24 and
+// 10.231.0.2/24 (deleted at the end of the test), or, where that is impossible, two "machines"
+// that are this one, on 127.0.0.1.
+func newMachines(t *testing.T) machines {
+	t.Helper()
+	if m, err := netnsMachines(t); err == nil {
+		t.Log("nodes: two network namespaces joined by a veth pair (10.231.0.1, 10.231.0.2)")
+		return m
+	} else {
+		t.Logf("nodes: no network namespaces (%v): both nodes on this machine, on 127.0.0.1", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+	return machines{masterAddr: "127.0.0.1", masterPort: port}
+}
+
+// noNetnsEnv, set, makes the tests run both nodes on 127.0.0.1 (the fallback) even where they
+// could have namespaces.
+const noNetnsEnv = "SPOTTRAIN_TEST_NO_NETNS"
+
+// netnsMachines makes the namespaces of newMachines, or returns why it cannot.
+func netnsMachines(t *testing.T) (machines, error) {
+	if os.Getenv(noNetnsEnv) != "" {
+		return machines{}, fmt.Errorf("%s is set", noNetnsEnv)
+	}
+	ip, err := exec.LookPath("ip")
+	if err != nil {
+		return machines{}, err
+	}
+	if os.Geteuid() != 0 {
+		return machines{}, fmt.Errorf("not root (euid %d)", os.Geteuid())
+	}
+	// Names unique to this test process, at most 15 bytes for the links.
+	netnsCount++
+	id := strconv.Itoa(os.Getpid()%10000) + strconv.Itoa(netnsCount%10)
+	ns := [2]string{"st" + id + "a", "st" + id + "b"}
+	link := [2]string{"stv" + id + "a", "stv" + id + "b"}
+	run := func(args ...string) error {
+		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	var made []string
+	cleanup := func() {
+		for _, n := range made {
+			_ = exec.Command(ip, "netns", "del", n).Run() // takes its end of the veth pair with it
+		}
+		_ = exec.Command(ip, "link", "del", link[0]).Run() // a pair left here by a failed move
+	}
+	for _, n := range ns {
+		if err := run("netns", "add", n); err != nil {
+			cleanup()
+			return machines{}, err
+		}
+		made = append(made, n)
+	}
+	t.Cleanup(cleanup)
+	steps := [][]string{{"link", "add", link[0], "type", "veth", "peer", "name", link[1]}}
+	for i := range 2 {
+		steps = append(steps, []string{"link", "set", link[i], "netns", ns[i]},
+			[]string{"-n", ns[i], "addr", "add", fmt.Sprintf("10.231.0.%d/24", i+1), "dev", link[i]},
+			[]string{"-n", ns[i], "link", "set", link[i], "up"},
+			[]string{"-n", ns[i], "link", "set", "lo", "up"})
+	}
+	for _, s := range steps {
+		if err := run(s...); err != nil {
+			return machines{}, err
+		}
+	}
+	return machines{prefix: [2][]string{{ip, "netns", "exec", ns[0]}, {ip, "netns", "exec", ns[1]}},
+		masterAddr: "10.231.0.1", masterPort: 29517}, nil
+}
+
+// netnsCount numbers the namespaces' pairs of this test process.
+var netnsCount int
+
+// start starts node's launcher of a job of the two machines, with run dir runDir, in dir.
+func (m machines) start(t *testing.T, dir string, env []string, node int, runDir string) *proc {
+	t.Helper()
+	args := []string{"train", "--experiment", "lstm-ondemand", "--nnodes", "2", "--node-rank", strconv.Itoa(node),
+		"--master-addr", m.masterAddr, "--master-port", strconv.Itoa(m.masterPort), "--nproc-per-node", "1",
+		"--set", "threads=1", "--set", "run_dir=" + runDir, "--set", "data.lstm.days=120", "--set", "train.epochs=2",
+		"--set", "distributed.timeout=10s", "--set", "device=cpu", "--set", "preemption.notice=none"}
+	return startCommand(t, dir, env, append(append(append([]string{}, m.prefix[node]...), bin), args...)...)
+}
+
+// checkRunEvents checks the event log of node 0's run dir: a run_start of world 2 for each start,
+// and the exit codes, in order.
+func checkRunEvents(t *testing.T, runDir string, exits ...int) []events.Event {
+	t.Helper()
+	evs := eventstest.Read(t, runDir)
+	starts := eventstest.Of[events.RunStart](evs)
+	require.Len(t, starts, len(exits))
+	for _, s := range starts {
+		assert.Equal(t, 2, s.World, "a group of 2 processes")
+	}
+	var got []int
+	for _, e := range eventstest.Of[events.Exit](evs) {
+		got = append(got, e.Code)
+	}
+	assert.Equal(t, exits, got)
+	return evs
+}
+
+// TestNodesTrain: two machines of one worker each train one group: both launchers exit 0; node
+// 0's run dir holds the run (world 2), node 1 writes nothing.
+func TestNodesTrain(t *testing.T) {
+	m := newMachines(t)
+	dir := t.TempDir()
+	p0 := m.start(t, dir, nil, 0, "run0")
+	p1 := m.start(t, dir, nil, 1, "run1")
+	c0, c1 := p0.wait(2*time.Minute), p1.wait(2*time.Minute)
+	require.Equal(t, codes.ExitDone, c0, "node 0: stdout:\n%s\nstderr: %s", p0.tail(10), p0.stderr.String())
+	require.Equal(t, codes.ExitDone, c1, "node 1: stdout:\n%s\nstderr: %s", p1.tail(10), p1.stderr.String())
+	checkRunEvents(t, filepath.Join(dir, "run0"), codes.ExitDone)
+	assert.FileExists(t, filepath.Join(dir, "run0", "metrics.json"))
+	assert.Regexp(t, `(?m)^run dir: run0$`, p0.stdout(), "rank 0 reports")
+	assert.NotContains(t, p1.stdout(), "run dir:", "rank 1 does not")
+	assert.NoDirExists(t, filepath.Join(dir, "run1"), "a rank other than 0 writes nothing")
+}
+
+// TestNodesNoticeAndResume: SIGTERM to node 1's launcher stops both machines' workers after the
+// same step, with one emergency checkpoint in node 0's run dir: both launchers exit 75. Started
+// again, both resume there and complete.
+func TestNodesNoticeAndResume(t *testing.T) {
+	m := newMachines(t)
+	dir := t.TempDir()
+	runDir := filepath.Join(dir, "run0")
+	pause := pauseAt("step", 200*time.Millisecond)
+	p0 := m.start(t, dir, pause, 0, "run0")
+	p1 := m.start(t, dir, pause, 1, "run1")
+	p0.readLine("test hook: pausing in step", time.Minute)
+	p1.readLine("[rank 1] test hook: pausing in step", time.Minute)
+	require.NoError(t, p1.cmd.Process.Signal(syscall.SIGTERM))
+	c1, c0 := p1.wait(time.Minute), p0.wait(time.Minute)
+	require.Equal(t, codes.ExitPreempted, c1, "node 1: stdout:\n%s\nstderr: %s", p1.tail(10), p1.stderr.String())
+	require.Equal(t, codes.ExitPreempted, c0, "node 0: stdout:\n%s\nstderr: %s", p0.tail(10), p0.stderr.String())
+	evs := checkRunEvents(t, runDir, codes.ExitPreempted)
+	emergency := eventstest.Of[events.EmergencyCheckpoint](evs)
+	require.Len(t, emergency, 1, "one emergency checkpoint")
+	valid, _, err := checkpoint.List(runDir)
+	require.NoError(t, err)
+	require.NotEmpty(t, valid)
+	ck := valid[len(valid)-1]
+	assert.Equal(t, int64(emergency[0].Step), ck.Manifest.Step, "the newest checkpoint is the emergency one")
+	assert.Equal(t, codes.Emergency, ck.Manifest.Reason)
+	assert.Regexp(t, `(?m)^\[rank 1\] spottrain: stopped by terminated at step `+strconv.Itoa(emergency[0].Step)+` after an emergency checkpoint`,
+		p1.stderr.String(), "rank 1 got the notice, and stopped after the same step")
+	assert.NoDirExists(t, filepath.Join(dir, "run1"))
+
+	p0 = m.start(t, dir, nil, 0, "run0")
+	p1 = m.start(t, dir, nil, 1, "run1")
+	c0, c1 = p0.wait(2*time.Minute), p1.wait(2*time.Minute)
+	require.Equal(t, codes.ExitDone, c0, "node 0: stdout:\n%s\nstderr: %s", p0.tail(10), p0.stderr.String())
+	require.Equal(t, codes.ExitDone, c1, "node 1: stdout:\n%s\nstderr: %s", p1.tail(10), p1.stderr.String())
+	assert.Regexp(t, regexp.MustCompile(`(?m)^resumed from step `+strconv.Itoa(emergency[0].Step)+`, `), p0.stdout())
+	checkRunEvents(t, runDir, codes.ExitPreempted, codes.ExitDone)
+	assert.FileExists(t, filepath.Join(runDir, "metrics.json"))
+	assert.NoDirExists(t, filepath.Join(dir, "run1"))
+}
+
+// TestNodesPortInUse: node 0 that cannot host the store on distributed.master_port fails at
+// once, in one line that names the key; no worker starts.
+func TestNodesPortInUse(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp4", "0.0.0.0:0")
+	require.NoError(t, err)
+	defer l.Close()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	dir := t.TempDir()
+	r := spottrain(t, dir, append(append(lstmTrain(), tiny("run")...), "--nnodes", "2", "--master-addr", "127.0.0.1",
+		"--master-port", port)...)
+	assert.Equal(t, codes.ExitFailure, r.code)
+	assert.Contains(t, errorLine(t, r.stderr), "start the rendezvous store: distributed.master_port "+port+": node 0 cannot host the store there: ")
+	assert.Empty(t, r.stdout, "no worker started")
+	assert.NoDirExists(t, filepath.Join(dir, "run"))
+}
