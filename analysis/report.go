@@ -222,63 +222,7 @@ func writeMarkdown(w io.Writer, s *Study, figs []Figure, opt ReportOptions) erro
 		"with a 95%% confidence interval (Student's t) after ±.\n\n")
 
 	for _, sec := range s.sections() {
-		p.f("## %s, %s\n\n", sec.model, sec.scenario)
-		if len(sec.groups) > 0 {
-			p.f("Prices: %s.\n\n", sec.groups[0].Prices)
-		}
-		billed := "h"
-		if n := sec.procs(); n > 1 {
-			billed = "GPU-h"
-			p.f("Data-parallel groups of up to %d processes, one GPU each: billed time and cost are in GPU-hours, "+
-				"the processes times the billed hours (a price is per GPU-hour); times lost stay the group's wall time.\n\n", n)
-		}
-		if b := sec.baseline; b != nil {
-			p.f("On demand (`%s`, %d runs): %s %s billed, $%s, %s %s.\n\n", b.Name, len(b.Runs),
-				b.GPUH, billed, b.CostUSD, b.Runs[0].Metric, b.Metric)
-		}
-		if len(sec.groups) > 0 {
-			p.f("| strategy | pattern | runs | interruptions | wasted (min) | checkpoint blocking (min) | restarts (min) | billed (%s) | cost ($) | savings | %s | break-even (/h) |\n",
-				billed, sec.groups[0].Runs[0].Metric)
-			p.f("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-			for _, g := range sec.groups {
-				p.f("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", g.Strategy, g.Pattern, len(g.Runs),
-					g.Interruptions, g.WastedMin, g.CheckpointMin, g.RestartMin, g.GPUH, g.CostUSD,
-					percent(g.Savings), g.Metric, rate(g.BreakEven))
-			}
-			p.f("\n")
-		}
-		var curves []Curve
-		for _, c := range s.Curves() {
-			if c.Model == sec.model && c.Scenario() == sec.scenario {
-				curves = append(curves, c)
-			}
-		}
-		if len(curves) > 0 {
-			p.f("Where spot stops paying, from the measured overheads pooled over the patterns:\n\n")
-			p.f("| strategy | cost of one interruption (min billed) | savings without interruptions | break-even |\n|---|---|---|---|\n")
-			for _, c := range curves {
-				p.f("| %s | %.1f | %.0f%% | %s |\n", c.Strategy, c.PerH*60, 100*c.SavingsAt(0), breakEvenText(c.BreakEven))
-			}
-			p.f("\n")
-		}
-		for _, f := range figs {
-			if f.Section == sec.model+"|"+sec.scenario && !f.Detail {
-				p.figure(f)
-			}
-		}
-		var details []Figure
-		for _, f := range figs {
-			if f.Section == sec.model+"|"+sec.scenario && f.Detail {
-				details = append(details, f)
-			}
-		}
-		if len(details) > 0 {
-			p.f("<details><summary>Training curves of each experiment (first repetition)</summary>\n\n")
-			for _, f := range details {
-				p.figure(f)
-			}
-			p.f("</details>\n\n")
-		}
+		writeSection(p, s, sec, figs)
 	}
 
 	if slow := s.SlowRuns(SlowLimit); len(slow) > 0 {
@@ -305,6 +249,68 @@ func writeMarkdown(w io.Writer, s *Study, figs []Figure, opt ReportOptions) erro
 	p.f("%s", method)
 	p.f("Per-run numbers: [%s](%s); per experiment: [%s](%s).\n", RunsFile, RunsFile, SummaryFile, SummaryFile)
 	return p.err
+}
+
+// writeSection writes the report's section of one model and scenario: its prices, the on-demand
+// baseline, the table of its experiments, the break-even curves and its figures.
+func writeSection(p *printer, s *Study, sec *section, figs []Figure) {
+	p.f("## %s, %s\n\n", sec.model, sec.scenario)
+	if len(sec.groups) > 0 {
+		p.f("Prices: %s.\n\n", sec.groups[0].Prices)
+	}
+	billed := "h"
+	if n := sec.procs(); n > 1 {
+		billed = "GPU-h"
+		p.f("Data-parallel groups of up to %d processes, one GPU each: billed time and cost are in GPU-hours, "+
+			"the processes times the billed hours (a price is per GPU-hour); times lost stay the group's wall time.\n\n", n)
+	}
+	if b := sec.baseline; b != nil {
+		p.f("On demand (`%s`, %d runs): %s %s billed, $%s, %s %s.\n\n", b.Name, len(b.Runs),
+			b.GPUH, billed, b.CostUSD, b.Runs[0].Metric, b.Metric)
+	}
+	if len(sec.groups) > 0 {
+		p.f("| strategy | pattern | runs | interruptions | wasted (min) | checkpoint blocking (min) | restarts (min) | billed (%s) | cost ($) | savings | %s | break-even (/h) |\n",
+			billed, sec.groups[0].Runs[0].Metric)
+		p.f("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, g := range sec.groups {
+			p.f("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", g.Strategy, g.Pattern, len(g.Runs),
+				g.Interruptions, g.WastedMin, g.CheckpointMin, g.RestartMin, g.GPUH, g.CostUSD,
+				percent(g.Savings), g.Metric, rate(g.BreakEven))
+		}
+		p.f("\n")
+	}
+	var curves []Curve
+	for _, c := range s.Curves() {
+		if c.Model == sec.model && c.Scenario() == sec.scenario {
+			curves = append(curves, c)
+		}
+	}
+	if len(curves) > 0 {
+		p.f("Where spot stops paying, from the measured overheads pooled over the patterns:\n\n")
+		p.f("| strategy | cost of one interruption (min billed) | savings without interruptions | break-even |\n|---|---|---|---|\n")
+		for _, c := range curves {
+			p.f("| %s | %.1f | %.0f%% | %s |\n", c.Strategy, c.PerH*60, 100*c.SavingsAt(0), breakEvenText(c.BreakEven))
+		}
+		p.f("\n")
+	}
+	for _, f := range figs {
+		if f.Section == sec.model+"|"+sec.scenario && !f.Detail {
+			p.figure(f)
+		}
+	}
+	var details []Figure
+	for _, f := range figs {
+		if f.Section == sec.model+"|"+sec.scenario && f.Detail {
+			details = append(details, f)
+		}
+	}
+	if len(details) > 0 {
+		p.f("<details><summary>Training curves of each experiment (first repetition)</summary>\n\n")
+		for _, f := range details {
+			p.figure(f)
+		}
+		p.f("</details>\n\n")
+	}
 }
 
 // method explains the measurements at the end of a report.
