@@ -316,7 +316,7 @@ char* Group_Barrier(Group g) {
   // A one-element reduction rather than the backend's barrier: Gloo's and NCCL's barriers differ
   // in what they wait for, an allreduce waits for every rank on both.
   int64_t v = 0;
-  return Group_AllreduceMaxInt64(g, &v, 1);
+  spottrain::group_max(as_group(g), &v, 1);
   SHIM_END
 }
 

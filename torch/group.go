@@ -5,7 +5,6 @@ package torch
 import "C"
 
 import (
-	"fmt"
 	"runtime"
 	"time"
 	"unsafe"
@@ -319,6 +318,3 @@ func (n *Net) ReduceStats() (calls int64, took time.Duration) {
 	C.Net_ReduceStats(n.p, &c, &s)
 	return int64(c), time.Duration(float64(s) * float64(time.Second))
 }
-
-// String names the group member, e.g. "rank 1 of 4".
-func (g *Group) String() string { return fmt.Sprintf("rank %d of %d", g.rank, g.world) }

@@ -246,9 +246,9 @@ func (peerNotice) Signal()        {}
 
 var _ os.Signal = peerNotice{}
 
-// lost turns err, the failure of a collective during op, into a *PeerLostError when a rank is
-// gone (killed, frozen, its machine lost) or the store is unreachable; it returns other errors as
-// they are, and nil for nil.
+// lost turns err, a failure during op, into a *PeerLostError when a rank is gone (killed, frozen,
+// its machine lost) or the store is unreachable; other errors it returns with op (and, for a
+// collective's timeout with every rank alive, the key to raise), and nil for nil.
 func (p *group) lost(op string, err error) error {
 	if err == nil || p == nil {
 		return err
@@ -259,8 +259,10 @@ func (p *group) lost(op string, err error) error {
 		return &PeerLostError{Op: op, World: p.world(), StoreGone: true, Err: err}
 	case len(missing) > 0:
 		return &PeerLostError{Op: op, World: p.world(), Missing: missing, Err: err}
-	default:
+	case strings.Contains(err.Error(), "Timed out"): // Gloo's words for a collective's timeout
 		return fmt.Errorf("%s: %w (every rank is alive: one was slower than distributed.timeout)", op, err)
+	default: // a failure of this rank's own (the step before its sums), not the group's
+		return fmt.Errorf("%s: %w", op, err)
 	}
 }
 
