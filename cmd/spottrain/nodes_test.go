@@ -1,10 +1,9 @@
 package main
 
 // Tests of a group of several machines (torchrun's static rendezvous: --nnodes, --node-rank,
-// --master-addr, --master-port): each "machine" a network namespace with a veth pair to a bridge
-// of the root namespace, so that the group's traffic crosses real interfaces, and each its own
-// working directory; where namespaces cannot be made (not root, no ip), all nodes run on this
-// machine and meet on 127.0.0.1, and the test says which ran.
+// --master-addr, --master-port): each "machine" a network namespace with a veth pair to a bridge,
+// so that the group's traffic crosses real interfaces; where namespaces cannot be made (not root,
+// no ip), all nodes run on this machine and meet on 127.0.0.1, and the test says which ran.
 
 import (
 	"fmt"
@@ -39,10 +38,10 @@ type machines struct {
 	masterPort int
 }
 
-// newMachines makes n network namespaces, each joined by a veth pair to a bridge of this (the
-// root) namespace, node i at 10.231.K.(i+1)/24 and the bridge (this test process) at
-// 10.231.K.254, K from the test process's id (all deleted at the end of the test); or, where
-// that is impossible, n "machines" that are this one, on 127.0.0.1.
+// newMachines makes n network namespaces, each joined by a veth pair to a bridge (in a namespace
+// of its own), node i at 10.231.K.(i+1)/24, and this (the root) namespace joined to the bridge
+// too, at 10.231.K.254, K from the test process's id (all deleted at the end of the test); or,
+// where that is impossible, n "machines" that are this one, on 127.0.0.1.
 func newMachines(t *testing.T, n int) machines {
 	t.Helper()
 	if m, err := netnsMachines(t, n); err == nil {
@@ -83,7 +82,10 @@ func netnsMachines(t *testing.T, n int) (machines, error) {
 	netnsCount++
 	id := strconv.Itoa(os.Getpid()%10000) + strconv.Itoa(netnsCount%10)
 	subnet := fmt.Sprintf("10.231.%d.", 1+(os.Getpid()*10+netnsCount)%250)
-	bridge := "stb" + id
+	// The bridge is in a namespace of its own, the switch: the root namespace's firewall (a
+	// FORWARD policy of DROP, as Docker sets, applies to bridged frames where br_netfilter is
+	// loaded) sees only the traffic to this test, which is local (INPUT).
+	sw, host, hostPeer := "st"+id+"s", "sth"+id, "stx"+id
 	ns, link, peer := make([]string, n), make([]string, n), make([]string, n)
 	for i := range n {
 		c := string(rune('a' + i))
@@ -98,28 +100,32 @@ func netnsMachines(t *testing.T, n int) (machines, error) {
 	var made []string
 	cleanup := func() {
 		for _, n := range made {
-			_ = exec.Command(ip, "netns", "del", n).Run() // takes its end of a veth pair, so the pair, with it
+			_ = exec.Command(ip, "netns", "del", n).Run() // takes its ends of veth pairs, so the pairs, with it
 		}
-		for _, l := range link {
+		for _, l := range append(link, host) {
 			_ = exec.Command(ip, "link", "del", l).Run() // a pair left here by a failed move
 		}
-		_ = exec.Command(ip, "link", "del", bridge).Run()
 	}
 	t.Cleanup(cleanup)
-	steps := [][]string{{"link", "add", bridge, "type", "bridge"}, {"addr", "add", subnet + "254/24", "dev", bridge},
-		{"link", "set", bridge, "up"}}
-	m := machines{host: subnet + "254", masterAddr: subnet + "1", masterPort: 29517}
-	for i := range n {
-		if err := run("netns", "add", ns[i]); err != nil {
+	for _, name := range append([]string{sw}, ns...) {
+		if err := run("netns", "add", name); err != nil {
 			return machines{}, err
 		}
-		made = append(made, ns[i])
+		made = append(made, name)
+	}
+	steps := [][]string{{"-n", sw, "link", "add", "br0", "type", "bridge"}, {"-n", sw, "link", "set", "br0", "up"},
+		{"link", "add", host, "type", "veth", "peer", "name", hostPeer}, {"link", "set", hostPeer, "netns", sw},
+		{"-n", sw, "link", "set", hostPeer, "master", "br0"}, {"-n", sw, "link", "set", hostPeer, "up"},
+		{"addr", "add", subnet + "254/24", "dev", host}, {"link", "set", host, "up"}}
+	m := machines{host: subnet + "254", masterAddr: subnet + "1", masterPort: 29517}
+	for i := range n {
 		m.addr = append(m.addr, fmt.Sprintf("%s%d", subnet, i+1))
 		m.prefix = append(m.prefix, []string{ip, "netns", "exec", ns[i]})
 		steps = append(steps, []string{"link", "add", link[i], "type", "veth", "peer", "name", peer[i]},
 			[]string{"link", "set", peer[i], "netns", ns[i]},
-			[]string{"link", "set", link[i], "master", bridge},
-			[]string{"link", "set", link[i], "up"},
+			[]string{"link", "set", link[i], "netns", sw},
+			[]string{"-n", sw, "link", "set", link[i], "master", "br0"},
+			[]string{"-n", sw, "link", "set", link[i], "up"},
 			[]string{"-n", ns[i], "addr", "add", m.addr[i] + "/24", "dev", peer[i]},
 			[]string{"-n", ns[i], "link", "set", peer[i], "up"},
 			[]string{"-n", ns[i], "link", "set", "lo", "up"})
