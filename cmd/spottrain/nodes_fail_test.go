@@ -244,16 +244,20 @@ func TestNodesNoticeKillVerify(t *testing.T) {
 	t.Logf("verify:\n%s", r.stdout)
 }
 
-// TestNodesFrozenNode freezes node 1 of two (SIGSTOP to its launcher and its worker's process
+// TestNodesFrozenThenHostKilled freezes node 1 of two (SIGSTOP to its launcher and its worker's process
 // group: a machine that froze): node 0 names rank 1 in its exit event and exits 75 within
 // distributed.timeout + 15 s, the newest committed checkpoint intact. Node 1 killed at last, the
-// machines started again resume from it and complete.
-func TestNodesFrozenNode(t *testing.T) {
+// machines are started again; then node 0 is killed (SIGKILL to its launcher: the store's host
+// and the checkpoints' writer), and node 1 says that the store is gone and exits 75 within
+// distributed.timeout + 15 s, the newest committed checkpoint intact. Started again, they resume
+// from it and complete.
+func TestNodesFrozenThenHostKilled(t *testing.T) {
 	m := newMachines(t, 2)
 	dirs := nodeDirs(t, 2)
 	runDir := filepath.Join(dirs[0], "run")
 	job := nodeJob("run")
-	ps := m.startNodes(t, dirs, pauseAt("step", 100*time.Millisecond), job...)
+	pause := pauseAt("step", 100*time.Millisecond)
+	ps := m.startNodes(t, dirs, pause, job...)
 	ps[0].readLine("test hook: pausing in step", time.Minute) // the run dir is there
 	committed := waitCommitted(t, runDir, 0, time.Minute)
 	worker := workerPid(t, ps[1], 1)
@@ -276,10 +280,28 @@ func TestNodesFrozenNode(t *testing.T) {
 	assert.GreaterOrEqual(t, last, committed, "the newest committed checkpoint is intact")
 	t.Logf("node 1 frozen after the commit of step %d: node 0 exited %v after; newest checkpoint: step %d", committed, took, last)
 
-	// The frozen machine is gone for good; a new pair takes the run up.
+	// The frozen machine is gone for good; a new pair takes the run up, and loses node 0.
 	require.NoError(t, syscall.Kill(-worker, syscall.SIGKILL))
 	require.NoError(t, ps[1].cmd.Process.Kill())
 	ps[1].wait(time.Minute)
+	ps = m.startNodes(t, dirs, pause, job...)
+	assert.Equal(t, last, resumedFrom(t, []string{ps[0].readLine("resumed from step ", time.Minute)}))
+	committed = waitCommitted(t, runDir, last, time.Minute)
+	killed := time.Now()
+	require.NoError(t, ps[0].cmd.Process.Kill())
+	took = awaitExits(t, killed, nodeTimeout+time.Minute, ps[1])[0]
+	ps[0].wait(time.Minute)
+	assert.True(t, ps[0].killed())
+	p = ps[1]
+	require.Equal(t, codes.ExitPreempted, p.wait(time.Minute), "node 1: stdout:\n%s\nstderr: %s", p.tail(10), p.stderr.String())
+	assert.Less(t, took, nodeTimeout+15*time.Second, "node 1 left within distributed.timeout + 15 s")
+	assert.Regexp(t, `(?m)^\[rank 1\] spottrain: (epoch \d+ batch \d+: )?the rendezvous store is unreachable`, p.stderr.String())
+	assert.Empty(t, exitsOf(eventstest.Read(t, runDir), 2), "node 0, killed, wrote no exit event")
+	valid, _ = checkAllValid(t, runDir)
+	last = valid[len(valid)-1].Manifest.Step
+	assert.GreaterOrEqual(t, last, committed, "the newest committed checkpoint is intact")
+	t.Logf("node 0 killed after the commit of step %d: node 1 exited %v after; newest checkpoint: step %d", committed, took, last)
+
 	ps = m.startNodes(t, dirs, nil, job...)
 	for i, p := range ps {
 		require.Equal(t, codes.ExitDone, p.wait(2*time.Minute), "node %d: stdout:\n%s\nstderr: %s", i, p.tail(10), p.stderr.String())
