@@ -244,8 +244,8 @@ func TestNodesNoticeKillVerify(t *testing.T) {
 	t.Logf("verify:\n%s", r.stdout)
 }
 
-// TestNodesFrozenThenHostKilled freezes node 1 of two (SIGSTOP to its launcher and its worker's process
-// group: a machine that froze): node 0 names rank 1 in its exit event and exits 75 within
+// TestNodesFrozenThenHostKilled freezes node 1 of two (SIGSTOP to its launcher and its worker's
+// process group: a machine that froze): node 0 names rank 1 in its exit event and exits 75 within
 // distributed.timeout + 15 s, the newest committed checkpoint intact. Node 1 killed at last, the
 // machines are started again; then node 0 is killed (SIGKILL to its launcher: the store's host
 // and the checkpoints' writer), and node 1 says that the store is gone and exits 75 within
