@@ -56,6 +56,8 @@ type Options struct {
 	// "final-eval" (before each batch of the test scoring), and those of Loop.Pause. Only the
 	// CLI's test hooks set it, to hold a phase open for a signal.
 	Pause func(point string)
+	// Samples is Loop.Samples: only the CLI's test hooks set it.
+	Samples func(step int, idx []int)
 }
 
 // Run trains the job that cfg describes in its run dir, resuming from the newest valid checkpoint
@@ -518,7 +520,7 @@ func (j *job) train(ctx context.Context) error {
 		j.strategy.Start(j.ck.started)
 	}
 	loop := &Loop{Net: j.net, Opt: j.optim, Task: j.work, Config: j.loop, Start: j.from, Checkpoints: j.checkpoints(),
-		Events: j.events, Stop: j.opt.Stop, Log: j.log, Terminal: j.opt.Terminal, Pause: j.opt.Pause, group: j.group}
+		Events: j.events, Stop: j.opt.Stop, Log: j.log, Terminal: j.opt.Terminal, Pause: j.opt.Pause, Samples: j.opt.Samples, group: j.group}
 	var err error
 	j.sum.Result, err = loop.Run(ctx)
 	if j.ck != nil {

@@ -167,6 +167,10 @@ type Loop struct {
 	// ("eval", "final-eval" for the evaluation after the run's last step). Only the test hooks
 	// of the CLI set it, to hold a point open until a signal has landed there.
 	Pause func(point string)
+	// Samples, if set, is called before every step with the step's number and the samples this
+	// process trains on in it (in a group, its share of the global batch). Only the test hooks of
+	// the CLI set it, to check the order of samples across resumes.
+	Samples func(step int, idx []int)
 
 	group *group // the process group this process trains in; nil: alone
 }
@@ -320,13 +324,16 @@ type decision struct {
 func (l *Loop) step(idx []int, lr float64, step int) (decision, error) {
 	clip := l.Config.GradClip
 	if l.group == nil {
+		l.samples(step, idx)
 		x, y := l.Task.Batch(idx)
 		return decision{}, l.Net.TrainStep(l.Opt, x, y, lr, clip)
 	}
 	notice := l.notice()
 	flags := l.group.flags(notice, l.Checkpoints != nil && l.Checkpoints.Due(step))
 	var err error
-	if lo, hi := Share(len(idx), l.group.rank(), l.group.world()); lo == hi {
+	lo, hi := Share(len(idx), l.group.rank(), l.group.world())
+	l.samples(step, idx[lo:hi])
+	if lo == hi {
 		err = l.Net.TrainShare(l.Opt, torch.Host{}, torch.Host{}, lr, clip, 0, flags)
 	} else {
 		x, y := l.Task.Batch(idx[lo:hi])
@@ -337,6 +344,12 @@ func (l *Loop) step(idx []int, lr float64, step int) (decision, error) {
 	}
 	notice, agreed := l.group.decisions(flags, notice)
 	return decision{notice: notice, due: agreed[0]}, nil
+}
+
+func (l *Loop) samples(step int, idx []int) {
+	if l.Samples != nil {
+		l.Samples(step, idx)
+	}
 }
 
 // takeLoss reads back the loss of the steps since the last read into pos (and res.End), and
