@@ -98,7 +98,7 @@ func (j *job) follow(ctx context.Context) (*Summary, error) {
 	}
 	j.sum = &Summary{Name: j.cfg.Name, Device: j.dev, Threads: torch.NumThreads(), Params: j.net.NumParams(),
 		Samples: j.work.Samples(), RunDir: j.cfg.RunDir}
-	err := j.train(ctx)
+	err := j.trainAll(ctx)
 	if err == nil {
 		err = j.complete()
 	}

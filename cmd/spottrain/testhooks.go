@@ -35,7 +35,7 @@ const memoryEnv = "SPOTTRAIN_TEST_MEMORY"
 
 // samplesEnv names a directory where every training process appends the samples of each of its
 // steps (train.Options.Samples) to a file of its own, DIR/<pid>.samples, one line a step:
-// "WORLD RANK STEP i1,i2,...", WORLD and RANK as the environment says (1 0 alone).
+// "WORLD RANK STEP i1,i2,...", the group's size and the rank in it at that step (1 0 alone).
 const samplesEnv = "SPOTTRAIN_TEST_SAMPLES"
 
 func init() {
@@ -90,12 +90,8 @@ func init() {
 // traceSamples makes opt's job write its samples to dir (see samplesEnv). A write that fails is
 // lost: the test reading the files then finds a step missing.
 func traceSamples(opt *train.Options, dir string) {
-	world, rank := "1", "0"
-	if m := opt.Member; m != nil {
-		world, rank = strconv.Itoa(m.World), strconv.Itoa(m.Rank)
-	}
 	name := filepath.Join(dir, strconv.Itoa(os.Getpid())+".samples")
-	opt.Samples = func(step int, idx []int) {
+	opt.Samples = func(step, rank, world int, idx []int) {
 		f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
 			return
@@ -105,6 +101,6 @@ func traceSamples(opt *train.Options, dir string) {
 		for i, v := range idx {
 			ids[i] = strconv.Itoa(v)
 		}
-		fmt.Fprintf(f, "%s %s %d %s\n", world, rank, step, strings.Join(ids, ","))
+		fmt.Fprintf(f, "%d %d %d %s\n", world, rank, step, strings.Join(ids, ","))
 	}
 }
