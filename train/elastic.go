@@ -93,17 +93,17 @@ func genKey(k int, what string, r ...int) string {
 	return key
 }
 
-// place is a rank's place in a generation: its rank, the group's size, and the prefix of the
-// generation's group in the store.
+// place is a rank's place in a group: its rank, the group's size, and the prefix of the group's
+// keys in the store.
 type place struct {
-	gen, rank, world int
-	prefix           string
-	members          []int
+	rank, world int
+	prefix      string
 }
 
-// placeOf returns the place of this process in generation k, whose members are given.
+// placeOf returns the place of this process in generation k, whose members are given (rank -1:
+// not one of them).
 func (e *elastic) placeOf(k int, members []int) place {
-	return place{gen: k, rank: slices.Index(members, e.member.Rank), world: len(members), prefix: e.prefix(k), members: members}
+	return place{rank: slices.Index(members, e.member.Rank), world: len(members), prefix: e.prefix(k)}
 }
 
 // readMembers reads the members of generation k that rank 0 decided, among the launch ranks.
