@@ -27,6 +27,10 @@ func (j *job) enter(m *distributed.Member) error {
 			}
 			return nil
 		})
+		var pe *PreemptedError
+		if err != nil && !errors.As(err, &pe) { // the store is gone: node 0 ended, or was lost
+			err = &PeerLostError{Op: "waiting to join the group", World: m.World, StoreGone: true, Err: err}
+		}
 		if err != nil {
 			return err
 		}
