@@ -1,7 +1,11 @@
 package k8s_test
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -312,10 +316,61 @@ func TestJobSetPods(t *testing.T) {
 	checkGracePeriod(t, pod, c)
 	checkRunDirs(t, pod, c)
 	checkSharedMemory(t, pod, c)
-	checkPlaceholders(t, "jobset.yaml", []container{c})
+	checkPlaceholders(t, "jobset.yaml", []container{c, waitForNodes(t, pod)})
 	for _, r := range spec.PodFailurePolicy.Rules {
 		if r.OnExitCodes != nil {
 			assert.Equal(t, c.Name, r.OnExitCodes.ContainerName, "exit codes of the trainer")
 		}
 	}
+}
+
+// waitForNodes returns the init container that waits for every node's DNS name.
+func waitForNodes(t *testing.T, pod podSpec) container {
+	t.Helper()
+	for _, c := range pod.InitContainers {
+		if c.Name == "wait-for-nodes" {
+			return c
+		}
+	}
+	t.Fatal("no init container wait-for-nodes")
+	return container{}
+}
+
+func TestJobSetWaitsForEveryNode(t *testing.T) {
+	js := loadJobSet(t)
+	spec, c := js.nodes(t)
+	w := waitForNodes(t, spec.Template.Spec)
+	require.Len(t, w.Command, 3, "sh -c SCRIPT")
+	require.Len(t, w.Env, 1)
+	assert.Equal(t, "NODES", w.Env[0].Name)
+	nodes := strings.Fields(w.Env[0].Value)
+	addr, _ := flag(c.Args, "--master-addr")
+	var want []string
+	for r := range *spec.Completions {
+		want = append(want, strings.Replace(addr, "-0-0.", fmt.Sprintf("-0-%d.", r), 1))
+	}
+	assert.Equal(t, want, nodes, "one name per node, node 0's first")
+
+	// Run the script with a fake getent that resolves the names listed in a file, and a fake
+	// sleep that adds node 1's name on its third call (the node was found).
+	bin, dir := t.TempDir(), t.TempDir()
+	resolved := filepath.Join(dir, "resolved")
+	require.NoError(t, os.WriteFile(resolved, []byte(nodes[0]+"\n"), 0o644))
+	fakes := map[string]string{
+		"getent": `grep -qx "$2" "$FAKE_DIR/resolved"`,
+		"sleep": `echo >>"$FAKE_DIR/sleeps"
+if [ "$(wc -l <"$FAKE_DIR/sleeps")" -ge 3 ]; then printf '%s\n' $NODES >"$FAKE_DIR/resolved"; fi`,
+	}
+	for name, body := range fakes {
+		require.NoError(t, os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", w.Command[1:]...)
+	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "FAKE_DIR=" + dir, "NODES=" + w.Env[0].Value}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	sleeps, err := os.ReadFile(filepath.Join(dir, "sleeps"))
+	require.NoError(t, err, "the script waited")
+	assert.Equal(t, 3, strings.Count(string(sleeps), "\n"), "it waited until node 1 was found, no longer")
 }
