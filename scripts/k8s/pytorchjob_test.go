@@ -145,7 +145,7 @@ wait)
 	trap 'echo TERM >"$FAKE_DIR/signal"; exit 75' TERM
 	: >"$FAKE_DIR/ready"
 	i=0
-	while [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done
+	while [ $i -lt 500 ]; do /bin/sleep 0.02; i=$((i + 1)); done
 	exit 99
 	;;
 kill) kill -KILL $$ ;;
@@ -153,11 +153,24 @@ kill) kill -KILL $$ ;;
 esac
 `
 
+// fakeGetent resolves no name while the file FAKE_DIR/unresolved lists it; fakeSleep counts its
+// calls in FAKE_DIR/sleeps, sleeps not, and empties FAKE_DIR/unresolved at the third.
+const fakeGetent = `#!/bin/sh
+! grep -qx "$2" "$FAKE_DIR/unresolved" 2>/dev/null
+`
+
+const fakeSleep = `#!/bin/sh
+echo >>"$FAKE_DIR/sleeps"
+if [ "$(wc -l <"$FAKE_DIR/sleeps")" -ge 3 ]; then : >"$FAKE_DIR/unresolved"; fi
+`
+
 func newScript(t *testing.T, c container) *script {
 	t.Helper()
 	require.Len(t, c.Command, 4)
 	bin, dir := t.TempDir(), t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(bin, "spottrain"), []byte(fakeSpottrain), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "getent"), []byte(fakeGetent), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "sleep"), []byte(fakeSleep), 0o755))
 	bash, err := exec.LookPath("bash")
 	require.NoError(t, err)
 	return &script{t: t, dir: dir, cmd: append([]string{bash}, c.Command[1:]...), args: c.Args,
@@ -278,6 +291,20 @@ func TestPyTorchJobScriptStartsTheGroup(t *testing.T) {
 		assert.Equal(t, gpus(t, c), d.NProcPerNode)
 		assert.GreaterOrEqual(t, d.Timeout, time.Minute, "the rendezvous waits for pods that start later")
 	}
+}
+
+// TestPyTorchJobScriptWaitsForTheMaster: spottrain starts once the Master's name resolves.
+func TestPyTorchJobScriptWaitsForTheMaster(t *testing.T) {
+	j := loadPyTorchJob(t)
+	_, c := j.replica(t, "Master")
+	s := newScript(t, c)
+	require.NoError(t, os.WriteFile(filepath.Join(s.dir, "unresolved"), []byte(j.Metadata.Name+"-master-0\n"), 0o644))
+	code, out := s.run("0", operatorEnv(j.Metadata.Name, 0, 2, masterPort(t, j))...)
+	require.Equal(t, 0, code, out)
+	sleeps, err := os.ReadFile(filepath.Join(s.dir, "sleeps"))
+	require.NoError(t, err, "the script waited")
+	assert.Equal(t, 3, strings.Count(string(sleeps), "\n"), "until the name resolved, no longer")
+	assert.FileExists(t, filepath.Join(s.dir, "args"), "then spottrain ran")
 }
 
 // TestPyTorchJobScriptOlderOperator: before v1.7 the operator set no PET_ variables; WORLD_SIZE
