@@ -66,7 +66,7 @@ type RunMetrics struct {
 	UsefulS float64 // the rest: training and evaluation that the final model kept
 
 	Steps       int // of the run
-	RedoSteps   int // steps done twice (after kills)
+	RedoSteps   int // steps done twice (after kills, and regroups that went back to a checkpoint)
 	Checkpoints int // checkpoints committed, emergency ones excluded
 	Notices     int // interruptions with notice (SIGTERM on schedule)
 	Kills       int // interruptions without notice (SIGKILL on schedule)
@@ -256,14 +256,12 @@ func measure(r *Run, cfg configs.Config) (*RunMetrics, error) {
 func (m *RunMetrics) addWorlds(r *Run) {
 	var spans, proc float64
 	for i, in := range r.Incarnations {
-		if len(m.Worlds) == 0 || m.Worlds[len(m.Worlds)-1] != in.World {
-			m.Worlds = append(m.Worlds, in.World)
-		}
+		m.Worlds = appendWorlds(m.Worlds, in)
 		s := m.Incarnations[i].End - m.Incarnations[i].Start
 		spans += s
 		proc += s * float64(in.World)
 	}
-	m.World = r.Incarnations[len(r.Incarnations)-1].World
+	m.World = r.Incarnations[len(r.Incarnations)-1].finalWorld()
 	m.ProcS = proc + max(m.BilledS-spans, 0)*float64(m.World)
 }
 
@@ -382,6 +380,7 @@ func (m *RunMetrics) addTrainers(r *Run, t *times) {
 		if prev != nil && prev.LostWork() && !in.idle() {
 			m.addLost(t, prev, in, prevSpan)
 		}
+		m.RedoSteps += in.RegroupRedo()
 		m.Incarnations = append(m.Incarnations, span)
 		if !in.idle() {
 			prev, prevSpan = in, len(m.Incarnations)-1

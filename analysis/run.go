@@ -59,6 +59,45 @@ type Incarnation struct {
 	Begun     []int    // steps of the checkpoints it began
 	Commits   []Commit // checkpoints it committed, in order
 	Invalid   []string // checkpoints it found invalid ("dir: reason")
+	// Regroups are the generations its elastic group formed without a restart, in order: each
+	// went on from a committed checkpoint (Step), back from the step it had reached (AtStep).
+	Regroups []events.Regroup
+}
+
+// Worlds returns the sizes of the incarnation's group, in order: at its start, then after each
+// regroup.
+func (in *Incarnation) Worlds() []int {
+	out := []int{in.World}
+	for _, rg := range in.Regroups {
+		out = append(out, max(rg.ToWorld, 1))
+	}
+	return out
+}
+
+// finalWorld is the size of the incarnation's group at its end.
+func (in *Incarnation) finalWorld() int {
+	w := in.Worlds()
+	return w[len(w)-1]
+}
+
+// appendWorlds appends the sizes of in's group to worlds, but for repeats.
+func appendWorlds(worlds []int, in *Incarnation) []int {
+	for _, w := range in.Worlds() {
+		if len(worlds) == 0 || worlds[len(worlds)-1] != w {
+			worlds = append(worlds, w)
+		}
+	}
+	return worlds
+}
+
+// RegroupRedo is the number of steps the incarnation did twice because its group went back to a
+// checkpoint when it lost ranks.
+func (in *Incarnation) RegroupRedo() int {
+	n := 0
+	for _, rg := range in.Regroups {
+		n += max(rg.AtStep-rg.Step, 0)
+	}
+	return n
 }
 
 // Killed reports whether the incarnation died without exiting (SIGKILL, a crash).
@@ -181,6 +220,8 @@ func (in *Incarnation) add(p events.Payload) {
 		}
 	case events.Resume:
 		in.Resumed, in.ResumeStep, in.ResumeDir = true, p.Step, p.Dir
+	case events.Regroup:
+		in.Regroups = append(in.Regroups, p)
 	case events.CheckpointBegin:
 		in.Begun = append(in.Begun, p.Step)
 	case events.CheckpointCommit:

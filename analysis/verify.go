@@ -27,7 +27,7 @@ type Verdict struct {
 	Worlds []int
 	// Redo is the number of steps done twice: after each kill, from the checkpoint resumed to the
 	// last step the killed process reported (a lower bound: it may have gone a few steps further
-	// after its last event).
+	// after its last event); and after each regroup of an elastic group that lost ranks.
 	Redo      int
 	FinalStep int
 	// Final is the newest valid checkpoint of a completed run (nil otherwise).
@@ -90,9 +90,7 @@ func Verify(dir string) (*Verdict, error) {
 	newest := -1
 	var prev *Incarnation
 	for _, in := range r.Incarnations {
-		if len(v.Worlds) == 0 || v.Worlds[len(v.Worlds)-1] != in.World {
-			v.Worlds = append(v.Worlds, in.World)
-		}
+		v.Worlds = appendWorlds(v.Worlds, in)
 		for _, inv := range in.Invalid {
 			if !leftover(inv) {
 				v.problem("incarnation %d found an invalid checkpoint: %s", in.N, inv)
@@ -118,6 +116,12 @@ func Verify(dir string) (*Verdict, error) {
 			committed[c.Step] = true
 			newest = max(newest, c.Step)
 		}
+		for _, rg := range in.Regroups {
+			if !committed[rg.Step] {
+				v.problem("incarnation %d regrouped (generation %d) from step %d, whose checkpoint was never committed", in.N, rg.Generation, rg.Step)
+			}
+		}
+		v.Redo += in.RegroupRedo()
 		for _, s := range in.Begun {
 			begun[s] = true
 		}
@@ -238,8 +242,8 @@ func checkFinalWorld(v *Verdict, last *Incarnation) {
 	if v.Final == nil || !slices.ContainsFunc(last.Commits, func(c Commit) bool { return c.Step == int(v.Final.Manifest.Step) }) {
 		return
 	}
-	if w := max(v.Final.Manifest.World, 1); w != last.World {
-		v.problem("the final checkpoint %s is of a group of %d processes, the last trainer had %d", v.Final.Dir, w, last.World)
+	if w := max(v.Final.Manifest.World, 1); w != last.finalWorld() {
+		v.problem("the final checkpoint %s is of a group of %d processes, the last trainer had %d", v.Final.Dir, w, last.finalWorld())
 	}
 }
 

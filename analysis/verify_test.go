@@ -586,6 +586,29 @@ func TestVerifyGroup(t *testing.T) {
 		require.NoError(t, err)
 		assertProblems(t, dir, []string{"is of a group of 2 processes, the last trainer had 1"}, v.Problems)
 	})
+	elastic := `
+		1 start 11 30 2
+		1 ckpt 10
+		1 step 14
+		1 regroup 2 1 14 10
+		1 step 20
+		1 ckpt 20
+		1 regroup 1 2 20 20
+	` + done(1)
+	t.Run("an elastic group shrinks and grows back without a restart", func(t *testing.T) {
+		dir := buildRun(t, runSpec{log: elastic, world: 2})
+		v, err := analysis.Verify(dir)
+		require.NoError(t, err)
+		assert.Empty(t, v.Problems)
+		assert.Equal(t, counts{Completed: true, Starts: 1, Redo: 4, Final: 30}, countsOf(v))
+		assert.Equal(t, []int{2, 1, 2}, v.Worlds)
+	})
+	t.Run("a regroup from a checkpoint never committed", func(t *testing.T) {
+		dir := buildRun(t, runSpec{log: strings.Replace(elastic, "regroup 2 1 14 10", "regroup 2 1 14 12", 1), world: 2})
+		v, err := analysis.Verify(dir)
+		require.NoError(t, err)
+		assertProblems(t, dir, []string{"incarnation 1 regrouped (generation 1) from step 12, whose checkpoint was never committed"}, v.Problems)
+	})
 	t.Run("a group's notice without an emergency checkpoint is still a problem", func(t *testing.T) {
 		dir := buildRun(t, runSpec{log: `
 			1 start 11 30 2
@@ -930,6 +953,7 @@ type eventWriter struct {
 	n         int // events written
 	committed []int64
 	restarts  int
+	regroups  int
 	// the line being written
 	line string
 	inc  int
@@ -953,6 +977,10 @@ func (w *eventWriter) verb(verb string) {
 		w.emit(p)
 	case "resume":
 		w.emit(events.Resume{Step: w.arg(0), Epoch: w.arg(0) / 15, Batch: w.arg(0) % 15, Dir: ckptDir(w.dir, w.arg(0))})
+	case "regroup": // FROM_WORLD TO_WORLD AT_STEP STEP
+		w.regroups++
+		w.emit(events.Regroup{Generation: w.regroups, FromWorld: w.arg(0), ToWorld: w.arg(1), AtStep: w.arg(2), Step: w.arg(3),
+			Epoch: w.arg(3) / 15, Batch: w.arg(3) % 15, Dir: ckptDir(w.dir, w.arg(3)), TookMS: 1200})
 	case "step":
 		w.emit(events.Progress{Step: w.arg(0), Epoch: w.arg(0) / 15, Loss: 0.5})
 	case "begin":

@@ -108,6 +108,12 @@ type DistributedConfig struct {
 	// only when NNodes is 1 (one machine, whose store listens on a free port).
 	MasterAddr string `yaml:"master_addr"`
 	MasterPort int    `yaml:"master_port"`
+	// MinNodes, above 0, makes a group of several machines elastic: when a machine is lost, the
+	// others go on among themselves, as long as MinNodes machines are left (from the newest
+	// committed checkpoint, without a restart), and a machine started again in its place joins
+	// at the next checkpoint. 0: a lost machine stops the group (exit 75), as torchrun's static
+	// rendezvous does.
+	MinNodes int `yaml:"min_nodes"`
 }
 
 // LayersConfig names the layers of a config tree that an experiment (or a --config file) sits

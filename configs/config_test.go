@@ -298,7 +298,7 @@ var errorCases = []errorCase{
 	{name: "SetNProcNotDividing", doc: "train:\n  batch_size: 30\n", sets: []string{"distributed.nproc_per_node=4"}, line: 2, key: "train.batch_size",
 		msg: "30 is not divisible by distributed.nproc_per_node 4 (each process takes an equal share of every batch)"},
 	{name: "UnknownDistributedKey", doc: "distributed:\n  nprocs: 2\n", line: 2, key: "distributed.nprocs",
-		msg: "unknown key; known keys: nproc_per_node, backend, timeout, bucket_mb, nnodes, node_rank, master_addr, master_port"},
+		msg: "unknown key; known keys: nproc_per_node, backend, timeout, bucket_mb, nnodes, node_rank, master_addr, master_port, min_nodes"},
 	{name: "NNodesZero", doc: "distributed:\n  nnodes: 0\n", line: 2, key: "distributed.nnodes", msg: "must be in [1, 1024] (got 0)"},
 	{name: "NNodesTooMany", doc: "distributed:\n  nnodes: 1025\n", line: 2, key: "distributed.nnodes", msg: "must be in [1, 1024] (got 1025)"},
 	{name: "NodeRankNotBelow", doc: "distributed:\n  nnodes: 2\n  master_addr: h\n  node_rank: 2\n", line: 4, key: "distributed.node_rank",
@@ -310,6 +310,7 @@ var errorCases = []errorCase{
 	{name: "MasterAddrSpace", doc: "distributed:\n  master_addr: a b\n", line: 2, key: "distributed.master_addr", msg: `must be a host name or an IP address (got "a b")`},
 	{name: "MasterPortZero", doc: "distributed:\n  master_port: 0\n", line: 2, key: "distributed.master_port", msg: "must be in [1, 65535] (got 0)"},
 	{name: "MasterPortHigh", doc: "distributed:\n  master_port: 65536\n", line: 2, key: "distributed.master_port", msg: "must be in [1, 65535] (got 65536)"},
+	{name: "MinNodesAboveNNodes", doc: "distributed:\n  min_nodes: 2\n", line: 2, key: "distributed.min_nodes", msg: "must be in [0, distributed.nnodes] = [0, 1] (got 2)"},
 	{name: "BatchNotDivisibleNodes", doc: "train:\n  batch_size: 30\ndistributed:\n  nnodes: 4\n  master_addr: h\n", line: 2, key: "train.batch_size",
 		msg: "30 is not divisible by distributed.nnodes 4 × distributed.nproc_per_node 1 (each process takes an equal share of every batch)"},
 

@@ -175,6 +175,7 @@ func checkDistributed(ch *checker, d DistributedConfig, device string, batchSize
 	ch.cross(d.NNodes <= 1 || d.MasterAddr != "", []string{"distributed.master_addr", "distributed.nnodes"}, "required when distributed.nnodes is more than 1 (got %d): the address of node 0, which hosts the rendezvous store", d.NNodes)
 	ch.want(!strings.ContainsAny(d.MasterAddr, " \t\n/"), "distributed.master_addr", "must be a host name or an IP address (got %q)", d.MasterAddr)
 	ch.between("distributed.master_port", d.MasterPort, 1, 65535)
+	ch.want(d.MinNodes >= 0 && d.MinNodes <= max(d.NNodes, 1), "distributed.min_nodes", "must be in [0, distributed.nnodes] = [0, %d] (got %d)", max(d.NNodes, 1), d.MinNodes)
 	if d.NNodes > 1 {
 		ch.cross(d.NProcPerNode < 1 || batchSize%(d.NNodes*d.NProcPerNode) == 0, []string{"train.batch_size", "distributed.nproc_per_node", "distributed.nnodes"},
 			"%d is not divisible by distributed.nnodes %d × distributed.nproc_per_node %d (each process takes an equal share of every batch)", batchSize, d.NNodes, d.NProcPerNode)

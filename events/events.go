@@ -19,6 +19,9 @@
 //
 //	run_start             RunStart: config_hash, device, pid, libtorch; also training_hash, total_steps
 //	resume                Resume: step, epoch, batch (the next batch to run), dir (the checkpoint)
+//	regroup               Regroup: generation, from_world, to_world, at_step, step, epoch, batch,
+//	                      dir, took_ms; also lost, joined: an elastic group went on at another
+//	                      size from the checkpoint in dir, within the incarnation
 //	checkpoint_begin      CheckpointBegin: step, reason (codes.CheckpointReason)
 //	checkpoint_commit     CheckpointCommit: step, reason, blocking_ms, persist_ms, bytes, dir
 //	checkpoint_failed     CheckpointFailed: error (a checkpoint could not be saved; training went on)

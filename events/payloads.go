@@ -44,6 +44,25 @@ type GroupStats struct {
 	BareMS   float64 `json:"bare_ms"`
 }
 
+// Regroup: an elastic group (distributed.min_nodes) formed its generation Generation without a
+// restart: from FromWorld ranks to ToWorld, the ranks Lost gone (launch ranks: RANK as their
+// launchers set it) and the ranks Joined taken in. Training had reached step AtStep; it went on
+// from the checkpoint in Dir, of step Step (AtStep - Step steps are done again), TookMS after the
+// group's loss was noticed (or the checkpoint that took the new ranks in was taken).
+type Regroup struct {
+	Generation int     `json:"generation"`
+	FromWorld  int     `json:"from_world"`
+	ToWorld    int     `json:"to_world"`
+	Lost       []int   `json:"lost,omitempty" events:"optional"`
+	Joined     []int   `json:"joined,omitempty" events:"optional"`
+	AtStep     int     `json:"at_step"`
+	Step       int     `json:"step"`
+	Epoch      int     `json:"epoch"`
+	Batch      int     `json:"batch"` // the next batch to run
+	Dir        string  `json:"dir"`
+	TookMS     float64 `json:"took_ms"`
+}
+
 // Resume: the trainer restored the checkpoint in Dir.
 type Resume struct {
 	Step  int    `json:"step"`
@@ -208,6 +227,7 @@ type ChildStart struct {
 func (RunStart) EventType() string               { return "run_start" }
 func (GroupStats) EventType() string             { return "group_stats" }
 func (Resume) EventType() string                 { return "resume" }
+func (Regroup) EventType() string                { return "regroup" }
 func (CheckpointBegin) EventType() string        { return "checkpoint_begin" }
 func (CheckpointCommit) EventType() string       { return "checkpoint_commit" }
 func (CheckpointFailed) EventType() string       { return "checkpoint_failed" }
@@ -235,7 +255,7 @@ func init() {
 		RunStart{}, Resume{}, CheckpointBegin{}, CheckpointCommit{}, CheckpointFailed{}, CheckpointInvalid{},
 		SignalReceived{}, EmergencyCheckpoint{}, EpochEnd{}, Progress{}, Exit{}, CheckpointUpload{},
 		CheckpointUploadFailed{}, CheckpointDownload{}, RunnerStart{}, InterruptSent{}, SignalFailed{},
-		ChildExit{}, Restart{}, ChildStart{}, GroupStats{},
+		ChildExit{}, Restart{}, ChildStart{}, GroupStats{}, Regroup{},
 	} {
 		known[p.EventType()] = reflect.TypeOf(p)
 	}

@@ -261,6 +261,24 @@ char* Store_NewServer(int port, int64_t timeout_ms, Store* out, int* bound) {
 
 void Store_Free(Store s) { delete static_cast<c10::intrusive_ptr<c10d::TCPStore>*>(s); }
 
+char* StoreClient_New(const char* host, int port, const char* prefix, int64_t timeout_ms,
+                      StoreClient* out) {
+  SHIM_BEGIN
+  TORCH_CHECK(port > 0 && port < 65536, "port ", port, " out of range");
+  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::PrefixStore>(
+      prefix, spottrain::tcp_store(host, port, false, std::chrono::milliseconds(timeout_ms)));
+  *out = new c10::intrusive_ptr<c10d::Store>(std::move(store));
+  SHIM_END
+}
+
+char* StoreClient_Add(StoreClient s, const char* key, int64_t delta, int64_t* value) {
+  SHIM_BEGIN
+  *value = (*static_cast<c10::intrusive_ptr<c10d::Store>*>(s))->add(std::string("spottrain/") + key, delta);
+  SHIM_END
+}
+
+void StoreClient_Free(StoreClient s) { delete static_cast<c10::intrusive_ptr<c10d::Store>*>(s); }
+
 char* Group_New(const char* host, int port, int host_store, const char* prefix, int rank, int world,
                 const char* backend, const char* device, const char* bind, int64_t timeout_ms,
                 Group* out) {

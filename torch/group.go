@@ -46,6 +46,51 @@ func (s *Store) Close() {
 	}
 }
 
+// StoreClient is a connection to a rendezvous store (c10d's TCPStore), its keys under a prefix:
+// the counters through which the processes of an elastic group agree on its members. It is not
+// safe for concurrent use.
+type StoreClient struct {
+	p       C.StoreClient
+	cleanup runtime.Cleanup
+}
+
+// DialStore connects to the store at host:port, its keys under prefix; it fails after timeout
+// without a store there, and so does every Add that gets no answer.
+func DialStore(host string, port int, prefix string, timeout time.Duration) (*StoreClient, error) {
+	ch, cp := C.CString(host), C.CString(prefix)
+	defer C.free(unsafe.Pointer(ch))
+	defer C.free(unsafe.Pointer(cp))
+	var p C.StoreClient
+	if err := check("store", C.StoreClient_New(ch, C.int(port), cp, C.int64_t(timeout.Milliseconds()), &p)); err != nil {
+		return nil, err
+	}
+	s := &StoreClient{p: p}
+	s.cleanup = runtime.AddCleanup(s, func(p C.StoreClient) { C.StoreClient_Free(p) }, p)
+	return s, nil
+}
+
+// Add adds delta to the counter key and returns its new value (delta 0 reads it; a key never added
+// to counts 0).
+func (s *StoreClient) Add(key string, delta int64) (int64, error) {
+	if s.p == nil {
+		return 0, &Error{Op: "store", Msg: "the store client is closed"}
+	}
+	ck := C.CString(key)
+	defer C.free(unsafe.Pointer(ck))
+	var v C.int64_t
+	err := check("store", C.StoreClient_Add(s.p, ck, C.int64_t(delta), &v))
+	return int64(v), err
+}
+
+// Close closes the connection. It is safe to call more than once.
+func (s *StoreClient) Close() {
+	if s.p != nil {
+		s.cleanup.Stop()
+		C.StoreClient_Free(s.p)
+		s.p = nil
+	}
+}
+
 // GroupConfig says how a process joins its group.
 type GroupConfig struct {
 	Host      string // where the rendezvous store listens

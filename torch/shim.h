@@ -121,6 +121,15 @@ typedef void* Store;  // a TCPStore server hosted by this process (a launcher's)
 char* Store_NewServer(int port, int64_t timeout_ms, Store* out, int* bound);
 void Store_Free(Store s);
 
+typedef void* StoreClient;  // a connection to a TCPStore, its keys under a prefix
+// StoreClient_New connects to the TCPStore at host:port; every key is put under prefix. It fails
+// after timeout_ms without a store there.
+char* StoreClient_New(const char* host, int port, const char* prefix, int64_t timeout_ms,
+                      StoreClient* out);
+// StoreClient_Add adds delta to the counter key and sets *value to its new value.
+char* StoreClient_Add(StoreClient s, const char* key, int64_t delta, int64_t* value);
+void StoreClient_Free(StoreClient s);
+
 // Group_New joins the group as rank of world: rendezvous through the TCPStore at host:port (this
 // process hosts it when host_store is 1, else it connects to it), with every key under prefix;
 // collectives run on backend "gloo" or "nccl", with tensors on device ("cpu", "cuda:N"). Gloo

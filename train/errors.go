@@ -54,12 +54,13 @@ func ExitCode(err error) int {
 	var se *solar.ParseError
 	var pl *PeerLostError
 	var el *errLeader
+	var rg *RegroupError
 	switch {
 	case err == nil:
 		return codes.ExitDone
 	case errors.As(err, &el):
 		return el.code
-	case errors.As(err, &pe), errors.As(err, &pl):
+	case errors.As(err, &pe), errors.As(err, &pl), errors.As(err, &rg):
 		return codes.ExitPreempted
 	case errors.As(err, &ie), errors.As(err, &ce), errors.As(err, &se):
 		return codes.ExitBadInput

@@ -34,9 +34,9 @@ type group struct {
 	bucket  int64 // bytes per gradient bucket
 }
 
-// joinGroup joins the group m describes, for a model on dev, as dc says: its backend (auto: NCCL
-// on a CUDA device, Gloo on the CPU) and the size of its gradient buckets.
-func joinGroup(m *distributed.Member, dev torch.Device, dc configs.DistributedConfig) (*group, error) {
+// joinGroup joins, at the place at, the group of m, for a model on dev, as dc says: its backend
+// (auto: NCCL on a CUDA device, Gloo on the CPU) and the size of its gradient buckets.
+func joinGroup(m *distributed.Member, at place, dev torch.Device, dc configs.DistributedConfig) (*group, error) {
 	backend := dc.Backend
 	if backend == "auto" {
 		backend = "gloo"
@@ -45,11 +45,11 @@ func joinGroup(m *distributed.Member, dev torch.Device, dc configs.DistributedCo
 		}
 	}
 	g, err := torch.NewGroup(torch.GroupConfig{
-		Host: m.MasterAddr, Port: m.MasterPort, HostStore: !m.AgentStore && m.Rank == 0, Prefix: m.Prefix,
-		Rank: m.Rank, World: m.World, Backend: backend, Device: dev, Bind: bindAddr(m), Timeout: m.Timeout,
+		Host: m.MasterAddr, Port: m.MasterPort, HostStore: !m.AgentStore && m.Rank == 0, Prefix: at.prefix,
+		Rank: at.rank, World: at.world, Backend: backend, Device: dev, Bind: bindAddr(m), Timeout: m.Timeout,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("rank %d of %d: join the group at %s:%d: %w", m.Rank, m.World, m.MasterAddr, m.MasterPort, err)
+		return nil, fmt.Errorf("rank %d of %d: join the group at %s:%d: %w", at.rank, at.world, m.MasterAddr, m.MasterPort, err)
 	}
 	return &group{g: g, backend: backend, bucket: int64(dc.BucketMB * (1 << 20))}, nil
 }

@@ -98,7 +98,7 @@ func (j *job) follow(ctx context.Context) (*Summary, error) {
 	}
 	j.sum = &Summary{Name: j.cfg.Name, Device: j.dev, Threads: torch.NumThreads(), Params: j.net.NumParams(),
 		Samples: j.work.Samples(), RunDir: j.cfg.RunDir}
-	err := j.train(ctx)
+	err := j.trainAll(ctx)
 	if err == nil {
 		err = j.complete()
 	}
@@ -172,8 +172,20 @@ func (j *job) receiveStart() error {
 	if mine := files[1+rank]; len(mine) > 0 {
 		return torch.LoadRNG(mine)
 	}
-	torch.ManualSeed(j.cfg.Seed + uint64(rank)) // a checkpoint of a smaller group
+	torch.ManualSeed(rankSeed(j.cfg.Seed, rank, j.from.Step)) // a checkpoint of a smaller group
 	return nil
+}
+
+// rankSeed is the seed of the RNG of a rank that a checkpoint of step has no state of (it was made
+// by a smaller group): a function of the run's seed, the rank and the step alone, so a resume
+// draws the same dropout masks however often it is repeated, and distinct ones for every rank
+// and step (splitmix64's finalizer over the three).
+func rankSeed(seed uint64, rank, step int) uint64 {
+	z := seed ^ uint64(rank)<<40 ^ uint64(step)
+	z += 0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
 }
 
 // follower is the Checkpointer of a rank other than 0: rank 0 decides when to checkpoint (the

@@ -24,6 +24,10 @@ type ImageTask struct {
 // TrainSize implements Task.
 func (t *ImageTask) TrainSize() int { return t.TrainSet.Len() }
 
+// setShare implements sharer: the loader's batches are n samples, this process's share of a
+// global batch.
+func (t *ImageTask) setShare(n int) { t.Loader.BatchSize = n }
+
 // StartEpoch implements EpochStarter: it starts assembling the epoch's batches from batch `from`.
 func (t *ImageTask) StartEpoch(epoch int, order []int, from int) {
 	t.Close()
@@ -122,9 +126,9 @@ type imageWorkload struct {
 
 func (w *imageWorkload) Metrics() metrics.Set { return metrics.Classification(w.TestSet.Classes) }
 
-// newImageWorkload loads the images cfg names and makes their workload, for a process of a group
-// of world (its batches are its share of the config's); cfg is a ResNet config.
-func newImageWorkload(cfg configs.Config, world int) (*imageWorkload, error) {
+// newImageWorkload loads the images cfg names and makes their workload; cfg is a ResNet config.
+// The loop sets the size of its batches (setShare) before it starts an epoch.
+func newImageWorkload(cfg configs.Config) (*imageWorkload, error) {
 	d, r := cfg.Data, cfg.Data.ResNet
 	w := &imageWorkload{source: d.Source}
 	var norm cifar.Norm
@@ -146,7 +150,7 @@ func newImageWorkload(cfg configs.Config, world int) (*imageWorkload, error) {
 	if workers == 0 {
 		workers = runtime.NumCPU()
 	}
-	w.Loader = cifar.LoaderConfig{BatchSize: cfg.Train.BatchSize / world, Norm: norm, Seed: cfg.Seed, Workers: workers, Prefetch: 4}
+	w.Loader = cifar.LoaderConfig{BatchSize: cfg.Train.BatchSize, Norm: norm, Seed: cfg.Seed, Workers: workers, Prefetch: 4}
 	if r.Augment {
 		w.Loader.Augment = &cifar.Augment{Pad: 4, Flip: true}
 	}

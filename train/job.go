@@ -56,6 +56,8 @@ type Options struct {
 	// "final-eval" (before each batch of the test scoring), and those of Loop.Pause. Only the
 	// CLI's test hooks set it, to hold a phase open for a signal.
 	Pause func(point string)
+	// Samples is Loop.Samples: only the CLI's test hooks set it.
+	Samples func(step, rank, world int, idx []int)
 }
 
 // Run trains the job that cfg describes in its run dir, resuming from the newest valid checkpoint
@@ -116,7 +118,7 @@ func Run(ctx context.Context, cfg configs.Config, opt Options) (*Summary, error)
 	}
 	err = j.announce(err)
 	if err == nil {
-		err = j.train(ctx)
+		err = j.trainAll(ctx)
 	}
 	if err == nil {
 		err = j.complete()
@@ -175,7 +177,8 @@ type job struct {
 	opt     Options
 	log     io.Writer
 	started time.Time
-	group   *group // nil: a process alone
+	group   *group   // nil: a process alone
+	elastic *elastic // nil: a group that a lost machine stops (or a process alone)
 
 	// prepare
 	dev       torch.Device
@@ -236,7 +239,7 @@ func (j *job) prepare() error {
 			return err
 		}
 	}
-	work, err := newWorkload(cfg, j.log, j.opt.Member)
+	work, err := newWorkload(cfg, j.log)
 	if err != nil {
 		return &InputError{err}
 	}
@@ -246,13 +249,7 @@ func (j *job) prepare() error {
 		return err
 	}
 	if m := j.opt.Member; m != nil {
-		if j.group, err = joinGroup(m, j.dev, cfg.Distributed); err != nil {
-			if n := j.notice(); n != nil { // a peer stopped by the same notice before it joined
-				return j.stop(n, "joining the group", -1)
-			}
-			return err
-		}
-		if err := j.net.SetGroup(j.group.g, j.group.bucket); err != nil {
+		if err := j.enter(m); err != nil {
 			return err
 		}
 	}
@@ -518,7 +515,10 @@ func (j *job) train(ctx context.Context) error {
 		j.strategy.Start(j.ck.started)
 	}
 	loop := &Loop{Net: j.net, Opt: j.optim, Task: j.work, Config: j.loop, Start: j.from, Checkpoints: j.checkpoints(),
-		Events: j.events, Stop: j.opt.Stop, Log: j.log, Terminal: j.opt.Terminal, Pause: j.opt.Pause, group: j.group}
+		Events: j.events, Stop: j.opt.Stop, Log: j.log, Terminal: j.opt.Terminal, Pause: j.opt.Pause, Samples: j.opt.Samples, group: j.group}
+	if j.group.leader() && j.elastic != nil {
+		loop.joiners = j.elastic.pendingJoiners
+	}
 	var err error
 	j.sum.Result, err = loop.Run(ctx)
 	if j.ck != nil {
@@ -681,6 +681,7 @@ func (j *job) release() {
 		j.work.Close()
 	}
 	j.group.close()
+	j.elastic.close()
 }
 
 // writeMetrics writes metrics.json: the job's test scores, and the validation scores of every epoch

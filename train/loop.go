@@ -47,6 +47,10 @@ type EpochStarter interface {
 	StartEpoch(epoch int, order []int, from int)
 }
 
+// A sharer is a Task whose batches the loop sizes: before each epoch, to this process's share of
+// the global batch (the group's size may change between two runs of a loop).
+type sharer interface{ setShare(n int) }
+
 // Metrics are named scores of an evaluation, e.g. "mae_kw".
 type Metrics map[string]float64
 
@@ -167,8 +171,16 @@ type Loop struct {
 	// ("eval", "final-eval" for the evaluation after the run's last step). Only the test hooks
 	// of the CLI set it, to hold a point open until a signal has landed there.
 	Pause func(point string)
+	// Samples, if set, is called before every step with the step's number, this process's rank in
+	// its group and the group's size (0 of 1 alone), and the samples it trains on in the step (its
+	// share of the global batch). Only the test hooks of the CLI set it, to check the order of
+	// samples across resumes and regroupings.
+	Samples func(step, rank, world int, idx []int)
 
 	group *group // the process group this process trains in; nil: alone
+	// joiners, on rank 0 of an elastic group, reports whether ranks ask to join it: the loop
+	// then ends with errGrow after the next periodic checkpoint. nil: never.
+	joiners func() bool
 }
 
 // BatchesPerEpoch returns how many batches an epoch of n samples has (the last may be partial).
@@ -226,6 +238,9 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 		if epoch == l.Start.Epoch {
 			pos = l.Start
 		}
+		if s, ok := l.Task.(sharer); ok {
+			s.setShare(c.BatchSize / l.group.world())
+		}
 		if es, ok := l.Task.(EpochStarter); ok {
 			es.StartEpoch(epoch, l.group.rankOrder(order, c.BatchSize), pos.Batch)
 		}
@@ -267,6 +282,9 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 				if err := l.Checkpoints.Save(pos, codes.Periodic, res.lastMetrics()); err != nil {
 					return res, err
 				}
+				if agreed.grow {
+					return res, errGrow
+				}
 			}
 			if err := ctx.Err(); err != nil {
 				return res, err
@@ -305,11 +323,11 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 	return res, nil
 }
 
-// decision is what a group decided in a step: the notice that stops it after the step (nil: none)
-// and whether a checkpoint of the step is due.
+// decision is what a group decided in a step: the notice that stops it after the step (nil: none),
+// whether a checkpoint of the step is due, and whether the group takes in new ranks after it.
 type decision struct {
-	notice *Notice
-	due    bool
+	notice    *Notice
+	due, grow bool
 }
 
 // step trains on the batch of samples idx at learning rate lr: alone, on all of it; in a group,
@@ -320,13 +338,17 @@ type decision struct {
 func (l *Loop) step(idx []int, lr float64, step int) (decision, error) {
 	clip := l.Config.GradClip
 	if l.group == nil {
+		l.samples(step, idx)
 		x, y := l.Task.Batch(idx)
 		return decision{}, l.Net.TrainStep(l.Opt, x, y, lr, clip)
 	}
 	notice := l.notice()
-	flags := l.group.flags(notice, l.Checkpoints != nil && l.Checkpoints.Due(step))
+	due := l.Checkpoints != nil && l.Checkpoints.Due(step)
+	flags := l.group.flags(notice, due, due && l.joiners != nil && l.joiners())
 	var err error
-	if lo, hi := Share(len(idx), l.group.rank(), l.group.world()); lo == hi {
+	lo, hi := Share(len(idx), l.group.rank(), l.group.world())
+	l.samples(step, idx[lo:hi])
+	if lo == hi {
 		err = l.Net.TrainShare(l.Opt, torch.Host{}, torch.Host{}, lr, clip, 0, flags)
 	} else {
 		x, y := l.Task.Batch(idx[lo:hi])
@@ -336,7 +358,13 @@ func (l *Loop) step(idx []int, lr float64, step int) (decision, error) {
 		return decision{}, l.group.lost("the training step", err)
 	}
 	notice, agreed := l.group.decisions(flags, notice)
-	return decision{notice: notice, due: agreed[0]}, nil
+	return decision{notice: notice, due: agreed[0], grow: agreed[1]}, nil
+}
+
+func (l *Loop) samples(step int, idx []int) {
+	if l.Samples != nil {
+		l.Samples(step, l.group.rank(), l.group.world(), idx)
+	}
 }
 
 // takeLoss reads back the loss of the steps since the last read into pos (and res.End), and

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"net"
 	"slices"
 	"testing"
@@ -110,4 +111,23 @@ func TestBindAddr(t *testing.T) {
 	assert.Equal(t, own, bindAddr(&distributed.Member{MasterAddr: own, MasterPort: 29500}))
 	t.Setenv("GLOO_SOCKET_IFNAME", "eth0")
 	assert.Empty(t, bindAddr(&distributed.Member{MasterAddr: own, MasterPort: 29500}), "the interface is named")
+}
+
+// TestRankSeed checks the seeds of ranks a checkpoint has no RNG state of: the same for the same
+// (seed, rank, step), and distinct across ranks, steps and seeds.
+func TestRankSeed(t *testing.T) {
+	seen := map[uint64]string{}
+	for _, seed := range []uint64{0, 11} {
+		for rank := range 8 {
+			for _, step := range []int{0, 1, 2, 63, 1 << 20} {
+				s := rankSeed(seed, rank, step)
+				assert.Equal(t, s, rankSeed(seed, rank, step))
+				what := fmt.Sprintf("seed %d rank %d step %d", seed, rank, step)
+				if prev, ok := seen[s]; ok {
+					t.Errorf("%s and %s have the same seed %d", prev, what, s)
+				}
+				seen[s] = what
+			}
+		}
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 
 	"spottrain/configs"
-	"spottrain/distributed"
 	"spottrain/metrics"
 	"spottrain/torch"
 )
@@ -31,9 +30,8 @@ type workload interface {
 	Close()
 }
 
-// newWorkload loads the data cfg names and makes its workload, for the process m of a group (nil:
-// alone), whose batches are its share of the config's.
-func newWorkload(cfg configs.Config, log io.Writer, m *distributed.Member) (workload, error) {
+// newWorkload loads the data cfg names and makes its workload.
+func newWorkload(cfg configs.Config, log io.Writer) (workload, error) {
 	switch cfg.Model.Kind {
 	case configs.KindLSTM:
 		ds, err := LoadSolar(cfg.Data, cfg.Seed)
@@ -51,11 +49,7 @@ func newWorkload(cfg configs.Config, log io.Writer, m *distributed.Member) (work
 				Dropout: m.Dropout, Horizon: ds.Train.Horizon},
 		}, nil
 	case configs.KindResNet:
-		world := 1
-		if m != nil {
-			world = m.World
-		}
-		return newImageWorkload(cfg, world)
+		return newImageWorkload(cfg)
 	default:
 		return nil, fmt.Errorf("unknown model kind %q", cfg.Model.Kind)
 	}

@@ -8,6 +8,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,11 @@ const (
 // memoryEnv sets train.Options.Memory, in bytes: the memory the data may take.
 const memoryEnv = "SPOTTRAIN_TEST_MEMORY"
 
+// samplesEnv names a directory where every training process appends the samples of each of its
+// steps (train.Options.Samples) to a file of its own, DIR/<pid>.samples, one line a step:
+// "WORLD RANK STEP i1,i2,...", the group's size and the rank in it at that step (1 0 alone).
+const samplesEnv = "SPOTTRAIN_TEST_SAMPLES"
+
 func init() {
 	testHook = func(opt *train.Options) error {
 		if v := os.Getenv(memoryEnv); v != "" {
@@ -47,6 +53,9 @@ func init() {
 				return usageError{fmt.Sprintf("%s: %v", ckptWriteDelayEnv, err)}
 			}
 			opt.FS = checkpointtest.SlowFS(checkpoint.OSFS{}, d)
+		}
+		if dir := os.Getenv(samplesEnv); dir != "" {
+			traceSamples(opt, dir)
 		}
 		if v := os.Getenv(pauseEnv); v != "" {
 			pauses := map[string]time.Duration{}
@@ -75,5 +84,23 @@ func init() {
 			}
 		}
 		return nil
+	}
+}
+
+// traceSamples makes opt's job write its samples to dir (see samplesEnv). A write that fails is
+// lost: the test reading the files then finds a step missing.
+func traceSamples(opt *train.Options, dir string) {
+	name := filepath.Join(dir, strconv.Itoa(os.Getpid())+".samples")
+	opt.Samples = func(step, rank, world int, idx []int) {
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		ids := make([]string, len(idx))
+		for i, v := range idx {
+			ids[i] = strconv.Itoa(v)
+		}
+		fmt.Fprintf(f, "%d %d %d %s\n", world, rank, step, strings.Join(ids, ","))
 	}
 }

@@ -6,7 +6,11 @@
 #   ZONE             the VM's zone (default us-central1-a); its region holds the bucket
 #   VM_NAME          the VM's name (default spottrain)
 #   MACHINE_TYPE     default g2-standard-8 (8 vCPUs, 32 GB, one NVIDIA L4)
-#   GPU_TYPE         default nvidia-l4; GPU_COUNT default 1
+#   GPU_TYPE         default nvidia-l4
+#   GPU_COUNT        the VM's GPUs; default: the number an accelerator-optimized MACHINE_TYPE
+#                    comes with (a2-highgpu-2g: 2, g2-standard-24: 2; create-vm.sh wants it to
+#                    agree), else 1, the count of --accelerator (N1). startup.sh starts one
+#                    trainer process per GPU it finds (--nproc-per-node).
 #   IMAGE            the container image URL (Artifact Registry), for create-vm.sh
 #   BUCKET           the bucket's name, without gs:// (checkpoints go to gs://BUCKET/REMOTE_PREFIX)
 #   REMOTE_PREFIX    the folder in the bucket (default spottrain)
@@ -93,6 +97,26 @@ check_zone() {
 	fi
 }
 
+# machine_gpus MACHINE_TYPE: the number of GPUs an accelerator-optimized machine type comes with
+# (a2-highgpu-2g: 2, a3-highgpu-8g: 8, g2-standard-24: 2), from its name; nothing for the other
+# types (N1 gets its GPUs from --accelerator, GPU_COUNT of them) and for names it does not know.
+machine_gpus() {
+	local n
+	case $1 in
+	a2-*-*g | a3-*-*g | a4-*-*g | a4x-*-*g)
+		n=${1##*-}
+		n=${n%g}
+		if [[ $n =~ ^[0-9]+$ ]]; then
+			printf '%s\n' "$n"
+		fi
+		;;
+	g2-standard-4 | g2-standard-8 | g2-standard-12 | g2-standard-16 | g2-standard-32) echo 1 ;;
+	g2-standard-24) echo 2 ;;
+	g2-standard-48) echo 4 ;;
+	g2-standard-96) echo 8 ;;
+	esac
+}
+
 # load_settings: the settings every script shares, with defaults, validated. PROJECT comes from
 # gcloud's config when it is not set.
 load_settings() {
@@ -117,11 +141,14 @@ load_settings() {
 
 	MACHINE_TYPE=${MACHINE_TYPE:-g2-standard-8}
 	GPU_TYPE=${GPU_TYPE:-nvidia-l4}
-	GPU_COUNT=${GPU_COUNT:-1}
-	check_int GPU_COUNT 1 16
 	if ! [[ $MACHINE_TYPE =~ ^[a-z][-a-z0-9]*$ ]]; then
 		die "MACHINE_TYPE is not a machine type (got '$MACHINE_TYPE')"
 	fi
+	if [ -z "${GPU_COUNT:-}" ]; then
+		GPU_COUNT=$(machine_gpus "$MACHINE_TYPE")
+	fi
+	GPU_COUNT=${GPU_COUNT:-1}
+	check_int GPU_COUNT 1 16
 	if ! [[ $GPU_TYPE =~ ^[a-z][-a-z0-9]*$ ]]; then
 		die "GPU_TYPE is not an accelerator type like nvidia-l4 (got '$GPU_TYPE')"
 	fi

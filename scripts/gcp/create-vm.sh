@@ -16,11 +16,14 @@
 # machine types (a2-, a3-, a4-, g2-, g4-: g2-standard-8 comes with one L4) bring their GPUs, so
 # --accelerator is passed only for the others (n1-standard-8 with GPU_TYPE=nvidia-tesla-t4).
 # The metadata carries startup.sh's parameters (spottrain-image, -experiment, -remote, -args,
-# -grace, -data) and install-nvidia-driver=True; values holding commas (TRAIN_ARGS) are passed
-# with gcloud's ^DELIM^ escaping (`gcloud topic escaping`).
+# -grace, -data, and -gpus: GPU_COUNT, the machine type's own count for a2-, a3-, a4- and g2-,
+# which startup.sh falls back on when nvidia-smi lists no GPU) and install-nvidia-driver=True;
+# values holding commas (TRAIN_ARGS) are passed with gcloud's ^DELIM^ escaping (`gcloud topic
+# escaping`). On a machine of several GPUs (a2-highgpu-2g, g2-standard-24, n1-standard-16 with
+# GPU_COUNT=4), startup.sh starts spottrain with --nproc-per-node = the GPU count.
 #
 # Settings (environment, see common.sh): IMAGE and BUCKET (required), PROJECT, ZONE, VM_NAME,
-# MACHINE_TYPE, GPU_TYPE, GPU_COUNT, EXPERIMENT, TRAIN_ARGS, DATA, REMOTE_PREFIX, REMOTE_GRACE,
+# MACHINE_TYPE, GPU_TYPE, GPU_COUNT (derived from MACHINE_TYPE where it brings its GPUs), EXPERIMENT, TRAIN_ARGS, DATA, REMOTE_PREFIX, REMOTE_GRACE,
 # SERVICE_ACCOUNT, IMAGE_FAMILY (default common-cu124-debian-11), IMAGE_PROJECT (default
 # deeplearning-platform-release), BOOT_DISK_SIZE (default 100GB).
 # Exit status: 0 created, 1 the VM exists already or gcloud failed (e.g.
@@ -39,6 +42,10 @@ BOOT_DISK_SIZE=${BOOT_DISK_SIZE:-100GB}
 if ! [[ $BOOT_DISK_SIZE =~ ^[0-9]+(GB|TB)$ ]]; then
 	die "BOOT_DISK_SIZE must be a size like 100GB (got '$BOOT_DISK_SIZE')"
 fi
+builtin_gpus=$(machine_gpus "$MACHINE_TYPE")
+if [ -n "$builtin_gpus" ] && [ "$GPU_COUNT" != "$builtin_gpus" ]; then
+	die "GPU_COUNT is $GPU_COUNT, but MACHINE_TYPE $MACHINE_TYPE comes with $builtin_gpus GPUs (leave GPU_COUNT unset)"
+fi
 startup=$GCP_DIR/startup.sh
 if [ ! -r "$startup" ]; then
 	fail "cannot read the startup script $startup"
@@ -53,6 +60,7 @@ metadata=(
 	"spottrain-experiment=$EXPERIMENT"
 	"spottrain-remote=$REMOTE"
 	"spottrain-grace=$REMOTE_GRACE"
+	"spottrain-gpus=$GPU_COUNT"
 	"install-nvidia-driver=True"
 )
 if [ -n "$TRAIN_ARGS" ]; then

@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 	case "docker":
 		os.Exit(fakeDocker(os.Args[1:]))
 	case "nvidia-smi":
-		os.Exit(fakeNvidiaSmi())
+		os.Exit(fakeNvidiaSmi(os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }
@@ -306,13 +306,27 @@ func fakeDocker(args []string) int {
 	return 0
 }
 
-func fakeNvidiaSmi() int {
-	s := openState("nvidia-smi", nil)
+// fakeNvidiaSmi fails while the counter nvidia-failures lasts; then -L lists the number of GPUs
+// in the file gpus (default 1; 0: "No devices were found", status 6, as the real one).
+func fakeNvidiaSmi(args []string) int {
+	s := openState("nvidia-smi", args)
 	if s.take("nvidia-failures") {
 		fmt.Fprintln(os.Stderr, "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.")
 		return 9
 	}
-	fmt.Println("GPU 0: NVIDIA L4 (UUID: GPU-fake)")
+	if slices.Equal(args, []string{"-L"}) {
+		n, err := strconv.Atoi(s.readOr("gpus", "1"))
+		s.check(err)
+		if n == 0 {
+			fmt.Println("No devices were found")
+			return 6
+		}
+		for i := range n {
+			fmt.Printf("GPU %d: NVIDIA L4 (UUID: GPU-fake-%d)\n", i, i)
+		}
+		return 0
+	}
+	fmt.Println("| NVIDIA-SMI 550.54.15   Driver Version: 550.54.15   CUDA Version: 12.4 |")
 	return 0
 }
 
@@ -540,6 +554,7 @@ func TestMissingOrInvalidSettings(t *testing.T) {
 		{name: "no project anywhere", script: "capacity.sh", env: []string{"PROJECT", ""}, want: "PROJECT is not set"},
 		{name: "bucket as URL", script: "bucket.sh", env: []string{"BUCKET", "gs://bkt"}, want: "BUCKET"},
 		{name: "GPU_COUNT", script: "create-vm.sh", env: []string{"GPU_COUNT", "two"}, want: "GPU_COUNT"},
+		{name: "GPU_COUNT against the machine type", script: "create-vm.sh", env: []string{"MACHINE_TYPE", "a3-highgpu-8g", "GPU_COUNT", "1"}, want: "GPU_COUNT is 1, but MACHINE_TYPE a3-highgpu-8g comes with 8 GPUs"},
 		{name: "ZONE", script: "create-vm.sh", env: []string{"ZONE", "uscentral1"}, want: "ZONE"},
 		{name: "REMOTE_GRACE above GCP's 30 s", script: "create-vm.sh", env: []string{"REMOTE_GRACE", "30"}, want: "REMOTE_GRACE"},
 		{name: "fallback without IMAGE", script: "watch.sh", env: []string{"IMAGE", "", "FALLBACK_ZONES", "us-east1-b"}, want: "IMAGE is not set"},
@@ -661,6 +676,15 @@ func TestCapacityOtherGPUType(t *testing.T) {
 	assert.Equal(t, "zone: us-central1-a", lastLine(r.stdout))
 }
 
+// TestCapacityCountsTheMachineTypesGPUs: g2-standard-48 has 4 L4s, which must fit the quota.
+func TestCapacityCountsTheMachineTypesGPUs(t *testing.T) {
+	h := capacityHarness(t)
+	h.set("ZONES", "us-central1-a europe-west4-a us-east4-a", "MACHINE_TYPE", "g2-standard-48")
+	r := h.run("capacity.sh", "")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "zone: us-east4-a", lastLine(r.stdout), "europe-west4-a has 3 free, not 4")
+}
+
 func TestCapacityNoZoneFits(t *testing.T) {
 	h := capacityHarness(t)
 	h.set("ZONES", "us-east1-b us-central1-a europe-west4-a", "GPU_COUNT", "4")
@@ -705,6 +729,7 @@ func TestCreateVM(t *testing.T) {
 		"spottrain-grace":       "25",
 		"spottrain-args":        trainArgs,
 		"spottrain-data":        "gs://bkt/data/cifar-100-binary.tar.gz",
+		"spottrain-gpus":        "1",
 		"install-nvidia-driver": "True",
 	}, parseDict(md))
 
@@ -729,8 +754,36 @@ func TestCreateVMOnN1WithAcceleratorAndServiceAccount(t *testing.T) {
 	m := parseDict(md)
 	assert.Equal(t, "gs://bkt/ckpt/exp1", m["spottrain-remote"])
 	assert.Equal(t, "20", m["spottrain-grace"])
+	assert.Equal(t, "2", m["spottrain-gpus"], "GPU_COUNT")
 	assert.NotContains(t, m, "spottrain-args")
 	assert.NotContains(t, m, "spottrain-data")
+}
+
+// TestCreateVMMachineTypeWithGPUs: an accelerator-optimized machine type brings its GPUs, whose
+// number startup.sh gets in the metadata.
+func TestCreateVMMachineTypeWithGPUs(t *testing.T) {
+	for machine, gpus := range map[string]string{
+		"a2-highgpu-2g": "2", "a2-megagpu-16g": "16", "a3-highgpu-8g": "8", "a4-highgpu-8g": "8",
+		"g2-standard-12": "1", "g2-standard-24": "2", "g2-standard-48": "4", "g2-standard-96": "8",
+	} {
+		t.Run(machine, func(t *testing.T) {
+			h := newHarness(t)
+			h.set("BUCKET", "bkt", "IMAGE", "spottrain:cuda", "MACHINE_TYPE", machine)
+			if gpus != "1" {
+				h.set("GPU_COUNT", gpus) // agreeing is fine
+			}
+			r := h.run("create-vm.sh", "")
+			require.Equal(t, 0, r.code, r.stderr)
+			create := h.one("gcloud", "compute", "instances", "create", "spottrain")
+			assert.Contains(t, create, "--machine-type="+machine)
+			for _, a := range create {
+				assert.False(t, strings.HasPrefix(a, "--accelerator"), a)
+			}
+			md, _ := flagValue(create, "--metadata")
+			assert.Equal(t, gpus, parseDict(md)["spottrain-gpus"])
+			assert.Contains(t, r.stdout, machine+", "+gpus+" x ")
+		})
+	}
 }
 
 func TestCreateVMRefusesExisting(t *testing.T) {
@@ -991,7 +1044,8 @@ func TestStartupContainerLifecycle(t *testing.T) {
 
 	r := h.run("startup.sh", "")
 	require.Equal(t, 0, r.code, r.stdout+r.stderr)
-	assert.Len(t, h.calls("nvidia-smi"), 3, "nvidia-smi until it succeeds")
+	assert.Len(t, h.calls("nvidia-smi"), 4, "nvidia-smi until it succeeds, then nvidia-smi -L")
+	assert.Equal(t, []string{"-L"}, h.calls("nvidia-smi")[3])
 	assert.Equal(t, []string{"auth", "configure-docker", "us-central1-docker.pkg.dev"},
 		positional(h.one("gcloud", "auth", "configure-docker")))
 	assert.Contains(t, h.one("gcloud", "auth", "configure-docker"), "--quiet")
@@ -1015,7 +1069,8 @@ func TestStartupContainerLifecycle(t *testing.T) {
 	assert.ElementsMatch(t, []string{host + "/runs:/work/runs", host + "/data:/data"}, volumes)
 	i := slices.Index(run, startupImage)
 	require.GreaterOrEqual(t, i, 0, "the image in %q", run)
-	assert.Equal(t, []string{"train", "--experiment", "resnet50-fixed-poisson",
+	assert.NotContains(t, run, "--shm-size", "one GPU, one process: no NCCL between processes")
+	assert.Equal(t, []string{"train", "--experiment", "resnet50-fixed-poisson", "--nproc-per-node", "1",
 		"--set", "checkpoint.remote=gs://bkt/spottrain", "--set", "checkpoint.remote_grace=20s",
 		"--set", "train.epochs=3", "--set", "schedule.milestones=10,20"}, run[i+1:])
 
@@ -1081,12 +1136,57 @@ func TestStartupDownloadsData(t *testing.T) {
 	run := h.one("docker", "run")
 	i := slices.Index(run, "spottrain:cuda")
 	require.GreaterOrEqual(t, i, 0)
-	assert.Equal(t, []string{"train", "--experiment", "resnet50-ondemand",
+	assert.Equal(t, []string{"train", "--experiment", "resnet50-ondemand", "--nproc-per-node", "1",
 		"--set", "checkpoint.remote=gs://bkt/spottrain", "--set", "checkpoint.remote_grace=25s",
 		"--set", "data.path=/data/cifar-100-binary.tar.gz"}, run[i+1:])
 	stop, err := strconv.Atoi(after(run, "--stop-timeout"))
 	require.NoError(t, err)
 	assert.Greater(t, stop, 25)
+}
+
+// TestStartupSeveralGPUs: one trainer process per GPU that nvidia-smi lists, or per GPU of the
+// metadata when it lists none.
+func TestStartupSeveralGPUs(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		listed, metadata string // "": not written
+		want             string
+		log              string
+	}{
+		{name: "listed as in the metadata", listed: "4", metadata: "4", want: "4"},
+		{name: "listed, no metadata", listed: "2", want: "2", log: "lists 2 GPUs, metadata spottrain-gpus says 1"},
+		{name: "the listing wins", listed: "8", metadata: "2", want: "8", log: "lists 8 GPUs, metadata spottrain-gpus says 2: starting 8 processes"},
+		{name: "none listed: the metadata", listed: "0", metadata: "2", want: "2", log: "lists no GPU: starting spottrain-gpus=2 processes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, md, _ := startupHarness(t)
+			h.write("gpus", tc.listed)
+			md.set("spottrain-gpus", tc.metadata)
+			r := h.run("startup.sh", "")
+			require.Equal(t, 0, r.code, r.stdout+r.stderr)
+			run := h.one("docker", "run")
+			i := slices.Index(run, startupImage)
+			require.GreaterOrEqual(t, i, 0)
+			assert.Equal(t, tc.want, after(run[i:], "--nproc-per-node"), "docker run %q", run)
+			assert.Equal(t, "1g", after(run[:i], "--shm-size"), "NCCL between the processes needs more than docker's 64 MB of /dev/shm")
+			if tc.log != "" {
+				assert.Contains(t, r.stdout, tc.log)
+			} else {
+				assert.NotContains(t, r.stdout, "spottrain-gpus")
+			}
+		})
+	}
+}
+
+func TestStartupBadGPUs(t *testing.T) {
+	for _, v := range []string{"0", "17", "two"} {
+		h, md, _ := startupHarness(t)
+		md.set("spottrain-gpus", v)
+		r := h.run("startup.sh", "")
+		assert.Equal(t, 2, r.code)
+		oneLine(t, r.stderr, "metadata attribute spottrain-gpus must be a number of GPUs from 1 to 16 (got '"+v+"')")
+		assert.Empty(t, h.calls("docker", "run"))
+	}
 }
 
 func TestStartupMissingImage(t *testing.T) {

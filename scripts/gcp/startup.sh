@@ -12,13 +12,17 @@
 #      spottrain-args        more arguments of `spottrain train`, split on white space
 #      spottrain-grace       checkpoint.remote_grace in seconds (default 25, 1 to 28)
 #      spottrain-data        a gs:// file downloaded once into /data, passed as data.path
+#      spottrain-gpus        the VM's GPUs as create-vm.sh knew them (default 1, 1 to 16)
 # 2. Waits for the GPU driver (nvidia-smi succeeds; a Deep Learning VM installs it at the first
 #    boot) and for docker; lets docker pull from Artifact Registry (gcloud auth configure-docker)
-#    when the image is there.
+#    when the image is there. Counts the GPUs (the lines of nvidia-smi -L; spottrain-gpus when it
+#    lists none) and starts that many trainer processes, one per GPU: --nproc-per-node N, with 1 GB
+#    of /dev/shm for NCCL between them when N > 1 (docker gives 64 MB).
 # 3. Runs the container `spottrain`, idempotently, with the host's /var/lib/spottrain/runs on
 #    /work/runs and /var/lib/spottrain/data on /data:
 #      none yet                  docker run -d --name spottrain --gpus all --restart on-failure:10
 #                                  --stop-timeout GRACE+3 -v ... IMAGE train --experiment ...
+#                                  --nproc-per-node N ...
 #      running                   nothing
 #      exited 0                  nothing: the run is complete
 #      exited 2                  nothing: spottrain refused its input, starting it again would
@@ -98,6 +102,7 @@ experiment=$(attr spottrain-experiment resnet50-ondemand)
 args=$(attr spottrain-args "")
 grace=$(attr spottrain-grace 25)
 data=$(attr spottrain-data "")
+gpus_metadata=$(attr spottrain-gpus 1)
 
 if ! [[ $image =~ ^[^[:space:]]+$ ]]; then
 	die "metadata attribute spottrain-image is not an image (got '$image')"
@@ -113,6 +118,9 @@ if ! [[ $grace =~ ^[0-9]+$ ]] || [ "$grace" -lt 1 ] || [ "$grace" -gt 28 ]; then
 fi
 if [ -n "$data" ] && ! [[ $data =~ ^gs://[^[:space:]]+[^/]$ ]]; then
 	die "metadata attribute spottrain-data must be the gs:// URL of a file (got '$data')"
+fi
+if ! [[ $gpus_metadata =~ ^[0-9]+$ ]] || [ "$gpus_metadata" -lt 1 ] || [ "$gpus_metadata" -gt 16 ]; then
+	die "metadata attribute spottrain-gpus must be a number of GPUs from 1 to 16 (got '$gpus_metadata')"
 fi
 # After a notice the trainer exits at most `grace` seconds later; docker must not kill it first.
 stop_timeout=$((grace + 3))
@@ -132,6 +140,14 @@ wait_for() {
 }
 
 wait_for "the NVIDIA driver" nvidia-smi
+# One trainer process per GPU. nvidia-smi -L prints a line "GPU 0: NVIDIA L4 (UUID: ...)" per GPU.
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU [0-9]' || true)
+if [ "$gpus" -lt 1 ]; then
+	log "nvidia-smi -L lists no GPU: starting spottrain-gpus=$gpus_metadata processes"
+	gpus=$gpus_metadata
+elif [ "$gpus" != "$gpus_metadata" ]; then
+	log "nvidia-smi -L lists $gpus GPUs, metadata spottrain-gpus says $gpus_metadata: starting $gpus processes"
+fi
 command -v docker >/dev/null 2>&1 || fail "docker is not installed (use a Deep Learning VM image, or install docker and the NVIDIA container toolkit)"
 wait_for "docker" docker info
 
@@ -162,10 +178,15 @@ if [ -n "$args" ]; then
 	read -r -d '' -a extra <<<"$args" || true
 fi
 
+shm_args=()
+if [ "$gpus" -gt 1 ]; then
+	shm_args=(--shm-size 1g)
+fi
+
 run_args=(
 	--name "$NAME" --gpus all --restart "$RESTART_POLICY" --stop-timeout "$stop_timeout"
-	-v "$HOST_DIR/runs:/work/runs" -v "$HOST_DIR/data:/data"
-	"$image" train --experiment "$experiment"
+	"${shm_args[@]}" -v "$HOST_DIR/runs:/work/runs" -v "$HOST_DIR/data:/data"
+	"$image" train --experiment "$experiment" --nproc-per-node "$gpus"
 	--set "checkpoint.remote=$remote" --set "checkpoint.remote_grace=${grace}s"
 	"${data_args[@]}" "${extra[@]}"
 )
