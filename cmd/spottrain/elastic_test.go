@@ -201,7 +201,7 @@ func startNode(t *testing.T, m machines, dir string, env []string, node int, run
 // one an uninterrupted run of one process trained (the steps redone after the loss included), the
 // final weights agree with that run's to float tolerance, and verify finds the run sound.
 func TestElasticNodesShrinkAndGrow(t *testing.T) {
-	m := newMachines(t)
+	m := newMachines(t, 2)
 	refDir, dir := t.TempDir(), t.TempDir()
 	refSamples, samples := t.TempDir(), t.TempDir()
 	ref := startSpottrain(t, refDir, []string{"SPOTTRAIN_TEST_SAMPLES=" + refSamples}, elasticJob("run")...)

@@ -4,6 +4,7 @@
 package gcstest
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,7 +13,7 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 )
 
-// Fake is a fake GCS server over plain HTTP on loopback.
+// Fake is a fake GCS server over plain HTTP, on loopback unless NewAt says where.
 type Fake struct {
 	*fakestorage.Server
 	// Host is its address, host:port: the value of STORAGE_EMULATOR_HOST that points the Cloud
@@ -24,9 +25,16 @@ type Fake struct {
 // none) first, to delay or fail some of them; it stops when the test ends.
 func New(t testing.TB, wrap func(http.Handler) http.Handler, buckets ...string) *Fake {
 	t.Helper()
+	return NewAt(t, "127.0.0.1", wrap, buckets...)
+}
+
+// NewAt is New listening on a free port of the IP address ip of this machine (an interface's
+// address, that other network namespaces reach the server at) instead of loopback.
+func NewAt(t testing.TB, ip string, wrap func(http.Handler) http.Handler, buckets ...string) *Fake {
+	t.Helper()
 	// The server answers the JSON API on any host, and the XML API (the client's reads) on its
-	// public host: 127.0.0.1 matches the listener whatever its port.
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", PublicHost: "127.0.0.1", NoListener: true})
+	// public host: ip matches the listener whatever its port.
+	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", PublicHost: ip, NoListener: true})
 	if err != nil {
 		t.Fatalf("start fake GCS server: %v", err)
 	}
@@ -37,7 +45,14 @@ func New(t testing.TB, wrap func(http.Handler) http.Handler, buckets ...string) 
 	if wrap != nil {
 		h = wrap(h)
 	}
-	ts := httptest.NewServer(h)
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatalf("fake GCS server: %v", err)
+	}
+	ts := httptest.NewUnstartedServer(h)
+	ts.Listener.Close()
+	ts.Listener = l
+	ts.Start()
 	t.Cleanup(func() {
 		ts.CloseClientConnections()
 		ts.Close()
