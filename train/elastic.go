@@ -36,7 +36,8 @@ import (
 //
 //	gen                 the newest generation decided
 //	gen<k>/alive/<r>    launch rank r registered for generation k (it survived generation k-1)
-//	gen<k>/join/<r>     launch rank r asks to join generation k (sent while k-1 is the newest)
+//	gen<k>/join/<r>     launch rank r asks to join generation k (sent while k-1 is the newest),
+//	                    counting up while it waits
 //	gen<k>/joiners      how many asked to join generation k
 //	gen<k>/in/<r>       launch rank r is a member of generation k
 //	gen<k>/decided      rank 0 has decided generation k's members (written last)
@@ -163,12 +164,12 @@ func (e *elastic) decide(k int, cur []int, missing func() []int, wait time.Durat
 			break
 		}
 	}
-	for r := range e.member.World {
-		if n, err := e.store.Add(genKey(k, "join", r), 0); err != nil {
-			return nil, err
-		} else if n > 0 && !slices.Contains(cur, r) {
-			registered[r] = true
-		}
+	joiners, err := e.liveJoiners(k, cur)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range joiners {
+		registered[r] = true
 	}
 	members, why := e.choose(cur, registered)
 	for _, r := range members {
@@ -186,6 +187,48 @@ func (e *elastic) decide(k int, cur []int, missing func() []int, wait time.Durat
 		return nil, &errNoGeneration{why}
 	}
 	return members, nil
+}
+
+// joinBeat is how often a rank waiting to join counts its join key up, and liveJoiners how long
+// rank 0 watches the keys move: a rank that asked to join and died meanwhile is left out, or the
+// group would wait for it in vain.
+const joinBeat, joinWatch = 50 * time.Millisecond, 600 * time.Millisecond
+
+// liveJoiners returns the launch ranks, not in cur, that ask to join generation k and are still
+// waiting: their join keys move.
+func (e *elastic) liveJoiners(k int, cur []int) ([]int, error) {
+	counts := func() (map[int]int64, error) {
+		out := map[int]int64{}
+		for r := range e.member.World {
+			if slices.Contains(cur, r) {
+				continue
+			}
+			n, err := e.store.Add(genKey(k, "join", r), 0)
+			if err != nil {
+				return nil, err
+			}
+			if n > 0 {
+				out[r] = n
+			}
+		}
+		return out, nil
+	}
+	before, err := counts()
+	if err != nil || len(before) == 0 {
+		return nil, err
+	}
+	time.Sleep(joinWatch)
+	after, err := counts()
+	if err != nil {
+		return nil, err
+	}
+	var live []int
+	for r := range e.member.World {
+		if after[r] > before[r] && before[r] > 0 {
+			live = append(live, r)
+		}
+	}
+	return live, nil
 }
 
 // choose returns the members of the next generation among the launch ranks registered, cur being
@@ -259,13 +302,16 @@ func (e *elastic) join(stopped func() error) (place, error) {
 				return place{}, err
 			}
 			n, err := e.store.Add(genKey(k, "decided"), 0)
+			if err == nil && n == 0 {
+				_, err = e.store.Add(genKey(k, "join", e.member.Rank), 1) // still waiting
+			}
 			if err != nil {
 				return place{}, err
 			}
 			if n > 0 {
 				break
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(joinBeat)
 		}
 		members, err := e.readMembers(k)
 		if err != nil {
