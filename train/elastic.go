@@ -141,13 +141,17 @@ type errNoGeneration struct{ why string }
 func (e *errNoGeneration) Error() string { return "the group cannot go on without a restart: " + e.why }
 
 // decide is rank 0's part of forming generation k: it waits until every rank of cur (the current
-// members) but itself has registered (or is gone, as missing says, or wait has passed), then
-// writes the members: the registered ranks and the joiners, less the machines of the ranks that
-// did not register. It returns them, or an *errNoGeneration (the members are then none).
-func (e *elastic) decide(k int, cur []int, missing func() []int, wait time.Duration) ([]int, error) {
+// members) but itself has registered or is gone (the ranks gone, then every 2 s what missing
+// says), or wait has passed; then it writes the members: the registered ranks and the joiners,
+// less the machines of the ranks that did not register. It returns them, or an *errNoGeneration
+// (the members are then none).
+func (e *elastic) decide(k int, cur, gone []int, missing func() []int, wait time.Duration) ([]int, error) {
 	registered := map[int]bool{e.member.Rank: true}
-	var gone []int
-	for deadline := time.Now().Add(wait); ; gone = missing() {
+	checked := time.Now()
+	for deadline := checked.Add(wait); ; time.Sleep(20 * time.Millisecond) {
+		if time.Since(checked) > 2*time.Second {
+			gone, checked = missing(), time.Now()
+		}
 		waiting := false
 		for _, r := range cur {
 			if registered[r] || slices.Contains(gone, r) {

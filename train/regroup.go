@@ -90,7 +90,13 @@ func (j *job) regroup(cause error) error {
 		fmt.Fprintf(j.log, "%v\nforming the group again without them (distributed.min_nodes %d)\n", cause, e.minNodes)
 	}
 	k := e.gen + 1
-	members, err := j.nextMembers(k, old)
+	var gone []int // the launch ranks the loss was blamed on
+	if pl != nil {
+		for _, r := range pl.Missing {
+			gone = append(gone, e.members[r])
+		}
+	}
+	members, err := j.nextMembers(k, old, gone)
 	if err != nil {
 		return &RegroupError{Cause: cause, Why: err.Error()}
 	}
@@ -117,9 +123,10 @@ func (j *job) regroup(cause error) error {
 	return j.announce(j.restart(change, began))
 }
 
-// nextMembers is this rank's part in deciding the members of generation k: rank 0 decides (see
-// elastic.decide), the others register and wait for its word as long as it is alive.
-func (j *job) nextMembers(k int, old *group) ([]int, error) {
+// nextMembers is this rank's part in deciding the members of generation k, the launch ranks gone
+// known to be gone: rank 0 decides (see elastic.decide), the others register and wait for its
+// word as long as it is alive.
+func (j *job) nextMembers(k int, old *group, gone []int) ([]int, error) {
 	e := j.elastic
 	if _, err := e.store.Add(genKey(k, "alive", e.member.Rank), 1); err != nil {
 		return nil, err
@@ -133,15 +140,15 @@ func (j *job) nextMembers(k int, old *group) ([]int, error) {
 			return err
 		})
 	}
-	gone := func() []int {
-		missing, _ := old.g.Missing(1200 * time.Millisecond) // the store's loss fails the next Add
-		out := make([]int, len(missing))
-		for i, r := range missing {
+	missing := func() []int {
+		ranks, _ := old.g.Missing(1200 * time.Millisecond) // the store's loss fails the next Add
+		out := make([]int, len(ranks))
+		for i, r := range ranks {
 			out[i] = e.members[r]
 		}
 		return out
 	}
-	return e.decide(k, e.members, gone, j.cfg.Distributed.Timeout+5*time.Second)
+	return e.decide(k, e.members, gone, missing, j.cfg.Distributed.Timeout+5*time.Second)
 }
 
 // restart is rank 0's side of a new generation: it restores the newest committed checkpoint (the
