@@ -27,7 +27,8 @@ import (
 // A run whose trainer was a data-parallel group of World processes (one GPU each) bills World
 // GPU-hours per hour: ProcS is the billed time times the processes, each trainer's with its own
 // group size (a resume may change it), and the run's cost is priced on it. The times above stay
-// the group's wall times.
+// the group's wall times. A job of several simulated machines (interrupts.machines) is such a
+// group with the machines' GPUs in it, so it bills machines × GPUs per machine × billed time.
 type RunMetrics struct {
 	Dir   string
 	Name  string // the config's name (the experiment)
@@ -38,8 +39,14 @@ type RunMetrics struct {
 	NoNoticeShare            float64 // the share of interruptions that were kills without notice
 	TrainingHash             string  // runs with the same hash train the same thing
 	TimeScale                float64 // spot seconds per wall second
-	Completed                bool
-	Prices                   configs.Prices // the config's cost settings, resolved
+	// Machines is the simulated job's size (interrupts.machines; 1 for configs from before it),
+	// each machine interrupted on its own: interruptions are the job's, any one stops every machine.
+	Machines int
+	// IntervalS is the strategy's checkpoint interval in spot seconds: fixed's every_seconds
+	// (0 when off), adaptive's bounds [min_seconds, max_seconds]; zero for milestone.
+	IntervalS [2]float64
+	Completed bool
+	Prices    configs.Prices // the config's cost settings, resolved
 
 	WallS float64 // from the first trainer start to the end of the run
 	// DownS is the time without a VM (not billed): from each restart to the next trainer start,
@@ -171,9 +178,10 @@ type StepValue struct {
 
 // Interrupt is one interruption the runner sent.
 type Interrupt struct {
-	At   float64 // seconds from the run's start
-	Step int     // the last step the trainer had reported
-	Kind codes.InterruptKind
+	At      float64 // seconds from the run's start
+	Step    int     // the last step the trainer had reported
+	Kind    codes.InterruptKind
+	Machine int // the simulated machine it hit (0 for a job of one)
 }
 
 // ErrNoRun is returned by Measure for a directory with no trainer events.
@@ -272,7 +280,13 @@ func fromConfig(dir string, cfg configs.Config) (*RunMetrics, error) {
 	m := &RunMetrics{
 		Dir: dir, Name: cfg.Name, Model: cfg.Layers.Model, Strategy: cfg.Checkpoint.Strategy,
 		Pattern: cfg.Interrupts.Pattern, NoNoticeShare: cfg.Interrupts.NoNoticeShare,
-		TrainingHash: cfg.TrainingHash(), TimeScale: cfg.Interrupts.TimeScale,
+		TrainingHash: cfg.TrainingHash(), TimeScale: cfg.Interrupts.TimeScale, Machines: max(cfg.Interrupts.Machines, 1),
+	}
+	switch ck := cfg.Checkpoint; ck.Strategy {
+	case "fixed":
+		m.IntervalS = [2]float64{ck.EverySeconds, ck.EverySeconds}
+	case "adaptive":
+		m.IntervalS = [2]float64{ck.MinSeconds, ck.MaxSeconds}
 	}
 	set, ok := metrics.OfModel(cfg.Model.Kind)
 	if !ok {
@@ -344,12 +358,16 @@ func (m *RunMetrics) addInterrupt(t *times, at time.Time, p events.InterruptSent
 	default:
 		m.Notices++
 	}
+	in := t.byPID[p.PID]
+	if in == nil && m.Machines > 1 {
+		in = t.latest(at) // a signal to one machine's worker, not to rank 0 that writes the events
+	}
 	step := 0
-	if in := t.byPID[p.PID]; in != nil {
+	if in != nil {
 		step = in.LastStep
 	}
 	if p.Reason == codes.Schedule {
-		m.Interrupts = append(m.Interrupts, Interrupt{At: t.at(at), Step: step, Kind: p.Kind})
+		m.Interrupts = append(m.Interrupts, Interrupt{At: t.at(at), Step: step, Kind: p.Kind, Machine: p.Machine})
 	}
 }
 
@@ -468,6 +486,7 @@ type times struct {
 	runnerStart   *events.RunnerStart // the first; nil if none
 	trainer       []events.Event      // the trainers' events, in order
 	byPID         map[int]*Incarnation
+	incarnations  []*Incarnation    // in order
 	spawned       map[int]time.Time // child_start by pid
 	exited        map[int]time.Time // child_exit by pid
 	ready         map[int]time.Time // by incarnation: resume, or run_start of a fresh start
@@ -486,6 +505,7 @@ func newTimes(r *Run) *times {
 	t := &times{byPID: map[int]*Incarnation{}, spawned: map[int]time.Time{}, exited: map[int]time.Time{},
 		ready: map[int]time.Time{}, signal: map[int]time.Time{}, begun: map[[2]int]time.Time{},
 		blocked: map[int][]blocking{}}
+	t.incarnations = r.Incarnations
 	for _, in := range r.Incarnations {
 		if in.PID != 0 {
 			t.byPID[in.PID] = in
@@ -530,6 +550,17 @@ func (t *times) add(e events.Event) {
 			t.blocked[e.Incarnation] = append(t.blocked[e.Incarnation], blocking{at: e.Time, ms: p.BlockingMS})
 		}
 	}
+}
+
+// latest is the last trainer begun by time at; nil if none.
+func (t *times) latest(at time.Time) *Incarnation {
+	var last *Incarnation
+	for _, in := range t.incarnations {
+		if !in.Start.After(at) {
+			last = in
+		}
+	}
+	return last
 }
 
 // spot is the spot time from a to b, in seconds.

@@ -52,10 +52,12 @@ func WritePlots(dir string, s *Study) ([]Figure, error) {
 	return figs, nil
 }
 
-// A figureSet is the groups of one model and one share of kills, the unit of the figures.
+// A figureSet is the groups of one model, one share of kills and one number of machines, the
+// unit of the figures.
 type figureSet struct {
 	model, scenario string
-	share           float64  // of kills without notice
+	share           float64 // of kills without notice
+	machines        int
 	slug            string   // model and scenario as a file name part
 	groups          []*Group // the non-baseline groups, in the study's order
 	baseline        *Group   // the first of their baselines; nil without
@@ -63,7 +65,8 @@ type figureSet struct {
 	patterns        []string // from the calmest
 }
 
-// figureSets gathers the non-baseline groups of s by model and share of kills, in study order.
+// figureSets gathers the non-baseline groups of s by model, share of kills and machines, in
+// study order.
 func figureSets(s *Study) []*figureSet {
 	var sets []*figureSet
 	byKey := map[string]*figureSet{}
@@ -71,10 +74,11 @@ func figureSets(s *Study) []*figureSet {
 		if g.IsBaseline() || len(g.Runs) == 0 {
 			continue
 		}
-		key := fmt.Sprintf("%s|%v", g.Model, g.NoNoticeShare)
+		key := fmt.Sprintf("%s|%v|%d", g.Model, g.NoNoticeShare, g.Machines)
 		set := byKey[key]
 		if set == nil {
-			set = &figureSet{model: g.Model, scenario: g.Scenario(), share: g.NoNoticeShare, slug: slug(g.Model, g.Scenario())}
+			set = &figureSet{model: g.Model, scenario: g.Scenario(), share: g.NoNoticeShare, machines: g.Machines,
+				slug: slug(g.Model, g.Scenario())}
 			byKey[key] = set
 			sets = append(sets, set)
 		}
@@ -665,7 +669,7 @@ func (set *figureSet) accuracy() *figure {
 func (set *figureSet) savings(s *Study) *figure {
 	var curves []Curve
 	for _, c := range s.Curves() {
-		if c.Model == set.model && c.NoNoticeShare == set.share && slices.Contains(set.strategies, c.Strategy) {
+		if c.Model == set.model && c.NoNoticeShare == set.share && c.Machines == set.machines && slices.Contains(set.strategies, c.Strategy) {
 			curves = append(curves, c)
 		}
 	}

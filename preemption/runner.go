@@ -25,6 +25,12 @@ type Runner struct {
 	// Schedule's gaps.
 	Grace, RestartDelay time.Duration
 	TimeScale           float64 // spot seconds per wall second; 0 means 1
+	// RanksPerMachine, above 0, makes the child a launcher of a group in which each simulated
+	// machine of the Schedule runs this many workers: machine m's are those whose environment
+	// says RANK=m*RanksPerMachine ... (m+1)*RanksPerMachine-1. An interrupt of machine m signals
+	// those workers only (the child itself when none is found yet); the grace period's SIGKILL
+	// still goes to the child. 0: every interrupt signals the child.
+	RanksPerMachine int
 	// OnEvent, if set, hears what happens, from Run's goroutine (see the package doc).
 	OnEvent func(events.Payload)
 	// After waits wall time; nil means time.After. Tests replace it to control time.
@@ -99,16 +105,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		select {
 		case <-c.done:
 		case <-fire:
-			at := it.At.Seconds()
-			if it.Notice {
-				caused = r.signal(c, syscall.SIGTERM, codes.Schedule, at)
-				caused = r.awaitOrKill(c, r.Grace) || caused
-			} else {
-				caused = r.signal(c, syscall.SIGKILL, codes.Schedule, at)
-			}
+			caused = r.interrupt(c, it)
 		case <-ctx.Done():
 			cancelled = true
-			caused = r.signal(c, syscall.SIGTERM, codes.Cancel, 0)
+			caused = r.signal(c, syscall.SIGTERM, codes.Cancel, Interrupt{})
 			caused = r.awaitOrKill(c, r.Grace) || caused
 		}
 		<-c.done
@@ -133,21 +133,63 @@ type child struct {
 	done chan struct{} // closed once the child is reaped
 }
 
-// signal sends sig to c and reports it, with atSpotS the spot time of a scheduled interrupt (0:
-// none); false if the child had already exited.
-func (r *Runner) signal(c *child, sig syscall.Signal, reason codes.InterruptReason, atSpotS float64) bool {
+// interrupt applies the scheduled interrupt it to c: a notice (SIGTERM, and SIGKILL to c after
+// the grace period) or a kill, to the workers of its machine when RanksPerMachine says which
+// they are and they are found, else to c. It reports whether it signalled anything.
+func (r *Runner) interrupt(c *child, it Interrupt) bool {
+	sig := syscall.SIGKILL
+	if it.Notice {
+		sig = syscall.SIGTERM
+	}
+	var pids []int
+	if r.RanksPerMachine > 0 {
+		pids = machinePIDs(c.cmd.Process.Pid, it.Machine, r.RanksPerMachine)
+	}
+	caused := false
+	if len(pids) == 0 {
+		caused = r.signal(c, sig, codes.Schedule, it)
+	}
+	for _, pid := range pids {
+		caused = r.signalPID(pid, sig, codes.Schedule, it) || caused
+	}
+	if it.Notice {
+		caused = r.awaitOrKill(c, r.Grace) || caused
+	}
+	return caused
+}
+
+// signal sends sig to c and reports it, with it the scheduled interrupt (zero: none); false if
+// the child had already exited.
+func (r *Runner) signal(c *child, sig syscall.Signal, reason codes.InterruptReason, it Interrupt) bool {
 	if err := c.cmd.Process.Signal(sig); err != nil {
 		if !errors.Is(err, os.ErrProcessDone) {
 			r.emit(events.SignalFailed{PID: c.cmd.Process.Pid, Signal: sig.String(), Error: err.Error()})
 		}
 		return false
 	}
+	r.sent(c.cmd.Process.Pid, sig, reason, it)
+	return true
+}
+
+// signalPID sends sig to the worker pid, as signal does to the child.
+func (r *Runner) signalPID(pid int, sig syscall.Signal, reason codes.InterruptReason, it Interrupt) bool {
+	if err := syscall.Kill(pid, sig); err != nil {
+		if err != syscall.ESRCH {
+			r.emit(events.SignalFailed{PID: pid, Signal: sig.String(), Error: err.Error()})
+		}
+		return false
+	}
+	r.sent(pid, sig, reason, it)
+	return true
+}
+
+// sent reports that sig went to pid.
+func (r *Runner) sent(pid int, sig syscall.Signal, reason codes.InterruptReason, it Interrupt) {
 	kind := codes.Notice
 	if sig == syscall.SIGKILL {
 		kind = codes.Kill
 	}
-	r.emit(events.InterruptSent{Kind: kind, Reason: reason, PID: c.cmd.Process.Pid, AtSpotS: atSpotS})
-	return true
+	r.emit(events.InterruptSent{Kind: kind, Reason: reason, PID: pid, AtSpotS: it.At.Seconds(), Machine: it.Machine})
 }
 
 // awaitOrKill waits up to grace (wall time) for c to exit, then sends SIGKILL; it reports
@@ -157,7 +199,7 @@ func (r *Runner) awaitOrKill(c *child, grace time.Duration) bool {
 	case <-c.done:
 		return false
 	case <-r.after(grace):
-		return r.signal(c, syscall.SIGKILL, codes.Grace, 0)
+		return r.signal(c, syscall.SIGKILL, codes.Grace, Interrupt{})
 	}
 }
 
