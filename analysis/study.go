@@ -122,7 +122,7 @@ type Study struct {
 	Incomplete []*RunMetrics // runs that have not completed (left out of the groups)
 	Groups     []*Group      // sorted: model, scenario, strategy, pattern; baselines first
 	// Slowdown is, per completed run, its useful compute over the median of the completed runs
-	// that train the same thing (the same TrainingHash): the same work, so a value well above 1
+	// that train the same thing (the same TrainingHash) on as many machines: the same work, so a value well above 1
 	// means the machine ran it slower (shared CPU, a slow VM), which inflates every time and cost
 	// of that run.
 	Slowdown map[*RunMetrics]float64
@@ -156,7 +156,7 @@ func slowdowns(runs []*RunMetrics) map[*RunMetrics]float64 {
 	useful := map[string][]float64{}
 	for _, r := range runs {
 		if r.Completed {
-			useful[r.TrainingHash] = append(useful[r.TrainingHash], r.UsefulS)
+			useful[sameWork(r)] = append(useful[sameWork(r)], r.UsefulS)
 		}
 	}
 	out := map[*RunMetrics]float64{}
@@ -164,7 +164,7 @@ func slowdowns(runs []*RunMetrics) map[*RunMetrics]float64 {
 		if !r.Completed {
 			continue
 		}
-		xs := useful[r.TrainingHash]
+		xs := useful[sameWork(r)]
 		slices.Sort(xs)
 		median := xs[len(xs)/2]
 		if len(xs)%2 == 0 {
@@ -176,6 +176,10 @@ func slowdowns(runs []*RunMetrics) map[*RunMetrics]float64 {
 	}
 	return out
 }
+
+// sameWork is what runs that do the same work share: the training, on as many machines (a
+// group of more ranks on this machine takes longer).
+func sameWork(r *RunMetrics) string { return fmt.Sprintf("%s|%d", r.TrainingHash, r.Machines) }
 
 // NewStudy groups the completed runs and computes the aggregates, each group at the prices of
 // its runs (RunMetrics.Prices).

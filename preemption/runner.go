@@ -29,7 +29,9 @@ type Runner struct {
 	// machine of the Schedule runs this many workers: machine m's are those whose environment
 	// says RANK=m*RanksPerMachine ... (m+1)*RanksPerMachine-1. An interrupt of machine m signals
 	// those workers only (the child itself when none is found yet); the grace period's SIGKILL
-	// still goes to the child. 0: every interrupt signals the child.
+	// still goes to the child. A child that exits 1 after a machine of it was killed is started
+	// again too: its other ranks may fail to form the group without it. 0: every interrupt
+	// signals the child.
 	RanksPerMachine int
 	// OnEvent, if set, hears what happens, from Run's goroutine (see the package doc).
 	OnEvent func(events.Payload)
@@ -101,11 +103,12 @@ func (r *Runner) Run(ctx context.Context) error {
 			fire = r.after(r.wall(it.At - last))
 			last = it.At
 		}
-		caused, cancelled := false, false
+		caused, cancelled, lostMachine := false, false, false
 		select {
 		case <-c.done:
 		case <-fire:
 			caused = r.interrupt(c, it)
+			lostMachine = r.RanksPerMachine > 0 && !it.Notice
 		case <-ctx.Done():
 			cancelled = true
 			caused = r.signal(c, syscall.SIGTERM, codes.Cancel, Interrupt{})
@@ -121,6 +124,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		case code == 0:
 			return nil
 		case code == codes.ExitPreempted, sig != "" && caused:
+			continue
+		case code == codes.ExitFailure && lostMachine && caused:
+			// A rank whose peer was killed while the group formed fails to join it (exit 1):
+			// the machine's loss, not a failure of the job.
 			continue
 		default:
 			return &ExitError{Attempt: attempt, Code: code, Signal: sig}
