@@ -123,16 +123,18 @@ func (r *Runner) Run(ctx context.Context) error {
 			return ctx.Err()
 		case code == 0:
 			return nil
-		case code == codes.ExitPreempted, sig != "" && caused:
-			continue
-		case code == codes.ExitFailure && lostMachine && caused:
-			// A rank whose peer was killed while the group formed fails to join it (exit 1):
-			// the machine's loss, not a failure of the job.
-			continue
-		default:
+		case !restartable(code, sig, caused, lostMachine):
 			return &ExitError{Attempt: attempt, Code: code, Signal: sig}
 		}
 	}
+}
+
+// restartable reports whether a child's end (code, or the signal sig; caused: the runner
+// signalled it; lostMachine: it killed one of its machines) is an interruption to restart after,
+// not a failure: exit 75, a death by a signal the runner sent, or exit 1 after the loss of a
+// machine (a rank whose peer was killed while the group formed fails to join it).
+func restartable(code int, sig string, caused, lostMachine bool) bool {
+	return code == codes.ExitPreempted || sig != "" && caused || code == codes.ExitFailure && lostMachine && caused
 }
 
 type child struct {

@@ -395,13 +395,15 @@ func TestRunStallWarns(t *testing.T) {
 // TestRunMachines: a job of 2 simulated machines trains as a group of 2 ranks, one per machine;
 // each interrupt hits one machine and is sent to that machine's rank alone once it is found
 // (then not to the launcher the runner started); interrupts hit both machines, the job completes,
-// verify finds it sound and analyze bills both machines.
+// verify finds it sound and analyze bills both machines. Pattern seed 2139 kills machine 1 after
+// 67 min of uptime (3.3 s of wall time), gives machine 0 notice 67 min into the next start, and
+// waits 355 min (17.7 s) more: the job (about 6 s of training) is hit twice, then completes.
 func TestRunMachines(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	r := spottrain(t, dir, append([]string{"run", "--experiment", "lstm-fixed-poisson", "--runs-dir", "runs"},
-		spotJob("interrupts.machines=2", "interrupts.rate_per_hour=1", "interrupts.time_scale=600",
-			"train.epochs=4", "train.batch_size=128", "distributed.timeout=5s")...)...)
+		spotJob("interrupts.machines=2", "interrupts.rate_per_hour=0.5", "interrupts.seed=2139", "interrupts.time_scale=1200",
+			"train.epochs=24", "train.batch_size=256", "distributed.timeout="+groupTimeout.String())...)...)
 	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 	assert.Contains(t, r.stdout, "2 machine(s)")
 	runDir := filepath.Join(dir, "runs", "lstm-fixed-poisson", "rep-0")
