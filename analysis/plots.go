@@ -29,9 +29,10 @@ type Figure struct {
 }
 
 // WritePlots draws the study's figures into dir (which exists) and returns them in report order:
-// for each model and share of kills, the timelines of each pattern, the wasted compute, the
-// checkpoint blocking, the cost, the savings, the final metric and the progress of each group.
-// A figure without data is left out.
+// for each model, share of kills and machine count, the timelines of each pattern, the wasted
+// compute, the checkpoint blocking, the cost, the savings, the final metric and the progress of
+// each group; then, for each Scale, where spot stops paying as the job grows. A figure without
+// data is left out.
 func WritePlots(dir string, s *Study) ([]Figure, error) {
 	used := map[string]int{}
 	var figs []Figure
@@ -49,8 +50,20 @@ func WritePlots(dir string, s *Study) ([]Figure, error) {
 			figs = append(figs, f.fig)
 		}
 	}
+	for _, m := range s.Scales() {
+		if f := scaleFigure(m); f != nil {
+			f.fig.Section = scaleSection(m)
+			if err := save(dir, *f); err != nil {
+				return figs, err
+			}
+			figs = append(figs, f.fig)
+		}
+	}
 	return figs, nil
 }
+
+// scaleSection is the Figure.Section of a Scale's figure.
+func scaleSection(m *Scale) string { return "scale|" + m.Model + "|" + scenario(m.NoNoticeShare, 1) }
 
 // A figureSet is the groups of one model, one share of kills and one number of machines, the
 // unit of the figures.

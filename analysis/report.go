@@ -233,6 +233,9 @@ func writeMarkdown(w io.Writer, s *Study, figs []Figure, opt ReportOptions) erro
 	for _, sec := range s.sections() {
 		writeSection(p, s, sec, figs)
 	}
+	for _, m := range s.Scales() {
+		writeScale(p, m, figs)
+	}
 
 	if slow := s.SlowRuns(SlowLimit); len(slow) > 0 {
 		p.f("## Runs that ran slow\n\nThese runs spent more than %.0f%% longer on the same useful work than the median run that trains the same thing: something else used the machine (or the VM was slow), and all their times and costs are inflated by as much.\n\n", 100*(SlowLimit-1))
