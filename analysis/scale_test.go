@@ -5,13 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"spottrain/analysis"
-	"spottrain/checkpoint"
 )
 
 // machineRuns are runs of a job of n machines (a rank each) made by the model itself: an hour of
@@ -110,8 +108,10 @@ func TestScaleStopsPaying(t *testing.T) {
 func TestScaleAdaptiveInterval(t *testing.T) {
 	m := &analysis.Scale{NoNoticeShare: 1, Ratio: 0.4, RateH: 1}
 	ss := &analysis.StrategyScale{Strategy: "adaptive", LostH: 0.1, Quiet: 1, BlockingH: 1.0 / 3600, IntervalH: [2]float64{0, 4}}
+	// Daly's interval, sqrt(2cm)(1 + sqrt(c/2m)/3 + c/18m) - c, for c = 1 s and m = 1 h / n.
 	daly := func(n int) float64 {
-		return checkpoint.DalyInterval(time.Second, time.Hour/time.Duration(n)).Hours()
+		c, m := 1.0, 3600/float64(n)
+		return (math.Sqrt(2*c*m)*(1+math.Sqrt(c/(2*m))/3+c/(18*m)) - c) / 3600
 	}
 	for _, n := range []int{1, 4, 64} {
 		// Nothing else costs: q is the work lost, which scales with the interval.
