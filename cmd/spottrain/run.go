@@ -107,6 +107,14 @@ func machineRanks(cfg configs.Config) []string {
 	return nil
 }
 
+// machinesText is ", N machines" for a job of several simulated machines, else "".
+func machinesText(n int) string {
+	if n > 1 {
+		return fmt.Sprintf(", %d machines", n)
+	}
+	return ""
+}
+
 // runOne runs the trainer (this binary's train command) as a child process in the run dir, under
 // the config's interrupt pattern seeded with the run index, and starts it again after each
 // interruption until it completes. Its own events go to the run's events.jsonl. A run that
@@ -169,8 +177,8 @@ func runOne(ctx context.Context, job *runJob) (*runOutcome, error) {
 		Name: cfg.Name, Index: job.index, Pattern: cfg.Interrupts.Pattern, Seed: pc.Seed,
 		TimeScale: cfg.Interrupts.TimeScale, NoNoticeShare: pc.NoNoticeShare, PID: os.Getpid(), Machines: pc.Machines,
 	})
-	fmt.Fprintf(out, "[run] %s: pattern %s (seed %d), %.0f s of spot time per second, %d machine(s), run dir %s\n",
-		cfg.Name, cfg.Interrupts.Pattern, pc.Seed, cfg.Interrupts.TimeScale, pc.Machines, runDir)
+	fmt.Fprintf(out, "[run] %s: pattern %s (seed %d)%s, %.0f s of spot time per second, run dir %s\n",
+		cfg.Name, cfg.Interrupts.Pattern, pc.Seed, machinesText(pc.Machines), cfg.Interrupts.TimeScale, runDir)
 	start := time.Now()
 	o.starts = 1
 	err = runner.Run(ctx)

@@ -405,7 +405,7 @@ func TestRunMachines(t *testing.T) {
 		spotJob("interrupts.machines=2", "interrupts.rate_per_hour=0.5", "interrupts.seed=2139", "interrupts.time_scale=1200",
 			"train.epochs=24", "train.batch_size=256", "distributed.timeout="+groupTimeout.String())...)...)
 	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
-	assert.Contains(t, r.stdout, "2 machine(s)")
+	assert.Contains(t, r.stdout, "(seed 2139), 2 machines, 1200 s of spot time per second")
 	runDir := filepath.Join(dir, "runs", "lstm-fixed-poisson", "rep-0")
 	evs := eventstest.Read(t, runDir)
 	children := map[int]bool{}
