@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"math"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"spottrain/codes"
@@ -240,8 +241,12 @@ func measure(r *Run, cfg configs.Config) (*RunMetrics, error) {
 		m.Index = rs.Index
 	}
 	t.scale = m.TimeScale
+	t.byTime = m.Machines > 1
 	m.addRunner(r, t)
 	m.addTrainers(r, t)
+	if t.byTime {
+		m.addUnlogged(t)
+	}
 	m.addTrainerEvents(t)
 	for _, in := range r.Incarnations {
 		if sig := t.signal[in.N]; !sig.IsZero() && in.Exit == codes.ExitPreempted {
@@ -407,6 +412,25 @@ func (m *RunMetrics) addTrainers(r *Run, t *times) {
 	}
 }
 
+// addUnlogged adds, to the startup and restart times, the whole life of each child of the runner
+// in which no trainer wrote an event: a group killed or stopped before its rank 0 opened the log.
+// Only for jobs of several machines (t.byTime): a lone trainer's start before its log is left as
+// it was measured before.
+func (m *RunMetrics) addUnlogged(t *times) {
+	for _, c := range t.children {
+		if c.exit.IsZero() || slices.ContainsFunc(t.incarnations, func(in *Incarnation) bool {
+			return !in.Start.Before(c.start) && !in.Start.After(c.exit)
+		}) {
+			continue
+		}
+		life := t.spot(c.start, c.exit)
+		m.StartupS += life
+		if c.attempt > 0 {
+			m.RestartS += life
+		}
+	}
+}
+
 // addLost adds the work of the killed trainer prev (span prevSpan) after the state that in
 // resumed from: it was lost.
 func (m *RunMetrics) addLost(t *times, prev, in *Incarnation, prevSpan int) {
@@ -486,13 +510,23 @@ type times struct {
 	runnerStart   *events.RunnerStart // the first; nil if none
 	trainer       []events.Event      // the trainers' events, in order
 	byPID         map[int]*Incarnation
-	incarnations  []*Incarnation    // in order
-	spawned       map[int]time.Time // child_start by pid
-	exited        map[int]time.Time // child_exit by pid
-	ready         map[int]time.Time // by incarnation: resume, or run_start of a fresh start
-	signal        map[int]time.Time // by incarnation: signal_received
-	begun         map[[2]int]time.Time
-	blocked       map[int][]blocking // by incarnation: non-emergency checkpoint commits
+	incarnations  []*Incarnation // in order
+	children      []runnerChild  // in order
+	// byTime matches trainers with the runner's children by time, not pid: the children are
+	// launchers of groups, whose rank 0 writes the events.
+	byTime  bool
+	spawned map[int]time.Time // child_start by pid
+	exited  map[int]time.Time // child_exit by pid
+	ready   map[int]time.Time // by incarnation: resume, or run_start of a fresh start
+	signal  map[int]time.Time // by incarnation: signal_received
+	begun   map[[2]int]time.Time
+	blocked map[int][]blocking // by incarnation: non-emergency checkpoint commits
+}
+
+// runnerChild is a process the runner started: its start and exit (zero while it ran).
+type runnerChild struct {
+	pid, attempt int
+	start, exit  time.Time
 }
 
 // blocking is a checkpoint that blocked training for ms wall milliseconds, committed at time at.
@@ -535,8 +569,15 @@ func (t *times) add(e events.Event) {
 		}
 	case events.ChildStart:
 		t.spawned[p.PID] = e.Time
+		t.children = append(t.children, runnerChild{pid: p.PID, attempt: p.Attempt, start: e.Time})
 	case events.ChildExit:
 		t.exited[p.PID] = e.Time
+		for i := len(t.children) - 1; i >= 0; i-- {
+			if t.children[i].pid == p.PID && t.children[i].exit.IsZero() {
+				t.children[i].exit = e.Time
+				break
+			}
+		}
 	case events.RunStart, events.Resume:
 		t.ready[e.Incarnation] = e.Time
 	case events.SignalReceived:
@@ -569,11 +610,14 @@ func (t *times) spot(a, b time.Time) float64 { return b.Sub(a).Seconds() * t.sca
 // at is x in spot seconds from the run's start.
 func (t *times) at(x time.Time) float64 { return t.spot(t.start, x) }
 
-// spawn is when in's process started: the runner's child_start; else the run's start for the
-// first trainer, or in's first event.
+// spawn is when in's process started: the runner's child_start (of its pid, or for a group the
+// child in whose life it began); else the run's start for the first trainer, or in's first event.
 func (t *times) spawn(in *Incarnation) time.Time {
 	if s, ok := t.spawned[in.PID]; ok && in.PID != 0 && s.Before(in.Start) {
 		return s
+	}
+	if c := t.childOf(in); c != nil {
+		return c.start
 	}
 	if in.N == 1 {
 		return t.start
@@ -586,7 +630,25 @@ func (t *times) end(in *Incarnation) time.Time {
 	if x, ok := t.exited[in.PID]; ok && in.PID != 0 && x.After(in.End) {
 		return x
 	}
+	if c := t.childOf(in); c != nil && c.exit.After(in.End) {
+		return c.exit
+	}
 	return in.End
+}
+
+// childOf is, when t.byTime, the runner's child in whose life in began: the last one started
+// by then; nil if none, or when trainers are matched by pid.
+func (t *times) childOf(in *Incarnation) *runnerChild {
+	if !t.byTime {
+		return nil
+	}
+	var found *runnerChild
+	for i := range t.children {
+		if !t.children[i].start.After(in.Start) {
+			found = &t.children[i]
+		}
+	}
+	return found
 }
 
 // stateAt is when in held the training state of step: its start of training if it began there,
