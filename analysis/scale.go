@@ -32,7 +32,9 @@ type Scale struct {
 	Sizes         []int   // the machine counts measured
 	// R0 and R1 are the restart's fit, in billed hours: R(N) = R0 + R1·log2(N), least squares
 	// over the sizes (each weighted by its interruptions).
-	R0, R1     float64
+	R0, R1 float64
+	// RestartH is the restart the runs measured per interruption at each of Sizes, in hours.
+	RestartH   []float64
 	EmergencyH float64 // billed hours from a notice to the job's exit, per notice
 	RateH      float64 // the interruptions the runs saw per machine-hour (mean over runs)
 	Strategies []*StrategyScale
@@ -126,6 +128,9 @@ func (set *scaleSet) fit(s *Study) bool {
 	var ok bool
 	if set.R0, set.R1, ok = fitRestart(restart); !ok {
 		return false
+	}
+	for _, n := range set.Sizes {
+		set.RestartH = append(set.RestartH, restart[n][0]/max(restart[n][1], 1)/3600)
 	}
 	for _, st := range strategiesOf(set.groups) {
 		set.Strategies = append(set.Strategies, set.fitStrategy(s, st))
@@ -249,6 +254,15 @@ func (m *Scale) interval(ss *StrategyScale, n int, rate float64) float64 {
 	hour := float64(time.Hour)
 	tau := checkpoint.DalyInterval(time.Duration(ss.BlockingH*hour), time.Duration(hour/kills))
 	return min(max(float64(tau)/hour, ss.IntervalH[0]), ss.IntervalH[1])
+}
+
+// OneRestart is m with the restart of one machine at every size, R(N) = R(1): machines that
+// start again in parallel in the time one takes, as a cloud's can, where the machine of these
+// runs started every rank on the same cores.
+func (m *Scale) OneRestart() *Scale {
+	c := *m
+	c.R1 = 0
+	return &c
 }
 
 // PerInterruptionH is q(N): the billed hours one interruption costs a job of n machines, each

@@ -97,6 +97,10 @@ func TestScaleStopsPaying(t *testing.T) {
 	assert.Greater(t, m.BreakEvenPerMachine(ss, n-1), rate)
 	assert.Positive(t, m.SavingsAt(ss, n-1, rate))
 	assert.Negative(t, m.SavingsAt(ss, n, rate))
+	one := m.OneRestart()
+	assert.InDelta(t, m.PerInterruptionH(ss, 1, rate), one.PerInterruptionH(ss, 64, rate), 1e-12, "one machine's restart at every size")
+	assert.Equal(t, 0.01, m.R1, "m is unchanged")
+	assert.Greater(t, one.StopsPaying(ss, rate), n, "a restart that does not grow lets spot pay longer")
 	assert.Equal(t, 0, m.StopsPaying(ss, 1e-6), "at a negligible rate spot pays at every size")
 	ss.Quiet = 3
 	assert.Equal(t, 0.0, m.BreakEvenPerMachine(ss, 1), "three times the hours at 40% of the price never pays")

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"spottrain/preemption"
 )
 
 // writeScale writes the report's section of a Scale: the fit, the model against the runs at each
@@ -15,8 +17,12 @@ func writeScale(p *printer, m *Scale, figs []Figure) {
 		"average; a job of N machines is interrupted N times as often. The model (see `analysis.Scale`) prices one "+
 		"interruption of a job of N machines at q(N) = R(N) + %.2f·E + %.2f·L(N) billed hours of every machine, fitted "+
 		"to these runs:\n\n", joinInts(m.Sizes), rateText(m.RateH), 1-k, k)
-	p.f("- restart R(N) = %.2f + %.2f·log2(N) min (least squares over the sizes; a trainer cut before its first step counts whole)\n",
-		60*m.R0, 60*m.R1)
+	measured := make([]string, len(m.Sizes))
+	for i, n := range m.Sizes {
+		measured[i] = fmt.Sprintf("%.1f at %d", 60*m.RestartH[i], n)
+	}
+	p.f("- restart R(N) = %.2f + %.2f·log2(N) min (least squares over the sizes, measured %s; a trainer cut before its "+
+		"first step counts whole)\n", 60*m.R0, 60*m.R1, strings.Join(measured, ", "))
 	p.f("- emergency checkpoint E = %.2f min per notice\n", 60*m.EmergencyH)
 	for _, ss := range m.Strategies {
 		p.f("- %s: L = %.1f min lost per kill at one machine's interval%s; a quiet spot job bills %.3f× the on-demand hours\n",
@@ -52,25 +58,56 @@ func writeScaleGrowth(p *printer, m *Scale) {
 		head += fmt.Sprintf(" %d |", n)
 	}
 	p.f("\nThe model as the job grows, each machine interrupted at %s per hour: savings against on demand by the "+
-		"number of machines, and where spot stops paying.\n\n%s stops paying at |\n|---|%s\n", rateText(m.RateH), head,
+		"number of machines, and where spot stops paying; \"one restart\": the same with the restart of one machine at "+
+		"every size (machines that start again in parallel).\n\n%s stops paying at |\n|---|%s\n", rateText(m.RateH), head,
 		strings.Repeat("---|", len(sizes)+1))
-	for _, ss := range m.Strategies {
-		p.f("| %s |", ss.Strategy)
-		for _, n := range sizes {
-			p.f(" %s |", savingsText(m.SavingsAt(ss, n, m.RateH)))
+	variants := []struct {
+		name string
+		m    *Scale
+	}{{"", m}, {", one restart", m.OneRestart()}}
+	for _, v := range variants {
+		for _, ss := range m.Strategies {
+			p.f("| %s%s |", ss.Strategy, v.name)
+			for _, n := range sizes {
+				p.f(" %s |", savingsText(v.m.SavingsAt(ss, n, m.RateH)))
+			}
+			p.f(" %s |\n", stopsAt(v.m.StopsPaying(ss, m.RateH)))
 		}
-		p.f(" %s |\n", stopsAt(m.StopsPaying(ss, m.RateH)))
 	}
+	writeStopsAt(p, m, variants[1].m)
 	p.f("\nBreak-even interruptions per machine-hour, by the number of machines:\n\n%s\n|---|%s\n", head,
 		strings.Repeat("---|", len(sizes)))
+	for _, v := range variants {
+		for _, ss := range m.Strategies {
+			p.f("| %s%s |", ss.Strategy, v.name)
+			for _, n := range sizes {
+				p.f(" %s |", rate(v.m.BreakEvenPerMachine(ss, n)))
+			}
+			p.f("\n")
+		}
+	}
+	p.f("\n")
+}
+
+// stopsRates are the rates per machine-hour at which the report says where spot stops paying,
+// besides the runs' own.
+var stopsRates = []float64{0.3, 0.1, 0.03, 0.01}
+
+// writeStopsAt writes the table of where spot stops paying at stopsRates, with m and with one
+// machine's restart at every size.
+func writeStopsAt(p *printer, m, one *Scale) {
+	p.f("\nWhere spot stops paying at other rates per machine-hour (restart as fitted / one machine's):\n\n| strategy |")
+	for _, r := range stopsRates {
+		p.f(" %s |", rateText(r))
+	}
+	p.f("\n|---|%s\n", strings.Repeat("---|", len(stopsRates)))
 	for _, ss := range m.Strategies {
 		p.f("| %s |", ss.Strategy)
-		for _, n := range sizes {
-			p.f(" %s |", rate(m.BreakEvenPerMachine(ss, n)))
+		for _, r := range stopsRates {
+			p.f(" %s / %s |", stopsAt(m.StopsPaying(ss, r)), stopsAt(one.StopsPaying(ss, r)))
 		}
 		p.f("\n")
 	}
-	p.f("\n")
 }
 
 // intervalNote says how the strategy's interval changes with the job's size.
@@ -93,9 +130,9 @@ func savingsText(x float64) string {
 // stopsAt is StopsPaying's n for a table.
 func stopsAt(n int) string {
 	if n == 0 {
-		return "never"
+		return fmt.Sprintf("over %d", preemption.MaxMachines)
 	}
-	return fmt.Sprintf("%d machines", n)
+	return fmt.Sprint(n)
 }
 
 func joinInts(xs []int) string {
