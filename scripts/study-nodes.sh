@@ -4,7 +4,7 @@
 # its own by the Poisson pattern at 1 per machine-hour), under each checkpoint strategy, with
 # repetitions and an on-demand baseline per size; then the report, with the model of savings and
 # break-even for 1 to 256 machines fitted to these runs. Runs that completed are skipped. About
-# 25 minutes on 2 cores.
+# 15 minutes on 2 cores (REPS=6 MACHINES="1 2" then adds 3 repetitions at 1 and 2 machines in 4).
 #
 #   scripts/study-nodes.sh [RUNS_DIR] [OUT_DIR]     defaults: study-runs/nodes docs/study/nodes
 #   REPS=3 MACHINES="1 2 4" scripts/study-nodes.sh
