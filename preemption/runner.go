@@ -144,7 +144,8 @@ type child struct {
 
 // interrupt applies the scheduled interrupt it to c: a notice (SIGTERM, and SIGKILL to c after
 // the grace period) or a kill, to the workers of its machine when RanksPerMachine says which
-// they are and they are found, else to c. It reports whether it signalled anything.
+// they are and they are found, else to c. It reports the interrupt once, with the pid of the
+// first process signalled, and whether it signalled anything.
 func (r *Runner) interrupt(c *child, it Interrupt) bool {
 	sig := syscall.SIGKILL
 	if it.Notice {
@@ -159,7 +160,10 @@ func (r *Runner) interrupt(c *child, it Interrupt) bool {
 		caused = r.signal(c, sig, codes.Schedule, it)
 	}
 	for _, pid := range pids {
-		caused = r.signalPID(pid, sig, codes.Schedule, it) || caused
+		if r.kill(pid, sig) && !caused {
+			caused = true
+			r.sent(pid, sig, codes.Schedule, it)
+		}
 	}
 	if it.Notice {
 		caused = r.awaitOrKill(c, r.Grace) || caused
@@ -180,15 +184,15 @@ func (r *Runner) signal(c *child, sig syscall.Signal, reason codes.InterruptReas
 	return true
 }
 
-// signalPID sends sig to the worker pid, as signal does to the child.
-func (r *Runner) signalPID(pid int, sig syscall.Signal, reason codes.InterruptReason, it Interrupt) bool {
+// kill sends sig to the worker pid; false if it could not (a worker gone meanwhile, or another
+// failure, which it reports).
+func (r *Runner) kill(pid int, sig syscall.Signal) bool {
 	if err := syscall.Kill(pid, sig); err != nil {
 		if err != syscall.ESRCH {
 			r.emit(events.SignalFailed{PID: pid, Signal: sig.String(), Error: err.Error()})
 		}
 		return false
 	}
-	r.sent(pid, sig, reason, it)
 	return true
 }
 
