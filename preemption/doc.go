@@ -25,10 +25,10 @@
 //     context is a real user's Ctrl+C: the Runner forwards SIGTERM and waits the grace period
 //     before SIGKILL.
 //   - Which exits it caused. The Runner records for each child whether it signalled it. Exit 0
-//     ends the run; exit codes.ExitPreempted (75: preempted, whoever gave the notice), a death by a
-//     signal the Runner sent, and exit 1 after the Runner killed one of the child's machines start
-//     the child again after the restart delay; any other code, or a death by a signal the Runner
-//     did not send, ends the run with an *ExitError.
+//     ends the run; exit codes.ExitPreempted (75: preempted, whoever gave the notice), a death by
+//     a signal the Runner sent, and exit 1 after the Runner interrupted one of the child's
+//     machines start the child again after the restart delay; any other code, or a death by a
+//     signal the Runner did not send, ends the run with an *ExitError.
 //   - Reports. Through Runner.OnEvent, in order, as payloads of package events: ChildStart as
 //     each child starts, InterruptSent (kind codes.Notice or codes.Kill; reason codes.Schedule,
 //     codes.Grace or codes.Cancel; AtSpotS for scheduled ones), ChildExit (Caused: whether the

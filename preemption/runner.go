@@ -29,9 +29,9 @@ type Runner struct {
 	// machine of the Schedule runs this many workers: machine m's are those whose environment
 	// says RANK=m*RanksPerMachine ... (m+1)*RanksPerMachine-1. An interrupt of machine m signals
 	// those workers only (the child itself when none is found yet); the grace period's SIGKILL
-	// still goes to the child. A child that exits 1 after a machine of it was killed is started
-	// again too: its other ranks may fail to form the group without it. 0: every interrupt
-	// signals the child.
+	// still goes to the child. A child that exits 1 after one of its machines was interrupted is
+	// started again too: a rank that dies while the group forms leaves the others unable to
+	// form it. 0: every interrupt signals the child.
 	RanksPerMachine int
 	// OnEvent, if set, hears what happens, from Run's goroutine (see the package doc).
 	OnEvent func(events.Payload)
@@ -108,7 +108,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-c.done:
 		case <-fire:
 			caused = r.interrupt(c, it)
-			lostMachine = r.RanksPerMachine > 0 && !it.Notice
+			lostMachine = r.RanksPerMachine > 0
 		case <-ctx.Done():
 			cancelled = true
 			caused = r.signal(c, syscall.SIGTERM, codes.Cancel, Interrupt{})
@@ -130,9 +130,9 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 // restartable reports whether a child's end (code, or the signal sig; caused: the runner
-// signalled it; lostMachine: it killed one of its machines) is an interruption to restart after,
-// not a failure: exit 75, a death by a signal the runner sent, or exit 1 after the loss of a
-// machine (a rank whose peer was killed while the group formed fails to join it).
+// signalled it; lostMachine: it interrupted one of its machines) is an interruption to restart
+// after, not a failure: exit 75, a death by a signal the runner sent, or exit 1 after a machine
+// was interrupted (the ranks of a group that lost one while it formed fail to join it).
 func restartable(code int, sig string, caused, lostMachine bool) bool {
 	return code == codes.ExitPreempted || sig != "" && caused || code == codes.ExitFailure && lostMachine && caused
 }
