@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"math"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"spottrain/codes"
@@ -27,7 +28,8 @@ import (
 // A run whose trainer was a data-parallel group of World processes (one GPU each) bills World
 // GPU-hours per hour: ProcS is the billed time times the processes, each trainer's with its own
 // group size (a resume may change it), and the run's cost is priced on it. The times above stay
-// the group's wall times.
+// the group's wall times. A job of several simulated machines (interrupts.machines) is such a
+// group with the machines' GPUs in it, so it bills machines × GPUs per machine × billed time.
 type RunMetrics struct {
 	Dir   string
 	Name  string // the config's name (the experiment)
@@ -38,8 +40,14 @@ type RunMetrics struct {
 	NoNoticeShare            float64 // the share of interruptions that were kills without notice
 	TrainingHash             string  // runs with the same hash train the same thing
 	TimeScale                float64 // spot seconds per wall second
-	Completed                bool
-	Prices                   configs.Prices // the config's cost settings, resolved
+	// Machines is the simulated job's size (interrupts.machines; 1 for configs from before it),
+	// each machine interrupted on its own: interruptions are the job's, any one stops every machine.
+	Machines int
+	// IntervalS is the strategy's checkpoint interval in spot seconds: fixed's every_seconds
+	// (0 when off), adaptive's bounds [min_seconds, max_seconds]; zero for milestone.
+	IntervalS [2]float64
+	Completed bool
+	Prices    configs.Prices // the config's cost settings, resolved
 
 	WallS float64 // from the first trainer start to the end of the run
 	// DownS is the time without a VM (not billed): from each restart to the next trainer start,
@@ -171,9 +179,10 @@ type StepValue struct {
 
 // Interrupt is one interruption the runner sent.
 type Interrupt struct {
-	At   float64 // seconds from the run's start
-	Step int     // the last step the trainer had reported
-	Kind codes.InterruptKind
+	At      float64 // seconds from the run's start
+	Step    int     // the last step the trainer had reported
+	Kind    codes.InterruptKind
+	Machine int // the simulated machine it hit (0 for a job of one)
 }
 
 // ErrNoRun is returned by Measure for a directory with no trainer events.
@@ -232,8 +241,12 @@ func measure(r *Run, cfg configs.Config) (*RunMetrics, error) {
 		m.Index = rs.Index
 	}
 	t.scale = m.TimeScale
+	t.byTime = m.Machines > 1
 	m.addRunner(r, t)
 	m.addTrainers(r, t)
+	if t.byTime {
+		m.addUnlogged(t)
+	}
 	m.addTrainerEvents(t)
 	for _, in := range r.Incarnations {
 		if sig := t.signal[in.N]; !sig.IsZero() && in.Exit == codes.ExitPreempted {
@@ -270,7 +283,13 @@ func fromConfig(dir string, cfg configs.Config) (*RunMetrics, error) {
 	m := &RunMetrics{
 		Dir: dir, Name: cfg.Name, Model: cfg.Layers.Model, Strategy: cfg.Checkpoint.Strategy,
 		Pattern: cfg.Interrupts.Pattern, NoNoticeShare: cfg.Interrupts.NoNoticeShare,
-		TrainingHash: cfg.TrainingHash(), TimeScale: cfg.Interrupts.TimeScale,
+		TrainingHash: cfg.TrainingHash(), TimeScale: cfg.Interrupts.TimeScale, Machines: max(cfg.Interrupts.Machines, 1),
+	}
+	switch ck := cfg.Checkpoint; ck.Strategy {
+	case "fixed":
+		m.IntervalS = [2]float64{ck.EverySeconds, ck.EverySeconds}
+	case "adaptive":
+		m.IntervalS = [2]float64{ck.MinSeconds, ck.MaxSeconds}
 	}
 	set, ok := metrics.OfModel(cfg.Model.Kind)
 	if !ok {
@@ -342,12 +361,16 @@ func (m *RunMetrics) addInterrupt(t *times, at time.Time, p events.InterruptSent
 	default:
 		m.Notices++
 	}
+	in := t.byPID[p.PID]
+	if in == nil && m.Machines > 1 {
+		in = t.latest(at) // a signal to one machine's worker, not to rank 0 that writes the events
+	}
 	step := 0
-	if in := t.byPID[p.PID]; in != nil {
+	if in != nil {
 		step = in.LastStep
 	}
 	if p.Reason == codes.Schedule {
-		m.Interrupts = append(m.Interrupts, Interrupt{At: t.at(at), Step: step, Kind: p.Kind})
+		m.Interrupts = append(m.Interrupts, Interrupt{At: t.at(at), Step: step, Kind: p.Kind, Machine: p.Machine})
 	}
 }
 
@@ -384,6 +407,25 @@ func (m *RunMetrics) addTrainers(r *Run, t *times) {
 		m.Incarnations = append(m.Incarnations, span)
 		if !in.idle() {
 			prev, prevSpan = in, len(m.Incarnations)-1
+		}
+	}
+}
+
+// addUnlogged adds, to the startup and restart times, the whole life of each child of the runner
+// in which no trainer wrote an event: a group killed or stopped before its rank 0 opened the log.
+// Only for jobs of several machines (t.byTime): a lone trainer's start before its log is left as
+// it was measured before.
+func (m *RunMetrics) addUnlogged(t *times) {
+	for _, c := range t.children {
+		if c.exit.IsZero() || slices.ContainsFunc(t.incarnations, func(in *Incarnation) bool {
+			return !in.Start.Before(c.start) && !in.Start.After(c.exit)
+		}) {
+			continue
+		}
+		life := t.spot(c.start, c.exit)
+		m.StartupS += life
+		if c.attempt > 0 {
+			m.RestartS += life
 		}
 	}
 }
@@ -467,12 +509,23 @@ type times struct {
 	runnerStart   *events.RunnerStart // the first; nil if none
 	trainer       []events.Event      // the trainers' events, in order
 	byPID         map[int]*Incarnation
-	spawned       map[int]time.Time // child_start by pid
-	exited        map[int]time.Time // child_exit by pid
-	ready         map[int]time.Time // by incarnation: resume, or run_start of a fresh start
-	signal        map[int]time.Time // by incarnation: signal_received
-	begun         map[[2]int]time.Time
-	blocked       map[int][]blocking // by incarnation: non-emergency checkpoint commits
+	incarnations  []*Incarnation // in order
+	children      []runnerChild  // in order
+	// byTime matches trainers with the runner's children by time, not pid: the children are
+	// launchers of groups, whose rank 0 writes the events.
+	byTime  bool
+	spawned map[int]time.Time // child_start by pid
+	exited  map[int]time.Time // child_exit by pid
+	ready   map[int]time.Time // by incarnation: resume, or run_start of a fresh start
+	signal  map[int]time.Time // by incarnation: signal_received
+	begun   map[[2]int]time.Time
+	blocked map[int][]blocking // by incarnation: non-emergency checkpoint commits
+}
+
+// runnerChild is a process the runner started: its start and exit (zero while it ran).
+type runnerChild struct {
+	pid, attempt int
+	start, exit  time.Time
 }
 
 // blocking is a checkpoint that blocked training for ms wall milliseconds, committed at time at.
@@ -485,6 +538,7 @@ func newTimes(r *Run) *times {
 	t := &times{byPID: map[int]*Incarnation{}, spawned: map[int]time.Time{}, exited: map[int]time.Time{},
 		ready: map[int]time.Time{}, signal: map[int]time.Time{}, begun: map[[2]int]time.Time{},
 		blocked: map[int][]blocking{}}
+	t.incarnations = r.Incarnations
 	for _, in := range r.Incarnations {
 		if in.PID != 0 {
 			t.byPID[in.PID] = in
@@ -514,8 +568,15 @@ func (t *times) add(e events.Event) {
 		}
 	case events.ChildStart:
 		t.spawned[p.PID] = e.Time
+		t.children = append(t.children, runnerChild{pid: p.PID, attempt: p.Attempt, start: e.Time})
 	case events.ChildExit:
 		t.exited[p.PID] = e.Time
+		for i := len(t.children) - 1; i >= 0; i-- {
+			if t.children[i].pid == p.PID && t.children[i].exit.IsZero() {
+				t.children[i].exit = e.Time
+				break
+			}
+		}
 	case events.RunStart, events.Resume:
 		t.ready[e.Incarnation] = e.Time
 	case events.SignalReceived:
@@ -531,17 +592,31 @@ func (t *times) add(e events.Event) {
 	}
 }
 
+// latest is the last trainer begun by time at; nil if none.
+func (t *times) latest(at time.Time) *Incarnation {
+	var last *Incarnation
+	for _, in := range t.incarnations {
+		if !in.Start.After(at) {
+			last = in
+		}
+	}
+	return last
+}
+
 // spot is the spot time from a to b, in seconds.
 func (t *times) spot(a, b time.Time) float64 { return b.Sub(a).Seconds() * t.scale }
 
 // at is x in spot seconds from the run's start.
 func (t *times) at(x time.Time) float64 { return t.spot(t.start, x) }
 
-// spawn is when in's process started: the runner's child_start; else the run's start for the
-// first trainer, or in's first event.
+// spawn is when in's process started: the runner's child_start (of its pid, or for a group the
+// child in whose life it began); else the run's start for the first trainer, or in's first event.
 func (t *times) spawn(in *Incarnation) time.Time {
 	if s, ok := t.spawned[in.PID]; ok && in.PID != 0 && s.Before(in.Start) {
 		return s
+	}
+	if c := t.childOf(in); c != nil {
+		return c.start
 	}
 	if in.N == 1 {
 		return t.start
@@ -554,7 +629,25 @@ func (t *times) end(in *Incarnation) time.Time {
 	if x, ok := t.exited[in.PID]; ok && in.PID != 0 && x.After(in.End) {
 		return x
 	}
+	if c := t.childOf(in); c != nil && c.exit.After(in.End) {
+		return c.exit
+	}
 	return in.End
+}
+
+// childOf is, when t.byTime, the runner's child in whose life in began: the last one started
+// by then; nil if none, or when trainers are matched by pid.
+func (t *times) childOf(in *Incarnation) *runnerChild {
+	if !t.byTime {
+		return nil
+	}
+	var found *runnerChild
+	for i := range t.children {
+		if !t.children[i].start.After(in.Start) {
+			found = &t.children[i]
+		}
+	}
+	return found
 }
 
 // stateAt is when in held the training state of step: its start of training if it began there,

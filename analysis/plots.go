@@ -29,9 +29,10 @@ type Figure struct {
 }
 
 // WritePlots draws the study's figures into dir (which exists) and returns them in report order:
-// for each model and share of kills, the timelines of each pattern, the wasted compute, the
-// checkpoint blocking, the cost, the savings, the final metric and the progress of each group.
-// A figure without data is left out.
+// for each model, share of kills and machine count, the timelines of each pattern, the wasted
+// compute, the checkpoint blocking, the cost, the savings, the final metric and the progress of
+// each group; then, for each Scale, where spot stops paying as the job grows. A figure without
+// data is left out.
 func WritePlots(dir string, s *Study) ([]Figure, error) {
 	used := map[string]int{}
 	var figs []Figure
@@ -49,13 +50,27 @@ func WritePlots(dir string, s *Study) ([]Figure, error) {
 			figs = append(figs, f.fig)
 		}
 	}
+	for _, m := range s.Scales() {
+		if f := scaleFigure(m); f != nil {
+			f.fig.Section = scaleSection(m)
+			if err := save(dir, *f); err != nil {
+				return figs, err
+			}
+			figs = append(figs, f.fig)
+		}
+	}
 	return figs, nil
 }
 
-// A figureSet is the groups of one model and one share of kills, the unit of the figures.
+// scaleSection is the Figure.Section of a Scale's figure.
+func scaleSection(m *Scale) string { return "scale|" + m.Model + "|" + scenario(m.NoNoticeShare, 1) }
+
+// A figureSet is the groups of one model, one share of kills and one number of machines, the
+// unit of the figures.
 type figureSet struct {
 	model, scenario string
-	share           float64  // of kills without notice
+	share           float64 // of kills without notice
+	machines        int
 	slug            string   // model and scenario as a file name part
 	groups          []*Group // the non-baseline groups, in the study's order
 	baseline        *Group   // the first of their baselines; nil without
@@ -63,7 +78,8 @@ type figureSet struct {
 	patterns        []string // from the calmest
 }
 
-// figureSets gathers the non-baseline groups of s by model and share of kills, in study order.
+// figureSets gathers the non-baseline groups of s by model, share of kills and machines, in
+// study order.
 func figureSets(s *Study) []*figureSet {
 	var sets []*figureSet
 	byKey := map[string]*figureSet{}
@@ -71,10 +87,11 @@ func figureSets(s *Study) []*figureSet {
 		if g.IsBaseline() || len(g.Runs) == 0 {
 			continue
 		}
-		key := fmt.Sprintf("%s|%v", g.Model, g.NoNoticeShare)
+		key := fmt.Sprintf("%s|%v|%d", g.Model, g.NoNoticeShare, g.Machines)
 		set := byKey[key]
 		if set == nil {
-			set = &figureSet{model: g.Model, scenario: g.Scenario(), share: g.NoNoticeShare, slug: slug(g.Model, g.Scenario())}
+			set = &figureSet{model: g.Model, scenario: g.Scenario(), share: g.NoNoticeShare, machines: g.Machines,
+				slug: slug(g.Model, g.Scenario())}
 			byKey[key] = set
 			sets = append(sets, set)
 		}
@@ -665,7 +682,7 @@ func (set *figureSet) accuracy() *figure {
 func (set *figureSet) savings(s *Study) *figure {
 	var curves []Curve
 	for _, c := range s.Curves() {
-		if c.Model == set.model && c.NoNoticeShare == set.share && slices.Contains(set.strategies, c.Strategy) {
+		if c.Model == set.model && c.NoNoticeShare == set.share && c.Machines == set.machines && slices.Contains(set.strategies, c.Strategy) {
 			curves = append(curves, c)
 		}
 	}

@@ -89,15 +89,15 @@ var statColumns = []struct {
 
 func writeSummaryCSV(w io.Writer, s *Study) error {
 	cw := csv.NewWriter(w)
-	head := []string{"experiment", "model", "strategy", "pattern", "no_notice_share", "runs", "procs", "metric_name"}
+	head := []string{"experiment", "model", "strategy", "pattern", "no_notice_share", "runs", "procs", "machines", "metric_name"}
 	for _, c := range statColumns {
 		head = append(head, c.name+"_mean", c.name+"_lo", c.name+"_hi")
 	}
-	head = append(head, "break_even_per_hour")
+	head = append(head, "break_even_per_hour", "break_even_per_machine_hour")
 	cw.Write(head)
 	for _, g := range s.Groups {
 		row := []string{g.Name, g.Model, g.Strategy, g.Pattern, num(g.NoNoticeShare), strconv.Itoa(len(g.Runs)),
-			strconv.Itoa(g.Procs), g.Runs[0].Metric}
+			strconv.Itoa(g.Procs), strconv.Itoa(g.Machines), g.Runs[0].Metric}
 		for _, c := range statColumns {
 			st := c.get(g)
 			if st.N == 0 {
@@ -106,7 +106,7 @@ func writeSummaryCSV(w io.Writer, s *Study) error {
 			}
 			row = append(row, num(st.Mean), num(st.Lo), num(st.Hi))
 		}
-		row = append(row, num(g.BreakEven))
+		row = append(row, num(g.BreakEven), num(g.BreakEvenPerMachine()))
 		cw.Write(row)
 	}
 	cw.Flush()
@@ -118,7 +118,7 @@ func writeRunsCSV(w io.Writer, s *Study) error {
 	cw.Write([]string{"dir", "experiment", "index", "model", "strategy", "pattern", "no_notice_share", "completed",
 		"time_scale", "steps", "redo_steps", "checkpoints", "notices", "kills", "grace_kills",
 		"wall_s", "down_s", "billed_s", "startup_s", "restart_s", "checkpoint_s", "emergency_s", "wasted_s", "useful_s",
-		"rate_per_hour", "cost_usd", "metric_name", "metric", "slowdown", "world", "gpu_h", "allreduce_efficiency"})
+		"rate_per_hour", "cost_usd", "metric_name", "metric", "slowdown", "world", "gpu_h", "allreduce_efficiency", "machines"})
 	for _, r := range s.Runs {
 		metric := ""
 		if r.Metric != "" {
@@ -129,7 +129,8 @@ func writeRunsCSV(w io.Writer, s *Study) error {
 			strconv.Itoa(r.Checkpoints), strconv.Itoa(r.Notices), strconv.Itoa(r.Kills), strconv.Itoa(r.GraceKills),
 			num(r.WallS), num(r.DownS), num(r.BilledS), num(r.StartupS), num(r.RestartS), num(r.CheckpointS),
 			num(r.EmergencyS), num(r.WastedS), num(r.UsefulS), num(r.RatePerHour()), num(r.CostUSD()),
-			r.Metric, metric, num(s.Slowdown[r]), strconv.Itoa(max(r.World, 1)), num(r.GPUHours()), optional(r.AllreduceEfficiency())})
+			r.Metric, metric, num(s.Slowdown[r]), strconv.Itoa(max(r.World, 1)), num(r.GPUHours()), optional(r.AllreduceEfficiency()),
+			strconv.Itoa(r.Machines)})
 	}
 	cw.Flush()
 	return cw.Error()
@@ -172,6 +173,14 @@ func (sec *section) procs() int {
 		}
 	}
 	return n
+}
+
+// machines is the simulated job size of the section's groups (one: the scenario names it).
+func (sec *section) machines() int {
+	if len(sec.groups) > 0 {
+		return sec.groups[0].Machines
+	}
+	return 1
 }
 
 // sections splits the study's groups by model and scenario, in the order of Groups.
@@ -224,6 +233,9 @@ func writeMarkdown(w io.Writer, s *Study, figs []Figure, opt ReportOptions) erro
 	for _, sec := range s.sections() {
 		writeSection(p, s, sec, figs)
 	}
+	for _, m := range s.Scales() {
+		writeScale(p, m, figs)
+	}
 
 	if slow := s.SlowRuns(SlowLimit); len(slow) > 0 {
 		p.f("## Runs that ran slow\n\nThese runs spent more than %.0f%% longer on the same useful work than the median run that trains the same thing: something else used the machine (or the VM was slow), and all their times and costs are inflated by as much.\n\n", 100*(SlowLimit-1))
@@ -264,6 +276,12 @@ func writeSection(p *printer, s *Study, sec *section, figs []Figure) {
 		p.f("Data-parallel groups of up to %d processes, one GPU each: billed time and cost are in GPU-hours, "+
 			"the processes times the billed hours (a price is per GPU-hour); times lost stay the group's wall time.\n\n", n)
 	}
+	if m := sec.machines(); m > 1 {
+		p.f("A job of %d simulated machines, each interrupted on its own by the pattern: any interruption stops every "+
+			"machine and the job starts again on new ones, so the job is interrupted %d times as often as one machine. "+
+			"Billed time is the job's, its cost the machines' GPUs times it. Break-even rates are per billed hour of the "+
+			"job; per machine-hour they are %d times lower (the last column).\n\n", m, m, m)
+	}
 	if b := sec.baseline; b != nil {
 		p.f("On demand (`%s`, %d runs): %s %s billed, $%s, %s %s.\n\n", b.Name, len(b.Runs),
 			b.GPUH, billed, b.CostUSD, b.Runs[0].Metric, b.Metric)
@@ -286,10 +304,13 @@ func writeSection(p *printer, s *Study, sec *section, figs []Figure) {
 		}
 	}
 	if len(curves) > 0 {
+		perMachine := sec.machines() > 1
 		p.f("Where spot stops paying, from the measured overheads pooled over the patterns:\n\n")
-		p.f("| strategy | cost of one interruption (min billed) | savings without interruptions | break-even |\n|---|---|---|---|\n")
+		p.f("| strategy | cost of one interruption (min billed) | savings without interruptions | break-even |%s\n|---|---|---|---|%s\n",
+			cond(perMachine, " per machine |"), cond(perMachine, "---|"))
 		for _, c := range curves {
-			p.f("| %s | %.1f | %.0f%% | %s |\n", c.Strategy, c.PerH*60, 100*c.SavingsAt(0), breakEvenText(c.BreakEven))
+			p.f("| %s | %.1f | %.0f%% | %s |%s\n", c.Strategy, c.PerH*60, 100*c.SavingsAt(0), breakEvenText(c.BreakEven),
+				cond(perMachine, " "+breakEvenText(c.BreakEven/float64(c.Machines))+" |"))
 		}
 		p.f("\n")
 	}
@@ -349,6 +370,14 @@ func breakEvenText(be float64) string {
 		return "no baseline"
 	}
 	return fmt.Sprintf("%.2f interruptions per hour (one every %s)", be, (time.Duration(3600/be) * time.Second).Round(time.Minute))
+}
+
+// cond is s when ok, else "".
+func cond(ok bool, s string) string {
+	if ok {
+		return s
+	}
+	return ""
 }
 
 func rate(be float64) string {

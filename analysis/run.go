@@ -137,14 +137,19 @@ func (r *Run) CutStarts() (longest, last int) {
 }
 
 // startsCut tells, for each trainer start that ended, in order, whether it was cut before its
-// first step.
+// first step. A child is matched with the trainer of its pid or, when it is the launcher of a
+// group (whose rank 0 writes the events), with the trainer that began during its life.
 func (r *Run) startsCut() []bool {
 	byPID := map[int][]*Incarnation{}
 	for _, in := range r.Incarnations {
 		byPID[in.PID] = append(byPID[in.PID], in)
 	}
+	started := map[int]time.Time{}
 	var cuts []bool
 	for _, e := range r.Runner {
+		if p, ok := e.Payload.(events.ChildStart); ok {
+			started[p.PID] = e.Time
+		}
 		p, ok := e.Payload.(events.ChildExit)
 		if !ok {
 			continue
@@ -152,6 +157,8 @@ func (r *Run) startsCut() []bool {
 		var in *Incarnation
 		if ins := byPID[p.PID]; len(ins) > 0 {
 			in, byPID[p.PID] = ins[0], ins[1:]
+		} else if from, ok := started[p.PID]; ok {
+			in = r.begunIn(from, e.Time)
 		}
 		cuts = append(cuts, p.Code != codes.ExitDone && (in == nil || in.LastStep <= in.ResumeStep))
 	}
@@ -162,6 +169,16 @@ func (r *Run) startsCut() []bool {
 		cuts = append(cuts, in.Exit != codes.ExitDone && in.LastStep <= in.ResumeStep)
 	}
 	return cuts
+}
+
+// begunIn is the first trainer whose first event came between from and to; nil if none.
+func (r *Run) begunIn(from, to time.Time) *Incarnation {
+	for _, in := range r.Incarnations {
+		if !in.Start.Before(from) && !in.Start.After(to) {
+			return in
+		}
+	}
+	return nil
 }
 
 // savedLast reports whether the incarnation's last step is one it resumed at (or 0, started

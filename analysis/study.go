@@ -56,16 +56,17 @@ func (s Stat) String() string {
 	return fmt.Sprintf("%.*f ± %.*f", d, s.Mean, d, s.Half())
 }
 
-// Group is the repetitions of one experiment: one model, strategy and pattern, and one share of
-// interruptions without notice.
+// Group is the repetitions of one experiment: one model, strategy and pattern, one share of
+// interruptions without notice and one number of simulated machines.
 type Group struct {
 	Name                     string // the experiment (the runs' config name)
 	Model, Strategy, Pattern string
 	NoNoticeShare            float64
+	Machines                 int // of the simulated job (RunMetrics.Machines)
 	TrainingHash             string
 	Runs                     []*RunMetrics // completed runs, by index
-	// Baseline is the on-demand group that trains the same thing (nil for a baseline, or when
-	// the study has none).
+	// Baseline is the on-demand group that trains the same thing on as many machines (nil for a
+	// baseline, or when the study has none).
 	Baseline *Group
 	Prices   configs.Prices // of the first run; the baseline is priced with them too
 
@@ -87,20 +88,29 @@ type Group struct {
 	// QuietH is the billed GPU-hours the runs would have taken without interruptions: GPUH less
 	// what the interruptions cost.
 	QuietH Stat
-	// BreakEven is the interruption rate per billed hour above which spot costs more than on
-	// demand, from the measured overheads (+Inf with no cost per interruption; 0 when spot never
-	// pays; NaN without a baseline).
+	// BreakEven is the interruption rate of the job, per billed hour, above which spot costs
+	// more than on demand, from the measured overheads (+Inf with no cost per interruption; 0
+	// when spot never pays; NaN without a baseline). Per machine-hour it is BreakEvenPerMachine.
 	BreakEven float64
 }
 
-// Scenario names the share of interruptions without notice, e.g. "25% kills".
-func (g *Group) Scenario() string { return scenario(g.NoNoticeShare) }
+// BreakEvenPerMachine is BreakEven per machine: the rate at which each of the job's Machines may
+// be interrupted, per hour, before spot stops paying (the job's rate is Machines times it).
+func (g *Group) BreakEvenPerMachine() float64 { return g.BreakEven / float64(max(g.Machines, 1)) }
 
-func scenario(share float64) string {
+// Scenario names the share of interruptions without notice, and the simulated machines when more
+// than one, e.g. "25% kills" or "25% kills, 4 machines".
+func (g *Group) Scenario() string { return scenario(g.NoNoticeShare, g.Machines) }
+
+func scenario(share float64, machines int) string {
+	s := fmt.Sprintf("%.0f%% kills", 100*share)
 	if share >= 1 {
-		return "kills only"
+		s = "kills only"
 	}
-	return fmt.Sprintf("%.0f%% kills", 100*share)
+	if machines > 1 {
+		s += fmt.Sprintf(", %d machines", machines)
+	}
+	return s
 }
 
 // IsBaseline reports whether g is an on-demand baseline.
@@ -112,7 +122,7 @@ type Study struct {
 	Incomplete []*RunMetrics // runs that have not completed (left out of the groups)
 	Groups     []*Group      // sorted: model, scenario, strategy, pattern; baselines first
 	// Slowdown is, per completed run, its useful compute over the median of the completed runs
-	// that train the same thing (the same TrainingHash): the same work, so a value well above 1
+	// that train the same thing (the same TrainingHash) on as many machines: the same work, so a value well above 1
 	// means the machine ran it slower (shared CPU, a slow VM), which inflates every time and cost
 	// of that run.
 	Slowdown map[*RunMetrics]float64
@@ -146,7 +156,7 @@ func slowdowns(runs []*RunMetrics) map[*RunMetrics]float64 {
 	useful := map[string][]float64{}
 	for _, r := range runs {
 		if r.Completed {
-			useful[r.TrainingHash] = append(useful[r.TrainingHash], r.UsefulS)
+			useful[sameWork(r)] = append(useful[sameWork(r)], r.UsefulS)
 		}
 	}
 	out := map[*RunMetrics]float64{}
@@ -154,7 +164,7 @@ func slowdowns(runs []*RunMetrics) map[*RunMetrics]float64 {
 		if !r.Completed {
 			continue
 		}
-		xs := useful[r.TrainingHash]
+		xs := useful[sameWork(r)]
 		slices.Sort(xs)
 		median := xs[len(xs)/2]
 		if len(xs)%2 == 0 {
@@ -166,6 +176,10 @@ func slowdowns(runs []*RunMetrics) map[*RunMetrics]float64 {
 	}
 	return out
 }
+
+// sameWork is what runs that do the same work share: the training, on as many machines (a
+// group of more ranks on this machine takes longer).
+func sameWork(r *RunMetrics) string { return fmt.Sprintf("%s|%d", r.TrainingHash, r.Machines) }
 
 // NewStudy groups the completed runs and computes the aggregates, each group at the prices of
 // its runs (RunMetrics.Prices).
@@ -181,11 +195,11 @@ func NewStudy(runs []*RunMetrics) *Study {
 		if r.Baseline() {
 			share = 0 // nothing is interrupted: the share is moot
 		}
-		key := fmt.Sprintf("%s|%v|%s", r.Name, share, r.TrainingHash)
+		key := fmt.Sprintf("%s|%v|%s|%d", r.Name, share, r.TrainingHash, r.Machines)
 		g := byKey[key]
 		if g == nil {
 			g = &Group{Name: r.Name, Model: r.Model, Strategy: r.Strategy, Pattern: r.Pattern, NoNoticeShare: share,
-				TrainingHash: r.TrainingHash, Prices: r.Prices}
+				Machines: r.Machines, TrainingHash: r.TrainingHash, Prices: r.Prices}
 			byKey[key] = g
 			s.Groups = append(s.Groups, g)
 		}
@@ -195,18 +209,19 @@ func NewStudy(runs []*RunMetrics) *Study {
 	for _, g := range s.Groups {
 		slices.SortFunc(g.Runs, func(a, b *RunMetrics) int { return cmp.Compare(a.Index, b.Index) })
 		if g.IsBaseline() {
-			baselines[g.TrainingHash] = g
+			baselines[baselineKey(g)] = g
 		}
 	}
 	for _, g := range s.Groups {
 		if !g.IsBaseline() {
-			g.Baseline = baselines[g.TrainingHash]
+			g.Baseline = baselines[baselineKey(g)]
 		}
 	}
 	// Baselines first, so the others can compare with their mean cost.
 	slices.SortStableFunc(s.Groups, func(a, b *Group) int {
 		return cmp.Or(cmp.Compare(a.Model, b.Model), -cmp.Compare(btoi(a.IsBaseline()), btoi(b.IsBaseline())),
-			cmp.Compare(a.NoNoticeShare, b.NoNoticeShare), cmp.Compare(strategyRank(a.Strategy), strategyRank(b.Strategy)),
+			cmp.Compare(a.NoNoticeShare, b.NoNoticeShare), cmp.Compare(a.Machines, b.Machines),
+			cmp.Compare(strategyRank(a.Strategy), strategyRank(b.Strategy)),
 			cmp.Compare(patternOrder(a.Pattern), patternOrder(b.Pattern)))
 	})
 	for _, g := range s.Groups {
@@ -214,6 +229,9 @@ func NewStudy(runs []*RunMetrics) *Study {
 	}
 	return s
 }
+
+// baselineKey is what a group and its baseline share: the training, on as many machines.
+func baselineKey(g *Group) string { return fmt.Sprintf("%s|%d", g.TrainingHash, g.Machines) }
 
 func btoi(b bool) int {
 	if b {
@@ -327,27 +345,29 @@ func SavingsAt(rate, ratio, quietH, baseH, perH float64) float64 {
 	return 1 - ratio*quietH/left/baseH
 }
 
-// Curve is the cost model of one strategy for one model and share of kills, pooled over the
-// interrupt patterns: what spot saves as a function of the interruption rate.
+// Curve is the cost model of one strategy for one model, share of kills and number of machines,
+// pooled over the interrupt patterns: what spot saves as a function of the job's interruption
+// rate.
 type Curve struct {
 	Model, Strategy string
 	NoNoticeShare   float64
+	Machines        int
 	Ratio           float64 // spot price / on-demand price
 	QuietH, BaseH   float64 // billed GPU-hours without interruptions; of the on-demand baseline
 	PerH            float64 // billed hours one interruption costs (of the group's wall time)
 	BreakEven       float64 // interruptions per billed hour (see BreakEven)
 }
 
-// Scenario names the curve's share of kills, as Group.Scenario does.
-func (c Curve) Scenario() string { return scenario(c.NoNoticeShare) }
+// Scenario names the curve's share of kills and machines, as Group.Scenario does.
+func (c Curve) Scenario() string { return scenario(c.NoNoticeShare, c.Machines) }
 
 // SavingsAt is the curve's savings at rate interruptions per billed hour.
 func (c Curve) SavingsAt(rate float64) float64 {
 	return SavingsAt(rate, c.Ratio, c.QuietH, c.BaseH, c.PerH)
 }
 
-// Curves pools the groups that have a baseline by model, share of kills and strategy, over
-// their patterns, in the order of Groups.
+// Curves pools the groups that have a baseline by model, share of kills, machines and strategy,
+// over their patterns, in the order of Groups.
 func (s *Study) Curves() []Curve {
 	type acc struct {
 		c          Curve
@@ -360,10 +380,11 @@ func (s *Study) Curves() []Curve {
 		if g.Baseline == nil {
 			continue
 		}
-		key := fmt.Sprintf("%s|%v|%s", g.Model, g.NoNoticeShare, g.Strategy)
+		key := fmt.Sprintf("%s|%v|%d|%s", g.Model, g.NoNoticeShare, g.Machines, g.Strategy)
 		a := byKey[key]
 		if a == nil {
-			a = &acc{c: Curve{Model: g.Model, Strategy: g.Strategy, NoNoticeShare: g.NoNoticeShare, Ratio: g.Prices.Ratio()},
+			a = &acc{c: Curve{Model: g.Model, Strategy: g.Strategy, NoNoticeShare: g.NoNoticeShare, Machines: g.Machines,
+				Ratio: g.Prices.Ratio()},
 				baseH: g.Baseline.GPUH.Mean}
 			byKey[key] = a
 			order = append(order, key)

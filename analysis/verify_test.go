@@ -929,6 +929,7 @@ func ckptDir(dir string, step int) string { return filepath.Join(dir, checkpoint
 //	notice, kill         the runner's interrupt_sent of that kind
 //	child CODE [uncaused]  the runner's child_exit (signal "killed" for code -1; caused unless uncaused)
 //	restart              the runner's restart
+//	spawn                the runner's child_start (of the pid child's child_exit names)
 func writeEvents(t *testing.T, dir, desc string) []int64 {
 	t.Helper()
 	w := &eventWriter{t: t, dir: dir}
@@ -1018,6 +1019,8 @@ func (w *eventWriter) verb(verb string) {
 	case "restart":
 		w.restarts++
 		w.emit(events.Restart{Attempt: w.restarts, DelayS: 0.5})
+	case "spawn":
+		w.emit(events.ChildStart{Attempt: w.restarts, PID: 11 + w.restarts})
 	default:
 		w.t.Fatalf("event line %q: unknown verb %q", w.line, verb)
 	}
@@ -1141,6 +1144,23 @@ func TestVerifyStall(t *testing.T) {
 				3 resume 4
 			` + done(3) + "0 child 0\n",
 			longest: 1,
+		},
+		{
+			// The children are launchers of groups: rank 0 writes the events with its own pid.
+			name: "a group's start that trained",
+			log: `
+				0 spawn
+				1 start 99
+				1 step 3
+				1 emergency 3
+				1 exit 75 3
+				0 child 75
+				0 restart
+				0 spawn
+				2 start 98
+				2 resume 3
+			` + done(2) + "0 child 0\n",
+			longest: 0,
 		},
 	} {
 		t.Run(c.name, func(t *testing.T) {

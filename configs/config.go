@@ -307,7 +307,7 @@ func DefaultFor(kind string) Config {
 		Interrupts: preemption.Config{
 			Pattern: preemption.PatternNone, Seed: 1, Every: time.Hour, RatePerHour: 1,
 			QuietRatePerHour: 0.2, StormRatePerHour: 6, QuietMean: 4 * time.Hour, StormMean: 30 * time.Minute,
-			NoNoticeShare: 0.25, Grace: 30 * time.Second, RestartDelay: 2 * time.Minute, TimeScale: 1,
+			NoNoticeShare: 0.25, Grace: 30 * time.Second, RestartDelay: 2 * time.Minute, TimeScale: 1, Machines: 1,
 		},
 		Preemption: PreemptionConfig{Notice: "auto"},
 		Distributed: DistributedConfig{NProcPerNode: 1, Backend: "auto", Timeout: 30 * time.Second, BucketMB: 25,

@@ -280,6 +280,11 @@ var errorCases = []errorCase{
 	{name: "InterruptJitter", doc: "interrupts:\n  pattern: regular\n  jitter: 1\n", line: 3, key: "interrupts.jitter", msg: "must be in [0, 1), got 1"},
 	{name: "InterruptStormMean", doc: "interrupts:\n  pattern: bursty\n  storm_mean: 0s\n", line: 3, key: "interrupts.storm_mean", msg: "must be positive, got 0s"},
 	{name: "InterruptTimeScale", doc: "interrupts:\n  time_scale: 0\n", line: 2, key: "interrupts.time_scale", msg: "must be > 0 (got 0)"},
+	{name: "InterruptMachinesZero", doc: "interrupts:\n  machines: 0\n", line: 2, key: "interrupts.machines", msg: "must be in [1, 1024] (got 0)"},
+	{name: "InterruptMachinesOnNodes", doc: "interrupts:\n  machines: 2\ndistributed:\n  nnodes: 2\n  master_addr: h\n", line: 2, key: "interrupts.machines",
+		msg: "simulated machines all run on this one: not with distributed.nnodes 2"},
+	{name: "InterruptMachinesBatch", doc: "train:\n  batch_size: 30\ninterrupts:\n  machines: 4\n", line: 2, key: "train.batch_size",
+		msg: "30 is not divisible by interrupts.machines 4 × distributed.nproc_per_node 1 (each process takes an equal share of every batch)"},
 
 	// distributed
 	{name: "NProcZero", doc: "distributed:\n  nproc_per_node: 0\n", line: 2, key: "distributed.nproc_per_node", msg: "must be in [1, 1024] (got 0)"},

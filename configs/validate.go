@@ -138,6 +138,7 @@ func (c Config) problem() *problem {
 	}
 	ch.oneOf("preemption.notice", c.Preemption.Notice, preemption.NoticeSources)
 	checkDistributed(&ch, c.Distributed, c.Device, c.Train.BatchSize)
+	checkMachines(&ch, c.Interrupts.Machines, c.Distributed, c.Train.BatchSize)
 	if _, err := c.Cost.Prices(); err != nil {
 		var ce *Error
 		errors.As(err, &ce)
@@ -182,6 +183,21 @@ func checkDistributed(ch *checker, d DistributedConfig, device string, batchSize
 	}
 	ch.cross(d.NProcPerNode < 1 || batchSize%d.NProcPerNode == 0, []string{"train.batch_size", "distributed.nproc_per_node"},
 		"%d is not divisible by distributed.nproc_per_node %d (each process takes an equal share of every batch)", batchSize, d.NProcPerNode)
+}
+
+// checkMachines checks that the simulated machines of spottrain run (each a group of
+// distributed.nproc_per_node processes, all on this machine) fit one group here.
+func checkMachines(ch *checker, machines int, d DistributedConfig, batchSize int) {
+	if machines <= 1 || d.NProcPerNode < 1 {
+		return
+	}
+	keys := []string{"interrupts.machines", "distributed.nproc_per_node"}
+	ch.cross(d.NNodes <= 1, []string{"interrupts.machines", "distributed.nnodes"},
+		"simulated machines all run on this one: not with distributed.nnodes %d", d.NNodes)
+	ch.cross(machines*d.NProcPerNode <= maxProcs, keys, "%d × %d processes is more than %d on this machine", machines, d.NProcPerNode, maxProcs)
+	ch.cross(batchSize%(machines*d.NProcPerNode) == 0, append([]string{"train.batch_size"}, keys...),
+		"%d is not divisible by interrupts.machines %d × distributed.nproc_per_node %d (each process takes an equal share of every batch)",
+		batchSize, machines, d.NProcPerNode)
 }
 
 func checkModel(ch *checker, m ModelConfig) {

@@ -44,9 +44,10 @@
 // The runner's types (incarnation 0):
 //
 //	runner_start          RunnerStart: name, index, pattern, seed, time_scale, no_notice_share,
-//	                      pid (none required)
+//	                      pid, machines (none required)
 //	interrupt_sent        InterruptSent: kind (codes.InterruptKind), reason
-//	                      (codes.InterruptReason), pid; also at_spot_s on schedule
+//	                      (codes.InterruptReason), pid; also at_spot_s on schedule, machine
+//	                      (the simulated machine it hit; pid is then its worker's, when found)
 //	signal_failed         SignalFailed: pid, signal, error
 //	child_exit            ChildExit: pid, code (-1 when killed by a signal), signal ("" if none),
 //	                      caused (the runner signalled this child)

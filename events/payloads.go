@@ -186,6 +186,9 @@ type RunnerStart struct {
 	TimeScale     float64 `json:"time_scale" events:"optional"`
 	NoNoticeShare float64 `json:"no_notice_share" events:"optional"`
 	PID           int     `json:"pid" events:"optional"`
+	// Machines is the size of the simulated job (interrupts.machines); 0 in logs from before it
+	// existed: one machine.
+	Machines int `json:"machines,omitempty" events:"optional"`
 }
 
 // InterruptSent: the runner signalled its child.
@@ -194,6 +197,9 @@ type InterruptSent struct {
 	Reason  codes.InterruptReason `json:"reason"`
 	PID     int                   `json:"pid"`
 	AtSpotS float64               `json:"at_spot_s,omitempty"` // when the schedule said so, in spot time
+	// Machine is the simulated machine of the job that the interrupt hit (interrupts.machines;
+	// 0 for a job of one machine, and in logs from before machines existed).
+	Machine int `json:"machine" events:"optional"`
 }
 
 // SignalFailed: the runner could not signal its child.

@@ -42,7 +42,13 @@ type Config struct {
 	Grace         time.Duration `yaml:"grace"`           // SIGTERM to SIGKILL, wall time; > 0
 	RestartDelay  time.Duration `yaml:"restart_delay"`   // re-provisioning a VM; >= 0
 	TimeScale     float64       `yaml:"time_scale"`      // spot seconds per wall second; > 0
+	// Machines is the size of the simulated job: machines interrupted independently by the
+	// pattern, any interruption stopping the job; in [1, MaxMachines].
+	Machines int `yaml:"machines"`
 }
+
+// MaxMachines bounds Config.Machines: each simulated machine runs a trainer process on this one.
+const MaxMachines = 1024
 
 // ForRun returns c for run index (0, 1, ...) of an experiment: its Seed plus index, so that
 // repetitions draw different interrupts and each is reproducible.
@@ -51,8 +57,12 @@ func (c Config) ForRun(index int) Config {
 	return c
 }
 
-// WithDefaults returns c with a zero Grace replaced by DefaultGrace and a zero TimeScale by 1.
+// WithDefaults returns c with a zero Grace replaced by DefaultGrace, and a zero TimeScale or
+// Machines by 1.
 func (c Config) WithDefaults() Config {
+	if c.Machines == 0 {
+		c.Machines = 1
+	}
 	if c.Grace == 0 {
 		c.Grace = DefaultGrace
 	}
@@ -76,9 +86,10 @@ func (c Config) pattern() (Pattern, error) {
 	}
 }
 
-// Validate reports the first bad value of c, as given (a zero Grace or TimeScale is one: see
-// WithDefaults), as a *FieldError naming its key. The keys of the pattern and no_notice_share
-// are checked unless Pattern is none; grace, restart_delay and time_scale always.
+// Validate reports the first bad value of c, as given (a zero Grace, TimeScale or Machines is
+// one: see WithDefaults), as a *FieldError naming its key. The keys of the pattern and
+// no_notice_share are checked unless Pattern is none; grace, restart_delay, time_scale and
+// machines always.
 func (c Config) Validate() error {
 	if c.Pattern != PatternNone {
 		p, err := c.pattern()
@@ -100,7 +111,7 @@ func (c Config) Validate() error {
 	case !(c.TimeScale > 0 && !math.IsInf(c.TimeScale, 0)):
 		return fieldErr("time_scale", "must be > 0 (got %v)", c.TimeScale)
 	}
-	return nil
+	return checkMachines(c.Machines)
 }
 
 // Schedule validates c.WithDefaults() and returns its seeded Schedule; nil when Pattern is none.
@@ -113,7 +124,15 @@ func (c Config) Schedule() (*Schedule, error) {
 		return nil, nil
 	}
 	p, _ := c.pattern() // validated above
-	return NewSchedule(p, c.Seed, c.NoNoticeShare)
+	return NewJobSchedule(p, c.Seed, c.NoNoticeShare, c.Machines)
+}
+
+// checkMachines wants a number of machines in [1, MaxMachines].
+func checkMachines(n int) error {
+	if n < 1 || n > MaxMachines {
+		return fieldErr("machines", "must be in [1, %d] (got %d)", MaxMachines, n)
+	}
+	return nil
 }
 
 // checkShare wants a no-notice share in [0, 1].

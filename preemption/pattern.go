@@ -115,34 +115,78 @@ func hours(h float64) time.Duration { return time.Duration(h * float64(time.Hour
 type Interrupt struct {
 	At     time.Duration // spot time since the start: the sum of the gaps so far
 	Notice bool          // SIGTERM then SIGKILL after the grace period; false: SIGKILL at once
+	// Machine is the simulated machine of the job it hits, 0 to machines-1 (see NewJobSchedule).
+	Machine int
 }
 
-// Schedule draws Interrupts from a Pattern; not safe for concurrent use.
+// Schedule draws the Interrupts of a job of one or more machines from a Pattern; not safe for
+// concurrent use.
 type Schedule struct {
+	machines []*stream
+}
+
+// stream is one machine's interrupts, with the next one drawn ahead.
+type stream struct {
 	gap    func() time.Duration
 	notice *rand.Rand
 	share  float64
-	at     time.Duration
+	next   Interrupt
 }
 
 // NewSchedule returns the interrupts of p seeded by seed, each without notice with probability
-// noNoticeShare.
+// noNoticeShare: NewJobSchedule of one machine.
 func NewSchedule(p Pattern, seed uint64, noNoticeShare float64) (*Schedule, error) {
+	return NewJobSchedule(p, seed, noNoticeShare, 1)
+}
+
+// NewJobSchedule returns the interrupts of a job of machines machines (>= 1), each machine
+// interrupted independently by p: machine m draws its gaps from PCG(seed, 2m+1) and its notices
+// from PCG(seed, 2m+2), so machine 0 draws what NewSchedule draws, and a machine's draws do not
+// depend on how many machines there are. Next merges the machines' streams, earliest first.
+func NewJobSchedule(p Pattern, seed uint64, noNoticeShare float64, machines int) (*Schedule, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	if err := checkShare(noNoticeShare); err != nil {
 		return nil, err
 	}
-	return &Schedule{
-		gap:    p.Gaps(rand.New(rand.NewPCG(seed, 1))),
-		notice: rand.New(rand.NewPCG(seed, 2)),
-		share:  noNoticeShare,
-	}, nil
+	if err := checkMachines(machines); err != nil {
+		return nil, err
+	}
+	s := &Schedule{}
+	for m := range machines {
+		k := 2 * uint64(m)
+		st := &stream{gap: p.Gaps(rand.New(rand.NewPCG(seed, k+1))), notice: rand.New(rand.NewPCG(seed, k+2)), share: noNoticeShare}
+		st.draw(m)
+		s.machines = append(s.machines, st)
+	}
+	return s, nil
 }
 
-// Next returns the next interrupt.
+// draw draws the stream's next interrupt, of machine m.
+func (st *stream) draw(m int) {
+	at := st.next.At + st.gap()
+	st.next = Interrupt{At: at, Notice: st.notice.Float64() >= st.share, Machine: m}
+}
+
+// Machines is the number of machines the schedule interrupts.
+func (s *Schedule) Machines() int { return len(s.machines) }
+
+// Next returns the job's next interrupt: the earliest of its machines' next ones. Machines
+// interrupted at the same instant are one interrupt of the job, that of the lowest machine: the
+// others' draws at that instant are used up with it.
 func (s *Schedule) Next() Interrupt {
-	s.at += s.gap()
-	return Interrupt{At: s.at, Notice: s.notice.Float64() >= s.share}
+	first := s.machines[0]
+	for _, st := range s.machines[1:] {
+		if st.next.At < first.next.At {
+			first = st
+		}
+	}
+	it := first.next
+	for m, st := range s.machines {
+		if st.next.At == it.At {
+			st.draw(m)
+		}
+	}
+	return it
 }

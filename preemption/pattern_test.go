@@ -167,6 +167,8 @@ func TestConfigBad(t *testing.T) {
 		{"NegativeGrace", func(c *preemption.Config) { c.Grace = -time.Second }, "grace"},
 		{"NegativeRestartDelay", func(c *preemption.Config) { c.RestartDelay = -time.Second }, "restart_delay"},
 		{"NegativeTimeScale", func(c *preemption.Config) { c.TimeScale = -1 }, "time_scale"},
+		{"NegativeMachines", func(c *preemption.Config) { c.Machines = -1 }, "machines"},
+		{"TooManyMachines", func(c *preemption.Config) { c.Machines = preemption.MaxMachines + 1 }, "machines"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good
@@ -191,6 +193,9 @@ func TestConfigDefaults(t *testing.T) {
 	c = c.WithDefaults()
 	assert.Equal(t, 30*time.Second, c.Grace)
 	assert.Equal(t, 1.0, c.TimeScale)
+	assert.Equal(t, 1, c.Machines)
+	c.Machines = 0
+	assert.EqualError(t, c.Validate(), "machines: must be in [1, 1024] (got 0)")
 }
 
 // An on-demand config has no schedule, and the pattern keys do not apply to it.
@@ -225,4 +230,73 @@ func TestBurstyQuietZero(t *testing.T) {
 	for _, h := range g {
 		assert.Greater(t, h, 0.0)
 	}
+}
+
+// jobDraws draws n interrupts of a job of machines machines.
+func jobDraws(t *testing.T, p preemption.Pattern, seed uint64, share float64, machines, n int) []preemption.Interrupt {
+	t.Helper()
+	s, err := preemption.NewJobSchedule(p, seed, share, machines)
+	require.NoError(t, err)
+	require.Equal(t, machines, s.Machines())
+	out := make([]preemption.Interrupt, n)
+	for i := range out {
+		out[i] = s.Next()
+	}
+	return out
+}
+
+// The job's interrupts merge its machines' streams, earliest first: machine 0's stream is the
+// one-machine schedule of the same seed, every machine's interrupts come in order, and the
+// merged stream is deterministic per seed.
+func TestJobScheduleMerges(t *testing.T) {
+	p := preemption.Poisson{Rate: 1}
+	one := jobDraws(t, p, 11, 0.25, 1, 600)
+	job := jobDraws(t, p, 11, 0.25, 3, 600)
+	assert.Equal(t, job, jobDraws(t, p, 11, 0.25, 3, 600), "the same seed draws the same")
+	assert.NotEqual(t, job, jobDraws(t, p, 12, 0.25, 3, 600))
+	var zero []preemption.Interrupt
+	last := map[int]time.Duration{}
+	for i, it := range job {
+		if i > 0 {
+			assert.GreaterOrEqual(t, it.At, job[i-1].At, "earliest first")
+		}
+		require.Contains(t, []int{0, 1, 2}, it.Machine)
+		assert.Greater(t, it.At, last[it.Machine])
+		last[it.Machine] = it.At
+		if it.Machine == 0 {
+			zero = append(zero, it)
+		}
+	}
+	require.Greater(t, len(zero), 100)
+	assert.Equal(t, one[:len(zero)], zero, "machine 0 draws what a one-machine job draws")
+}
+
+// N machines each interrupted at rate λ interrupt the job at N·λ: the merged Poisson stream has
+// exponential gaps of mean 1/(Nλ), and each machine takes its share of them.
+func TestJobScheduleRate(t *testing.T) {
+	const machines = 4
+	job := jobDraws(t, preemption.Poisson{Rate: 0.5}, 3, 0, machines, draws)
+	gaps := make([]float64, len(job))
+	hits := make([]int, machines)
+	var last time.Duration
+	for i, it := range job {
+		gaps[i] = (it.At - last).Hours()
+		last = it.At
+		hits[it.Machine]++
+	}
+	mean, cv := meanCV(gaps)
+	// Standard error of the mean: 0.5/sqrt(20000) ≈ 0.0035 h; 0.02 h is over 5 of them.
+	assert.InDelta(t, 1/(machines*0.5), mean, 0.02)
+	assert.InDelta(t, 1, cv, 0.05, "exponential gaps")
+	for m, n := range hits {
+		// Binomial standard error: sqrt(0.25*0.75/20000) ≈ 0.003.
+		assert.InDelta(t, 0.25, float64(n)/draws, 0.015, "machine %d", m)
+	}
+}
+
+// Machines interrupted at the same instant are one interrupt of the job: a regular pattern
+// without jitter interrupts a job of 3 machines as it interrupts one.
+func TestJobScheduleSimultaneous(t *testing.T) {
+	p := preemption.Regular{Every: time.Hour}
+	assert.Equal(t, jobDraws(t, p, 5, 0, 1, 20), jobDraws(t, p, 5, 0, 3, 20))
 }

@@ -25,6 +25,14 @@ type Runner struct {
 	// Schedule's gaps.
 	Grace, RestartDelay time.Duration
 	TimeScale           float64 // spot seconds per wall second; 0 means 1
+	// RanksPerMachine, above 0, makes the child a launcher of a group in which each simulated
+	// machine of the Schedule runs this many workers: machine m's are those whose environment
+	// says RANK=m*RanksPerMachine ... (m+1)*RanksPerMachine-1. An interrupt of machine m signals
+	// those workers only (the child itself when none is found yet); the grace period's SIGKILL
+	// still goes to the child. A child that exits 1 after one of its machines was interrupted is
+	// started again too: a rank that dies while the group forms leaves the others unable to
+	// form it. 0: every interrupt signals the child.
+	RanksPerMachine int
 	// OnEvent, if set, hears what happens, from Run's goroutine (see the package doc).
 	OnEvent func(events.Payload)
 	// After waits wall time; nil means time.After. Tests replace it to control time.
@@ -95,20 +103,15 @@ func (r *Runner) Run(ctx context.Context) error {
 			fire = r.after(r.wall(it.At - last))
 			last = it.At
 		}
-		caused, cancelled := false, false
+		caused, cancelled, lostMachine := false, false, false
 		select {
 		case <-c.done:
 		case <-fire:
-			at := it.At.Seconds()
-			if it.Notice {
-				caused = r.signal(c, syscall.SIGTERM, codes.Schedule, at)
-				caused = r.awaitOrKill(c, r.Grace) || caused
-			} else {
-				caused = r.signal(c, syscall.SIGKILL, codes.Schedule, at)
-			}
+			caused = r.interrupt(c, it)
+			lostMachine = r.RanksPerMachine > 0
 		case <-ctx.Done():
 			cancelled = true
-			caused = r.signal(c, syscall.SIGTERM, codes.Cancel, 0)
+			caused = r.signal(c, syscall.SIGTERM, codes.Cancel, Interrupt{})
 			caused = r.awaitOrKill(c, r.Grace) || caused
 		}
 		<-c.done
@@ -120,12 +123,18 @@ func (r *Runner) Run(ctx context.Context) error {
 			return ctx.Err()
 		case code == 0:
 			return nil
-		case code == codes.ExitPreempted, sig != "" && caused:
-			continue
-		default:
+		case !restartable(code, sig, caused, lostMachine):
 			return &ExitError{Attempt: attempt, Code: code, Signal: sig}
 		}
 	}
+}
+
+// restartable reports whether a child's end (code, or the signal sig; caused: the runner
+// signalled it; lostMachine: it interrupted one of its machines) is an interruption to restart
+// after, not a failure: exit 75, a death by a signal the runner sent, or exit 1 after a machine
+// was interrupted (the ranks of a group that lost one while it formed fail to join it).
+func restartable(code int, sig string, caused, lostMachine bool) bool {
+	return code == codes.ExitPreempted || sig != "" && caused || code == codes.ExitFailure && lostMachine && caused
 }
 
 type child struct {
@@ -133,21 +142,67 @@ type child struct {
 	done chan struct{} // closed once the child is reaped
 }
 
-// signal sends sig to c and reports it, with atSpotS the spot time of a scheduled interrupt (0:
-// none); false if the child had already exited.
-func (r *Runner) signal(c *child, sig syscall.Signal, reason codes.InterruptReason, atSpotS float64) bool {
+// interrupt applies the scheduled interrupt it to c: a notice (SIGTERM, and SIGKILL to c after
+// the grace period) or a kill, to the workers of its machine when RanksPerMachine says which
+// they are and they are found, else to c. It reports the interrupt once, with the pid of the
+// first process signalled, and whether it signalled anything.
+func (r *Runner) interrupt(c *child, it Interrupt) bool {
+	sig := syscall.SIGKILL
+	if it.Notice {
+		sig = syscall.SIGTERM
+	}
+	var pids []int
+	if r.RanksPerMachine > 0 {
+		pids = machinePIDs(c.cmd.Process.Pid, it.Machine, r.RanksPerMachine)
+	}
+	caused := false
+	if len(pids) == 0 {
+		caused = r.signal(c, sig, codes.Schedule, it)
+	}
+	for _, pid := range pids {
+		if r.kill(pid, sig) && !caused {
+			caused = true
+			r.sent(pid, sig, codes.Schedule, it)
+		}
+	}
+	if it.Notice {
+		caused = r.awaitOrKill(c, r.Grace) || caused
+	}
+	return caused
+}
+
+// signal sends sig to c and reports it, with it the scheduled interrupt (zero: none); false if
+// the child had already exited.
+func (r *Runner) signal(c *child, sig syscall.Signal, reason codes.InterruptReason, it Interrupt) bool {
 	if err := c.cmd.Process.Signal(sig); err != nil {
 		if !errors.Is(err, os.ErrProcessDone) {
 			r.emit(events.SignalFailed{PID: c.cmd.Process.Pid, Signal: sig.String(), Error: err.Error()})
 		}
 		return false
 	}
+	r.sent(c.cmd.Process.Pid, sig, reason, it)
+	return true
+}
+
+// kill sends sig to the worker pid; false if it could not (a worker gone meanwhile, or another
+// failure, which it reports).
+func (r *Runner) kill(pid int, sig syscall.Signal) bool {
+	if err := syscall.Kill(pid, sig); err != nil {
+		if err != syscall.ESRCH {
+			r.emit(events.SignalFailed{PID: pid, Signal: sig.String(), Error: err.Error()})
+		}
+		return false
+	}
+	return true
+}
+
+// sent reports that sig went to pid.
+func (r *Runner) sent(pid int, sig syscall.Signal, reason codes.InterruptReason, it Interrupt) {
 	kind := codes.Notice
 	if sig == syscall.SIGKILL {
 		kind = codes.Kill
 	}
-	r.emit(events.InterruptSent{Kind: kind, Reason: reason, PID: c.cmd.Process.Pid, AtSpotS: atSpotS})
-	return true
+	r.emit(events.InterruptSent{Kind: kind, Reason: reason, PID: pid, AtSpotS: it.At.Seconds(), Machine: it.Machine})
 }
 
 // awaitOrKill waits up to grace (wall time) for c to exit, then sends SIGKILL; it reports
@@ -157,7 +212,7 @@ func (r *Runner) awaitOrKill(c *child, grace time.Duration) bool {
 	case <-c.done:
 		return false
 	case <-r.after(grace):
-		return r.signal(c, syscall.SIGKILL, codes.Grace, 0)
+		return r.signal(c, syscall.SIGKILL, codes.Grace, Interrupt{})
 	}
 }
 

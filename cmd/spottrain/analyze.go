@@ -129,13 +129,17 @@ func flagPrices(run configs.Prices, gpu string, spot, onDemand float64) (configs
 
 // printStudy prints a line per experiment. Where a run had a group of processes, PROCS is the
 // largest group size of an experiment's runs and GPU-H their mean billed GPU-hours (processes ×
-// billed hours), which the cost is priced on.
+// billed hours), which the cost is priced on. Where a job had several simulated machines,
+// MACHINES is their number, BREAK-EVEN is per billed hour of the job and BREAK-EVEN/MACHINE per
+// machine-hour.
 func printStudy(w io.Writer, s *analysis.Study) {
 	groups := slices.ContainsFunc(s.Groups, func(g *analysis.Group) bool { return g.Procs > 1 })
+	machines := slices.ContainsFunc(s.Groups, func(g *analysis.Group) bool { return g.Machines > 1 })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "EXPERIMENT\tKILLS\tRUNS\t"+cond(groups, "PROCS\tGPU-H\t")+"INTERRUPTIONS\tWASTED (MIN)\tCOST ($)\tSAVINGS\tMETRIC\tBREAK-EVEN (/H)")
+	fmt.Fprintln(tw, "EXPERIMENT\tKILLS\tRUNS\t"+cond(machines, "MACHINES\t")+cond(groups, "PROCS\tGPU-H\t")+
+		"INTERRUPTIONS\tWASTED (MIN)\tCOST ($)\tSAVINGS\tMETRIC\tBREAK-EVEN (/H)"+cond(machines, "\tBREAK-EVEN/MACHINE (/H)"))
 	for _, g := range s.Groups {
-		kills, savings, be := "-", "-", "-"
+		kills, savings, be, bm := "-", "-", "-", "-"
 		if !g.IsBaseline() {
 			kills = fmt.Sprintf("%.0f%%", 100*g.NoNoticeShare)
 		}
@@ -143,11 +147,12 @@ func printStudy(w io.Writer, s *analysis.Study) {
 			savings = fmt.Sprintf("%.0f%%", 100*g.Savings.Mean)
 		}
 		if !math.IsNaN(g.BreakEven) {
-			be = fmt.Sprintf("%.2f", g.BreakEven)
+			be, bm = fmt.Sprintf("%.2f", g.BreakEven), fmt.Sprintf("%.2f", g.BreakEvenPerMachine())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s%.1f\t%.1f\t%.3f\t%s\t%s=%.4g\t%s\n", g.Name, kills, len(g.Runs),
-			cond(groups, fmt.Sprintf("%d\t%.3g\t", g.Procs, g.GPUH.Mean)), g.Interruptions.Mean,
-			g.WastedMin.Mean, g.CostUSD.Mean, savings, g.Runs[0].Metric, g.Metric.Mean, be)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s%s%.1f\t%.1f\t%.3f\t%s\t%s=%.4g\t%s%s\n", g.Name, kills, len(g.Runs),
+			cond(machines, fmt.Sprintf("%d\t", g.Machines)), cond(groups, fmt.Sprintf("%d\t%.3g\t", g.Procs, g.GPUH.Mean)),
+			g.Interruptions.Mean, g.WastedMin.Mean, g.CostUSD.Mean, savings, g.Runs[0].Metric, g.Metric.Mean, be,
+			cond(machines, "\t"+bm))
 	}
 	tw.Flush()
 }

@@ -23,7 +23,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,6 +36,7 @@ import (
 	"spottrain/distributed"
 	"spottrain/events"
 	"spottrain/events/eventstest"
+	"spottrain/preemption"
 	"spottrain/torch"
 	"spottrain/train"
 )
@@ -62,25 +62,9 @@ var twoRanks = []string{"--nproc-per-node", "2"}
 // p whose environment has RANK=rank. It waits for it up to 30 s, then fails the test.
 func workerPid(t *testing.T, p *proc, rank int) int {
 	t.Helper()
-	want := "RANK=" + strconv.Itoa(rank)
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", p.cmd.Process.Pid))
-		for _, f := range files {
-			doc, err := os.ReadFile(f)
-			if err != nil {
-				continue
-			}
-			for _, field := range strings.Fields(string(doc)) {
-				pid, err := strconv.Atoi(field)
-				if err != nil {
-					continue
-				}
-				// A child forked but not yet exec'd still has the launcher's environment: no RANK.
-				env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-				if err == nil && slices.Contains(strings.Split(string(env), "\x00"), want) {
-					return pid
-				}
-			}
+		if pid, ok := preemption.WorkerRanks(p.cmd.Process.Pid)[rank]; ok {
+			return pid
 		}
 	}
 	t.Fatalf("no worker of rank %d among the children of the launcher (pid %d)", rank, p.cmd.Process.Pid)

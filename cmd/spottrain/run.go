@@ -12,6 +12,7 @@ import (
 
 	"spottrain/analysis"
 	"spottrain/codes"
+	"spottrain/configs"
 	"spottrain/events"
 	"spottrain/preemption"
 )
@@ -57,9 +58,9 @@ type runJob struct {
 }
 
 // trainer returns a maker of the job's trainer command: the program self's train with the job's
-// config flags, setDir and --force if given, its output to out.
-func (job *runJob) trainer(self, setDir string, out io.Writer) func() *exec.Cmd {
-	args := append([]string{"train"}, job.flags.args(setDir)...)
+// config flags, the overrides sets and --force if given, its output to out.
+func (job *runJob) trainer(self string, sets []string, out io.Writer) func() *exec.Cmd {
+	args := append([]string{"train"}, job.flags.args(sets...)...)
 	if job.force {
 		args = append(args, "--force")
 	}
@@ -76,6 +77,7 @@ type runOutcome struct {
 	skipped   bool // complete already
 	wall      time.Duration
 	timeScale float64
+	machines  int // simulated
 	starts    int
 	notices   int  // SIGTERM sent on schedule
 	kills     int  // SIGKILL sent on schedule (without notice) or after the grace period
@@ -95,6 +97,24 @@ func runDirOf(runsDir, name string, index int) string {
 	return filepath.Join(runsDir, name, fmt.Sprintf("rep-%d", index))
 }
 
+// machineRanks returns the override that makes the trainer of cfg a group of a rank per GPU of
+// every simulated machine (interrupts.machines times distributed.nproc_per_node processes on this
+// one), or none for a job of one machine.
+func machineRanks(cfg configs.Config) []string {
+	if n := cfg.Interrupts.Machines; n > 1 {
+		return []string{fmt.Sprintf("distributed.nproc_per_node=%d", n*cfg.Distributed.NProcPerNode)}
+	}
+	return nil
+}
+
+// machinesText is ", N machines" for a job of several simulated machines, else "".
+func machinesText(n int) string {
+	if n > 1 {
+		return fmt.Sprintf(", %d machines", n)
+	}
+	return ""
+}
+
 // runOne runs the trainer (this binary's train command) as a child process in the run dir, under
 // the config's interrupt pattern seeded with the run index, and starts it again after each
 // interruption until it completes. Its own events go to the run's events.jsonl. A run that
@@ -106,12 +126,12 @@ func runOne(ctx context.Context, job *runJob) (*runOutcome, error) {
 		return nil, err
 	}
 	runDir := runDirOf(job.runsDir, first.Name, job.index)
-	setDir := "run_dir=" + runDir
-	cfg, err := job.flags.load(setDir)
+	sets := append([]string{"run_dir=" + runDir}, machineRanks(first)...)
+	cfg, err := job.flags.load(sets...)
 	if err != nil {
 		return nil, err
 	}
-	o := &runOutcome{runDir: runDir, timeScale: cfg.Interrupts.TimeScale}
+	o := &runOutcome{runDir: runDir, timeScale: cfg.Interrupts.TimeScale, machines: cfg.Interrupts.Machines}
 	if analysis.Completed(runDir) {
 		o.skipped = true
 		return o, nil
@@ -139,9 +159,12 @@ func runOne(ctx context.Context, job *runJob) (*runOutcome, error) {
 	defer evlog.Close()
 
 	pc := cfg.Interrupts.ForRun(job.index)
-	runner, err := preemption.NewRunner(pc, job.trainer(self, setDir, out)) // pattern none: never interrupts
+	runner, err := preemption.NewRunner(pc, job.trainer(self, sets, out)) // pattern none: never interrupts
 	if err != nil {
 		return nil, err // validated with the config already
+	}
+	if pc.Machines > 1 {
+		runner.RanksPerMachine = first.Distributed.NProcPerNode
 	}
 	// OnEvent runs on Run's goroutine, and o is read after Run returns.
 	runner.OnEvent = func(p events.Payload) {
@@ -152,10 +175,10 @@ func runOne(ctx context.Context, job *runJob) (*runOutcome, error) {
 	}
 	evlog.Emit(events.RunnerStart{
 		Name: cfg.Name, Index: job.index, Pattern: cfg.Interrupts.Pattern, Seed: pc.Seed,
-		TimeScale: cfg.Interrupts.TimeScale, NoNoticeShare: pc.NoNoticeShare, PID: os.Getpid(),
+		TimeScale: cfg.Interrupts.TimeScale, NoNoticeShare: pc.NoNoticeShare, PID: os.Getpid(), Machines: pc.Machines,
 	})
-	fmt.Fprintf(out, "[run] %s: pattern %s (seed %d), %.0f s of spot time per second, run dir %s\n",
-		cfg.Name, cfg.Interrupts.Pattern, pc.Seed, cfg.Interrupts.TimeScale, runDir)
+	fmt.Fprintf(out, "[run] %s: pattern %s (seed %d)%s, %.0f s of spot time per second, run dir %s\n",
+		cfg.Name, cfg.Interrupts.Pattern, pc.Seed, machinesText(pc.Machines), cfg.Interrupts.TimeScale, runDir)
 	start := time.Now()
 	o.starts = 1
 	err = runner.Run(ctx)
@@ -201,7 +224,11 @@ func (o *runOutcome) report(out io.Writer, p events.Payload) {
 		if p.Kind == codes.Kill {
 			sig = "SIGKILL"
 		}
-		fmt.Fprintf(out, "[run] interrupt%s: %s to pid %v (%v)\n", at, sig, p.PID, p.Reason)
+		on := ""
+		if o.machines > 1 && p.Reason == codes.Schedule {
+			on = fmt.Sprintf(" on machine %d", p.Machine)
+		}
+		fmt.Fprintf(out, "[run] interrupt%s%s: %s to pid %v (%v)\n", at, on, sig, p.PID, p.Reason)
 	case events.ChildExit:
 		how := fmt.Sprintf("exited %v", p.Code)
 		if p.Signal != "" {

@@ -391,3 +391,49 @@ func TestRunStallWarns(t *testing.T) {
 	r = spottrain(t, dir, "analyze", "runs", "--out", "report")
 	assert.Regexp(t, `(?m)^warning: \S+rep-0: stalled: \d+ trainer starts in a row`, r.stdout, "stderr: %s", r.stderr)
 }
+
+// TestRunMachines: a job of 2 simulated machines trains as a group of 2 ranks, one per machine;
+// each interrupt hits one machine and is sent to that machine's rank alone once it is found
+// (then not to the launcher the runner started); interrupts hit both machines, the job completes,
+// verify finds it sound and analyze bills both machines. Pattern seed 2139 kills machine 1 after
+// 67 min of uptime (3.3 s of wall time), gives machine 0 notice 67 min into the next start, and
+// waits 355 min (17.7 s) more: the job (about 6 s of training) is hit twice, then completes.
+func TestRunMachines(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := spottrain(t, dir, append([]string{"run", "--experiment", "lstm-fixed-poisson", "--runs-dir", "runs"},
+		spotJob("interrupts.machines=2", "interrupts.rate_per_hour=0.5", "interrupts.seed=2139", "interrupts.time_scale=1200",
+			"train.epochs=24", "train.batch_size=256", "distributed.timeout="+groupTimeout.String())...)...)
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Contains(t, r.stdout, "(seed 2139), 2 machines, 1200 s of spot time per second")
+	runDir := filepath.Join(dir, "runs", "lstm-fixed-poisson", "rep-0")
+	evs := eventstest.Read(t, runDir)
+	children := map[int]bool{}
+	for _, c := range eventstest.Of[events.ChildStart](evs) {
+		children[c.PID] = true
+	}
+	hit, toRank := map[int]bool{}, 0
+	for _, p := range eventstest.Of[events.InterruptSent](evs) {
+		if p.Reason != codes.Schedule {
+			continue
+		}
+		hit[p.Machine] = true
+		if !children[p.PID] {
+			toRank++
+		}
+	}
+	assert.Equal(t, map[int]bool{0: true, 1: true}, hit, "machines hit")
+	assert.Positive(t, toRank, "interrupts sent to a rank's process")
+	starts := eventstest.Of[events.RunStart](evs)
+	require.NotEmpty(t, starts)
+	assert.Equal(t, 2, starts[0].World, "a rank per machine")
+	assert.Equal(t, 2, eventstest.Of[events.RunnerStart](evs)[0].Machines)
+
+	r = spottrain(t, dir, "verify", "runs")
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Contains(t, r.stdout, "all 1 runs are sound")
+	r = spottrain(t, dir, "analyze", "runs", "--out", "report")
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	assert.Regexp(t, `(?m)^lstm-fixed-poisson\s+50%\s+1\s+2\s+2\s`, r.stdout, "MACHINES and PROCS")
+	assert.Contains(t, r.stdout, "BREAK-EVEN/MACHINE (/H)")
+}
