@@ -48,7 +48,6 @@ type elastic struct {
 	batch    int   // train.batch_size: the world must divide it
 	gen      int   // this process's generation
 	members  []int // the launch ranks of this generation, in rank order
-	joiners  int64 // join requests for the next generation, as rank 0 last counted them
 }
 
 // newElastic returns the elastic side of a group of m, or nil when the group is not elastic:
@@ -128,11 +127,7 @@ func (e *elastic) pendingJoiners() bool {
 		return false
 	}
 	n, err := e.store.Add(genKey(e.gen+1, "joiners"), 0)
-	if err != nil {
-		return false // the store's loss is noticed by the next collective
-	}
-	e.joiners = n
-	return n > 0
+	return err == nil && n > 0 // the store's loss is noticed by the next collective
 }
 
 // errNoGeneration is why a generation could not be formed.
@@ -260,28 +255,6 @@ func (e *elastic) choose(cur []int, registered map[int]bool) ([]int, string) {
 		return nil, fmt.Sprintf("train.batch_size %d is not divisible by the %d processes left", e.batch, len(members))
 	}
 	return members, ""
-}
-
-// await waits for rank 0's decision on generation k, as long as alive says rank 0 is, and
-// returns the members.
-func (e *elastic) await(k int, alive func() error) ([]int, error) {
-	checked := time.Now()
-	for {
-		n, err := e.store.Add(genKey(k, "decided"), 0)
-		if err != nil {
-			return nil, err
-		}
-		if n > 0 {
-			return e.readMembers(k)
-		}
-		if time.Since(checked) > 5*time.Second {
-			if err := alive(); err != nil {
-				return nil, err
-			}
-			checked = time.Now()
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // join is how a rank started while its group is past generation 0 gets into it: it asks to join

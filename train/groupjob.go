@@ -113,24 +113,32 @@ const startedKey = "started"
 
 // awaitLeader waits for rank 0's word on the start, as long as its heartbeat moves.
 func (j *job) awaitLeader() error {
-	const op = "waiting for rank 0 to start the run"
+	return j.group.awaitLeader("waiting for rank 0 to start the run", func() (int64, error) {
+		return j.group.g.Add(startedKey, 0)
+	})
+}
+
+// awaitLeader waits until word, a counter in the store, is above 0, as long as rank 0's
+// heartbeat moves (checked every 5 s): rank 0's word may take longer than the group's timeout.
+// op names what the rank waits for in the *PeerLostError of a rank 0 gone.
+func (p *group) awaitLeader(op string, word func() (int64, error)) error {
 	checked := time.Now()
 	for {
-		n, err := j.group.g.Add(startedKey, 0)
+		n, err := word()
 		if err != nil {
-			return j.group.lost(op, err)
+			return p.lost(op, err)
 		}
 		if n > 0 {
 			return nil
 		}
 		if time.Since(checked) > 5*time.Second {
-			missing, err := j.group.g.Missing(1200 * time.Millisecond)
+			missing, err := p.g.Missing(1200 * time.Millisecond)
 			if err != nil || slices.Contains(missing, 0) {
-				return &PeerLostError{Op: op, World: j.group.world(), Missing: []int{0}, StoreGone: err != nil, Err: errors.New("no heartbeat")}
+				return &PeerLostError{Op: op, World: p.world(), Missing: []int{0}, StoreGone: err != nil, Err: errors.New("no heartbeat")}
 			}
 			checked = time.Now()
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

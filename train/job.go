@@ -450,18 +450,24 @@ func (j *job) resume(ck *checkpoint.Checkpoint) error {
 			return err
 		}
 	}
-	j.resumed = ck
-	m := ck.Manifest
-	j.from = Position{Epoch: m.Epoch, Batch: m.Batch, Step: int(m.Step), LossSum: m.Loss * float64(m.Batch)}
-	j.ck.manifest.RunID, j.ck.computeBefore, j.ck.lastStep = m.RunID, m.ComputeSeconds, int(m.Step)
+	j.takeUp(ck)
 	fmt.Fprintf(j.log, "resumed from step %d, epoch %d, batch %d (%s)\n", j.from.Step, j.from.Epoch+1, j.from.Batch, ck.Dir)
-	if was, now := max(m.World, 1), j.group.world(); was != now {
+	if was, now := max(ck.Manifest.World, 1), j.group.world(); was != now {
 		fmt.Fprintf(j.log, "the checkpoint was made by %d process(es), this run has %d: the data order, weights and optimizer go on; dropout draws anew on the ranks it has no RNG state of\n", was, now)
 	}
 	if j.from.Step >= j.loop.Schedule.Total {
 		fmt.Fprintf(j.log, "the run is complete: evaluating its final checkpoint (another run_dir trains anew)\n")
 	}
 	return j.events.Emit(events.Resume{Step: j.from.Step, Epoch: j.from.Epoch, Batch: j.from.Batch, Dir: ck.Dir})
+}
+
+// takeUp makes ck, whose state is restored, where the run goes on from: its position, and what
+// the checkpoints to come carry over from it.
+func (j *job) takeUp(ck *checkpoint.Checkpoint) {
+	j.resumed = ck
+	m := ck.Manifest
+	j.from = Position{Epoch: m.Epoch, Batch: m.Batch, Step: int(m.Step), LossSum: m.Loss * float64(m.Batch)}
+	j.ck.manifest.RunID, j.ck.computeBefore, j.ck.lastStep = m.RunID, m.ComputeSeconds, int(m.Step)
 }
 
 // before reports ck, whose state did not load (loadErr), as an invalid checkpoint (a warning and a

@@ -238,12 +238,7 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 		if epoch == l.Start.Epoch {
 			pos = l.Start
 		}
-		if s, ok := l.Task.(sharer); ok {
-			s.setShare(c.BatchSize / l.group.world())
-		}
-		if es, ok := l.Task.(EpochStarter); ok {
-			es.StartEpoch(epoch, l.group.rankOrder(order, c.BatchSize), pos.Batch)
-		}
+		l.startEpoch(epoch, order, pos.Batch)
 		for pos.Batch < perEpoch && res.Steps < total {
 			// One optimizer step: gather the batch in Go, then a single call into libtorch.
 			b := pos.Batch
@@ -321,6 +316,17 @@ func (l *Loop) Run(ctx context.Context) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// startEpoch readies a Task that assembles its batches ahead (a sharer, an EpochStarter) for
+// epoch, of the samples order, from batch from: its batches this process's share of the group's.
+func (l *Loop) startEpoch(epoch int, order []int, from int) {
+	if s, ok := l.Task.(sharer); ok {
+		s.setShare(l.Config.BatchSize / l.group.world())
+	}
+	if es, ok := l.Task.(EpochStarter); ok {
+		es.StartEpoch(epoch, l.group.rankOrder(order, l.Config.BatchSize), from)
+	}
 }
 
 // decision is what a group decided in a step: the notice that stops it after the step (nil: none),

@@ -132,13 +132,13 @@ func (j *job) nextMembers(k int, old *group, gone []int) ([]int, error) {
 		return nil, err
 	}
 	if !old.leader() {
-		return e.await(k, func() error {
-			missing, err := old.g.Missing(1200 * time.Millisecond)
-			if err == nil && slices.Contains(missing, 0) {
-				err = errors.New("rank 0 is gone too")
-			}
-			return err
+		err := old.awaitLeader("waiting for rank 0 to form the group again", func() (int64, error) {
+			return e.store.Add(genKey(k, "decided"), 0)
 		})
+		if err != nil {
+			return nil, err
+		}
+		return e.readMembers(k)
 	}
 	missing := func() []int {
 		ranks, _ := old.g.Missing(1200 * time.Millisecond) // the store's loss fails the next Add
@@ -166,10 +166,7 @@ func (j *job) restart(change events.Regroup, began time.Time) error {
 	if err := restore(ck, j.net, j.optim); err != nil {
 		return fmt.Errorf("restore %s: %w", ck.Dir, err)
 	}
-	j.resumed = ck
-	m := ck.Manifest
-	j.from = Position{Epoch: m.Epoch, Batch: m.Batch, Step: int(m.Step), LossSum: m.Loss * float64(m.Batch)}
-	j.ck.computeBefore, j.ck.lastStep = m.ComputeSeconds, int(m.Step)
+	j.takeUp(ck)
 	change.Step, change.Epoch, change.Batch, change.Dir = j.from.Step, j.from.Epoch, j.from.Batch, ck.Dir
 	change.TookMS = time.Since(began).Seconds() * 1000
 	fmt.Fprintf(j.log, "regrouped: %d → %d ranks (generation %d, in %.1f s): going on from step %d (%s); lost %v, joined %v\n",
