@@ -56,6 +56,7 @@ type Incarnation struct {
 	PeerLost  bool
 	World     int      // the processes of its group (run_start's world): 1 for a lone trainer
 	Emergency bool     // it wrote an emergency checkpoint
+	Trained   bool     // it logged training progress or an epoch's end
 	Begun     []int    // steps of the checkpoints it began
 	Commits   []Commit // checkpoints it committed, in order
 	Invalid   []string // checkpoints it found invalid ("dir: reason")
@@ -111,6 +112,13 @@ func (in *Incarnation) LostWork() bool { return in.Killed() || in.PeerLost }
 // nothing over, so the next one takes over from the one before it.
 func (in *Incarnation) idle() bool {
 	return in.Killed() && !in.Resumed && in.LastStep == 0 && len(in.Begun) == 0 && len(in.Commits) == 0
+}
+
+// stoppedEarly reports whether a notice stopped the incarnation before it restored a checkpoint
+// or trained (its exit names the newest checkpoint it found, which it left as it was): like an
+// idle one, it took nothing over.
+func (in *Incarnation) stoppedEarly() bool {
+	return in.Exit == codes.ExitPreempted && !in.PeerLost && !in.Resumed && !in.Trained && len(in.Begun) == 0
 }
 
 // StallStarts is the number of trainer starts in a row, each cut before its first step, at which
@@ -239,6 +247,8 @@ func (in *Incarnation) add(p events.Payload) {
 		in.Resumed, in.ResumeStep, in.ResumeDir = true, p.Step, p.Dir
 	case events.Regroup:
 		in.Regroups = append(in.Regroups, p)
+	case events.Progress, events.EpochEnd:
+		in.Trained = true
 	case events.CheckpointBegin:
 		in.Begun = append(in.Begun, p.Step)
 	case events.CheckpointCommit:

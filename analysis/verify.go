@@ -96,7 +96,8 @@ func Verify(dir string) (*Verdict, error) {
 				v.problem("incarnation %d found an invalid checkpoint: %s", in.N, inv)
 			}
 		}
-		if prev != nil && !in.idle() {
+		tookOver := !in.idle() && !in.stoppedEarly()
+		if prev != nil && tookOver {
 			checkTakeover(v, prev, in, newest, committed, begun)
 		}
 		switch {
@@ -106,7 +107,7 @@ func Verify(dir string) (*Verdict, error) {
 			v.PeerLost++
 		case in.Exit == codes.ExitPreempted:
 			v.Notice++
-			if !in.Emergency && !in.savedLast() {
+			if !in.Emergency && !in.savedLast() && !in.stoppedEarly() {
 				v.problem("incarnation %d exited 75 at step %d without an emergency checkpoint", in.N, in.LastStep)
 			}
 		case in.Exit != codes.ExitDone:
@@ -125,7 +126,7 @@ func Verify(dir string) (*Verdict, error) {
 		for _, s := range in.Begun {
 			begun[s] = true
 		}
-		if !in.idle() {
+		if tookOver {
 			prev = in
 		}
 	}

@@ -609,6 +609,29 @@ func TestVerifyGroup(t *testing.T) {
 		require.NoError(t, err)
 		assertProblems(t, dir, []string{"incarnation 1 regrouped (generation 1) from step 12, whose checkpoint was never committed"}, v.Problems)
 	})
+	t.Run("a notice before the restore, after a kill that left a checkpoint without its commit event", func(t *testing.T) {
+		// Incarnation 2 was killed between the rename of step 14 and its commit event; incarnation
+		// 3 found step 14 and stopped on a notice before restoring it (its exit names step 14);
+		// incarnation 4 resumed there.
+		dir := buildRun(t, runSpec{log: `
+			1 start 11 30 2
+			1 ckpt 10
+			1 step 12
+			1 emergency 12
+			1 exit 75 12 stopped by terminated
+			2 start 12 30 2
+			2 resume 12
+			2 begin 14
+			3 start 13 30 2
+			3 exit 75 14 stopped by terminated during open
+			4 start 14 30 2
+			4 resume 14
+		` + done(4), world: 2})
+		v, err := analysis.Verify(dir)
+		require.NoError(t, err)
+		assert.Empty(t, v.Problems)
+		assert.Equal(t, counts{Completed: true, Starts: 4, Notice: 2, Killed: 1, Final: 30}, countsOf(v))
+	})
 	t.Run("a group's notice without an emergency checkpoint is still a problem", func(t *testing.T) {
 		dir := buildRun(t, runSpec{log: `
 			1 start 11 30 2
@@ -733,7 +756,7 @@ func TestReadRun(t *testing.T) {
 	one, two := r.Incarnations[0], r.Incarnations[1]
 	assert.Equal(t, &analysis.Incarnation{
 		N: 1, Start: at(0), End: at(4), PID: 11, TotalSteps: 30, World: 1,
-		LastStep: 12, Exit: -1,
+		LastStep: 12, Exit: -1, Trained: true,
 		Begun:   []int{10, 12},
 		Commits: []analysis.Commit{{Step: 10, Reason: "periodic", Dir: ckptDir(dir, 10)}},
 	}, one)
