@@ -138,11 +138,16 @@ type ModelConfig struct {
 	ResNet *ResNetModel `yaml:"resnet,omitempty"`
 }
 
-// LSTMModel sizes the LSTM forecaster (model.lstm).
+// LSTMModel sizes the LSTM forecaster and says what it reads, predicts and minimises
+// (model.lstm).
 type LSTMModel struct {
-	HiddenSize int     `yaml:"hidden_size"`
-	NumLayers  int     `yaml:"num_layers"`
-	Dropout    float64 `yaml:"dropout"`
+	HiddenSize   int     `yaml:"hidden_size"`
+	NumLayers    int     `yaml:"num_layers"`
+	Dropout      float64 `yaml:"dropout"`
+	Target       string  `yaml:"target"`        // clearsky_index, cliper_residual or power
+	FutureInputs bool    `yaml:"future_inputs"` // the target hours' known inputs follow the lookback
+	Loss         string  `yaml:"loss"`          // mse, mae or huber, of power as a fraction of capacity
+	HuberDelta   float64 `yaml:"huber_delta"`   // huber: quadratic below this error (fraction of capacity)
 }
 
 // ResNetModel sizes the ResNet (model.resnet).
@@ -327,8 +332,9 @@ func DefaultFor(kind string) Config {
 
 // The defaults of the kind subsections; DefaultFor hands out copies.
 var (
-	lstmModelDefaults = LSTMModel{HiddenSize: 64, NumLayers: 2, Dropout: 0.1}
-	lstmDataDefaults  = LSTMData{
+	lstmModelDefaults = LSTMModel{HiddenSize: 64, NumLayers: 2, Dropout: 0.1, Target: "clearsky_index",
+		FutureInputs: true, Loss: "mse", HuberDelta: 0.05}
+	lstmDataDefaults = LSTMData{
 		TimestampColumn:  "timestamp",
 		PowerColumn:      "power_kw",
 		PowerUnit:        "kW",

@@ -26,6 +26,7 @@ var (
 	stems        = []string{"cifar", "imagenet"}
 	precisions   = []string{"fp32", "bf16"}
 	powerUnits   = []string{"kW", "W"}
+	lstmLosses   = []string{"mse", "mae", "huber"}
 	optimizers   = []string{"adam", "adamw", "sgd"}
 	schedules    = []string{"constant", "step", "cosine", "onecycle"}
 	strategies   = []string{checkpoint.StrategyFixed, checkpoint.StrategyAdaptive, checkpoint.StrategyMilestone}
@@ -208,6 +209,9 @@ func checkModel(ch *checker, m ModelConfig) {
 		ch.between("model.lstm.hidden_size", l.HiddenSize, 1, 4096)
 		ch.between("model.lstm.num_layers", l.NumLayers, 1, 16)
 		ch.want(l.Dropout >= 0 && l.Dropout < 1, "model.lstm.dropout", "must be in [0, 1) (got %v)", l.Dropout)
+		ch.oneOf("model.lstm.target", l.Target, solar.Targets)
+		ch.oneOf("model.lstm.loss", l.Loss, lstmLosses)
+		ch.want(l.HuberDelta > 0 && l.HuberDelta <= 1, "model.lstm.huber_delta", "must be in (0, 1], a fraction of capacity (got %v)", l.HuberDelta)
 	}
 	if r := m.ResNet; r != nil {
 		ch.want(slices.Contains(resnetDepths, r.Depth), "model.resnet.depth", "must be 18, 34, 50 or 101 (got %d)", r.Depth)

@@ -54,13 +54,26 @@ func (s Set) Names() []string {
 	return out
 }
 
-// Forecast is what the solar forecaster reports, in kW on the windows it scores: the model's
-// RMSE (its main metric) and MAE, the skill score 1 - RMSE/RMSE_persistence (above 0 beats the
-// persistence forecast), and the persistence forecast's own RMSE and MAE.
+// Forecast is what the solar forecaster reports over the daylight hours of the windows it scores:
+// the model's RMSE (its main metric) and MAE in kW, its RMSE and MAE as fractions of capacity
+// (nrmse, nmae), its skill 1 - RMSE/RMSE_ref against each baseline (above 0 beats it), and each
+// baseline's RMSE and MAE in kW. (Its evaluations also report the mean bias, mbe_kw, which has no
+// better direction.)
 var Forecast = Set{
 	{Name: "rmse_kw"},
 	{Name: "mae_kw"},
-	{Name: "skill", HigherBetter: true},
+	{Name: "nrmse"},
+	{Name: "nmae"},
+	{Name: "skill_cliper", HigherBetter: true},
+	{Name: "skill_smart_persistence", HigherBetter: true},
+	{Name: "skill_climatology", HigherBetter: true},
+	{Name: "skill_persistence", HigherBetter: true},
+	{Name: "cliper_rmse_kw"},
+	{Name: "cliper_mae_kw"},
+	{Name: "smart_persistence_rmse_kw"},
+	{Name: "smart_persistence_mae_kw"},
+	{Name: "climatology_rmse_kw"},
+	{Name: "climatology_mae_kw"},
 	{Name: "persistence_rmse_kw"},
 	{Name: "persistence_mae_kw"},
 }

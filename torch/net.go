@@ -17,23 +17,42 @@ type Net struct {
 	cleanup runtime.Cleanup
 }
 
-// LSTMConfig shapes the LSTM forecaster: [batch, lookback, Inputs] -> [batch, Horizon].
+// LSTMConfig shapes the LSTM forecaster: [batch, steps, Inputs] -> [batch, Horizon].
 type LSTMConfig struct {
 	Inputs  int     // features per time step
 	Hidden  int     // LSTM hidden size
 	Layers  int     // stacked LSTM layers
 	Dropout float64 // between LSTM layers and before the linear head, in [0, 1)
 	Horizon int     // values forecast per window
+	// StepHead forecasts value j from the output of step steps-Horizon+j (one Linear(hidden, 1)
+	// shared by them), not all of them from the last step's (Linear(hidden, Horizon)).
+	StepHead bool
+	// Loss is "" for the mean squared error against targets [batch, Horizon], or the forecast
+	// loss "mse", "mae" or "huber" (quadratic below HuberDelta) of a·output + b against c, for
+	// targets [batch, 3, Horizon] holding a, b and c (see solar.Windows.Y).
+	Loss       string
+	HuberDelta float64
 }
 
+// forecastLosses maps LSTMConfig.Loss to the shim's loss kinds.
+var forecastLosses = map[string]C.int{"": 0, "mse": 2, "mae": 3, "huber": 4}
+
 // NewLSTM builds the LSTM forecaster on dev, initialised from libtorch's generator (see
-// ManualSeed). Its loss is the mean squared error.
+// ManualSeed).
 func NewLSTM(cfg LSTMConfig, dev Device) (*Net, error) {
+	loss, ok := forecastLosses[cfg.Loss]
+	if !ok {
+		return nil, errorf("new LSTM", "unknown loss %q (mse, mae or huber)", cfg.Loss)
+	}
+	delta := cfg.HuberDelta
+	if cfg.Loss != "huber" {
+		delta = 1
+	}
 	cs := C.CString(string(dev))
 	defer C.free(unsafe.Pointer(cs))
 	var p C.Net
 	err := check("new LSTM", C.Net_NewLSTM(C.int64_t(cfg.Inputs), C.int64_t(cfg.Hidden), C.int64_t(cfg.Layers),
-		C.double(cfg.Dropout), C.int64_t(cfg.Horizon), cs, &p))
+		C.double(cfg.Dropout), C.int64_t(cfg.Horizon), cbool(cfg.StepHead), loss, C.double(delta), cs, &p))
 	if err != nil {
 		return nil, err
 	}

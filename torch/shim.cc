@@ -25,27 +25,47 @@ namespace {
 
 using spottrain::dup_message;
 
-enum LossKind { LOSS_MSE = 0, LOSS_CROSS_ENTROPY = 1 };
+// The losses. LOSS_FORECAST_* take a target y of [B, 3, H]: a scale a, an offset b and a truth c
+// per output, and compare a*out + b with c (mean over all B*H elements, so entries of a = b = c = 0
+// add nothing and a share's loss is its part of the batch's).
+enum LossKind {
+  LOSS_MSE = 0,
+  LOSS_CROSS_ENTROPY = 1,
+  LOSS_FORECAST_MSE = 2,
+  LOSS_FORECAST_MAE = 3,
+  LOSS_FORECAST_HUBER = 4,
+};
 
 // Model is what every network of the shim is: a module with a single-tensor forward.
 struct Model : torch::nn::Module {
   virtual torch::Tensor forward(const torch::Tensor& x) = 0;
 };
 
-// LSTMForecaster maps a window [B, L, F] to the next `horizon` values [B, horizon].
+// LSTMForecaster maps a window [B, L, F] to `horizon` values [B, horizon]: from the last step's
+// output (Linear(hidden, horizon)), or with step_head from each of the last `horizon` steps'
+// outputs (Linear(hidden, 1) applied to each).
 struct LSTMForecaster : Model {
-  LSTMForecaster(int64_t in, int64_t hidden, int64_t layers, double dropout, int64_t horizon)
+  LSTMForecaster(int64_t in, int64_t hidden, int64_t layers, double dropout, int64_t horizon,
+                 bool step_head)
       : lstm(register_module(
             "lstm", torch::nn::LSTM(torch::nn::LSTMOptions(in, hidden)
                                         .num_layers(layers)
                                         .dropout(layers > 1 ? dropout : 0.0)
                                         .batch_first(true)))),
         drop(register_module("drop", torch::nn::Dropout(dropout))),
-        head(register_module("head", torch::nn::Linear(hidden, horizon))) {}
+        head(register_module("head", torch::nn::Linear(hidden, step_head ? 1 : horizon))),
+        horizon(horizon),
+        step_head(step_head) {}
 
   torch::Tensor forward(const torch::Tensor& x) override {
-    TORCH_CHECK(x.dim() == 3, "LSTM input must be [batch, lookback, features], got ", x.sizes());
+    TORCH_CHECK(x.dim() == 3, "LSTM input must be [batch, steps, features], got ", x.sizes());
+    TORCH_CHECK(!step_head || x.size(1) >= horizon, "LSTM input has ", x.size(1),
+                " steps, fewer than the horizon ", horizon);
     auto out = std::get<0>(lstm->forward(x));  // [B, L, hidden]
+    if (step_head) {
+      auto tail = out.narrow(1, out.size(1) - horizon, horizon);  // [B, horizon, hidden]
+      return head->forward(drop->forward(tail)).squeeze(-1);
+    }
     auto last = out.select(1, out.size(1) - 1);
     return head->forward(drop->forward(last));
   }
@@ -53,6 +73,8 @@ struct LSTMForecaster : Model {
   torch::nn::LSTM lstm;
   torch::nn::Dropout drop;
   torch::nn::Linear head;
+  int64_t horizon;
+  bool step_head;
 };
 
 
@@ -190,6 +212,7 @@ struct NetState {
   torch::Tensor loss_sum;  // on device; undefined until the first step after a take
   int64_t loss_count = 0;
   double label_smoothing = 0;  // cross-entropy
+  double huber_delta = 1;      // LOSS_FORECAST_HUBER
   bool bf16 = false;           // autocast to bfloat16 (CUDA)
   bool channels_last = false;  // images and convolution weights in NHWC
   spottrain::GroupState* group = nullptr;  // data-parallel over this group; null: alone
@@ -304,6 +327,18 @@ torch::Tensor compute_loss(NetState* net, const torch::Tensor& out, const torch:
                   y.scalar_type());
       return at::cross_entropy_loss(out.to(torch::kFloat32), y, {}, at::Reduction::Mean, -100,
                                     net->label_smoothing);
+    case LOSS_FORECAST_MSE:
+    case LOSS_FORECAST_MAE:
+    case LOSS_FORECAST_HUBER: {
+      TORCH_CHECK(y.dim() == 3 && y.size(0) == out.size(0) && y.size(1) == 3 && y.size(2) == out.size(1),
+                  "forecast targets must be [", out.size(0), ", 3, ", out.size(1), "], got ", y.sizes());
+      auto t = y.to(out.dtype());
+      auto pred = t.select(1, 0) * out + t.select(1, 1);
+      auto truth = t.select(1, 2);
+      if (net->loss == LOSS_FORECAST_MSE) return torch::mse_loss(pred, truth);
+      if (net->loss == LOSS_FORECAST_MAE) return torch::l1_loss(pred, truth);
+      return torch::huber_loss(pred, truth, at::Reduction::Mean, net->huber_delta);
+    }
   }
   TORCH_CHECK(false, "unknown loss kind");
 }
@@ -609,17 +644,22 @@ char* Torch_CheckDevice(const char* name) {
 }
 
 char* Net_NewLSTM(int64_t in, int64_t hidden, int64_t layers, double dropout, int64_t horizon,
-                  const char* device, Net* out) {
+                  int step_head, int loss, double huber_delta, const char* device, Net* out) {
   SHIM_BEGIN
   TORCH_CHECK(in > 0 && hidden > 0 && layers > 0 && horizon > 0,
               "LSTM sizes must be positive (input ", in, ", hidden ", hidden, ", layers ", layers,
               ", horizon ", horizon, ")");
   TORCH_CHECK(dropout >= 0 && dropout < 1, "LSTM dropout must be in [0, 1), got ", dropout);
+  TORCH_CHECK(loss == LOSS_MSE || (loss >= LOSS_FORECAST_MSE && loss <= LOSS_FORECAST_HUBER),
+              "unknown LSTM loss ", loss);
+  TORCH_CHECK(huber_delta > 0, "Huber delta must be > 0, got ", huber_delta);
   auto dev = check_device(device);
-  auto model = std::make_shared<LSTMForecaster>(in, hidden, layers, dropout, horizon);
+  auto model = std::make_shared<LSTMForecaster>(in, hidden, layers, dropout, horizon, step_head != 0);
   model->to(dev);
   model->train(true);
-  *out = new NetState{model, dev, LOSS_MSE, true, torch::Tensor(), 0};
+  auto net = new NetState{model, dev, static_cast<LossKind>(loss), true, torch::Tensor(), 0};
+  net->huber_delta = huber_delta;
+  *out = net;
   SHIM_END
 }
 

@@ -35,9 +35,12 @@ int Torch_CudaDeviceCount(void);
 char* Torch_CheckDevice(const char* name);
 
 // Net_NewLSTM builds the LSTM forecaster: [B, L, in] -> LSTM(layers, hidden, batch_first) ->
-// last step -> dropout -> Linear(hidden, horizon) -> [B, horizon]; loss is MSE.
+// last step -> dropout -> Linear(hidden, horizon) -> [B, horizon]; with step_head, each of the
+// last horizon steps -> dropout -> Linear(hidden, 1) -> [B, horizon]. loss 0 is MSE against
+// [B, horizon]; 2, 3 and 4 (MSE, MAE, Huber with huber_delta) compare a*out + b with c for a
+// target [B, 3, horizon] holding a, b and c.
 char* Net_NewLSTM(int64_t in, int64_t hidden, int64_t layers, double dropout, int64_t horizon,
-                  const char* device, Net* out);
+                  int step_head, int loss, double huber_delta, const char* device, Net* out);
 // Net_NewResNet builds a ResNet (depth 18, 34, 50 or 101) for `classes` classes: the CIFAR stem
 // (3x3 stride-1 convolution, no max-pool) or the ImageNet one, optionally the last BatchNorm of
 // each block zero-initialised, channels scaled by width. [B, 3, H, W] -> [B, classes] logits;

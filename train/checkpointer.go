@@ -24,6 +24,9 @@ const (
 	OptimFile = "optim.pt"   // optimizer state (torch serialization)
 	RNGFile   = "rng.pt"     // generator states (torch serialization)
 	SpecFile  = "model.json" // the ModelSpec, JSON
+	// PrepFile is a forecaster's preprocessing (solar.Preprocessing, JSON): what turns a PV
+	// history into its inputs and its outputs into kW. Image models have none.
+	PrepFile = "preprocessing.json"
 	// ConfigFile is the config the checkpoint was made under (configs.Config.YAML): a resume
 	// under another config diffs the two.
 	ConfigFile = "config.yaml"
@@ -40,6 +43,7 @@ type checkpointer struct {
 	net      *torch.Net
 	opt      *torch.Optimizer
 	spec     ModelSpec
+	prep     []byte // PrepFile's contents; nil: none
 	log      io.Writer
 	strategy checkpoint.Strategy // when periodic (and milestone) checkpoints are due
 	config   []byte              // the run's config as YAML, saved in every checkpoint
@@ -147,6 +151,12 @@ func (c *checkpointer) persist(snap *torch.Snapshot, m checkpoint.Manifest, rngs
 		name string
 		data []byte
 	}{{ModelFile, model}, {OptimFile, optim}, {RNGFile, rng}, {SpecFile, spec}, {ConfigFile, c.config}}
+	if c.prep != nil {
+		files = append(files, struct {
+			name string
+			data []byte
+		}{PrepFile, c.prep})
+	}
 	for r := 1; r < len(rngs); r++ {
 		files = append(files, struct {
 			name string

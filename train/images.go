@@ -161,9 +161,10 @@ func newImageWorkload(cfg configs.Config) (*imageWorkload, error) {
 	return w, nil
 }
 
-func (w *imageWorkload) Spec() ModelSpec  { return w.spec }
-func (w *imageWorkload) Describe() string { return w.source }
-func (w *imageWorkload) Samples() [3]int  { return [3]int{w.TrainSet.Len(), 0, w.TestSet.Len()} }
+func (w *imageWorkload) Spec() ModelSpec       { return w.spec }
+func (w *imageWorkload) Preprocessing() []byte { return nil }
+func (w *imageWorkload) Describe() string      { return w.source }
+func (w *imageWorkload) Samples() [3]int       { return [3]int{w.TrainSet.Len(), 0, w.TestSet.Len()} }
 func (w *imageWorkload) Sizes() string {
 	return fmt.Sprintf("images train %d, test %d, %d classes", w.TrainSet.Len(), w.TestSet.Len(), w.TrainSet.Classes)
 }

@@ -380,7 +380,7 @@ func (j *job) begin() {
 		Device: string(j.dev), PID: os.Getpid(), Libtorch: torch.Version(), TotalSteps: j.loop.Schedule.Total,
 		World: worldOf(j.group)})
 	j.ck = &checkpointer{
-		store: j.store, events: j.events, net: j.net, opt: j.optim, spec: j.work.Spec(), strategy: j.strategy, group: j.group,
+		store: j.store, events: j.events, net: j.net, opt: j.optim, spec: j.work.Spec(), prep: j.work.Preprocessing(), strategy: j.strategy, group: j.group,
 		metric: j.metric, log: j.log, config: j.savedYAML,
 		manifest: checkpoint.Manifest{
 			ConfigHash: j.sum.ConfigSHA, DataSeed: j.cfg.Seed, Libtorch: torch.Version(), Device: string(j.dev),

@@ -20,6 +20,12 @@ type ModelSpec struct {
 	Layers  int     `json:"layers,omitempty"`
 	Dropout float64 `json:"dropout,omitempty"`
 	Horizon int     `json:"horizon,omitempty"`
+	// StepHead: output j comes from step steps-horizon+j (the target hours' rows); else all
+	// from the last step. Loss "" is plain MSE; mse, mae, huber the forecast losses of
+	// torch.LSTMConfig.
+	StepHead   bool    `json:"step_head,omitempty"`
+	Loss       string  `json:"loss,omitempty"`
+	HuberDelta float64 `json:"huber_delta,omitempty"`
 	// resnet
 	Depth     int     `json:"depth,omitempty"`
 	Classes   int     `json:"classes,omitempty"`
@@ -32,7 +38,8 @@ type ModelSpec struct {
 func (s ModelSpec) Build(dev torch.Device) (*torch.Net, error) {
 	switch s.Kind {
 	case "lstm":
-		return torch.NewLSTM(torch.LSTMConfig{Inputs: s.Inputs, Hidden: s.Hidden, Layers: s.Layers, Dropout: s.Dropout, Horizon: s.Horizon}, dev)
+		return torch.NewLSTM(torch.LSTMConfig{Inputs: s.Inputs, Hidden: s.Hidden, Layers: s.Layers, Dropout: s.Dropout,
+			Horizon: s.Horizon, StepHead: s.StepHead, Loss: s.Loss, HuberDelta: s.HuberDelta}, dev)
 	case "resnet":
 		return torch.NewResNet(torch.ResNetConfig{Depth: s.Depth, Classes: s.Classes, CIFARStem: s.CIFARStem, ZeroInit: s.ZeroInit, Width: s.Width}, dev)
 	default:

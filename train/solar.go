@@ -3,15 +3,15 @@ package train
 import (
 	"errors"
 	"fmt"
-	"math"
 
 	"spottrain/configs"
 	"spottrain/data/solar"
 	"spottrain/torch"
 )
 
-// SolarTask is the solar forecasting workload: windows of past weather, time and power in, the
-// next hours of power out, scored in kW against the day-ahead persistence forecast.
+// SolarTask is the solar forecasting workload: windows of past weather, time and power (and the
+// target hours' known inputs) in, the next hours out, scored in kW over daylight against four
+// baselines (see solar.Scores).
 type SolarTask struct {
 	Data      *solar.Dataset
 	EvalBatch int
@@ -24,7 +24,7 @@ func (t *SolarTask) TrainSize() int { return t.Data.Train.N }
 // Batch implements Task: it copies the windows idx into reused buffers.
 func (t *SolarTask) Batch(idx []int) (x, y torch.Host) {
 	w := t.Data.Train
-	xs, ys := w.Lookback*w.Features, w.Horizon
+	xs, ys := w.Steps*w.Features, 3*w.Horizon
 	if need := len(idx) * xs; cap(t.x) < need {
 		t.x, t.y = make([]float32, need), make([]float32, len(idx)*ys)
 	}
@@ -34,7 +34,7 @@ func (t *SolarTask) Batch(idx []int) (x, y torch.Host) {
 		copy(t.y[i*ys:(i+1)*ys], w.Y[j*ys:(j+1)*ys])
 	}
 	b := int64(len(idx))
-	return torch.Float32s(t.x, b, int64(w.Lookback), int64(w.Features)), torch.Float32s(t.y, b, int64(w.Horizon))
+	return torch.Float32s(t.x, b, int64(w.Steps), int64(w.Features)), torch.Float32s(t.y, b, 3, int64(w.Horizon))
 }
 
 // Evaluate implements Task on the validation split.
@@ -47,16 +47,25 @@ func (t *SolarTask) Test(net *torch.Net, shard Shard, abandon func() bool) (Metr
 	return t.Score(net, t.Data.Test, shard, abandon)
 }
 
-// Score forecasts the windows of w in shard's parts and returns, in kW, over all of w (the shards'
-// totals added up): the model's MAE and RMSE, the persistence forecast's MAE and RMSE, and the
-// skill score 1 - RMSE/RMSE_persistence (above 0: better than persistence). It calls abandon (nil:
-// never) before each part (a batch of EvalBatch windows alone), and returns ErrAbandoned when it
-// says so.
+// Score forecasts the windows of w in shard's parts and returns the daylight scores of
+// ForecastMetrics over all of w (the shards' sums added up). It calls abandon (nil: never) before
+// each part (a batch of EvalBatch windows alone), and returns ErrAbandoned when it says so.
 func (t *SolarTask) Score(net *torch.Net, w *solar.Windows, shard Shard, abandon func() bool) (Metrics, error) {
-	xs, h := w.Lookback*w.Features, w.Horizon
-	out := make([]float32, t.EvalBatch*h)
-	var sums [4]float64 // absolute and squared errors of the model, then of persistence
-	for _, part := range shard.Parts(w.N, t.EvalBatch) {
+	scores, err := ScoreWindows(net, w, t.Data.Prep.Plant.CapacityKW, t.EvalBatch, shard, abandon)
+	if err != nil {
+		return nil, err
+	}
+	return ForecastMetrics(scores)
+}
+
+// ScoreWindows forecasts the windows of w in shard's parts (batches of at most batch windows) and
+// returns the scores of the model and the baselines, summed over the shards.
+func ScoreWindows(net *torch.Net, w *solar.Windows, capacityKW float64, batch int, shard Shard, abandon func() bool) (*solar.Scores, error) {
+	xs, h := w.Steps*w.Features, w.Horizon
+	out := make([]float32, batch*h)
+	kw := make([]float64, h)
+	scores := solar.NewScores(capacityKW, h)
+	for _, part := range shard.Parts(w.N, batch) {
 		if abandon != nil && abandon() {
 			return nil, ErrAbandoned
 		}
@@ -65,34 +74,40 @@ func (t *SolarTask) Score(net *torch.Net, w *solar.Windows, shard Shard, abandon
 			continue
 		}
 		b := end - start
-		x := torch.Float32s(w.X[start*xs:end*xs], int64(b), int64(w.Lookback), int64(w.Features))
+		x := torch.Float32s(w.X[start*xs:end*xs], int64(b), int64(w.Steps), int64(w.Features))
 		if err := net.Forward(x, out[:b*h]); err != nil {
 			return nil, err
 		}
-		for i := 0; i < b*h; i++ {
-			truth := t.Data.Norm.PowerKW(w.Y[start*h+i])
-			pred := math.Max(0, t.Data.Norm.PowerKW(out[i])) // power is never negative
-			pers := t.Data.Norm.PowerKW(w.Persistence[start*h+i])
-			sums[0] += math.Abs(pred - truth)
-			sums[1] += (pred - truth) * (pred - truth)
-			sums[2] += math.Abs(pers - truth)
-			sums[3] += (pers - truth) * (pers - truth)
+		for i := range b {
+			for j := range h {
+				kw[j] = w.ForecastKW(start+i, j, out[i*h+j])
+			}
+			scores.Add(w, start+i, kw)
 		}
 	}
-	if err := shard.sum(sums[:]); err != nil {
+	if err := shard.sum(scores.Sums()); err != nil {
 		return nil, err
 	}
-	n := float64(w.N * h)
-	if n == 0 {
-		return nil, fmt.Errorf("no windows to score")
+	return scores, nil
+}
+
+// ForecastMetrics returns the daylight scores of metrics.Forecast from s: the model's RMSE, MAE
+// and MBE in kW, its nRMSE and nMAE (of capacity), its skill 1 - RMSE/RMSE_ref against each
+// baseline, and each baseline's RMSE and MAE.
+func ForecastMetrics(s *solar.Scores) (Metrics, error) {
+	model := s.All(solar.Model)
+	if model.N == 0 {
+		return nil, fmt.Errorf("no daylight hours to score")
 	}
 	m := Metrics{
-		"mae_kw":              sums[0] / n,
-		"rmse_kw":             math.Sqrt(sums[1] / n),
-		"persistence_mae_kw":  sums[2] / n,
-		"persistence_rmse_kw": math.Sqrt(sums[3] / n),
+		"rmse_kw": model.RMSE(), "mae_kw": model.MAE(), "mbe_kw": model.MBE(),
+		"nrmse": model.RMSE() / s.CapacityKW, "nmae": model.MAE() / s.CapacityKW,
 	}
-	m["skill"] = 1 - m["rmse_kw"]/m["persistence_rmse_kw"]
+	for b, name := range solar.BaselineNames {
+		ref := s.All(b + 1)
+		m["skill_"+name] = model.Skill(ref)
+		m[name+"_rmse_kw"], m[name+"_mae_kw"] = ref.RMSE(), ref.MAE()
+	}
 	return m, nil
 }
 
@@ -103,9 +118,9 @@ type SolarData struct {
 	Repairs []solar.Repair // repairs made while reading the file
 }
 
-// LoadSolar generates or reads the PV series that dc names and cuts it into windows. dc is the
-// data section of an LSTM config (dc.LSTM is set).
-func LoadSolar(dc configs.DataConfig, seed uint64) (*SolarData, error) {
+// LoadSolar generates or reads the PV series that dc names and cuts it into the windows of the
+// forecaster mc. dc and mc are the data and model sections of an LSTM config (LSTM set).
+func LoadSolar(dc configs.DataConfig, mc configs.ModelConfig, seed uint64) (*SolarData, error) {
 	l := dc.LSTM
 	var s *solar.Series
 	var err error
@@ -133,9 +148,10 @@ func LoadSolar(dc configs.DataConfig, seed uint64) (*SolarData, error) {
 	if err != nil {
 		return nil, inConfigTerms(err)
 	}
+	m := mc.LSTM
 	ds, err := solar.MakeDataset(s, solar.WindowConfig{
 		Lookback: l.LookbackHours, Horizon: l.HorizonHours, TrainFrac: l.TrainFrac, ValFrac: l.ValFrac,
-	})
+	}, solar.ModelInputs{Target: m.Target, FutureInputs: m.FutureInputs})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Source, inConfigTerms(err))
 	}
@@ -152,7 +168,8 @@ var solarKeys = map[string]string{
 	"CSVOptions.Site.Latitude": "data.lstm.latitude", "CSVOptions.Site.Longitude": "data.lstm.longitude",
 	"WindowConfig.Lookback": "data.lstm.lookback_hours", "WindowConfig.Horizon": "data.lstm.horizon_hours",
 	"WindowConfig.TrainFrac": "data.lstm.train_frac", "WindowConfig.ValFrac": "data.lstm.val_frac",
-	"TimeColumn": "data.lstm.timestamp_column", "PowerColumn": "data.lstm.power_column",
+	"ModelInputs.Target": "model.lstm.target",
+	"TimeColumn":         "data.lstm.timestamp_column", "PowerColumn": "data.lstm.power_column",
 	"MaxGapFillHours": "data.lstm.max_gap_fill_hours",
 }
 

@@ -1,10 +1,12 @@
 package train
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 
 	"spottrain/configs"
+	"spottrain/data/solar"
 	"spottrain/metrics"
 	"spottrain/torch"
 )
@@ -26,27 +28,44 @@ type workload interface {
 	Describe() string
 	// Sizes describes the splits for the log.
 	Sizes() string
+	// Preprocessing returns what turns data into the network's inputs and its outputs into
+	// results (JSON, stored in every checkpoint as PrepFile), or nil when there is nothing to
+	// store.
+	Preprocessing() []byte
 	// Close stops background work (prefetching).
 	Close()
+}
+
+// lstmSpec returns the forecaster that model section m describes for the windows of prep.
+func lstmSpec(m *configs.LSTMModel, prep *solar.Preprocessing) ModelSpec {
+	s := ModelSpec{Kind: "lstm", Inputs: len(prep.Features), Hidden: m.HiddenSize, Layers: m.NumLayers,
+		Dropout: m.Dropout, Horizon: prep.Horizon, StepHead: prep.FutureInputs, Loss: m.Loss}
+	if m.Loss == "huber" {
+		s.HuberDelta = m.HuberDelta
+	}
+	return s
 }
 
 // newWorkload loads the data cfg names and makes its workload.
 func newWorkload(cfg configs.Config, log io.Writer) (workload, error) {
 	switch cfg.Model.Kind {
 	case configs.KindLSTM:
-		ds, err := LoadSolar(cfg.Data, cfg.Seed)
+		ds, err := LoadSolar(cfg.Data, cfg.Model, cfg.Seed)
 		if err != nil {
 			return nil, err
 		}
 		for _, r := range ds.Repairs {
 			fmt.Fprintf(log, "data: repaired %s\n", r)
 		}
-		m := cfg.Model.LSTM
+		prep, err := json.Marshal(ds.Prep)
+		if err != nil {
+			return nil, err
+		}
 		return &solarWorkload{
 			SolarTask: SolarTask{Data: ds.Dataset, EvalBatch: cfg.Train.EvalBatchSize},
 			source:    ds.Source,
-			spec: ModelSpec{Kind: "lstm", Inputs: ds.Train.Features, Hidden: m.HiddenSize, Layers: m.NumLayers,
-				Dropout: m.Dropout, Horizon: ds.Train.Horizon},
+			spec:      lstmSpec(cfg.Model.LSTM, ds.Prep),
+			prep:      prep,
 		}, nil
 	case configs.KindResNet:
 		return newImageWorkload(cfg)
@@ -69,12 +88,14 @@ type solarWorkload struct {
 	SolarTask
 	source string
 	spec   ModelSpec
+	prep   []byte
 }
 
-func (w *solarWorkload) Spec() ModelSpec      { return w.spec }
-func (w *solarWorkload) Describe() string     { return w.source }
-func (w *solarWorkload) Close()               {}
-func (w *solarWorkload) Metrics() metrics.Set { return metrics.Forecast }
+func (w *solarWorkload) Preprocessing() []byte { return w.prep }
+func (w *solarWorkload) Spec() ModelSpec       { return w.spec }
+func (w *solarWorkload) Describe() string      { return w.source }
+func (w *solarWorkload) Close()                {}
+func (w *solarWorkload) Metrics() metrics.Set  { return metrics.Forecast }
 func (w *solarWorkload) Samples() [3]int {
 	return [3]int{w.Data.Train.N, w.Data.Val.N, w.Data.Test.N}
 }

@@ -48,6 +48,14 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("demo: the run is not sound")
 	}
 	fmt.Fprintf(stdout, "sound: every interruption was followed by a resume from the newest committed checkpoint\n")
+	m, err := analysis.ReadMetrics(o.runDir)
+	if err != nil {
+		return err
+	}
+	if _, ok := m.Test["top1"]; !ok {
+		fmt.Fprintf(stdout, "\nthe forecaster it trained (spottrain evaluate %s: every score, by horizon, hour and month, with figures):\n", o.runDir)
+		printForecastScores(stdout, m.Test)
+	}
 	return nil
 }
 

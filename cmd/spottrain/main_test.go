@@ -550,8 +550,8 @@ type epochMetrics struct {
 var (
 	stepLineRE = regexp.MustCompile(`^step (\d+)/(\d+) \| epoch (\d+) \| loss [0-9.]+ \|`)
 	headerRE   = regexp.MustCompile(`\| LSTM (\d+) params \| .* \| (\d+) steps$`)
-	lstmRowRE  = regexp.MustCompile(`(?m)^\s*LSTM\s+([0-9.]+)\s+([0-9.]+)$`)
-	persRowRE  = regexp.MustCompile(`(?m)^\s*persistence \(24 h\)\s+([0-9.]+)\s+([0-9.]+)$`)
+	lstmRowRE  = regexp.MustCompile(`(?m)^\s*LSTM\s+([0-9.]+)\s+([0-9.]+)\s*$`)
+	persRowRE  = regexp.MustCompile(`(?m)^\s*persistence \(24 h\)\s+([0-9.]+)\s+([0-9.]+)\s+([+-][0-9.]+|-)\s*$`)
 )
 
 // checkRun checks the output and the run directory of a successful run (in working directory
@@ -596,7 +596,7 @@ func checkRun(t *testing.T, r result, dir, name, runDir string, epochs int) metr
 	pers := persRowRE.FindStringSubmatch(r.stdout)
 	require.NotNil(t, lstm, "no LSTM row: %s", r.stdout)
 	require.NotNil(t, pers, "no persistence row: %s", r.stdout)
-	assert.Contains(t, r.stdout, "\nskill vs persistence: ")
+	assert.Contains(t, r.stdout, "\nskill = 1 - RMSE/RMSE_baseline")
 	assert.True(t, strings.HasSuffix(r.stdout, "\nrun dir: "+runDir+"\n"), "ends with the run dir: %s", r.stdout)
 
 	if !filepath.IsAbs(runDir) {
@@ -616,7 +616,7 @@ func checkRun(t *testing.T, r result, dir, name, runDir string, epochs int) metr
 		assert.Positive(t, e.TrainLoss)
 		assert.Positive(t, e.Val["mae_kw"])
 	}
-	for _, k := range []string{"mae_kw", "rmse_kw", "persistence_mae_kw", "persistence_rmse_kw"} {
+	for _, k := range []string{"mae_kw", "rmse_kw", "persistence_mae_kw", "persistence_rmse_kw", "cliper_rmse_kw", "smart_persistence_mae_kw"} {
 		v := m.Test[k]
 		assert.True(t, v > 0 && !math.IsInf(v, 0), "test %s = %v", k, v)
 	}
@@ -626,6 +626,7 @@ func checkRun(t *testing.T, r result, dir, name, runDir string, epochs int) metr
 	assert.Equal(t, fmt.Sprintf("%.4f", m.Test["rmse_kw"]), lstm[2])
 	assert.Equal(t, fmt.Sprintf("%.4f", m.Test["persistence_mae_kw"]), pers[1])
 	assert.Equal(t, fmt.Sprintf("%.4f", m.Test["persistence_rmse_kw"]), pers[2])
+	assert.Equal(t, fmt.Sprintf("%+.3f", m.Test["skill_persistence"]), pers[3])
 
 	// config.yaml is the merged config: metrics.json names its hash, and it loads back to itself.
 	path := filepath.Join(runDir, "config.yaml")
@@ -761,7 +762,7 @@ func TestInterrupt(t *testing.T) {
 		}
 	}
 	assert.Equal(t, "interrupt received: checkpointing at step "+lastStep, out[len(out)-1], "stdout:\n%s", strings.Join(out, "\n"))
-	assert.NotContains(t, strings.Join(out, "\n"), "skill vs persistence", "no final table")
+	assert.NotContains(t, strings.Join(out, "\n"), "skill = 1 - RMSE/RMSE_baseline", "no final table")
 	assert.Contains(t, errorLine(t, p.stderr.String()), "emergency checkpoint")
 	step, err := strconv.Atoi(lastStep)
 	require.NoError(t, err)
@@ -769,7 +770,7 @@ func TestInterrupt(t *testing.T) {
 }
 
 // TestNonFiniteMetric trains on PV history of constant power, whose persistence forecast is
-// perfect: the skill score (1 - RMSE/RMSE_persistence) is -Inf. The run leaves it out of its
+// perfect by daylight: the skill score against it (1 - RMSE/RMSE_persistence) is -Inf. The run leaves it out of its
 // metrics with a warning, checkpoints after each evaluation and completes; so does a restart.
 func TestNonFiniteMetric(t *testing.T) {
 	t.Parallel()
@@ -788,10 +789,10 @@ func TestNonFiniteMetric(t *testing.T) {
 	for run := range 2 {
 		r := spottrain(t, dir, "train", "--config", "job.yaml")
 		require.Equal(t, 0, r.code, "run %d: stdout: %s\nstderr: %s", run, r.stdout, r.stderr)
-		assert.Contains(t, r.stdout, "warning: test metric skill left out: -Inf is not a finite number")
-		assert.Contains(t, r.stdout, "skill vs persistence: - (", "an absent metric shows as -")
+		assert.Contains(t, r.stdout, "warning: test metric skill_persistence left out: -Inf is not a finite number")
+		assert.Regexp(t, `(?m)^ *persistence \(24 h\) +0\.0000 +0\.0000 +-$`, r.stdout, "an absent metric shows as -")
 		if run == 0 {
-			assert.Contains(t, r.stdout, "warning: validation metric skill left out: -Inf is not a finite number")
+			assert.Contains(t, r.stdout, "warning: validation metric skill_persistence left out: -Inf is not a finite number")
 		}
 	}
 	doc, err := os.ReadFile(filepath.Join(dir, "runs", "flat", "metrics.json"))
@@ -799,9 +800,9 @@ func TestNonFiniteMetric(t *testing.T) {
 	var m metrics
 	require.NoError(t, json.Unmarshal(doc, &m))
 	require.Len(t, m.Epochs, 2)
-	assert.NotContains(t, m.Epochs[1].Val, "skill")
+	assert.NotContains(t, m.Epochs[1].Val, "skill_persistence")
 	assert.Contains(t, m.Epochs[1].Val, "rmse_kw")
-	assert.NotContains(t, m.Test, "skill")
+	assert.NotContains(t, m.Test, "skill_persistence")
 }
 
 // TestResumeOtherData: what a run trains on is part of what it trains. A run dir whose

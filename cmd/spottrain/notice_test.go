@@ -143,7 +143,7 @@ func TestCloudNoticeUnreachable(t *testing.T) {
 			require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 			assert.Equal(t, "spottrain: warning: preemption.notice is "+tc.source+", but "+tc.server+" cannot be reached: "+
 				"no preemption notice can come from it until it answers; SIGTERM still stops the run with an emergency checkpoint\n", r.stderr)
-			assert.Contains(t, r.stdout, "skill vs persistence")
+			assert.Contains(t, r.stdout, "skill = 1 - RMSE/RMSE_baseline")
 		})
 	}
 }

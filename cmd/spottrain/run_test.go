@@ -317,7 +317,7 @@ func TestDemo(t *testing.T) {
 	r := spottrain(t, dir, append([]string{"demo"}, spotJob("train.epochs=6")...)...)
 	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 	assert.Contains(t, r.stdout, "demo: lstm-fixed-poisson, a simulated spot VM")
-	assert.Contains(t, r.stdout, "skill vs persistence")
+	assert.Contains(t, r.stdout, "skill = 1 - RMSE/RMSE_baseline")
 	assert.Contains(t, r.stdout, "sound: every interruption was followed by a resume")
 	assert.FileExists(t, filepath.Join(dir, "runs", "lstm-fixed-poisson", "rep-0", "metrics.json"))
 
@@ -326,10 +326,12 @@ func TestDemo(t *testing.T) {
 	require.Equal(t, 0, again.code, "stdout: %s\nstderr: %s", again.stdout, again.stderr)
 	assert.NotContains(t, again.stdout, "[run] trainer started")
 	assert.Contains(t, again.stdout, filepath.Join("runs", "lstm-fixed-poisson", "rep-0")+" completed before (remove it to train again)")
-	table := regexp.MustCompile(`(?m)^ *(forecast|LSTM|persistence \(24 h\)|skill vs persistence)[ :].*$`)
+	table := regexp.MustCompile(`(?m)^ *(forecast|LSTM|CLIPER|smart persistence|climatology|persistence \(24 h\)|skill =)[ :].*$`)
 	first := table.FindAllString(r.stdout, -1)
-	require.Len(t, first, 4, r.stdout)
-	assert.Equal(t, first, table.FindAllString(again.stdout, -1), again.stdout)
+	require.Len(t, first, 14, "the trainer's table, and the demo's at its end: %s", r.stdout)
+	assert.Equal(t, first[:7], first[7:])
+	assert.True(t, strings.HasSuffix(r.stdout, first[13]+"\n"), "the demo ends with the table: %s", r.stdout)
+	assert.Equal(t, first[7:], table.FindAllString(again.stdout, -1)[7:], again.stdout)
 	assert.Contains(t, again.stdout, "sound: every interruption was followed by a resume")
 }
 

@@ -220,15 +220,26 @@ func trainAndReport(ctx context.Context, cfg configs.Config, stdout io.Writer, o
 	return nil
 }
 
-// printForecastScores prints the LSTM's test scores t: its errors beside the persistence
-// forecast's, and its skill.
+// printForecastScores prints the LSTM's daylight test scores t beside the four baselines', with
+// its skill against each.
 func printForecastScores(stdout io.Writer, t map[string]float64) {
+	fmt.Fprintln(stdout, "daylight scores (sun zenith < 87°, measured hours), test split:")
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "forecast\tMAE kW\tRMSE kW\t")
-	fmt.Fprintf(tw, "LSTM\t%s\t%s\t\n", score(t, "mae_kw", 1, "%.4f"), score(t, "rmse_kw", 1, "%.4f"))
-	fmt.Fprintf(tw, "persistence (24 h)\t%s\t%s\t\n", score(t, "persistence_mae_kw", 1, "%.4f"), score(t, "persistence_rmse_kw", 1, "%.4f"))
+	fmt.Fprintln(tw, "forecast\tMAE kW\tRMSE kW\tLSTM skill\t")
+	fmt.Fprintf(tw, "LSTM\t%s\t%s\t\t\n", score(t, "mae_kw", 1, "%.4f"), score(t, "rmse_kw", 1, "%.4f"))
+	for _, b := range forecastBaselines {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", b.title, score(t, b.name+"_mae_kw", 1, "%.4f"),
+			score(t, b.name+"_rmse_kw", 1, "%.4f"), score(t, "skill_"+b.name, 1, "%+.3f"))
+	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "skill vs persistence: %s (1 - RMSE/RMSE_persistence; above 0 beats persistence)\n", score(t, "skill", 1, "%+.3f"))
+	fmt.Fprintf(stdout, "skill = 1 - RMSE/RMSE_baseline: above 0 the LSTM beats that baseline; nRMSE %s, nMAE %s of capacity\n",
+		score(t, "nrmse", 100, "%.2f%%"), score(t, "nmae", 100, "%.2f%%"))
+}
+
+// forecastBaselines are the baselines of solar.BaselineNames, strongest first, with their titles.
+var forecastBaselines = []struct{ name, title string }{
+	{"cliper", "CLIPER"}, {"smart_persistence", "smart persistence"},
+	{"climatology", "climatology"}, {"persistence", "persistence (24 h)"},
 }
 
 // score formats the metric name of t, times scale, with format; "-" when t lacks it (a score

@@ -3,6 +3,7 @@ package solar
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,15 +18,17 @@ const (
 	colIrradiance = iota
 	colTemperature
 	colCloud
+	colSunHeight // PVGIS' H_sun
 	numOptional
 )
 
 // row is one parsed data row of a file.
 type row struct {
-	line  int
-	t     time.Time
-	power float64              // kW
-	opt   [numOptional]float64 // optional values; meaningful where the builder has the column
+	line      int
+	t         time.Time
+	power     float64              // kW
+	opt       [numOptional]float64 // optional values; meaningful where the builder has the column
+	estimated bool                 // the power was not measured (PVGIS' Int = 1)
 }
 
 // builder assembles a Series from rows in file order, enforcing the Series
@@ -37,6 +40,8 @@ type builder struct {
 	optName   [numOptional]string // "" when the file lacks the column
 	s         Series
 	optVals   [numOptional][]float64
+	estimated []bool        // per hour appended; kept only if one is set
+	offset    time.Duration // PVGIS: the first row's minutes past the hour
 	prevLine  int
 }
 
@@ -93,7 +98,7 @@ func (b *builder) add(r row) error {
 			b.fill(r, missing)
 		}
 	}
-	b.append(r.t, r.power, r.opt)
+	b.append(r.t, r.power, r.opt, r.estimated)
 	b.prevLine = r.line
 	return nil
 }
@@ -115,14 +120,15 @@ func (b *builder) fill(r row, missing int) {
 		for j := range o {
 			o[j] = o0[j] + f*(r.opt[j]-o0[j])
 		}
-		b.append(t0.Add(time.Duration(k)*time.Hour), p0+f*(r.power-p0), o)
+		b.append(t0.Add(time.Duration(k)*time.Hour), p0+f*(r.power-p0), o, true)
 	}
 	b.s.Repairs = append(b.s.Repairs, Repair{File: b.file, Line: r.line, From: t0.Add(time.Hour), Hours: missing})
 }
 
-func (b *builder) append(t time.Time, power float64, opt [numOptional]float64) {
+func (b *builder) append(t time.Time, power float64, opt [numOptional]float64, estimated bool) {
 	b.s.Time = append(b.s.Time, t)
 	b.s.Power = append(b.s.Power, power)
+	b.estimated = append(b.estimated, estimated)
 	for k := range b.optVals {
 		if b.optName[k] != "" {
 			b.optVals[k] = append(b.optVals[k], opt[k])
@@ -131,14 +137,19 @@ func (b *builder) append(t time.Time, power float64, opt [numOptional]float64) {
 }
 
 // finish returns the series. capacityKW <= 0 means unknown: the maximum
-// observed power is used. site, when not nil and the file has no irradiance,
-// provides the clear-sky irradiance proxy.
+// observed power is used. site, when not nil, is the plant's location, and
+// when the file has no irradiance it provides the clear-sky irradiance proxy.
 func (b *builder) finish(capacityKW float64, site *Site) *Series {
 	s := b.s
 	s.Source = b.file
+	s.Site = site
 	s.Irradiance = b.optVals[colIrradiance]
 	s.Temperature = b.optVals[colTemperature]
 	s.Cloud = b.optVals[colCloud]
+	s.SunHeight = b.optVals[colSunHeight]
+	if slices.Contains(b.estimated, true) {
+		s.Estimated = b.estimated
+	}
 	s.CapacityKW = capacityKW
 	if capacityKW <= 0 {
 		s.CapacityKW = 0

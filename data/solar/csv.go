@@ -129,8 +129,8 @@ func ReadCSV(path string, opt CSVOptions) (*Series, error) {
 	}
 	headerLine, _ := r.FieldPos(0)
 	timeIdx, powerIdx := -1, -1
-	optIdx := [numOptional]int{-1, -1, -1}
-	kinds := [numOptional][]string{irradianceColumns, temperatureColumns, cloudColumns}
+	optIdx := [numOptional]int{-1, -1, -1, -1}
+	kinds := [numOptional][]string{irradianceColumns, temperatureColumns, cloudColumns, nil} // no sun height in a CSV
 	for i, name := range header {
 		name = strings.TrimSpace(name)
 		header[i] = name

@@ -42,119 +42,9 @@ func (wc WindowConfig) Validate() error {
 	return nil
 }
 
-// Windows holds the windows of one split, flattened row-major for a single
-// copy into a tensor. Window w covers input hours s..s+Lookback-1 of the
-// series and target hours s+Lookback..s+Lookback+Horizon-1; consecutive
-// windows start one hour apart.
-type Windows struct {
-	N, Lookback, Horizon, Features int
-
-	X []float32 // normalized inputs, [N][Lookback][Features], features in Dataset.FeatureNames order
-	Y []float32 // normalized power targets, [N][Horizon]: the Horizon hours right after the inputs
-	// Persistence is the normalized day-ahead persistence forecast, [N][Horizon]:
-	// for target hour j, the power at hour j-24 (same hour one day earlier),
-	// always one of the window's own inputs. It is the baseline to beat.
-	Persistence []float32
-	TargetStart []time.Time // [N]: time of each window's first target hour
-}
-
-// Normalizer holds the z-score parameters fitted on the training hours:
-// normalized = (raw - Mean) / Std per feature. A feature that is constant
-// over the training hours gets Std 1.
-type Normalizer struct {
-	Mean, Std  []float64 // per feature, in Dataset.FeatureNames order; Std > 0
-	PowerIndex int       // index of the power feature; Y and Persistence use its Mean and Std
-}
-
-// PowerKW de-normalizes a power value (a target or a prediction) to kW. It
-// does not clip: a prediction may de-normalize below 0 or above capacity.
-func (n Normalizer) PowerKW(v float32) float64 {
-	return float64(v)*n.Std[n.PowerIndex] + n.Mean[n.PowerIndex]
-}
-
-// PowerValue normalizes a power in kW the way Y and Persistence are.
-func (n Normalizer) PowerValue(kw float64) float32 {
-	return float32((kw - n.Mean[n.PowerIndex]) / n.Std[n.PowerIndex])
-}
-
-// Dataset is a series cut into chronological train, validation and test
-// windows with a shared normalization.
-type Dataset struct {
-	Train, Val, Test *Windows
-	FeatureNames     []string // per input feature, see MakeDataset
-	Norm             Normalizer
-}
-
-// Feature names, in the order MakeDataset uses them. Optional features
-// appear only when the series has the column.
-const (
-	FeatureHourSin            = "hour_sin"            // sin(2π·UTC hour/24)
-	FeatureHourCos            = "hour_cos"            // cos(2π·UTC hour/24)
-	FeatureDayOfYearSin       = "doy_sin"             // sin(2π·(day of year-1 + hour/24)/days in year)
-	FeatureDayOfYearCos       = "doy_cos"             // cos of the same angle
-	FeatureIrradiance         = "irradiance"          // measured irradiance, W/m² (optional)
-	FeatureClearSkyIrradiance = "irradiance_clearsky" // clear-sky POA proxy, W/m² (optional, instead of FeatureIrradiance)
-	FeatureTemperature        = "temperature"         // °C (optional)
-	FeatureCloud              = "cloud"               // cloud cover fraction (optional)
-	FeaturePower              = "power"               // kW, always last
-)
-
 // splitEpsilon guards the split arithmetic against rounding (0.29*100 is
 // 28.999999999999996 in float64).
 const splitEpsilon = 1e-9
-
-// MakeDataset validates s and wc, computes per-hour features, fits the
-// Normalizer on the training hours and cuts each split into windows with a
-// stride of one hour.
-//
-// Features per hour, in order: hour_sin, hour_cos, doy_sin, doy_cos, then
-// irradiance or irradiance_clearsky when s.Irradiance is set, temperature
-// when s.Temperature is set, cloud when s.Cloud is set, and power last: 5 to
-// 8 features (8 for a Generate series).
-//
-// Splits of a series of T hours: the first floor(T·TrainFrac) hours train,
-// the next floor(T·ValFrac) validate, the rest test; a window lies wholly
-// inside one split, so no input or target is shared across splits. Each
-// split needs at least Lookback+Horizon hours; otherwise MakeDataset returns
-// an error saying how many hours suffice (the least N such that any series
-// of N or more hours works).
-func MakeDataset(s *Series, wc WindowConfig) (*Dataset, error) {
-	if err := wc.Validate(); err != nil {
-		return nil, err
-	}
-	if err := s.Validate(); err != nil {
-		return nil, err
-	}
-	total := s.Len()
-	if !fits(total, wc) {
-		return nil, fmt.Errorf("series %q has %d hours, too short for windows of %d + %d hours (lookback + horizon) in each of the train/val/test splits (%.3g/%.3g/%.3g): need at least %d hours",
-			s.Source, total, wc.Lookback, wc.Horizon, wc.TrainFrac, wc.ValFrac, 1-wc.TrainFrac-wc.ValFrac, MinHours(wc))
-	}
-
-	trainEnd, valEnd := splitPoints(total, wc)
-	names, raw := features(s)
-	nf := len(names)
-	norm := fitNormalizer(raw, nf, trainEnd)
-	feat := make([]float32, len(raw))
-	for i, v := range raw {
-		f := i % nf
-		feat[i] = float32((v - norm.Mean[f]) / norm.Std[f])
-	}
-	power := make([]float32, total) // normalized power per hour
-	for i := range power {
-		power[i] = feat[i*nf+norm.PowerIndex]
-	}
-	cut := func(from, to int) *Windows {
-		return makeWindows(feat, power, s.Time, nf, from, to, wc)
-	}
-	return &Dataset{
-		Train:        cut(0, trainEnd),
-		Val:          cut(trainEnd, valEnd),
-		Test:         cut(valEnd, total),
-		FeatureNames: names,
-		Norm:         norm,
-	}, nil
-}
 
 // splitPoints returns the end (exclusive) hour indices of the train and
 // validation splits: floor(T·TrainFrac) train hours, then floor(T·ValFrac)
@@ -187,90 +77,153 @@ func MinHours(wc WindowConfig) int {
 	return n
 }
 
-// features returns the feature names and the raw feature matrix [T][F].
-func features(s *Series) ([]string, []float64) {
-	names := []string{FeatureHourSin, FeatureHourCos, FeatureDayOfYearSin, FeatureDayOfYearCos}
-	var cols [][]float64
-	if s.Irradiance != nil {
-		name := FeatureIrradiance
-		if s.IrradianceClearSky {
-			name = FeatureClearSkyIrradiance
-		}
-		names = append(names, name)
-		cols = append(cols, s.Irradiance)
-	}
-	if s.Temperature != nil {
-		names = append(names, FeatureTemperature)
-		cols = append(cols, s.Temperature)
-	}
-	if s.Cloud != nil {
-		names = append(names, FeatureCloud)
-		cols = append(cols, s.Cloud)
-	}
-	names = append(names, FeaturePower)
-	cols = append(cols, s.Power)
+// The baselines a forecaster is scored against, in Windows.Baselines.
+const (
+	BaselinePersistence      = iota // the power of the same hour a day earlier
+	BaselineSmartPersistence        // the newest measured clear-sky index carried forward (see Preprocessing)
+	BaselineClimatology             // the training split's mean clear-sky index of the month and hour
+	BaselineCLIPER                  // ρ·smart persistence + (1-ρ)·climatology, in clear-sky index
+	NumBaselines
+)
 
-	nf := len(names)
-	raw := make([]float64, s.Len()*nf)
-	for i, t := range s.Time {
-		t = t.UTC()
-		hour := float64(t.Hour()) + float64(t.Minute())/60
-		day := 2 * math.Pi * (float64(t.YearDay()-1) + hour/24) / float64(daysInYear(t.Year()))
-		r := raw[i*nf : (i+1)*nf]
-		r[0], r[1] = math.Sin(2*math.Pi*hour/24), math.Cos(2*math.Pi*hour/24)
-		r[2], r[3] = math.Sin(day), math.Cos(day)
-		for k, c := range cols {
-			r[4+k] = c[i]
-		}
-	}
-	return names, raw
+// BaselineNames names the baselines, by index, as metrics and tables do.
+var BaselineNames = [NumBaselines]string{"persistence", "smart_persistence", "climatology", "cliper"}
+
+// Windows holds the windows of one split, flattened row-major for a single copy into a tensor.
+// Window w forecasts the Horizon hours from TargetStart[w] from the Lookback hours before it;
+// consecutive windows start one hour apart. Per target hour ([N][Horizon] arrays) it holds the
+// truth, the clear-sky power, whether the hour is scored, and the baselines' forecasts.
+type Windows struct {
+	N, Steps, Horizon, Features int
+
+	X []float32 // normalised inputs, [N][Steps][Features], features in Preprocessing.Features order
+	// Y is what training compares with, [N][3][Horizon] per window: a scale a, an offset b and a
+	// target c, all fractions of capacity, such that a·output + b is the forecast power (before
+	// clamping) and c the measured power; a = b = c = 0 on estimated hours.
+	Y           []float32
+	Actual      []float64 // measured power, kW
+	ClearSky    []float64 // clear-sky power, kW
+	Scored      []bool    // daylight and measured: the hours every score is taken over
+	CLIPERIndex []float64 // CLIPER's clear-sky index
+	Baselines   [NumBaselines][]float64
+	TargetStart []time.Time // [N]: time of each window's first target hour
+	prep        *Preprocessing
 }
 
-// fitNormalizer computes per-feature mean and population standard deviation
-// over the first rows hours of raw.
-func fitNormalizer(raw []float64, nf, rows int) Normalizer {
-	n := Normalizer{Mean: make([]float64, nf), Std: make([]float64, nf), PowerIndex: nf - 1}
-	for i := range rows {
-		for f, v := range raw[i*nf : (i+1)*nf] {
-			n.Mean[f] += v
-		}
-	}
-	for f := range n.Mean {
-		n.Mean[f] /= float64(rows)
-	}
-	for i := range rows {
-		for f, v := range raw[i*nf : (i+1)*nf] {
-			d := v - n.Mean[f]
-			n.Std[f] += d * d
-		}
-	}
-	for f := range n.Std {
-		n.Std[f] = math.Sqrt(n.Std[f] / float64(rows))
-		if n.Std[f] < 1e-9 {
-			n.Std[f] = 1
-		}
-	}
-	return n
+// ForecastKW turns the forecaster's output o for target hour j of window i into kW: 0 at night,
+// never negative nor above capacity.
+func (w *Windows) ForecastKW(i, j int, o float32) float64 {
+	k := i*w.Horizon + j
+	return w.prep.toKW(o, w.ClearSky[k], w.CLIPERIndex[k])
 }
 
-// makeWindows cuts hours [from, to) of the normalized feature matrix feat
-// ([T][nf]) and normalized power into windows.
-func makeWindows(feat, power []float32, times []time.Time, nf, from, to int, wc WindowConfig) *Windows {
-	L, H := wc.Lookback, wc.Horizon
+// Dataset is a series cut into chronological train, validation and test windows by one
+// Preprocessing fitted on the training hours.
+type Dataset struct {
+	Train, Val, Test *Windows
+	Prep             *Preprocessing
+}
+
+// MakeDataset validates s and wc, fits the Preprocessing of mi on the training hours and cuts each
+// split into windows with a stride of one hour.
+//
+// Splits of a series of T hours: the first floor(T·TrainFrac) hours train, the next
+// floor(T·ValFrac) validate, the rest test; a window lies wholly inside one split, so no input or
+// target is shared across splits. Each split needs at least Lookback+Horizon hours; otherwise
+// MakeDataset returns an error saying how many hours suffice (the least N such that any series of
+// N or more hours works). The series must know its site (Series.Site): the clear-sky model needs it.
+func MakeDataset(s *Series, wc WindowConfig, mi ModelInputs) (*Dataset, error) {
+	if err := wc.Validate(); err != nil {
+		return nil, err
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	total := s.Len()
+	if !fits(total, wc) {
+		return nil, fmt.Errorf("series %q has %d hours, too short for windows of %d + %d hours (lookback + horizon) in each of the train/val/test splits (%.3g/%.3g/%.3g): need at least %d hours",
+			s.Source, total, wc.Lookback, wc.Horizon, wc.TrainFrac, wc.ValFrac, 1-wc.TrainFrac-wc.ValFrac, MinHours(wc))
+	}
+	trainEnd, valEnd := splitPoints(total, wc)
+	p, h, err := fit(s, wc, mi, trainEnd)
+	if err != nil {
+		return nil, err
+	}
+	return &Dataset{
+		Train: p.windows(h, 0, trainEnd),
+		Val:   p.windows(h, trainEnd, valEnd),
+		Test:  p.windows(h, valEnd, total),
+		Prep:  p,
+	}, nil
+}
+
+// Windows cuts every window of s (a history of the same plant, of at least Lookback+Horizon
+// hours) with p, as MakeDataset cuts a split: for scoring a trained forecaster on other data.
+func (p *Preprocessing) Windows(s *Series) (*Windows, error) {
+	if err := p.Accepts(s); err != nil {
+		return nil, err
+	}
+	if need := p.Lookback + p.Horizon; s.Len() < need {
+		return nil, fmt.Errorf("%s has %d hours, fewer than the %d of one window (lookback %d + horizon %d)", s.Source, s.Len(), need, p.Lookback, p.Horizon)
+	}
+	return p.windows(p.derive(s), 0, s.Len()), nil
+}
+
+// windows cuts hours [from, to) of h into windows.
+func (p *Preprocessing) windows(h *derived, from, to int) *Windows {
+	L, H, nf := p.Lookback, p.Horizon, len(p.Features)
 	n := to - from - L - H + 1
 	w := &Windows{
-		N: n, Lookback: L, Horizon: H, Features: nf,
-		X:           make([]float32, n*L*nf),
-		Y:           make([]float32, n*H),
-		Persistence: make([]float32, n*H),
+		N: n, Steps: p.Steps(), Horizon: H, Features: nf,
+		X:           make([]float32, n*p.Steps()*nf),
+		Y:           make([]float32, n*3*H),
+		Actual:      make([]float64, n*H),
+		ClearSky:    make([]float64, n*H),
+		Scored:      make([]bool, n*H),
+		CLIPERIndex: make([]float64, n*H),
 		TargetStart: make([]time.Time, n),
+		prep:        p,
+	}
+	for b := range w.Baselines {
+		w.Baselines[b] = make([]float64, n*H)
 	}
 	for k := range n {
-		s := from + k
-		copy(w.X[k*L*nf:(k+1)*L*nf], feat[s*nf:(s+L)*nf])
-		copy(w.Y[k*H:(k+1)*H], power[s+L:s+L+H])
-		copy(w.Persistence[k*H:(k+1)*H], power[s+L-24:s+L+H-24])
-		w.TargetStart[k] = times[s+L]
+		start := from + k + L
+		w.TargetStart[k] = h.s.Time[start]
+		p.input(h, start, h.s.Time[start:start+H], w.X[k*w.Steps*nf:(k+1)*w.Steps*nf])
+		p.targets(h, start, w, k)
 	}
 	return w
+}
+
+// targets fills window k's per-target-hour arrays of w, for targets from hour start of h.
+func (p *Preprocessing) targets(h *derived, start int, w *Windows, k int) {
+	H, capKW := p.Horizon, p.Plant.CapacityKW
+	kp, newest, ok := p.persistence(h, start)
+	y := w.Y[k*3*H : (k+1)*3*H]
+	for j := range H {
+		i, at := start+j, k*H+j
+		t, cs := h.s.Time[i], h.cs[i]
+		kc := p.cliper(kp, newest, ok, i, t)
+		w.Actual[at], w.ClearSky[at], w.Scored[at], w.CLIPERIndex[at] = h.s.Power[i], cs, h.scored(i), kc
+		smart := p.climatology(t)
+		if ok {
+			smart = kp
+		}
+		w.Baselines[BaselinePersistence][at] = p.clampKW(h.s.Power[i-24], cs)
+		w.Baselines[BaselineSmartPersistence][at] = p.clampKW(smart*cs, cs)
+		w.Baselines[BaselineClimatology][at] = p.clampKW(p.climatology(t)*cs, cs)
+		w.Baselines[BaselineCLIPER][at] = p.clampKW(kc*cs, cs)
+		if h.s.IsEstimated(i) {
+			continue // Y stays 0: not learnt from
+		}
+		scale, offset := 1.0, 0.0
+		switch p.Target {
+		case TargetClearSkyIndex:
+			scale = cs / capKW
+		case TargetCLIPERResidual:
+			scale, offset = cs/capKW, kc*cs/capKW
+		}
+		y[j], y[H+j], y[2*H+j] = float32(scale), float32(offset), float32(h.s.Power[i]/capKW)
+	}
 }

@@ -12,23 +12,23 @@ func ExampleMakeDataset() {
 	if err != nil {
 		panic(err)
 	}
-	ds, err := solar.MakeDataset(s, solar.DefaultWindowConfig()) // L=48, H=24, 70/15/15
+	// L=48, H=24, 70/15/15; the model predicts the clear-sky index and reads the target hours'
+	// known inputs after the lookback.
+	ds, err := solar.MakeDataset(s, solar.DefaultWindowConfig(), solar.ModelInputs{Target: solar.TargetClearSkyIndex, FutureInputs: true})
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(ds.FeatureNames)
+	fmt.Println(ds.Prep.Features)
 	for _, w := range []*solar.Windows{ds.Train, ds.Val, ds.Test} {
-		fmt.Printf("N=%d X=[%d][%d][%d] Y=[%d][%d]\n", w.N, w.N, w.Lookback, w.Features, w.N, w.Horizon)
+		fmt.Printf("N=%d X=[%d][%d][%d] Y=[%d][3][%d]\n", w.N, w.N, w.Steps, w.Features, w.N, w.Horizon)
 	}
-	// A target (or a model's output) de-normalizes to kW with Norm.PowerKW,
-	// up to float32 rounding.
-	i := int(ds.Test.TargetStart[0].Sub(s.Time[0]).Hours()) // series index of the first test target
-	fmt.Println(math.Abs(ds.Norm.PowerKW(ds.Test.Y[0])-s.Power[i]) < 1e-4)
+	// An output of 1 (the clear-sky index) at noon of the first test window is the clear-sky power.
+	fmt.Println(ds.Test.ForecastKW(0, 12, 1) == math.Min(ds.Test.ClearSky[12], 5))
 	// Output:
-	// [hour_sin hour_cos doy_sin doy_cos irradiance_clearsky temperature cloud power]
-	// N=12193 X=[12193][48][8] Y=[12193][24]
-	// N=2557 X=[2557][48][8] Y=[2557][24]
-	// N=2557 X=[2557][48][8] Y=[2557][24]
+	// [hour_sin hour_cos doy_sin doy_cos clearsky climatology observed temperature cloud clearsky_index power]
+	// N=12193 X=[12193][72][11] Y=[12193][3][24]
+	// N=2557 X=[2557][72][11] Y=[2557][3][24]
+	// N=2557 X=[2557][72][11] Y=[2557][3][24]
 	// true
 }
 

@@ -165,3 +165,37 @@ func TestClearSky(t *testing.T) {
 		}
 	})
 }
+
+func TestPlantClearSkyMatchesClearSkyOnTheDefaultPlane(t *testing.T) {
+	for _, site := range []solar.Site{{Latitude: 48.1, Longitude: 11.6}, {Latitude: -33.9, Longitude: 151.2}, {Latitude: 0, Longitude: -60}} {
+		p := solar.Plant{Site: site, Plane: solar.DefaultPlane(site), CapacityKW: 1}
+		for h := 0; h < 24*365; h += 7 {
+			tm := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(h) * time.Hour)
+			want := solar.ClearSky(tm, site.Latitude, site.Longitude).POA / 1000 * 0.86
+			if got := p.ClearSkyKW(tm); math.Abs(got-want) > 1e-9 {
+				t.Fatalf("%v at %s: ClearSkyKW %v, ClearSky's POA gives %v", site, tm, got, want)
+			}
+		}
+	}
+}
+
+func TestPlantClearSkyFollowsThePlane(t *testing.T) {
+	site := solar.Site{Latitude: 40, Longitude: 0}
+	morning := time.Date(2024, 6, 21, 8, 0, 0, 0, time.UTC)
+	afternoon := time.Date(2024, 6, 21, 16, 0, 0, 0, time.UTC)
+	east := solar.Plant{Site: site, Plane: solar.Plane{TiltDeg: 60, AzimuthDeg: -90}, CapacityKW: 1}
+	west := solar.Plant{Site: site, Plane: solar.Plane{TiltDeg: 60, AzimuthDeg: 90}, CapacityKW: 1}
+	if !(east.ClearSkyKW(morning) > 1.5*west.ClearSkyKW(morning)) || !(west.ClearSkyKW(afternoon) > 1.5*east.ClearSkyKW(afternoon)) {
+		t.Fatalf("east plane %v/%v kW, west plane %v/%v kW (morning/afternoon): the planes should each win their half of the day",
+			east.ClearSkyKW(morning), east.ClearSkyKW(afternoon), west.ClearSkyKW(morning), west.ClearSkyKW(afternoon))
+	}
+	flat := solar.Plant{Site: site, CapacityKW: 1}
+	noon := time.Date(2024, 6, 21, 12, 0, 0, 0, time.UTC)
+	if got, want := flat.ClearSkyKW(noon), solar.ClearSky(noon, 40, 0).GHI/1000*0.86; math.Abs(got-want) > 1e-9 {
+		t.Fatalf("a flat plane gets %v kW, want GHI's %v", got, want)
+	}
+	night := time.Date(2024, 6, 21, 23, 0, 0, 0, time.UTC)
+	if got := east.ClearSkyKW(night); got != 0 {
+		t.Fatalf("clear-sky power at night = %v, want exactly 0", got)
+	}
+}

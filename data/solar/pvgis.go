@@ -14,7 +14,7 @@ import (
 const pvgisTimeLayout = "20060102:1504"
 
 // ReadPVGIS reads the hourly CSV that PVGIS' seriescalc tool exports with PV
-// calculation on (outputformat=csv, pvcalculation=1), e.g.
+// calculation on (outputformat=csv, pvcalculation=1) for a fixed plane, e.g.
 //
 //	Latitude (decimal degrees):	45.000
 //	Longitude (decimal degrees):	8.000
@@ -25,15 +25,18 @@ const pvgisTimeLayout = "20060102:1504"
 //	...
 //	(blank line, then a footer describing the columns)
 //
-// Metadata lines above the header give the site and nameplate (CapacityKW;
-// the maximum observed power when absent). Data rows run from the header to
-// the first blank line; the footer after it is skipped, but a data row there
-// is an error. Times are UTC; PVGIS' minute offset (e.g. :10) is dropped,
-// mapping each row to the start of its hour. P (W) becomes kW; Irradiance is
-// the measured plane-of-array G(i), or Gb(i)+Gd(i)+Gr(i) in an export with
-// components, or else the clear-sky proxy at the file's coordinates;
-// Temperature is T2m; Cloud is nil. Gaps of up to DefaultMaxGapFillHours are
-// filled (see Series.Repairs). Errors are as for ReadCSV.
+// Metadata lines above the header give the site (Site), the plane (Plane,
+// from "Slope" and "Azimuth", PVGIS' aspect: 0 south, 90 west) and nameplate
+// (CapacityKW; the maximum observed power when absent). Data rows run from
+// the header to the first blank line; the footer after it is skipped, but a
+// data row there is an error. Times are UTC; each row maps to the start of
+// its hour, and PVGIS' minute (e.g. :10, the instant its values are for)
+// becomes SampleOffset. P (W) becomes kW; Irradiance is the measured
+// plane-of-array G(i), or Gb(i)+Gd(i)+Gr(i) in an export with components, or
+// else the clear-sky proxy at the file's coordinates; Temperature is T2m;
+// SunHeight is H_sun; rows with Int = 1 (reconstructed radiation) are
+// Estimated; Cloud is nil. Gaps of up to DefaultMaxGapFillHours are filled
+// (see Series.Repairs). Errors are as for ReadCSV.
 func ReadPVGIS(path string) (*Series, error) {
 	return readPVGIS(path, DefaultMaxGapFillHours, 0)
 }
@@ -73,6 +76,9 @@ func readPVGIS(path string, maxFill int, capacityKW float64) (*Series, error) {
 			if cols.temp >= 0 {
 				b.optName[colTemperature] = "T2m"
 			}
+			if cols.sun >= 0 {
+				b.optName[colSunHeight] = "H_sun"
+			}
 		case header == nil:
 			if msg := meta.parse(text); msg != "" {
 				return nil, b.errf(line, "%s", msg)
@@ -109,13 +115,18 @@ func readPVGIS(path string, maxFill int, capacityKW float64) (*Series, error) {
 	if meta.haveLat && meta.haveLon {
 		site = &Site{Latitude: meta.lat, Longitude: meta.lon}
 	}
-	return b.finish(capacityKW, site), nil
+	s := b.finish(capacityKW, site)
+	if meta.haveSlope && meta.haveAspect {
+		s.Plane = &Plane{TiltDeg: meta.slope, AzimuthDeg: meta.aspect}
+	}
+	s.SampleOffset = b.offset
+	return s, nil
 }
 
 // pvgisMeta is what the metadata lines above the header tell.
 type pvgisMeta struct {
-	lat, lon, kwp    float64
-	haveLat, haveLon bool
+	lat, lon, kwp, slope, aspect            float64
+	haveLat, haveLon, haveSlope, haveAspect bool
 }
 
 // parse reads one metadata line ("Key: value"); lines it does not use are
@@ -137,6 +148,12 @@ func (m *pvgisMeta) parse(text string) string {
 		dst, lo, hi, m.haveLon = &m.lon, -180, 180, true
 	case strings.Contains(key, "(kwp)"): // "Nominal power of the PV system (c-Si) (kWp)"
 		dst, lo, hi = &m.kwp, 0, math.Inf(1)
+	case key == "slope": // "Slope: 35 deg. (optimum)"
+		dst, lo, hi, m.haveSlope = &m.slope, 0, 90, true
+		val, _, _ = strings.Cut(val, " ")
+	case key == "azimuth": // "Azimuth: -5 deg. "
+		dst, lo, hi, m.haveAspect = &m.aspect, -180, 180, true
+		val, _, _ = strings.Cut(val, " ")
 	default:
 		return ""
 	}
@@ -150,13 +167,13 @@ func (m *pvgisMeta) parse(text string) string {
 
 // pvgisColumns locates the columns used in a PVGIS header.
 type pvgisColumns struct {
-	power, temp int    // indices of P and T2m; -1 when absent
-	irr         []int  // columns summed into the irradiance; nil when absent
-	irrName     string // their name(s), for messages; "" when absent
+	power, temp, sun, est int    // indices of P, T2m, H_sun and Int; -1 when absent
+	irr                   []int  // columns summed into the irradiance; nil when absent
+	irrName               string // their name(s), for messages; "" when absent
 }
 
 func pvgisHeader(header []string) pvgisColumns {
-	c := pvgisColumns{power: -1, temp: -1}
+	c := pvgisColumns{power: -1, temp: -1, sun: -1, est: -1}
 	var components []int
 	for i, name := range header {
 		switch strings.TrimSpace(name) {
@@ -164,6 +181,10 @@ func pvgisHeader(header []string) pvgisColumns {
 			c.power = i
 		case "T2m":
 			c.temp = i
+		case "H_sun":
+			c.sun = i
+		case "Int":
+			c.est = i
 		case "G(i)":
 			c.irr, c.irrName = []int{i}, "G(i)"
 		case "Gb(i)", "Gd(i)", "Gr(i)":
@@ -187,6 +208,9 @@ func (b *builder) pvgisRow(line int, text string, header []string, c pvgisColumn
 		return row{}, b.errf(line, "column time: cannot parse %q as a PVGIS time (YYYYMMDD:HHMM)", fields[0])
 	}
 	rw := row{line: line, t: t.Truncate(time.Hour)}
+	if len(b.s.Time) == 0 {
+		b.offset = t.Sub(rw.t)
+	}
 	if rw.power, err = b.parseNumber(line, "P", fields[c.power]); err != nil {
 		return row{}, err
 	}
@@ -202,6 +226,18 @@ func (b *builder) pvgisRow(line int, text string, header []string, c pvgisColumn
 		if rw.opt[colTemperature], err = b.parseNumber(line, "T2m", fields[c.temp]); err != nil {
 			return row{}, err
 		}
+	}
+	if c.sun >= 0 {
+		if rw.opt[colSunHeight], err = b.parseNumber(line, "H_sun", fields[c.sun]); err != nil {
+			return row{}, err
+		}
+	}
+	if c.est >= 0 {
+		v, err := b.parseNumber(line, "Int", fields[c.est])
+		if err != nil {
+			return row{}, err
+		}
+		rw.estimated = v != 0
 	}
 	return rw, nil
 }

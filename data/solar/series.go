@@ -24,7 +24,27 @@ type Series struct {
 	Temperature []float64 // ambient air temperature, °C, nil when unknown
 	Cloud       []float64 // cloud cover fraction in [0, 1], nil when unknown
 	Repairs     []Repair  // repairs applied while reading a file, in file order; nil when none
+
+	// Site is where the plant is; nil when the source does not say (a CSV read without
+	// CSVOptions.Site).
+	Site *Site
+	// Plane is how the modules face; nil when the source does not say (then the clear-sky model
+	// takes DefaultPlane at Site).
+	Plane *Plane
+	// SampleOffset is where in its hour each value was taken: PVGIS stamps its hourly values at a
+	// minute past the hour (e.g. 10 min), other sources at the hour (0).
+	SampleOffset time.Duration
+	// SunHeight is the sun's elevation in degrees at each sample as the source computed it
+	// (PVGIS' H_sun, 0 at night), nil when absent.
+	SunHeight []float64
+	// Estimated marks the hours whose power was not measured: gaps a reader filled and PVGIS rows
+	// with Int = 1 (reconstructed radiation). nil when there are none. A forecaster should
+	// neither learn from them nor be scored on them.
+	Estimated []bool
 }
+
+// IsEstimated reports whether hour i's power was not measured (see Estimated).
+func (s *Series) IsEstimated(i int) bool { return s.Estimated != nil && s.Estimated[i] }
 
 // Len returns the number of hours in the series.
 func (s *Series) Len() int { return len(s.Time) }
@@ -62,6 +82,10 @@ func (s *Series) Validate() error {
 		{"Irradiance", s.Irradiance, math.Inf(-1), math.Inf(1)},
 		{"Temperature", s.Temperature, math.Inf(-1), math.Inf(1)},
 		{"Cloud", s.Cloud, 0, 1},
+		{"SunHeight", s.SunHeight, -90, 90},
+	}
+	if s.Estimated != nil && len(s.Estimated) != n {
+		return bad("%d Estimated flags for %d times", len(s.Estimated), n)
 	}
 	for _, o := range optional {
 		if o.v == nil {

@@ -142,6 +142,7 @@ func Generate(cfg SynthConfig) (*Series, error) {
 		IrradianceClearSky: true,
 		Temperature:        make([]float64, n),
 		Cloud:              make([]float64, n),
+		Site:               &Site{Latitude: cfg.Latitude, Longitude: cfg.Longitude},
 	}
 	rngRegime := rand.New(rand.NewPCG(cfg.Seed, streamRegime))
 	rngCloud := rand.New(rand.NewPCG(cfg.Seed, streamCloud))
