@@ -55,15 +55,7 @@ func WriteReport(dir string, s *Study, opt ReportOptions) error {
 // writeFile replaces path with what write writes, whole and durably (see package durable). The
 // errors of writing name path.
 func writeFile(path string, write func(io.Writer) error) error {
-	p, err := durable.Create(path, 0o644)
-	if err != nil {
-		return err
-	}
-	defer p.Cleanup() // a no-op after Commit
-	if err := write(p); err != nil {
-		return err
-	}
-	return p.Commit()
+	return durable.WriteWith(path, 0o644, write)
 }
 
 // statColumns are the aggregates of a group in metrics_summary.csv, each as NAME_mean, NAME_lo,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -145,8 +146,9 @@ func runCkptExport(args []string, stdout io.Writer) error {
 	fs := newCkptFlagSet("export", "export RUN_DIR [--step N] [--out FILE]", `Writes the weights of the newest valid checkpoint of RUN_DIR (or of step N) as a .safetensors
 file that PyTorch loads without spottrain: tensors named as in the model's state_dict (e.g.
 lstm.weight_ih_l0, head.weight), and in __metadata__ format=pt, step, epoch and batch (as in the
-checkpoint's manifest: epoch from 0, batch the next one), run_id, config_hash and model_spec (the
-architecture, JSON). The file appears complete or not at all (temporary file, fsync, rename).`, stdout)
+checkpoint's manifest: epoch from 0, batch the next one), run_id, config_hash, model_spec (the
+architecture, JSON) and, for a forecaster, preprocessing (its preprocessing.json: features,
+normalisation, plant, clear-sky settings; see cmd/spottrain/testdata/forecast_safetensors.py). The file appears complete or not at all (temporary file, fsync, rename).`, stdout)
 	step := fs.Int64("step", 0, "export the checkpoint of step `N` instead of the newest valid one")
 	out := fs.String("out", "", "output `FILE` (default <run dir name>-step-<8-digit step>.safetensors here)")
 	runDir, err := parseRunDir(fs, args, "RUN_DIR")
@@ -198,6 +200,11 @@ architecture, JSON). The file appears complete or not at all (temporary file, fs
 	metadata := map[string]string{
 		"format": "pt", "step": strconv.FormatInt(m.Step, 10), "epoch": strconv.Itoa(m.Epoch),
 		"batch": strconv.Itoa(m.Batch), "run_id": m.RunID, "config_hash": m.ConfigHash, "model_spec": string(specJSON),
+	}
+	if prep, err := ck.ReadFile(train.PrepFile); err == nil {
+		metadata["preprocessing"] = string(prep)
+	} else if !errors.Is(err, iofs.ErrNotExist) {
+		return err
 	}
 	size, err := writeExport(pending, tensors, metadata)
 	if err != nil {

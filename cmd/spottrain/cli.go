@@ -9,7 +9,7 @@ import (
 )
 
 // commands are the subcommands of spottrain, for the suggestion after a misspelled one.
-var commands = []string{"train", "run", "batch", "verify", "analyze", "config", "ckpt", "demo", "help", "version"}
+var commands = []string{"train", "run", "batch", "verify", "analyze", "config", "ckpt", "forecast", "evaluate", "demo", "help", "version"}
 
 // versionLine is what --version and version print: this build's version (the module version the
 // go command stamped, else the VCS revision, "+dirty" when the work tree had changes; "(devel)"

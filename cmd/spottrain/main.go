@@ -35,6 +35,8 @@ Commands:
            plots, metrics_summary.csv and report.md
   config   show the merged config of an experiment, list the config tree
   ckpt     list, verify and export the checkpoints of a run dir
+  forecast forecast a plant's next hours with a trained LSTM, from a PV history file
+  evaluate score a trained LSTM by daylight against four baselines: table, CSV, figures
   demo     run the LSTM solar forecaster under simulated spot interruptions, then verify it
   help     show this, or a command's flags: spottrain help <command>
   version  show the version of spottrain, of its libtorch and of Go (also --version)
@@ -120,6 +122,10 @@ func run(ctx context.Context, args []string, stdout io.Writer, stop <-chan train
 		return runConfig(args[1:], stdout)
 	case "ckpt":
 		return runCkpt(args[1:], stdout)
+	case "forecast":
+		return runForecast(args[1:], stdout)
+	case "evaluate":
+		return runEvaluate(args[1:], stdout)
 	case "-h", "--help", "help":
 		if len(args) > 1 && args[0] == "help" { // help ckpt verify: spottrain ckpt verify --help
 			return run(ctx, append(slices.Clone(args[1:]), "--help"), stdout, stop)

@@ -39,6 +39,7 @@ package durable
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -127,12 +128,21 @@ func (p *Pending) Cleanup() error {
 // WriteFile replaces path with data, a new file of mode perm (less the umask): Create, Write,
 // Commit and Cleanup in one call, with their guarantees.
 func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	return WriteWith(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteWith replaces path with what write writes, as WriteFile does: nothing changes at path if
+// write fails.
+func WriteWith(path string, perm fs.FileMode, write func(io.Writer) error) error {
 	p, err := Create(path, perm)
 	if err != nil {
 		return err
 	}
 	defer p.Cleanup() // a no-op after Commit; else the error that matters is returned below
-	if _, err := p.Write(data); err != nil {
+	if err := write(p); err != nil {
 		return err
 	}
 	return p.Commit()
