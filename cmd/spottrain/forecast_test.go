@@ -43,9 +43,10 @@ func writeForecastHistory(t *testing.T, path string, days int) {
 	testutil.WriteFile(t, path, b.String())
 }
 
-// trainForecaster trains a tiny LSTM (hidden 8, one layer, 24 h ahead) on the history file
-// (source csv or pvgis) in dir, into dir/runs/NAME, and returns that run dir.
-func trainForecaster(t *testing.T, dir, name, source, history string, lookback int) string {
+// trainForecaster trains a tiny LSTM (hidden 8, one layer, 24 h ahead, plus the model.lstm keys
+// of lstmKeys, "key: value" lines) on the history file (source csv or pvgis) in dir, into
+// dir/runs/NAME, and returns that run dir.
+func trainForecaster(t *testing.T, dir, name, source, history string, lookback int, lstmKeys ...string) string {
 	t.Helper()
 	testutil.WriteFile(t, filepath.Join(dir, name+".yaml"), fmt.Sprintf(`name: %s
 device: cpu
@@ -60,11 +61,12 @@ model:
   lstm:
     hidden_size: 8
     num_layers: 1
+%s
 train:
   epochs: 3
   max_steps: 40
   log_every: 50
-`, name, source, history, lookback))
+`, name, source, history, lookback, "    "+strings.Join(lstmKeys, "\n    ")))
 	r := spottrain(t, dir, "train", "--config", name+".yaml")
 	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 	return filepath.Join(dir, "runs", name)
@@ -158,10 +160,15 @@ func TestForecastReproducedInPython(t *testing.T) {
 		name, source, history string
 		lookback              int
 		at                    string
+		lstmKeys              []string // model.lstm keys
 		write                 func(t *testing.T, dir string)
 	}{
 		{name: "csv", source: "csv", history: "pv.csv", lookback: 24, at: "2024-05-20 06:00",
 			write: func(t *testing.T, dir string) { writeForecastHistory(t, filepath.Join(dir, "pv.csv"), 60) }},
+		// Without future inputs the head reads the last step only (no step_head); another target.
+		{name: "csv-last-step", source: "csv", history: "pv.csv", lookback: 48, at: "2024-05-02T00:00:00Z",
+			lstmKeys: []string{"future_inputs: false", "target: cliper_residual"},
+			write:    func(t *testing.T, dir string) { writeForecastHistory(t, filepath.Join(dir, "pv.csv"), 60) }},
 		{name: "pvgis", source: "pvgis", history: "pvgis-gi.csv", lookback: 48, at: "2019-07-30T10:00:00Z",
 			write: func(t *testing.T, dir string) {
 				script, err := filepath.Abs("../../scripts/forecast/pv_history.py")
@@ -173,7 +180,7 @@ func TestForecastReproducedInPython(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			tt.write(t, dir)
-			run := trainForecaster(t, dir, tt.name, tt.source, tt.history, tt.lookback)
+			run := trainForecaster(t, dir, tt.name, tt.source, tt.history, tt.lookback, tt.lstmKeys...)
 			r := spottrain(t, dir, "forecast", run, "--history", tt.history, "--out", "f.csv")
 			require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 			r = spottrain(t, dir, "ckpt", "export", run, "--out", "m.safetensors")

@@ -612,10 +612,11 @@ def forecast(args):
     x, times, clear, kcs, cliper_kw = prep.query(h, at)
     with torch.no_grad():
         out = net(x)[0].tolist()
-    w = csv.writer(sys.stdout, lineterminator="\n")
+    rows = [[stamp(t), kw_string(prep.to_kw(o, c, kc)), kw_string(c), kw_string(ckw)]
+            for t, o, c, kc, ckw in zip(times, out, clear, kcs, cliper_kw)]
+    w = csv.writer(sys.stdout, lineterminator="\n")  # writeForecast
     w.writerow(["timestamp", "forecast_kw", "clearsky_kw", "cliper_kw"])
-    for t, o, c, kc, ckw in zip(times, out, clear, kcs, cliper_kw):
-        w.writerow([stamp(t), kw_string(prep.to_kw(o, c, kc)), kw_string(c), kw_string(ckw)])
+    w.writerows(rows)
 
 
 def main():
@@ -632,6 +633,8 @@ def main():
     except Refusal as e:
         print(f"forecast.py: {e}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:  # a reader such as head stopped early
+        sys.stderr.close()
 
 
 if __name__ == "__main__":
