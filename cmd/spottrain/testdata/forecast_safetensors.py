@@ -41,18 +41,24 @@ def read_safetensors(path):
 
 
 class Forecaster(nn.Module):
-    """The module spottrain's C++ shim builds: lstm -> last time step -> drop -> head."""
+    """The module spottrain's C++ shim builds: lstm -> last time step -> drop -> head
+    (Linear(hidden, horizon)); with step_head, lstm -> the last horizon steps -> drop -> head
+    (Linear(hidden, 1)) -> squeeze."""
 
     def __init__(self, spec):
         super().__init__()
         layers = spec["layers"]
+        self.horizon = spec["horizon"]
+        self.step_head = spec.get("step_head", False)
         self.lstm = nn.LSTM(spec["inputs"], spec["hidden"], layers, batch_first=True,
-                            dropout=spec["dropout"] if layers > 1 else 0.0)
-        self.drop = nn.Dropout(spec["dropout"])
-        self.head = nn.Linear(spec["hidden"], spec["horizon"])
+                            dropout=spec.get("dropout", 0.0) if layers > 1 else 0.0)
+        self.drop = nn.Dropout(spec.get("dropout", 0.0))
+        self.head = nn.Linear(spec["hidden"], 1 if self.step_head else self.horizon)
 
     def forward(self, x):
         out, _ = self.lstm(x)
+        if self.step_head:
+            return self.head(self.drop(out[:, -self.horizon:])).squeeze(-1)
         return self.head(self.drop(out[:, -1]))
 
 
