@@ -96,6 +96,7 @@ func dayFigure(days []DayForecast) figure {
 	legend := newLegend()
 	for i, d := range days {
 		p := newPlot(d.Title, "hour (UTC)", "power (kW)")
+		p.X.Tick.Marker = wholeTicks(0, 23)
 		hours := make([]float64, len(d.Times))
 		for j, t := range d.Times {
 			hours[j] = float64(t.Hour())
@@ -145,13 +146,17 @@ func byHourFigure(sc *solar.Scores) figure {
 				bias = append(bias, plotter.XY{X: float64(h), Y: e.MBE()})
 			}
 		}
-		r := newLine(rmse, line(forecastColors[f], 2))
-		b := newLine(bias, line(forecastColors[f], 1, vg.Points(3), vg.Points(3)))
-		p.Add(r, b)
-		l.Add(solar.ForecasterName(f)+" RMSE", r)
-		l.Add(solar.ForecasterName(f)+" bias", b)
+		if r := newLine(rmse, line(forecastColors[f], 2)); r != nil {
+			p.Add(r)
+			l.Add(solar.ForecasterName(f)+" RMSE", r)
+		}
+		if b := newLine(bias, line(forecastColors[f], 1, vg.Points(3), vg.Points(3))); b != nil {
+			p.Add(b)
+			l.Add(solar.ForecasterName(f)+" bias", b)
+		}
 	}
 	p.Add(newRules(false, line(color.Gray{Y: 0x80}, 0.5), 0))
+	p.X.Tick.Marker = wholeTicks(0, 23)
 	return figure{fig: Figure{Name: "by-hour", Title: "error by hour of day"}, w: 7 * vg.Inch, h: 4 * vg.Inch, draw: drawPlot(p, l)}
 }
 
@@ -168,12 +173,28 @@ func skillFigure(sc *solar.Scores, name, title, x string, n int, errors func(f, 
 				xys = append(xys, plotter.XY{X: float64(i) + offset, Y: m.Skill(ref)})
 			}
 		}
-		ln := newLine(xys, line(forecastColors[1+b], 2))
-		p.Add(ln)
-		l.Add("vs "+strings.ReplaceAll(solar.BaselineNames[b], "_", " "), ln)
+		if ln := newLine(xys, line(forecastColors[1+b], 2)); ln != nil { // none where the baseline is perfect
+			p.Add(ln)
+			l.Add("vs "+strings.ReplaceAll(solar.BaselineNames[b], "_", " "), ln)
+		}
 	}
 	p.Add(newRules(false, line(color.Gray{Y: 0x80}, 0.5), 0))
+	p.X.Tick.Marker = wholeTicks(int(offset), n-1+int(offset))
 	return figure{fig: Figure{Name: name, Title: title}, w: 7 * vg.Inch, h: 4 * vg.Inch, draw: drawPlot(p, l)}
+}
+
+// wholeTicks labels the whole numbers from..to, at most about 12 of them.
+func wholeTicks(from, to int) plot.ConstantTicks {
+	step := max(1, (to-from+11)/12)
+	var ticks plot.ConstantTicks
+	for v := from; v <= to; v++ {
+		label := ""
+		if (v-from)%step == 0 {
+			label = strconv.Itoa(v)
+		}
+		ticks = append(ticks, plot.Tick{Value: float64(v), Label: label})
+	}
+	return ticks
 }
 
 // WriteScoresCSV writes every score of sc to path: a row per group of hours (all, each horizon

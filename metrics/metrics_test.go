@@ -14,7 +14,10 @@ func TestDirections(t *testing.T) {
 	}{
 		{metrics.Forecast, "rmse_kw", false},
 		{metrics.Forecast, "mae_kw", false},
-		{metrics.Forecast, "skill", true},
+		{metrics.Forecast, "skill_cliper", true},
+		{metrics.Forecast, "skill_persistence", true},
+		{metrics.Forecast, "nrmse", false},
+		{metrics.Forecast, "cliper_rmse_kw", false},
 		{metrics.Forecast, "persistence_rmse_kw", false},
 		{metrics.Classification(100), "top1", true},
 		{metrics.Classification(100), "top5", true},

@@ -3,6 +3,7 @@ package solar_test
 import (
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -78,6 +79,33 @@ func TestReadPVGISFixture(t *testing.T) {
 	if s.CapacityKW != 1 || s.IrradianceClearSky || s.Cloud != nil || s.Repairs != nil {
 		t.Errorf("capacity %v clear-sky %v cloud %v repairs %v; want 1 kWp from the metadata, measured G(i), no cloud, no repairs",
 			s.CapacityKW, s.IrradianceClearSky, s.Cloud, s.Repairs)
+	}
+	// What the clear-sky model needs: the site, the plane (Slope 35, Azimuth 0), the :10 of the
+	// samples and PVGIS' own sun height.
+	if *s.Site != (solar.Site{Latitude: 45, Longitude: 8}) || *s.Plane != (solar.Plane{TiltDeg: 35, AzimuthDeg: 0}) ||
+		s.SampleOffset != 10*time.Minute || s.SunHeight[11] != 66.71 || s.SunHeight[0] != 0 || s.Estimated != nil {
+		t.Errorf("site %v plane %v offset %v sun height at 11h %v, at 0h %v, estimated %v", s.Site, s.Plane, s.SampleOffset, s.SunHeight[11], s.SunHeight[0], s.Estimated)
+	}
+	// Our sun agrees with PVGIS' at the :10 instant to within half a degree by day.
+	plant := solar.Plant{Site: *s.Site, Plane: *s.Plane, CapacityKW: 1, SampleOffset: s.SampleOffset}
+	for i, h := range s.SunHeight {
+		if h > 5 && math.Abs(plant.Elevation(s.Time[i])-h) > 0.5 {
+			t.Errorf("%s: sun elevation %v, PVGIS says %v", s.Time[i], plant.Elevation(s.Time[i]), h)
+		}
+	}
+}
+
+// Rows with Int = 1 (reconstructed radiation) and filled gaps are estimated, not measured.
+func TestReadPVGISEstimated(t *testing.T) {
+	path := pvgisWith(t, func(l []string) []string {
+		l[pvgisFirstData+11] = strings.TrimSuffix(l[pvgisFirstData+11], "0.0") + "1.0" // 12:10
+		return append(l[:pvgisFirstData+30:pvgisFirstData+30], l[pvgisFirstData+31:]...) // 07:10 on June 2 missing
+	})
+	s := readPVGIS(t, path)
+	for i := range s.Len() {
+		if want := i == 12 || i == 31; s.IsEstimated(i) != want {
+			t.Errorf("hour %d (%s) estimated %v, want %v", i, s.Time[i], s.IsEstimated(i), want)
+		}
 	}
 }
 
