@@ -333,7 +333,7 @@ func DefaultFor(kind string) Config {
 // The defaults of the kind subsections; DefaultFor hands out copies.
 var (
 	lstmModelDefaults = LSTMModel{HiddenSize: 64, NumLayers: 2, Dropout: 0.1, Target: "clearsky_index",
-		FutureInputs: true, Loss: "mse", HuberDelta: 0.05}
+		FutureInputs: false, Loss: "mse", HuberDelta: 0.05}
 	lstmDataDefaults = LSTMData{
 		TimestampColumn:  "timestamp",
 		PowerColumn:      "power_kw",

@@ -25,7 +25,7 @@ func TestSolarTrainingBeatsTheBaselines(t *testing.T) {
 	torch.SetNumThreads(2)
 	torch.ManualSeed(3)
 	net, err := torch.NewLSTM(torch.LSTMConfig{Inputs: data.Train.Features, Hidden: 32, Layers: 1, Horizon: data.Train.Horizon,
-		StepHead: true, Loss: "mse"}, torch.CPU)
+		StepHead: cfg.Model.LSTM.FutureInputs, Loss: "mse"}, torch.CPU)
 	require.NoError(t, err)
 	defer net.Close()
 	opt, err := torch.NewOptimizer(net, torch.OptimizerConfig{Name: "adam", LR: 5e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})

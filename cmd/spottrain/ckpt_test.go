@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"spottrain/checkpoint"
+	"spottrain/data/solar"
 	"spottrain/internal/testutil"
 	"spottrain/safetensors"
 	"spottrain/torch"
@@ -312,6 +313,13 @@ func readExport(t *testing.T, path string, ck *checkpoint.Checkpoint) []safetens
 	require.NoError(t, json.Unmarshal([]byte(md["model_spec"]), &mdSpec))
 	assert.Equal(t, spec, mdSpec)
 	delete(md, "model_spec")
+	// A forecaster's preprocessing travels with its weights, as the checkpoint holds it.
+	prep, err := ck.ReadFile(train.PrepFile)
+	require.NoError(t, err)
+	assert.Equal(t, string(prep), md["preprocessing"])
+	_, err = solar.ParsePreprocessing([]byte(md["preprocessing"]))
+	require.NoError(t, err)
+	delete(md, "preprocessing")
 	assert.Equal(t, map[string]string{
 		"format": "pt", "step": strconv.FormatInt(m.Step, 10), "epoch": strconv.Itoa(m.Epoch),
 		"batch": strconv.Itoa(m.Batch), "run_id": m.RunID, "config_hash": m.ConfigHash,

@@ -163,11 +163,13 @@ func TestForecastReproducedInPython(t *testing.T) {
 		lstmKeys              []string // model.lstm keys
 		write                 func(t *testing.T, dir string)
 	}{
+		// With future inputs, the target hours follow the lookback and the head reads each (step_head).
 		{name: "csv", source: "csv", history: "pv.csv", lookback: 24, at: "2024-05-20 06:00",
-			write: func(t *testing.T, dir string) { writeForecastHistory(t, filepath.Join(dir, "pv.csv"), 60) }},
-		// Without future inputs the head reads the last step only (no step_head); another target.
+			lstmKeys: []string{"future_inputs: true"},
+			write:    func(t *testing.T, dir string) { writeForecastHistory(t, filepath.Join(dir, "pv.csv"), 60) }},
+		// Without them (the default) the head reads the last step only; another target.
 		{name: "csv-last-step", source: "csv", history: "pv.csv", lookback: 48, at: "2024-05-02T00:00:00Z",
-			lstmKeys: []string{"future_inputs: false", "target: cliper_residual"},
+			lstmKeys: []string{"target: cliper_residual"},
 			write:    func(t *testing.T, dir string) { writeForecastHistory(t, filepath.Join(dir, "pv.csv"), 60) }},
 		{name: "pvgis", source: "pvgis", history: "pvgis-gi.csv", lookback: 48, at: "2019-07-30T10:00:00Z",
 			write: func(t *testing.T, dir string) {
