@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"text/tabwriter"
 	"time"
 
@@ -78,6 +79,10 @@ func (f *forecaster) windows(path string) (*solar.Windows, string, error) {
 		ds, err := train.LoadSolar(f.cfg.Data, f.cfg.Model, f.cfg.Seed)
 		if err != nil {
 			return nil, "", err
+		}
+		if !reflect.DeepEqual(ds.Prep, f.prep) {
+			return nil, "", &train.InputError{Err: fmt.Errorf("%s: the data is not what %s was trained on (its preprocessing differs from %s): evaluate it with --data FILE",
+				ds.Source, f.ck.Dir, train.PrepFile)}
 		}
 		return ds.Test, "the test split of " + ds.Source, nil
 	}

@@ -96,6 +96,19 @@ func TestEvaluateErrors(t *testing.T) {
 		"--set", "data.resnet.synthetic_samples=20", "--set", "data.resnet.classes=2", "--set", "train.epochs=1", "--set", "train.batch_size=10")
 	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "short.csv"), []byte("timestamp,power_kw,temperature,cloud\n2023-06-01 00:00,0,10,1\n2023-06-01 01:00,0,10,1\n"), 0o644))
+	// A run on a CSV history that changes after training.
+	writeDays := func(days int, peak float64) {
+		var b strings.Builder
+		b.WriteString("timestamp,power_kw\n")
+		for h := range days * 24 {
+			fmt.Fprintf(&b, "2023-05-%02d %02d:00,%.3f\n", 1+h/24, h%24, max(0, peak-0.04*float64((h%24-12)*(h%24-12))))
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "may.csv"), []byte(b.String()), 0o644))
+	}
+	writeDays(31, 3)
+	r = spottrain(t, dir, append(append(lstmTrain(), tiny("csvrun")...), "--set", "data.source=csv", "--set", "data.path=may.csv")...)
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	writeDays(31, 2.5)
 	pvgis, err := os.ReadFile("../../data/solar/testdata/pvgis_hourly.csv")
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "italy.csv"), pvgis, 0o644))
@@ -109,6 +122,7 @@ func TestEvaluateErrors(t *testing.T) {
 		{"ShortHistory", []string{runDir, "--data", "short.csv"}, regexp.MustCompile(`^short.csv has 2 hours, fewer than the 48 of one window \(lookback 24 \+ horizon 24\)$`)},
 		{"OtherSite", []string{runDir, "--data", "italy.csv"}, regexp.MustCompile(`^italy.csv is for a plant at 45.000°, 8.000°; the model was trained for one at 48.100°, 11.600°$`)},
 		{"NoStep", []string{runDir, "--step", "7"}, regexp.MustCompile(`^no checkpoint of step 7 in .*lstm$`)},
+		{"DataChanged", []string{"csvrun"}, regexp.MustCompile(`^/.*/may.csv: the data is not what csvrun/step-\d+ was trained on \(its preprocessing differs from preprocessing.json\): evaluate it with --data FILE$`)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := spottrain(t, dir, append([]string{"evaluate", "--out", "ev-" + tc.name}, tc.args...)...)
