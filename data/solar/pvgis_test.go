@@ -98,7 +98,7 @@ func TestReadPVGISFixture(t *testing.T) {
 // Rows with Int = 1 (reconstructed radiation) and filled gaps are estimated, not measured.
 func TestReadPVGISEstimated(t *testing.T) {
 	path := pvgisWith(t, func(l []string) []string {
-		l[pvgisFirstData+11] = strings.TrimSuffix(l[pvgisFirstData+11], "0.0") + "1.0" // 12:10
+		l[pvgisFirstData+11] = strings.TrimSuffix(l[pvgisFirstData+11], "0.0") + "1.0"   // 12:10
 		return append(l[:pvgisFirstData+30:pvgisFirstData+30], l[pvgisFirstData+31:]...) // 07:10 on June 2 missing
 	})
 	s := readPVGIS(t, path)
