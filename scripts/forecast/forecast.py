@@ -45,7 +45,7 @@ from torch import nn
 HOUR = 3600  # seconds
 NS = 10**9
 
-# --- The export (ckpt export; cmd/spottrain/testdata/forecast_safetensors.py) ---------------------
+# --- The export (ckpt export; cmd/spottrain/testdata/forecast_safetensors.py imports these) -------
 
 DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16,
           "I64": torch.int64}

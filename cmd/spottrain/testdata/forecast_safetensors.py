@@ -1,6 +1,6 @@
 """Loads a .safetensors file of `spottrain ckpt export` into a PyTorch LSTM forecaster, without
-spottrain and without the safetensors package (json, struct and torch.frombuffer only), and
-forecasts a fixed input.
+spottrain and without the safetensors package, with the reader and module of
+scripts/forecast/forecast.py, and forecasts a fixed input.
 
 usage: forecast_safetensors.py FILE BATCH LOOKBACK
 
@@ -11,55 +11,14 @@ in file order, the metadata and the outputs, flattened row-major.
 """
 
 import json
-import struct
+import os
 import sys
 
 import torch
-from torch import nn
 
-DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16,
-          "I64": torch.int64}
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n].decode("utf-8"))
-    metadata = header.pop("__metadata__", {})
-    data = raw[8 + n:]
-    state = {}
-    for name, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"]):
-        begin, end = info["data_offsets"]
-        dtype = DTYPES[info["dtype"]]
-        if begin == end:
-            t = torch.empty(info["shape"], dtype=dtype)
-        else:
-            t = torch.frombuffer(bytearray(data[begin:end]), dtype=dtype).reshape(info["shape"])
-        state[name] = t
-    return state, metadata
-
-
-class Forecaster(nn.Module):
-    """The module spottrain's C++ shim builds: lstm -> last time step -> drop -> head
-    (Linear(hidden, horizon)); with step_head, lstm -> the last horizon steps -> drop -> head
-    (Linear(hidden, 1)) -> squeeze."""
-
-    def __init__(self, spec):
-        super().__init__()
-        layers = spec["layers"]
-        self.horizon = spec["horizon"]
-        self.step_head = spec.get("step_head", False)
-        self.lstm = nn.LSTM(spec["inputs"], spec["hidden"], layers, batch_first=True,
-                            dropout=spec.get("dropout", 0.0) if layers > 1 else 0.0)
-        self.drop = nn.Dropout(spec.get("dropout", 0.0))
-        self.head = nn.Linear(spec["hidden"], 1 if self.step_head else self.horizon)
-
-    def forward(self, x):
-        out, _ = self.lstm(x)
-        if self.step_head:
-            return self.head(self.drop(out[:, -self.horizon:])).squeeze(-1)
-        return self.head(self.drop(out[:, -1]))
+sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "scripts", "forecast"))
+from forecast import Forecaster, read_safetensors  # noqa: E402  (scripts/forecast/forecast.py)
 
 
 def main():
