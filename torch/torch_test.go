@@ -221,3 +221,55 @@ func TestSameSeedSameWeights(t *testing.T) {
 	}
 	assert.Equal(t, run(), run())
 }
+
+// The forecast losses compare a·output + b with c, averaged over every element (PyTorch:
+// mse_loss, l1_loss and huber_loss of a*out+b against c, reduction "mean"); a step head gives one
+// output per trailing step.
+func TestLSTMForecastLosses(t *testing.T) {
+	const b, steps, h, in = 3, 6, 4, 2
+	r := rand.New(rand.NewPCG(7, 8))
+	x := make([]float32, b*steps*in)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	y := make([]float32, b*3*h) // [b][a, b, c][h]
+	for i := range b {
+		for j := range h {
+			y[i*3*h+j], y[i*3*h+h+j], y[i*3*h+2*h+j] = float32(r.Float64()), float32(0.2*r.Float64()), float32(r.Float64())
+		}
+	}
+	y[0], y[h], y[2*h] = 0, 0, 0 // a masked element adds nothing but still counts in the mean
+	loss := map[string]func(d float64) float64{
+		"mse":   func(d float64) float64 { return d * d },
+		"mae":   math.Abs,
+		"huber": func(d float64) float64 { return map[bool]float64{true: 0.5 * d * d, false: 0.1 * (math.Abs(d) - 0.05)}[math.Abs(d) < 0.1] },
+	}
+	for name, ell := range loss {
+		for _, stepHead := range []bool{false, true} {
+			torch.ManualSeed(1)
+			net := newLSTM(t, torch.LSTMConfig{Inputs: in, Hidden: 5, Layers: 1, Horizon: h, StepHead: stepHead, Loss: name, HuberDelta: 0.1})
+			out := make([]float32, b*h)
+			require.NoError(t, net.Forward(torch.Float32s(x, b, steps, in), out))
+			var want float64
+			for i := range b {
+				for j := range h {
+					a, off, c := y[i*3*h+j], y[i*3*h+h+j], y[i*3*h+2*h+j]
+					want += ell(float64(a*out[i*h+j] + off - c))
+				}
+			}
+			want /= b * h
+			opt := newAdam(t, net, 1e-3)
+			require.NoError(t, net.TrainStep(opt, torch.Float32s(x, b, steps, in), torch.Float32s(y, b, 3, h), 1e-3, 0))
+			got, _, err := net.TakeLoss()
+			require.NoError(t, err)
+			assert.InDelta(t, want, got, 1e-6, "%s, step head %v", name, stepHead)
+		}
+	}
+	net := newLSTM(t, torch.LSTMConfig{Inputs: in, Hidden: 5, Layers: 1, Horizon: h, Loss: "mse"})
+	err := net.TrainStep(newAdam(t, net, 1e-3), torch.Float32s(x, b, steps, in), torch.Float32s(y[:b*h], b, h), 1e-3, 0)
+	assert.ErrorContains(t, err, "forecast targets must be [3, 3, 4]")
+	_, err = torch.NewLSTM(torch.LSTMConfig{Inputs: in, Hidden: 5, Layers: 1, Horizon: h, Loss: "l2"}, torch.CPU)
+	assert.ErrorContains(t, err, `unknown loss "l2"`)
+	short := newLSTM(t, torch.LSTMConfig{Inputs: in, Hidden: 5, Layers: 1, Horizon: 8, StepHead: true})
+	assert.ErrorContains(t, short.Forward(torch.Float32s(x, b, steps, in), make([]float32, b*8)), "fewer than the horizon 8")
+}
