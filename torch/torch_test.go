@@ -240,9 +240,11 @@ func TestLSTMForecastLosses(t *testing.T) {
 	}
 	y[0], y[h], y[2*h] = 0, 0, 0 // a masked element adds nothing but still counts in the mean
 	loss := map[string]func(d float64) float64{
-		"mse":   func(d float64) float64 { return d * d },
-		"mae":   math.Abs,
-		"huber": func(d float64) float64 { return map[bool]float64{true: 0.5 * d * d, false: 0.1 * (math.Abs(d) - 0.05)}[math.Abs(d) < 0.1] },
+		"mse": func(d float64) float64 { return d * d },
+		"mae": math.Abs,
+		"huber": func(d float64) float64 {
+			return map[bool]float64{true: 0.5 * d * d, false: 0.1 * (math.Abs(d) - 0.05)}[math.Abs(d) < 0.1]
+		},
 	}
 	for name, ell := range loss {
 		for _, stepHead := range []bool{false, true} {

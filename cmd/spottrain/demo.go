@@ -54,7 +54,7 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if _, ok := m.Test["top1"]; !ok {
 		fmt.Fprintf(stdout, "\nthe forecaster it trained (spottrain evaluate %s: every score, by horizon, hour and month, with figures):\n", o.runDir)
-		printForecastScores(stdout, m.Test)
+		printForecastScores(stdout, m.Test, "test split")
 	}
 	return nil
 }
@@ -71,7 +71,7 @@ func printFinished(stdout io.Writer, runDir string) error {
 	if top1, ok := m.Test["top1"]; ok {
 		fmt.Fprintf(stdout, "top-1 %.2f%%, top-5 %.2f%%\n", 100*top1, 100*m.Test["top5"])
 	} else {
-		printForecastScores(stdout, m.Test)
+		printForecastScores(stdout, m.Test, "test split")
 	}
 	fmt.Fprintln(stdout)
 	return nil

@@ -67,7 +67,7 @@ as PNG and SVG.`, stdout)
 	}
 	fmt.Fprintf(stdout, "%s (step %d) on %s: %d windows of %d h, %d daylight hours scored; capacity %g kW\n",
 		f.ck.Dir, f.ck.Manifest.Step, source, w.N, w.Horizon, int(sc.All(solar.Model).N), f.prep.Plant.CapacityKW)
-	printForecastScores(stdout, m)
+	printForecastScores(stdout, m, source)
 	printSkillByHorizon(stdout, sc)
 	fmt.Fprintf(stdout, "wrote %s and the figures days, by-hour, skill-horizon, skill-month (.png, .svg) in %s\n", filepath.Join(dir, "scores.csv"), dir)
 	return nil
@@ -94,7 +94,7 @@ func (f *forecaster) windows(path string) (*solar.Windows, string, error) {
 	if err != nil {
 		return nil, "", &train.InputError{Err: err}
 	}
-	return w, path, nil
+	return w, "every window of " + path, nil
 }
 
 // printSkillByHorizon prints the model's skill against each baseline at each horizon step, and

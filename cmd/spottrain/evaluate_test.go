@@ -74,7 +74,8 @@ func TestEvaluate(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "june.csv"), []byte(b.String()), 0o644))
 	r = spottrain(t, dir, "evaluate", runDir, "--data", "june.csv", "--out", "ev-june")
 	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
-	assert.Contains(t, r.stdout, "on june.csv: 193 windows of 24 h", "10 days less the first: 240 - 48 + 1 windows")
+	assert.Contains(t, r.stdout, "on every window of june.csv: 193 windows of 24 h", "10 days less the first: 240 - 48 + 1 windows")
+	assert.Contains(t, r.stdout, "daylight scores (sun zenith < 87°, measured hours), every window of june.csv:")
 }
 
 func readCSV(t *testing.T, path string) [][]string {

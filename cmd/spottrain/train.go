@@ -215,15 +215,15 @@ func trainAndReport(ctx context.Context, cfg configs.Config, stdout io.Writer, o
 	}
 	fmt.Fprintf(stdout, "\n%s: %d steps in %s; test split (%d windows of %d h):\n", sum.Name, sum.Result.Steps,
 		sum.Wall.Round(1e7), sum.Samples[2], cfg.Data.LSTM.HorizonHours)
-	printForecastScores(stdout, t)
+	printForecastScores(stdout, t, "test split")
 	fmt.Fprintf(stdout, "run dir: %s\n", sum.RunDir)
 	return nil
 }
 
-// printForecastScores prints the LSTM's daylight test scores t beside the four baselines', with
-// its skill against each.
-func printForecastScores(stdout io.Writer, t map[string]float64) {
-	fmt.Fprintln(stdout, "daylight scores (sun zenith < 87°, measured hours), test split:")
+// printForecastScores prints the LSTM's daylight scores t on the windows of what (e.g. "test
+// split") beside the four baselines', with its skill against each.
+func printForecastScores(stdout io.Writer, t map[string]float64, what string) {
+	fmt.Fprintf(stdout, "daylight scores (sun zenith < 87°, measured hours), %s:\n", what)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "forecast\tMAE kW\tRMSE kW\tLSTM skill\t")
 	fmt.Fprintf(tw, "LSTM\t%s\t%s\t\t\n", score(t, "mae_kw", 1, "%.4f"), score(t, "rmse_kw", 1, "%.4f"))
