@@ -153,6 +153,9 @@ func LoadSolar(dc configs.DataConfig, mc configs.ModelConfig, seed uint64) (*Sol
 		Lookback: l.LookbackHours, Horizon: l.HorizonHours, TrainFrac: l.TrainFrac, ValFrac: l.ValFrac,
 	}, solar.ModelInputs{Target: m.Target, FutureInputs: m.FutureInputs})
 	if err != nil {
+		if dc.Source == "csv" && errors.Is(err, solar.ErrPowerAtNight) {
+			err = fmt.Errorf("%w (set data.lstm.latitude and data.lstm.longitude to the plant's)", err)
+		}
 		return nil, fmt.Errorf("%s: %w", s.Source, inConfigTerms(err))
 	}
 	return &SolarData{Dataset: ds, Source: s.Source, Repairs: s.Repairs}, nil

@@ -19,12 +19,15 @@ var (
 	kIndex = solar.ModelInputs{Target: solar.TargetClearSkyIndex, FutureInputs: true}
 )
 
-// rampSeries returns n hours at Munich whose power is i/10 kW at hour i: every value is
-// distinct, so misplaced indices show.
+// rampSeries returns n hours at Munich whose power is i/10 kW at hour i while the sun is up, 0
+// while it is down.
 func rampSeries(n int) *solar.Series {
 	s := &solar.Series{Source: "ramp", Time: hourly(t0, n), Power: make([]float64, n), CapacityKW: float64(n) / 10, Site: &munich}
-	for i := range s.Power {
-		s.Power[i] = float64(i) / 10
+	plant := solar.Plant{Site: munich}
+	for i, t := range s.Time {
+		if plant.Elevation(t) > 0 {
+			s.Power[i] = float64(i) / 10
+		}
 	}
 	return s
 }
@@ -340,6 +343,8 @@ func TestMakeDatasetErrors(t *testing.T) {
 		{"CloudRange", "Cloud[0]", func(s *solar.Series) { s.Cloud = make([]float64, s.Len()); s.Cloud[0] = 1.5 }},
 		{"NoSite", "needs the plant's site", func(s *solar.Series) { s.Site = nil }},
 		{"NoDaylight", "no measured daylight hour", func(s *solar.Series) { s.Estimated = make([]bool, s.Len()); fillTrue(s.Estimated) }},
+		{"PowerAtNight", "power above 5% of capacity at 47 of its 201 night hours at 48.100°, 11.600° (the first at 2022-03-02T04:00:00Z): the plant's site is wrong or its times are not UTC",
+			func(s *solar.Series) { s.Time = hourly(t0.Add(-3*time.Hour), s.Len()) }},
 	}
 	for _, tc := range badSeries {
 		t.Run(tc.name, func(t *testing.T) {

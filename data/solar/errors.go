@@ -1,6 +1,9 @@
 package solar
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // ParseError reports a problem in an input file. Its message is one line,
 // "file:line: msg" (or "file: msg" when Line is 0), so a command can print it
@@ -31,3 +34,7 @@ type ConfigError struct {
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("invalid %s: %s", e.Field, e.Msg)
 }
+
+// ErrPowerAtNight is wrapped by the error of a series whose plant produces while the sun is well
+// below the horizon at its site, by the clock of its timestamps.
+var ErrPowerAtNight = errors.New("the plant's site is wrong or its times are not UTC")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 )
 
 // fit fits the Preprocessing of mi to the first trainEnd hours of s and returns it with what it
@@ -36,12 +37,41 @@ func fit(s *Series, wc WindowConfig, mi ModelInputs, trainEnd int) (*Preprocessi
 		return nil, nil, fmt.Errorf("series %q: capacity %v kW: the plant's capacity must be above 0", s.Source, s.CapacityKW)
 	}
 	h := p.derive(s)
+	if err := p.checkNight(h); err != nil {
+		return nil, nil, err
+	}
 	if err := p.fitClimatology(h, trainEnd); err != nil {
 		return nil, nil, err
 	}
 	p.fitNormalization(h, trainEnd)
 	p.fitCLIPER(h, trainEnd)
 	return p, h, nil
+}
+
+// checkNight returns an error wrapping ErrPowerAtNight when the plant produces at night by the clock of the series: more
+// than 2% of the hours with the sun 2° or more below the horizon (and at least 24) with power
+// above 5% of capacity. Its site is then wrong, or its times are not UTC, and every clear-sky
+// quantity would be shifted against the power.
+func (p *Preprocessing) checkNight(h *derived) error {
+	var night, lit int
+	var first time.Time
+	for i, t := range h.s.Time {
+		if p.Plant.Elevation(t) > -2 {
+			continue
+		}
+		night++
+		if h.s.Power[i] > 0.05*p.Plant.CapacityKW {
+			if lit == 0 {
+				first = t
+			}
+			lit++
+		}
+	}
+	if lit >= 24 && float64(lit) > 0.02*float64(night) {
+		return fmt.Errorf("series %q: power above 5%% of capacity at %d of its %d night hours at %.3f°, %.3f° (the first at %s): %w",
+			h.s.Source, lit, night, p.Plant.Site.Latitude, p.Plant.Site.Longitude, stamp(first), ErrPowerAtNight)
+	}
+	return nil
 }
 
 // featureNames lists the features of a series with the optional columns of s.
