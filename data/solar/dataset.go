@@ -166,7 +166,9 @@ func (p *Preprocessing) Windows(s *Series) (*Windows, error) {
 	if need := p.Lookback + p.Horizon; s.Len() < need {
 		return nil, fmt.Errorf("%s has %d hours, fewer than the %d of one window (lookback %d + horizon %d)", s.Source, s.Len(), need, p.Lookback, p.Horizon)
 	}
-	return p.windows(p.derive(s), 0, s.Len()), nil
+	h := p.derive(s)
+	p.inputRows(h)
+	return p.windows(h, 0, s.Len()), nil
 }
 
 // windows cuts hours [from, to) of h into windows.

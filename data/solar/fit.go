@@ -44,6 +44,7 @@ func fit(s *Series, wc WindowConfig, mi ModelInputs, trainEnd int) (*Preprocessi
 		return nil, nil, err
 	}
 	p.fitNormalization(h, trainEnd)
+	p.inputRows(h)
 	p.fitCLIPER(h, trainEnd)
 	return p, h, nil
 }

@@ -120,6 +120,10 @@ type derived struct {
 	cs       []float64 // clear-sky power, kW
 	daylight []bool    // sun zenith below DaylightZenithDeg (PVGIS' H_sun where the series has it)
 	k        []float64 // clear-sky index in [0, MaxClearSkyIndex]; 0 outside daylight
+	// past and future are each hour's normalised input row, [T][features], as a window's
+	// lookback hour and (with FutureInputs) as its target hour: the same in every window that
+	// holds the hour. Set by inputRows.
+	past, future []float32
 }
 
 // scored reports whether hour i counts in training and scoring: daylight, and measured.
@@ -150,20 +154,21 @@ func (p *Preprocessing) climatology(t time.Time) float64 {
 	return p.Climatology[t.Month()-1][t.Hour()]
 }
 
-// knownRow writes the raw known-in-advance features of the hour starting at t into r.
-func (p *Preprocessing) knownRow(t time.Time, r []float64) {
+// knownRow writes the raw known-in-advance features of the hour starting at t, whose clear-sky
+// power is cs, into r.
+func (p *Preprocessing) knownRow(t time.Time, cs float64, r []float64) {
 	u := t.Add(p.Plant.SampleOffset).UTC()
 	hour := float64(u.Hour()) + float64(u.Minute())/60
 	day := 2 * math.Pi * (float64(u.YearDay()-1) + hour/24) / float64(daysInYear(u.Year()))
 	r[0], r[1] = math.Sin(2*math.Pi*hour/24), math.Cos(2*math.Pi*hour/24)
 	r[2], r[3] = math.Sin(day), math.Cos(day)
-	r[4] = p.Plant.ClearSkyKW(t) / p.Plant.CapacityKW
+	r[4] = cs / p.Plant.CapacityKW
 	r[5] = p.climatology(t)
 }
 
 // pastRow writes the raw features of hour i of h into r: the known ones, then what was measured.
 func (p *Preprocessing) pastRow(h *derived, i int, r []float64) {
-	p.knownRow(h.s.Time[i], r)
+	p.knownRow(h.s.Time[i], h.cs[i], r)
 	for f := knownFeatures; f < len(p.Features); f++ {
 		var v float64
 		switch p.Features[f] {
@@ -184,10 +189,10 @@ func (p *Preprocessing) pastRow(h *derived, i int, r []float64) {
 	}
 }
 
-// futureRow writes the raw features of a target hour starting at t: the known ones, and every
-// other at its mean (0 once normalised), observed 0.
-func (p *Preprocessing) futureRow(t time.Time, r []float64) {
-	p.knownRow(t, r)
+// futureRow writes the raw features of a target hour starting at t, of clear-sky power cs: the
+// known ones, and every other at its mean (0 once normalised), observed 0.
+func (p *Preprocessing) futureRow(t time.Time, cs float64, r []float64) {
+	p.knownRow(t, cs, r)
 	for f := knownFeatures; f < len(p.Features); f++ {
 		r[f] = p.Mean[f]
 		if p.Features[f] == FeatureObserved {
@@ -203,21 +208,41 @@ func (p *Preprocessing) normalize(r []float64, dst []float32) {
 	}
 }
 
+// inputRows sets h.past and, with FutureInputs, h.future: every hour's normalised rows.
+func (p *Preprocessing) inputRows(h *derived) {
+	nf, n := len(p.Features), len(h.cs)
+	r := make([]float64, nf)
+	h.past = make([]float32, n*nf)
+	if p.FutureInputs {
+		h.future = make([]float32, n*nf)
+	}
+	for i, t := range h.s.Time {
+		p.pastRow(h, i, r)
+		p.normalize(r, h.past[i*nf:(i+1)*nf])
+		if p.FutureInputs {
+			p.futureRow(t, h.cs[i], r)
+			p.normalize(r, h.future[i*nf:(i+1)*nf])
+		}
+	}
+}
+
 // input writes the window whose first target hour is hour start of h (start-Lookback >= 0) into
-// dst ([Steps][features]); times gives the target hours.
+// dst ([Steps][features]); times gives the target hours, which may lie past the end of h.
 func (p *Preprocessing) input(h *derived, start int, times []time.Time, dst []float32) {
 	nf := len(p.Features)
-	r := make([]float64, nf)
-	for j := range p.Lookback {
-		p.pastRow(h, start-p.Lookback+j, r)
-		p.normalize(r, dst[j*nf:(j+1)*nf])
-	}
+	copy(dst[:p.Lookback*nf], h.past[(start-p.Lookback)*nf:start*nf])
 	if !p.FutureInputs {
 		return
 	}
+	r := make([]float64, nf)
 	for j, t := range times {
-		p.futureRow(t, r)
-		p.normalize(r, dst[(p.Lookback+j)*nf:(p.Lookback+j+1)*nf])
+		row := dst[(p.Lookback+j)*nf : (p.Lookback+j+1)*nf]
+		if i := start + j; i < len(h.cs) {
+			copy(row, h.future[i*nf:(i+1)*nf])
+			continue
+		}
+		p.futureRow(t, p.Plant.ClearSkyKW(t), r)
+		p.normalize(r, row)
 	}
 }
 

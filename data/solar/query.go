@@ -44,6 +44,7 @@ func (p *Preprocessing) Query(s *Series, at time.Time) (*Query, error) {
 	}
 	start := int(at.Sub(s.Time[0]) / time.Hour)
 	h := p.derive(s)
+	p.inputRows(h)
 	q := &Query{X: make([]float32, p.Steps()*len(p.Features)), prep: p}
 	kp, newest, ok := p.persistence(h, start)
 	for j := range p.Horizon {
