@@ -443,9 +443,14 @@ func (c *counter) Write(b []byte) (int, error) {
 // newCkptFlagSet returns the flag set of the subcommand "ckpt name", whose --help shows the
 // synopsis, what it does and its flags.
 func newCkptFlagSet(name, synopsis, about string, stdout io.Writer) *pflag.FlagSet {
-	fs := newFlagSet("ckpt "+name, "ckpt "+synopsis, stdout)
+	return newAboutFlagSet("ckpt "+name, "ckpt "+synopsis, about, stdout)
+}
+
+// newAboutFlagSet is newFlagSet with a paragraph about the command in its usage.
+func newAboutFlagSet(name, synopsis, about string, stdout io.Writer) *pflag.FlagSet {
+	fs := newFlagSet(name, synopsis, stdout)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: spottrain ckpt %s\n\n%s\n", synopsis, about)
+		fmt.Fprintf(fs.Output(), "Usage: spottrain %s\n\n%s\n", synopsis, about)
 		if flags := fs.FlagUsages(); flags != "" {
 			fmt.Fprintf(fs.Output(), "\nFlags:\n%s", flags)
 		}

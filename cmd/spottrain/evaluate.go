@@ -16,7 +16,7 @@ import (
 )
 
 func runEvaluate(args []string, stdout io.Writer) error {
-	fs := newCkptFlagSet("evaluate", "evaluate RUN_DIR [--data FILE] [--step N] [--out DIR]",
+	fs := newAboutFlagSet("evaluate", "evaluate RUN_DIR [--data FILE] [--step N] [--out DIR]",
 		`Scores the LSTM of RUN_DIR (its newest valid checkpoint, or that of step N) on its run's test split,
 or on every window of another PV history of the same plant (--data FILE: a CSV in the run's format
 or a PVGIS export), by daylight (sun zenith below 87°, measured hours only) against four baselines:

@@ -22,7 +22,7 @@ import (
 )
 
 func runForecast(args []string, stdout io.Writer) error {
-	fs := newCkptFlagSet("forecast", "forecast RUN_DIR --history FILE [--step N] [--at TIME] [--out FILE] [--plot FILE]",
+	fs := newAboutFlagSet("forecast", "forecast RUN_DIR --history FILE [--step N] [--at TIME] [--out FILE] [--plot FILE]",
 		`Forecasts the next horizon hours of the plant that the LSTM of RUN_DIR (its newest valid
 checkpoint, or that of step N) was trained for, from the last lookback hours of a PV history (a CSV
 in the run's format, or a PVGIS export) up to TIME. It writes CSV: timestamp (UTC, the hour's
