@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -69,7 +70,8 @@ func TestEvaluate(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("timestamp,power_kw,temperature,cloud\n")
 	for h := range 10 * 24 {
-		fmt.Fprintf(&b, "2023-06-%02d %02d:00,%.3f,%d,0.%d\n", 1+h/24, h%24, max(0, 3-0.04*float64((h%24-12)*(h%24-12))), 10+h%24/2, h%7)
+		at := time.Date(2023, 6, 1+h/24, h%24, 0, 0, 0, time.UTC)
+		fmt.Fprintf(&b, "%s,%.3f,%d,0.%d\n", at.Format("2006-01-02 15:04"), 3*clearSkyShare(at), 10+h%24/2, h%7)
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "june.csv"), []byte(b.String()), 0o644))
 	r = spottrain(t, dir, "evaluate", runDir, "--data", "june.csv", "--out", "ev-june")
@@ -102,7 +104,8 @@ func TestEvaluateErrors(t *testing.T) {
 		var b strings.Builder
 		b.WriteString("timestamp,power_kw\n")
 		for h := range days * 24 {
-			fmt.Fprintf(&b, "2023-05-%02d %02d:00,%.3f\n", 1+h/24, h%24, max(0, peak-0.04*float64((h%24-12)*(h%24-12))))
+			at := time.Date(2023, 5, 1+h/24, h%24, 0, 0, 0, time.UTC)
+			fmt.Fprintf(&b, "%s,%.3f\n", at.Format("2006-01-02 15:04"), peak*clearSkyShare(at))
 		}
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "may.csv"), []byte(b.String()), 0o644))
 	}

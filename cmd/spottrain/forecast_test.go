@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"spottrain/data/solar"
 	"spottrain/internal/testutil"
 )
 
@@ -26,6 +27,13 @@ var forecastStart = time.Date(2024, 4, 1, 0, 0, 0, 0, time.UTC)
 // writeForecastHistory writes days of hourly history of a plant at the default site (48.1°,
 // 11.6°, 5 kW) to path, timestamp,power_kw,temperature: a daylight bell (04:00 to 19:00 UTC) times
 // a day's clearness drawn from a seeded generator, with some hourly flicker.
+// clearSkyShare is the clear-sky power of a plant at the default site (48.1°, 11.6°) as a share of
+// its capacity: 0 at night, up to 0.86.
+func clearSkyShare(at time.Time) float64 {
+	site := solar.Site{Latitude: 48.1, Longitude: 11.6}
+	return solar.Plant{Site: site, Plane: solar.DefaultPlane(site), CapacityKW: 1}.ClearSkyKW(at)
+}
+
 func writeForecastHistory(t *testing.T, path string, days int) {
 	t.Helper()
 	rng := rand.New(rand.NewSource(7))
@@ -34,10 +42,11 @@ func writeForecastHistory(t *testing.T, path string, days int) {
 	for d := range days {
 		clear := 0.25 + 0.75*rng.Float64()
 		for h := range 24 {
-			sun := max(0, math.Sin(math.Pi*float64(h-3)/17))
-			kw := 4.4 * sun * clear * (0.9 + 0.1*rng.Float64())
+			at := forecastStart.Add(time.Duration(d*24+h) * time.Hour)
+			sun := clearSkyShare(at)
+			kw := 5 * sun * clear * (0.9 + 0.1*rng.Float64())
 			temp := 8 + 0.1*float64(d) + 9*sun*clear
-			fmt.Fprintf(&b, "%s,%.3f,%.1f\n", forecastStart.Add(time.Duration(d*24+h)*time.Hour).Format("2006-01-02 15:04"), kw, temp)
+			fmt.Fprintf(&b, "%s,%.3f,%.1f\n", at.Format("2006-01-02 15:04"), kw, temp)
 		}
 	}
 	testutil.WriteFile(t, path, b.String())

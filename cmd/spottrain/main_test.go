@@ -773,8 +773,8 @@ func TestInterrupt(t *testing.T) {
 	assert.FileExists(t, filepath.Join(dir, "run", fmt.Sprintf("step-%08d", step), "manifest.json"))
 }
 
-// TestNonFiniteMetric trains on PV history of constant power, whose persistence forecast is
-// perfect by daylight: the skill score against it (1 - RMSE/RMSE_persistence) is -Inf. The run leaves it out of its
+// TestNonFiniteMetric trains on PV history of the same power every day, whose persistence forecast
+// is perfect: the skill score against it (1 - RMSE/RMSE_persistence) is -Inf. The run leaves it out of its
 // metrics with a warning, checkpoints after each evaluation and completes; so does a restart.
 func TestNonFiniteMetric(t *testing.T) {
 	t.Parallel()
@@ -783,7 +783,11 @@ func TestNonFiniteMetric(t *testing.T) {
 	b.WriteString("timestamp,power_kw\n")
 	start := time.Date(2021, 6, 1, 0, 0, 0, 0, time.UTC)
 	for h := range 40 * 24 {
-		fmt.Fprintf(&b, "%s,1.5\n", start.Add(time.Duration(h)*time.Hour).Format("2006-01-02 15:04"))
+		kw := 0.0
+		if h%24 >= 8 && h%24 < 16 { // in daylight at Munich, where it is 0 at night
+			kw = 1.5
+		}
+		fmt.Fprintf(&b, "%s,%g\n", start.Add(time.Duration(h)*time.Hour).Format("2006-01-02 15:04"), kw)
 	}
 	testutil.WriteFile(t, filepath.Join(dir, "pv.csv"), b.String())
 	testutil.WriteFile(t, filepath.Join(dir, "job.yaml"), "name: flat\ndevice: cpu\nthreads: 1\n"+
