@@ -38,7 +38,7 @@ func timeXYs(times []time.Time, v []float64) plotter.XYs {
 func PlotForecast(path string, s *solar.Series, q *solar.Query, kw []float64) error {
 	ext := strings.TrimPrefix(filepath.Ext(path), ".")
 	if ext != "png" && ext != "svg" {
-		return fmt.Errorf("--plot %s: the figure's name must end in .png or .svg", path)
+		return fmt.Errorf("figure %s: its name must end in .png or .svg", path)
 	}
 	p := newPlot("forecast from "+q.Times[0].Format("2006-01-02 15:04 UTC"), "time (UTC)", "power (kW)")
 	p.X.Tick.Marker = plot.TimeTicks{Format: "Jan 2\n15:04"}

@@ -40,6 +40,9 @@ prepared as in training, from the checkpoint's preprocessing.json.`, stdout)
 	if *history == "" {
 		return usageError{"forecast: --history FILE is required"}
 	}
+	if ext := filepath.Ext(*plot); *plot != "" && ext != ".png" && ext != ".svg" {
+		return usageError{fmt.Sprintf("forecast: --plot %s: the figure's name must end in .png or .svg", *plot)}
+	}
 	var from time.Time
 	if *at != "" {
 		if from, err = parseHour(*at); err != nil {

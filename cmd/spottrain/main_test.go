@@ -308,6 +308,8 @@ func TestUsage(t *testing.T) {
 		{name: "HelpForecast", args: []string{"help", "forecast"}, code: 0, stdout: []string{"Usage: spottrain forecast RUN_DIR --history FILE", "--at TIME"}},
 		{name: "EvaluateHelp", args: []string{"evaluate", "--help"}, code: 0, stdout: []string{"Usage: spottrain evaluate RUN_DIR [--data FILE]", "--out DIR"}},
 		{name: "ForecastWithoutRunDir", args: []string{"forecast"}, code: 2, lastStderr: "spottrain: forecast: RUN_DIR is required"},
+		{name: "ForecastPlotJPEG", args: []string{"forecast", "run", "--history", "pv.csv", "--plot", "f.jpg"}, code: 2,
+			lastStderr: "spottrain: forecast: --plot f.jpg: the figure's name must end in .png or .svg"},
 		{name: "EvaluateUnknownFlag", args: []string{"evaluate", "run", "--bogus"}, code: 2, lastStderr: "spottrain: evaluate: unknown flag: --bogus"},
 		{name: "HelpUnknown", args: []string{"help", "fly"}, code: 2, stderr: []string{"Usage:"}, lastStderr: `spottrain: unknown command "fly"`},
 		{name: "Misspelled", args: []string{"trian"}, code: 2, lastStderr: `spottrain: unknown command "trian": did you mean train?`},
