@@ -30,7 +30,7 @@ start), forecast_kw, clearsky_kw and cliper_kw (the CLIPER baseline's forecast).
 prepared as in training, from the checkpoint's preprocessing.json.`, stdout)
 	step := fs.Int64("step", 0, "forecast with the checkpoint of step `N` instead of the newest valid one")
 	history := fs.String("history", "", "the PV history `FILE` to forecast from (required)")
-	at := fs.String("at", "", "the first hour to forecast, `TIME` (RFC 3339 or 2006-01-02 15:04, UTC); default the hour after the history's last")
+	at := fs.String("at", "", "the first hour to forecast, `TIME` (as the CSV's timestamps: RFC 3339, or 2006-01-02 15:04 in UTC); default the hour after the history's last")
 	out := fs.String("out", "", "write the forecast to `FILE` (CSV) instead of standard output")
 	plot := fs.String("plot", "", "also draw the history's last days and the forecast in `FILE` (.png or .svg)")
 	runDir, err := parseRunDir(fs, args, "RUN_DIR")
@@ -45,7 +45,7 @@ prepared as in training, from the checkpoint's preprocessing.json.`, stdout)
 	}
 	var from time.Time
 	if *at != "" {
-		if from, err = parseHour(*at); err != nil {
+		if from, err = solar.ParseTime(*at); err != nil {
 			return usageError{fmt.Sprintf("forecast: --at: %v", err)}
 		}
 	}
@@ -91,16 +91,6 @@ func writeForecast(w io.Writer, q *solar.Query, kw []float64) error {
 
 // kwString formats a power for CSV: enough digits to reproduce a float32 forecast.
 func kwString(kw float64) string { return strconv.FormatFloat(kw, 'g', 9, 64) }
-
-// parseHour parses a time of the forms a PV CSV's timestamps take (no zone: UTC).
-func parseHour(s string) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02 15:04:05", "2006-01-02T15:04:05"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC(), nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("cannot parse %q as a time (want e.g. 2024-06-01T06:00:00Z or 2024-06-01 06:00)", s)
-}
 
 // forecaster is a trained LSTM forecaster loaded from a checkpoint, on the CPU.
 type forecaster struct {

@@ -204,7 +204,7 @@ func TestForecastReproducedInPython(t *testing.T) {
 			require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 			at := sameForecast(t, r.stdout, pyForecast(t, python, dir, "m.safetensors", tt.history, "--at", tt.at), 24)
 			rows := forecastRows(t, r.stdout)
-			want, err := parseHour(tt.at)
+			want, err := solar.ParseTime(tt.at)
 			require.NoError(t, err)
 			assert.Equal(t, want.Format(time.RFC3339), rows[0][0], "--at is the first hour")
 			t.Logf("%s: largest difference between spottrain and forecast.py: %.3g kW", tt.name, max(worst, at))

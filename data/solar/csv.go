@@ -174,7 +174,7 @@ func ReadCSV(path string, opt CSVOptions) (*Series, error) {
 			return nil, b.errf(line, "%d fields, want %d as in the header", len(rec), len(header))
 		}
 		rw := row{line: line}
-		if rw.t, err = parseCSVTime(rec[timeIdx]); err != nil {
+		if rw.t, err = ParseTime(rec[timeIdx]); err != nil {
 			return nil, b.errf(line, "column %s: %v", header[timeIdx], err)
 		}
 		if rw.power, err = b.parseNumber(line, header[powerIdx], rec[powerIdx]); err != nil {
@@ -210,7 +210,9 @@ func (b *builder) csvErr(err error) error {
 	return fmt.Errorf("read PV CSV %s: %w", b.file, err)
 }
 
-func parseCSVTime(s string) (time.Time, error) {
+// ParseTime parses a timestamp in one of the formats ReadCSV accepts (no zone: UTC) and returns
+// it in UTC.
+func ParseTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	for _, layout := range csvTimeLayouts {
 		if t, err := time.Parse(layout, s); err == nil {
