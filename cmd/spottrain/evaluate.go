@@ -108,7 +108,7 @@ func printSkillByHorizon(stdout io.Writer, sc *solar.Scores) {
 	}
 	fmt.Fprintln(tw, "mean\t")
 	for _, base := range forecastBaselines {
-		fb := 1 + baselineIndex(base.name)
+		fb := 1 + base.index
 		fmt.Fprintf(tw, "%s\t", base.title)
 		var sum float64
 		for j := range sc.Horizon {
@@ -119,16 +119,6 @@ func printSkillByHorizon(stdout io.Writer, sc *solar.Scores) {
 		fmt.Fprintf(tw, "%+.3f\t\n", sum/float64(sc.Horizon))
 	}
 	tw.Flush()
-}
-
-// baselineIndex returns the index of the baseline called name in solar.BaselineNames.
-func baselineIndex(name string) int {
-	for i, n := range solar.BaselineNames {
-		if n == name {
-			return i
-		}
-	}
-	panic("no baseline " + name)
 }
 
 // pickDays returns, from the windows that start at midnight UTC (a day each), the clearest, the

@@ -15,6 +15,7 @@ import (
 
 	"spottrain/codes"
 	"spottrain/configs"
+	"spottrain/data/solar"
 	"spottrain/distributed"
 	"spottrain/preemption"
 	"spottrain/torch"
@@ -228,18 +229,22 @@ func printForecastScores(stdout io.Writer, t map[string]float64, what string) {
 	fmt.Fprintln(tw, "forecast\tMAE kW\tRMSE kW\tLSTM skill\t")
 	fmt.Fprintf(tw, "LSTM\t%s\t%s\t\t\n", score(t, "mae_kw", 1, "%.4f"), score(t, "rmse_kw", 1, "%.4f"))
 	for _, b := range forecastBaselines {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", b.title, score(t, b.name+"_mae_kw", 1, "%.4f"),
-			score(t, b.name+"_rmse_kw", 1, "%.4f"), score(t, "skill_"+b.name, 1, "%+.3f"))
+		name := solar.BaselineNames[b.index]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", b.title, score(t, name+"_mae_kw", 1, "%.4f"),
+			score(t, name+"_rmse_kw", 1, "%.4f"), score(t, "skill_"+name, 1, "%+.3f"))
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "skill = 1 - RMSE/RMSE_baseline: above 0 the LSTM beats that baseline; nRMSE %s, nMAE %s of capacity\n",
 		score(t, "nrmse", 100, "%.2f%%"), score(t, "nmae", 100, "%.2f%%"))
 }
 
-// forecastBaselines are the baselines of solar.BaselineNames, strongest first, with their titles.
-var forecastBaselines = []struct{ name, title string }{
-	{"cliper", "CLIPER"}, {"smart_persistence", "smart persistence"},
-	{"climatology", "climatology"}, {"persistence", "persistence (24 h)"},
+// forecastBaselines are the baselines of package solar, strongest first, with their titles.
+var forecastBaselines = []struct {
+	index int // solar.Baseline*
+	title string
+}{
+	{solar.BaselineCLIPER, "CLIPER"}, {solar.BaselineSmartPersistence, "smart persistence"},
+	{solar.BaselineClimatology, "climatology"}, {solar.BaselinePersistence, "persistence (24 h)"},
 }
 
 // score formats the metric name of t, times scale, with format; "-" when t lacks it (a score
