@@ -57,7 +57,7 @@ func (p *Preprocessing) checkNight(h *derived) error {
 	var night, lit int
 	var first time.Time
 	for i, t := range h.s.Time {
-		if p.Plant.Elevation(t) > -2 {
+		if h.elevation[i] > -2 {
 			continue
 		}
 		night++

@@ -116,10 +116,11 @@ func ParsePreprocessing(doc []byte) (*Preprocessing, error) {
 
 // derived holds what the preprocessing derives from each hour of a series.
 type derived struct {
-	s        *Series
-	cs       []float64 // clear-sky power, kW
-	daylight []bool    // sun zenith below DaylightZenithDeg (PVGIS' H_sun where the series has it)
-	k        []float64 // clear-sky index in [0, MaxClearSkyIndex]; 0 outside daylight
+	s         *Series
+	cs        []float64 // clear-sky power, kW
+	elevation []float64 // the sun's elevation by the plant's geometry, degrees
+	daylight  []bool    // sun zenith below DaylightZenithDeg (PVGIS' H_sun where the series has it)
+	k         []float64 // clear-sky index in [0, MaxClearSkyIndex]; 0 outside daylight
 	// past and future are each hour's normalised input row, [T][features], as a window's
 	// lookback hour and (with FutureInputs) as its target hour: the same in every window that
 	// holds the hour. Set by inputRows.
@@ -132,11 +133,12 @@ func (h *derived) scored(i int) bool { return h.daylight[i] && !h.s.IsEstimated(
 // derive computes the clear-sky power, daylight and clear-sky index of every hour of s.
 func (p *Preprocessing) derive(s *Series) *derived {
 	n := s.Len()
-	h := &derived{s: s, cs: make([]float64, n), daylight: make([]bool, n), k: make([]float64, n)}
+	h := &derived{s: s, cs: make([]float64, n), elevation: make([]float64, n), daylight: make([]bool, n), k: make([]float64, n)}
 	minElevation := 90 - p.DaylightZenithDeg
 	for i, t := range s.Time {
 		h.cs[i] = p.Plant.ClearSkyKW(t)
-		elevation := p.Plant.Elevation(t)
+		h.elevation[i] = p.Plant.Elevation(t)
+		elevation := h.elevation[i]
 		if s.SunHeight != nil {
 			elevation = s.SunHeight[i]
 		}
