@@ -242,8 +242,11 @@ func TestLSTMForecastLosses(t *testing.T) {
 	loss := map[string]func(d float64) float64{
 		"mse": func(d float64) float64 { return d * d },
 		"mae": math.Abs,
-		"huber": func(d float64) float64 {
-			return map[bool]float64{true: 0.5 * d * d, false: 0.1 * (math.Abs(d) - 0.05)}[math.Abs(d) < 0.1]
+		"huber": func(d float64) float64 { // delta 0.1
+			if math.Abs(d) < 0.1 {
+				return 0.5 * d * d
+			}
+			return 0.1 * (math.Abs(d) - 0.05)
 		},
 	}
 	for name, ell := range loss {

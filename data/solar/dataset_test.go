@@ -136,18 +136,30 @@ func TestMakeDatasetTargetsAndBaselines(t *testing.T) {
 					if w.Actual[at] != p {
 						t.Fatalf("window %d hour %d: actual %v, want %v", i, j, w.Actual[at], p)
 					}
-					if got := w.Baselines[solar.BaselinePersistence][at]; got != map[bool]float64{true: 0, false: s.Power[hour-24]}[cs == 0] {
-						t.Fatalf("persistence %v at hour %d, want the power a day earlier %v (0 at night)", got, hour, s.Power[hour-24])
+					wantPersistence := s.Power[hour-24]
+					if cs == 0 {
+						wantPersistence = 0 // night
+					}
+					if got := w.Baselines[solar.BaselinePersistence][at]; got != wantPersistence {
+						t.Fatalf("persistence %v at hour %d, want %v (the power a day earlier, 0 at night)", got, hour, wantPersistence)
 					}
 					for _, b := range []int{solar.BaselineSmartPersistence, solar.BaselineClimatology, solar.BaselineCLIPER} {
 						if got := w.Baselines[b][at]; !near(got, p, 1e-9) {
 							t.Fatalf("%s forecasts %v kW at hour %d, want the exact %v", solar.BaselineNames[b], got, hour, p)
 						}
 					}
-					scale, offset := map[string][2]float64{
-						solar.TargetPower: {1, 0}, solar.TargetClearSkyIndex: {cs / 5, 0}, solar.TargetCLIPERResidual: {cs / 5, 0.6 * cs / 5},
-					}[target][0], map[string][2]float64{solar.TargetCLIPERResidual: {0.6 * cs / 5}}[target][0]
-					want := [3]float64{scale, offset, p / 5}
+					// Y: scale a, offset b, truth c (shares of capacity) with a·output + b the
+					// forecast; the output that reproduces the truth is o.
+					var want [3]float64
+					var o float64
+					switch target {
+					case solar.TargetPower:
+						want, o = [3]float64{1, 0, p / 5}, p/5
+					case solar.TargetClearSkyIndex:
+						want, o = [3]float64{cs / 5, 0, p / 5}, 0.6
+					case solar.TargetCLIPERResidual:
+						want, o = [3]float64{cs / 5, 0.6 * cs / 5, p / 5}, 0
+					}
 					if s.Estimated[hour] {
 						want = [3]float64{}
 					}
@@ -156,13 +168,11 @@ func TestMakeDatasetTargetsAndBaselines(t *testing.T) {
 							t.Fatalf("%s: window %d hour %d: Y[%d] = %v, want %v", target, i, j, c, y[c*24+j], want[c])
 						}
 					}
-					if scored := cs > 0 && !s.Estimated[hour] && w.Scored[at]; w.Scored[at] && !scored {
+					if w.Scored[at] && (cs == 0 || s.Estimated[hour]) {
 						t.Fatalf("hour %d scored although night or estimated", hour)
 					}
-					// The output that reproduces the truth gives it back in kW; at night exactly 0.
-					o := map[string]float64{solar.TargetPower: p / 5, solar.TargetClearSkyIndex: 0.6, solar.TargetCLIPERResidual: 0}[target]
 					if got := w.ForecastKW(i, j, float32(o)); !near(got, p, 1e-5) || (cs == 0 && got != 0) {
-						t.Fatalf("%s: output %v at hour %d is %v kW, want %v", target, o, hour, got, p)
+						t.Fatalf("%s: output %v at hour %d is %v kW, want %v (exactly 0 at night)", target, o, hour, got, p)
 					}
 				}
 			}
